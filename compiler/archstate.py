@@ -1,0 +1,183 @@
+"""The architecture state: masks and architecture parameters per cell type, edge and op.
+
+All instances of a cell type share one entry. Strategies change the architecture only through
+this object; every change bumps `version`, and the supernet regenerates its forward code when it
+sees a new version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Iterable
+
+import attrs
+import torch
+from torch import nn
+
+from nasc.dsl import Genotype, NascUsageError, SpaceIR
+from nasc.dsl.ir import Cell
+
+MIXING_MODES = {
+    "sum": "live candidates summed with weight 1 (the supernet restricted by its mask)",
+    "mean": "live candidates summed and scaled by 1/|candidate set| (the IS-DARTS reference)",
+    "live_mean": "live candidates summed and scaled by 1/|live candidates|",
+    "softmax": "live candidates weighted by a softmax of their architecture parameters (DARTS)",
+}
+
+
+@attrs.frozen(kw_only=True)
+class CellChoices:
+    """The choice edges of one cell type as rows of a padded (edge x op) table.
+
+    Attributes:
+        edges: choice edge keys, one row each.
+        candidates: each row's candidate ops; columns beyond a row's length are padding.
+        subsets: per comparison subset, its k and its members as (row, column) pairs.
+        labels: per subset, its label (`x->n1`, `n2`, `{a->b, c->d}`).
+    """
+
+    cell: str
+    edges: tuple[str, ...]
+    candidates: tuple[tuple[str, ...], ...]
+    subsets: tuple[tuple[int, tuple[tuple[int, int], ...]], ...]
+    labels: tuple[str, ...]
+
+    @classmethod
+    def of(cls, cell: Cell) -> CellChoices:
+        edges = tuple(edge.key for edge in cell.choices)
+        candidates = tuple(edge.candidates for edge in cell.choices)
+        row = {key: index for index, key in enumerate(edges)}
+        subsets = tuple(
+            (
+                subset.k,
+                tuple((row[key], candidates[row[key]].index(op)) for key, op in subset.members),
+            )
+            for subset in cell.subsets
+        )
+        return cls(
+            cell=cell.name,
+            edges=edges,
+            candidates=candidates,
+            subsets=subsets,
+            labels=tuple(subset.label for subset in cell.subsets),
+        )
+
+    @property
+    def width(self) -> int:
+        return max(len(ops) for ops in self.candidates)
+
+    def position(self, edge: str, op: str) -> tuple[int, int]:
+        row = self.edges.index(edge)
+        return row, self.candidates[row].index(op)
+
+
+class ArchState(nn.Module):
+    """Masks (buffers) and architecture parameters (`alphas`) of every searched cell type.
+
+    Args:
+        space: the search space; cell types without choices get no entry.
+        seed_alphas: DARTS initialises alphas as 1e-3 * N(0, 1); a generator makes it repeatable.
+    """
+
+    def __init__(self, space: SpaceIR, generator: torch.Generator | None = None):
+        super().__init__()
+        self.choices: dict[str, CellChoices] = {
+            cell.name: CellChoices.of(cell) for cell in space.used_cells() if cell.choices
+        }
+        self.alphas = nn.ParameterDict()
+        for name, table in self.choices.items():
+            valid = torch.zeros(len(table.edges), table.width, dtype=torch.bool)
+            for row, ops in enumerate(table.candidates):
+                valid[row, : len(ops)] = True
+            self.register_buffer(f"valid__{name}", valid, persistent=False)
+            self.register_buffer(f"mask__{name}", valid.clone())
+            self.alphas[name] = nn.Parameter(
+                1e-3 * torch.randn(len(table.edges), table.width, generator=generator)
+            )
+        self.mixing = "sum"
+        self.version = 0
+
+    # --- reading -------------------------------------------------------------------------------
+
+    def mask(self, cell: str) -> torch.Tensor:
+        """The (edge x op) boolean mask of a cell type; padding columns are False."""
+        return getattr(self, f"mask__{cell}")
+
+    def valid(self, cell: str) -> torch.Tensor:
+        return getattr(self, f"valid__{cell}")
+
+    def live(self, cell: str, edge: str) -> tuple[str, ...]:
+        """The live candidates of a choice edge, in candidate order."""
+        table = self.choices[cell]
+        row = table.edges.index(edge)
+        flags = self.mask(cell)[row].tolist()
+        return tuple(op for op, alive in zip(table.candidates[row], flags) if alive)
+
+    def live_count(self) -> int:
+        """Live candidates over all cell types."""
+        return int(sum(self.mask(cell).sum().item() for cell in self.choices))
+
+    def genotype(self) -> Genotype:
+        """The decisions the masks hold: the live candidates of every choice edge."""
+        return Genotype(
+            {cell: {edge: self.live(cell, edge) for edge in table.edges} for cell, table in self.choices.items()}
+        )
+
+    def mixing_weights(self, cell: str) -> torch.Tensor:
+        """Softmax of the alphas over each edge's live candidates; dead entries weigh 0."""
+        alphas = self.alphas[cell]
+        masked = alphas.masked_fill(~self.mask(cell), float("-inf"))
+        return torch.softmax(masked, dim=-1).nan_to_num(0.0)
+
+    def fingerprint(self) -> str:
+        """A hash of the masks, to compare architectures across processes."""
+        digest = hashlib.sha256()
+        for cell in sorted(self.choices):
+            digest.update(cell.encode())
+            digest.update(bytes(self.mask(cell).cpu().to(torch.uint8).flatten().tolist()))
+        return digest.hexdigest()[:16]
+
+    # --- changing ------------------------------------------------------------------------------
+
+    def set_mixing(self, mode: str) -> None:
+        """Choose how live candidates mix; see `MIXING_MODES`."""
+        if mode not in MIXING_MODES:
+            raise NascUsageError(
+                f"unknown mixing mode `{mode}`", hint=f"known modes: {', '.join(MIXING_MODES)}"
+            )
+        if mode != self.mixing:
+            self.mixing = mode
+            self.version += 1
+
+    def discard(self, cell: str, members: Iterable[tuple[str, str]]) -> None:
+        """Mask out candidates, given as (edge key, op) pairs. Masks only ever lose candidates."""
+        mask = self.mask(cell)
+        table = self.choices[cell]
+        with torch.no_grad():
+            for edge, op in members:
+                row, column = table.position(edge, op)
+                mask[row, column] = False
+        self.version += 1
+
+    def restrict(self, genotype: Genotype) -> None:
+        """Keep exactly the genotype's candidates live (e.g. to run the derived subnet)."""
+        with torch.no_grad():
+            for cell, table in self.choices.items():
+                mask = self.mask(cell)
+                mask.zero_()
+                for edge, ops in genotype.cells.get(cell, {}).items():
+                    for op in ops:
+                        row, column = table.position(edge, op)
+                        mask[row, column] = True
+        self.version += 1
+
+    def get_extra_state(self):
+        return {"mixing": self.mixing}
+
+    def set_extra_state(self, state):
+        self.mixing = state.get("mixing", "sum")
+        self.version += 1
+
+    def _load_from_state_dict(self, *args, **kwargs):
+        super()._load_from_state_dict(*args, **kwargs)
+        self.version += 1  # masks may have changed under the generated code

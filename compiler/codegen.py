@@ -1,0 +1,194 @@
+"""Generated forward code: one readable Python function per cell type, made from the live ops.
+
+Masked-out candidates and `none` never appear in the code, so they cost nothing; nodes whose
+value nothing needs are not computed. The code is registered in `linecache`, so tracebacks show
+the generated lines (as torch.fx's GraphModule does).
+"""
+
+from __future__ import annotations
+
+import itertools
+import linecache
+
+import torch
+
+from nasc.dsl.ir import Cell
+
+from .archstate import ArchState
+from .ops import OPS
+
+_counter = itertools.count()
+
+
+def zeros(like: torch.Tensor, channels: int, stride: int) -> torch.Tensor:
+    """A zero feature map for a node whose every edge is `none` or masked out."""
+    height = (like.shape[2] + stride - 1) // stride
+    width = (like.shape[3] + stride - 1) // stride
+    return like.new_zeros((like.shape[0], channels, height, width))
+
+
+def drop_path(x: torch.Tensor, probability: float, training: bool) -> torch.Tensor:
+    """Zero whole samples with the given probability, rescaling the rest (DARTS' drop path)."""
+    if not training or probability <= 0.0:
+        return x
+    keep = 1.0 - probability
+    mask = torch.empty((x.shape[0], 1, 1, 1), dtype=x.dtype, device=x.device).bernoulli_(keep)
+    return x / keep * mask
+
+
+GLOBALS = {"torch": torch, "_zeros": zeros, "_drop_path": drop_path}
+
+
+def compile_source(source: str, name: str, tag: str):
+    """Execute generated source and return the function `name`, keeping the text for tracebacks."""
+    filename = f"<nasc-generated {tag} #{next(_counter)}>"
+    linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
+    namespace = dict(GLOBALS)
+    exec(compile(source, filename, "exec"), namespace)  # noqa: S102 - our own generated code
+    return namespace[name]
+
+
+def _identifier(name: str) -> str:
+    return name if name.isidentifier() else "v_" + "".join(c if c.isalnum() else "_" for c in name)
+
+
+def cell_source(cell: Cell, arch: ArchState, drop: bool = False) -> tuple[str, str]:
+    """The forward function of a cell type under the current masks and mixing mode.
+
+    The function is `def NAME(self, *inputs, w)`: `self` is a `CellModule`, `w` the cell type's
+    mixing weights (softmax mode) or None.
+
+    Returns:
+        (function name, source).
+    """
+    table = arch.choices.get(cell.name)
+    mode = arch.mixing
+    var = {name: _identifier(name) for name in (*cell.input_names, *cell.node_names)}
+    inputs = set(cell.input_names)
+
+    def live_terms(edge) -> list[str]:
+        """Expressions of the edge's live, nonzero ops, already weighted."""
+        ops = [op for op in edge.ops if not OPS[op].zero]
+        terms = [_op_call(edge.key, op, var[edge.source], drop) for op in ops]
+        if not edge.is_choice:
+            return terms
+        live = arch.live(cell.name, edge.key)
+        row = table.edges.index(edge.key)
+        mixed = []
+        for op in live:
+            if OPS[op].zero:
+                continue
+            call = _op_call(edge.key, op, var[edge.source], drop)
+            if mode == "softmax":
+                call = f"w[{row}, {table.candidates[row].index(op)}] * {call}"
+            mixed.append(call)
+        if mixed and mode in ("mean", "live_mean"):
+            count = len(edge.candidates) if mode == "mean" else len(live)
+            scale = repr(1.0 / count)
+            mixed = [f"({' + '.join(mixed)}) * {scale}" if len(mixed) > 1 else f"{mixed[0]} * {scale}"]
+        return terms + mixed
+
+    # Which nodes does the output need? Walk back from the output through edges with live ops.
+    terms = {edge.key: live_terms(edge) for edge in cell.edges}
+    needed = set(cell.output)
+    for node in reversed(cell.node_names):
+        if node in needed:
+            needed.update(e.source for e in cell.edges_into(node) if terms[e.key])
+
+    stride = 2 if cell.reduction else 1
+    reference = var[cell.inputs[-1].name]
+    lines = []
+    for item in cell.inputs:
+        if item.name in needed and item.adapter:
+            lines.append(f"    {var[item.name]} = self.adapters[{item.name!r}]({var[item.name]})")
+    zero_nodes: set[str] = set()
+    for node in cell.nodes:
+        if node.name not in needed:
+            continue
+        # A source that is known to be zero is materialised before an op reads it.
+        for edge in cell.edges_into(node.name):
+            if terms[edge.key] and edge.source in zero_nodes:
+                lines.append(
+                    f"    {var[edge.source]} = _zeros({reference}, "
+                    f"self.node_channels[{edge.source!r}], {stride})"
+                )
+                zero_nodes.discard(edge.source)
+        parts = [terms[e.key] for e in cell.edges_into(node.name)]
+        target = var[node.name]
+        if node.combine == "sum":
+            flat = [term for part in parts for term in part]
+            value = " + ".join(flat) if flat else None
+        elif node.combine == "product":
+            value = None if any(not part for part in parts) else " * ".join(
+                f"({' + '.join(part)})" if len(part) > 1 else part[0] for part in parts
+            )
+        else:
+            pieces = [
+                " + ".join(part) if part else f"_zeros({reference}, self.width, {stride})"
+                for part in parts
+            ]
+            value = f"torch.cat([{', '.join(pieces)}], dim=1)"
+        if value is None:
+            zero_nodes.add(node.name)
+            lines.append(f"    # {node.name}: every edge is none or masked out")
+        else:
+            lines.append(f"    {target} = {value}")
+
+    def output(name: str) -> str:
+        if name in zero_nodes:
+            return f"_zeros({reference}, self.node_channels[{name!r}], {stride})"
+        return var[name]
+
+    if cell.concat:
+        lines.append(f"    return torch.cat([{', '.join(output(n) for n in cell.output)}], dim=1)")
+    else:
+        lines.append(f"    return {output(cell.output[0])}")
+    name = f"cell_{_identifier(cell.name)}"
+    args = ", ".join(var[n] for n in cell.input_names)
+    header = [
+        f"def {name}(self, {args}, w=None):",
+        f'    """Cell `{cell.name}`, mixing: {mode if table else "fixed"}."""',
+        "    e = self.edges",
+    ]
+    return name, "\n".join(header + lines) + "\n"
+
+
+def _op_call(edge: str, op: str, source: str, drop: bool) -> str:
+    call = f"e[{edge!r}][{op!r}]({source})"
+    if drop and not OPS[op].identity:
+        call = f"_drop_path({call}, self.drop_prob, self.training)"
+    return call
+
+
+def network_source(supernet) -> str:
+    """The network's forward: stages in order, each reading the outputs the plan wires to it."""
+    arch: ArchState = supernet.arch
+    lines = ["def forward(self, image):"]
+    if arch.mixing == "softmax":
+        for cell in arch.choices:
+            lines.append(f"    w_{_identifier(cell)} = self.arch.mixing_weights({cell!r})")
+    names = {-1: "image"}
+    aux = None
+    for stage in supernet.plan.stages:
+        module = f"self.stages[{stage.index}]"
+        args = ", ".join(names[i] for i in stage.inputs)
+        if stage.kind == "cell":
+            weights = (
+                f"w_{_identifier(stage.name)}"
+                if arch.mixing == "softmax" and stage.name in arch.choices
+                else "None"
+            )
+            lines.append(f"    s{stage.index} = {module}({args}, {weights})  # {stage.name}")
+        elif stage.kind == "aux":
+            if not supernet.options.auxiliary:
+                continue
+            aux = f"s{stage.index}"
+            lines.append(f"    {aux} = {module}({args}) if self.training else None  # aux {stage.name}")
+        elif stage.kind == "head":
+            lines.append(f"    logits = {module}({args})  # head {stage.name}")
+        else:
+            lines.append(f"    s{stage.index} = {module}({args})  # {stage.kind} {stage.name}")
+        names[stage.index] = f"s{stage.index}"
+    lines.append(f"    return logits, {aux}" if supernet.options.auxiliary else "    return logits")
+    return "\n".join(lines) + "\n"
+

@@ -1,0 +1,86 @@
+"""Export of a genotype: a standalone network (no masks, no dead modules), a fixed `.nas` file,
+NB201 and DARTS strings, and TorchScript."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping
+
+import torch
+
+from nasc.dsl import Genotype, NascUsageError, SpaceIR, apply_genotype, format_space
+from nasc.dsl.genotype import darts_genotype, format_darts, nb201_string
+
+from .supernet import CompileOptions, Supernet, compile_space
+
+
+def export_network(
+    space: SpaceIR,
+    genotype: Genotype,
+    overrides: Mapping[str, int] | None = None,
+    options: CompileOptions | None = None,
+    supernet: Supernet | None = None,
+) -> Supernet:
+    """The standalone network a genotype selects.
+
+    Args:
+        options: evaluation conventions by default; pass the supernet's options to carry weights.
+        supernet: when given, the standalone network starts from its weights. Module paths are
+            the same in both (stage, edge, op), so the weights of the kept ops carry over 1:1.
+
+    Raises:
+        NascUsageError: the supernet was built with other options, so its modules differ.
+    """
+    if supernet is not None and options is None:
+        options = supernet.options
+    network = compile_space(apply_genotype(space, genotype), overrides, options or CompileOptions(search=False))
+    if supernet is not None:
+        source = supernet.state_dict()
+        target = network.state_dict()
+        mismatched = [
+            key for key, value in target.items()
+            if key not in source or source[key].shape != value.shape
+        ]
+        if mismatched:
+            raise NascUsageError(
+                f"cannot carry weights: {len(mismatched)} tensors differ, e.g. `{mismatched[0]}`",
+                hint="build the standalone network with the supernet's options and parameters",
+            )
+        network.load_state_dict({key: source[key] for key in target})
+    return network
+
+
+def fixed_source(space: SpaceIR, genotype: Genotype, header: str | None = None) -> str:
+    """The `.nas` text of the architecture: the space with every choice decided."""
+    return format_space(apply_genotype(space, genotype), header=header)
+
+
+def genotype_strings(space: SpaceIR, genotype: Genotype) -> dict[str, str]:
+    """The NB201 string and the DARTS genotype, for the shapes the space has."""
+    strings = {}
+    try:
+        strings["nb201"] = nb201_string(space, genotype)
+    except NascUsageError:
+        pass
+    try:
+        strings["darts"] = format_darts(darts_genotype(space, genotype))
+    except NascUsageError:
+        pass
+    return strings
+
+
+def export_torchscript(network: Supernet, path: str | Path) -> Path:
+    """Trace the network in eval mode at its input size and save it as TorchScript."""
+    plan = network.plan
+    was_training = network.training
+    network.eval()
+    device = next(network.parameters()).device
+    example = torch.zeros(2, plan.channels, plan.size, plan.size, device=device)
+    try:
+        with torch.no_grad():
+            traced = torch.jit.trace(network, example, check_trace=False)
+        path = Path(path)
+        traced.save(str(path))
+    finally:
+        network.train(was_training)
+    return path

@@ -1,0 +1,233 @@
+"""Lowering a `SpaceIR` into an `nn.Module`: the masked supernet, or, for a space with no choices
+left, the standalone network.
+
+    net = compile_space(load_space("nb201", catalog=catalog()))
+    print(net.code)            # the generated forward of the network and of every cell type
+    net.arch.discard("nb201_cell", [("x->n1", "none")])   # the next forward runs without it
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import attrs
+import torch
+from torch import nn
+
+from nasc.dsl import SpaceIR
+from nasc.dsl.ir import Cell
+from nasc.dsl.macro import Plan, Stage, instantiate
+
+from . import codegen
+from .archstate import ArchState
+from .ops import OPS, catalog, get_op
+
+
+@attrs.frozen(kw_only=True)
+class CompileOptions:
+    """How to build the network.
+
+    Attributes:
+        search: supernet conventions: BatchNorms inside cells are not affine, and `pool_bn`
+            cells follow pooling with a BN. False builds the evaluation network (affine BNs).
+        track_running_stats: cell BNs keep running statistics; False makes them use batch
+            statistics in eval mode too (the IS-DARTS reference searches so).
+        auxiliary: build the `aux` head; forward then returns (logits, aux logits or None).
+        drop_path: compile drop-path calls after every non-identity op (set `drop_prob` on the
+            cells to use them), as DARTS trains evaluation networks.
+    """
+
+    search: bool = True
+    track_running_stats: bool = True
+    auxiliary: bool = False
+    drop_path: bool = False
+
+
+class CellModule(nn.Module):
+    """One placed cell: adapters for its inputs and an op per (edge, candidate).
+
+    Its forward is the code generated for its cell type (shared by every instance).
+    """
+
+    def __init__(self, cell: Cell, stage: Stage, options: CompileOptions):
+        super().__init__()
+        self.cell_type = cell.name
+        self.width = stage.width
+        self.node_channels = dict(stage.node_channels)
+        self.drop_prob = 0.0
+        self.program = None
+        affine = not options.search
+        track = options.track_running_stats
+        self.adapters = nn.ModuleDict()
+        for item, channels, stride in zip(cell.inputs, stage.in_channels, stage.input_strides):
+            if item.adapter:
+                self.adapters[item.name] = get_op(item.adapter).build(
+                    channels, stage.width, stride, affine, track_running_stats=track
+                )
+        inputs = set(cell.input_names)
+        self.edges = nn.ModuleDict()
+        for edge in cell.edges:
+            stride = 2 if cell.reduction and edge.source in inputs else 1
+            ops = nn.ModuleDict()
+            for op in (*edge.ops, *edge.candidates):
+                module = get_op(op).build(
+                    self.node_channels[edge.source], stage.width, stride, affine,
+                    track_running_stats=track,
+                )
+                if options.search and "pool_bn" in cell.flags and OPS[op].pooling:
+                    module = nn.Sequential(
+                        module,
+                        nn.BatchNorm2d(stage.width, affine=False, track_running_stats=track),
+                    )
+                ops[op] = module
+            self.edges[edge.key] = ops
+
+    def forward(self, *inputs):
+        *features, weights = inputs
+        return self.program(self, *features, w=weights)
+
+    def extra_repr(self) -> str:
+        return f"cell_type={self.cell_type}, width={self.width}"
+
+
+class Supernet(nn.Module):
+    """A compiled space: stages in order, the architecture state, and generated forward code.
+
+    Attributes:
+        space: the space it was compiled from.
+        plan: the resolved macro (channels and resolutions of every stage).
+        arch: the masks and architecture parameters of its cell types.
+    """
+
+    def __init__(self, space: SpaceIR, plan: Plan, options: CompileOptions,
+                 generator: torch.Generator | None = None):
+        super().__init__()
+        self.space = space
+        self.plan = plan
+        self.options = options
+        self.arch = ArchState(space, generator)
+        self.stages = nn.ModuleList()
+        for stage in plan.stages:
+            if stage.kind == "cell":
+                module = CellModule(space.cell(stage.name), stage, options)
+            elif stage.kind == "aux" and not options.auxiliary:
+                module = nn.Identity()  # keeps stage indices aligned; never called
+            else:
+                # Stems, blocks and heads sit outside the cells: their BNs are always affine.
+                module = get_op(stage.name).build(
+                    stage.in_channels[0], stage.width, stage.stride, True
+                )
+            self.stages.append(module)
+        self._compiled_version = -1
+        self._forward = None
+        self._sources: dict[str, str] = {}
+        self.recompile()
+
+    def recompile(self) -> None:
+        """Regenerate the forward code from the current masks and mixing mode."""
+        sources = {}
+        programs = {}
+        for cell in self.space.used_cells():
+            name, source = codegen.cell_source(cell, self.arch, self.options.drop_path)
+            programs[cell.name] = codegen.compile_source(source, name, cell.name)
+            sources[cell.name] = source
+        for module in self.stages:
+            if isinstance(module, CellModule):
+                module.program = programs[module.cell_type]
+        source = codegen.network_source(self)
+        self._forward = codegen.compile_source(source, "forward", self.space.name)
+        sources["<network>"] = source
+        self._sources = sources
+        self._compiled_version = self.arch.version
+
+    @property
+    def code(self) -> str:
+        """The generated Python of the network and of every cell type."""
+        self._sync()
+        return "\n".join(self._sources.values())
+
+    def _sync(self) -> None:
+        if self._compiled_version != self.arch.version:
+            self.recompile()
+
+    def forward(self, image: torch.Tensor):
+        self._sync()
+        return self._forward(self, image)
+
+    def weights(self) -> list[nn.Parameter]:
+        """The network weights, without the architecture parameters."""
+        arch = {id(p) for p in self.arch.parameters()}
+        return [p for p in self.parameters() if id(p) not in arch]
+
+    def num_parameters(self) -> int:
+        """Weights of the network (architecture parameters and the unused aux head excluded)."""
+        return sum(p.numel() for p in self.weights())
+
+    def cells(self) -> list[CellModule]:
+        return [module for module in self.stages if isinstance(module, CellModule)]
+
+    def set_drop_prob(self, probability: float) -> None:
+        """The drop-path probability of every cell (needs `CompileOptions(drop_path=True)`)."""
+        for cell in self.cells():
+            cell.drop_prob = float(probability)
+
+    def __getstate__(self):
+        # Generated functions cannot be pickled; they are rebuilt from the masks after loading.
+        state = self.__dict__.copy()
+        state["_forward"] = None
+        state["_compiled_version"] = -1
+        return state
+
+
+def compile_space(
+    space: SpaceIR,
+    overrides: Mapping[str, int] | None = None,
+    options: CompileOptions | None = None,
+    *,
+    seed: int | None = None,
+) -> Supernet:
+    """Compile a linted space into a network.
+
+    Args:
+        overrides: `-D` parameter values.
+        options: search or evaluation conventions; see `CompileOptions`.
+        seed: seeds the architecture parameters' initialisation (weights follow torch's RNG).
+    """
+    plan = instantiate(space, overrides, catalog())
+    generator = None
+    if seed is not None:
+        generator = torch.Generator().manual_seed(seed)
+    return Supernet(space, plan, options or CompileOptions(), generator)
+
+
+def count_flops(net: nn.Module, channels: int, size: int) -> int:
+    """Multiply-accumulates of convolutions and linear layers for one image (as NAS papers
+    report FLOPs), measured by running the network once in eval mode."""
+    total = 0
+
+    def conv_hook(module, inputs, output):
+        nonlocal total
+        kernel = module.kernel_size[0] * module.kernel_size[1]
+        total += output.numel() * (module.in_channels // module.groups) * kernel
+
+    def linear_hook(module, inputs, output):
+        nonlocal total
+        total += output.numel() * module.in_features
+
+    handles = []
+    for module in net.modules():
+        if isinstance(module, nn.Conv2d):
+            handles.append(module.register_forward_hook(conv_hook))
+        elif isinstance(module, nn.Linear):
+            handles.append(module.register_forward_hook(linear_hook))
+    was_training = net.training
+    net.eval()
+    device = next(net.parameters()).device
+    try:
+        with torch.no_grad():
+            net(torch.zeros(2, channels, size, size, device=device))
+    finally:
+        for handle in handles:
+            handle.remove()
+        net.train(was_training)
+    return total // 2

@@ -1,0 +1,152 @@
+"""The nasc language: parse `.nas` text into a checked `SpaceIR`, and print it back."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Mapping
+
+from .errors import NascError, NascUsageError, NasSemanticError, NasSyntaxError, Span
+from .genotype import Genotype, apply_genotype, parse_arch
+from .ir import OpInfo, SpaceIR
+from .lower import lower
+from .printer import format_space
+from .syntax import parse_module
+
+MAX_SOURCE_BYTES = 1 << 20  # a search space is a page of text; refuse what cannot be one
+MAX_NESTING = 64
+
+
+def _check_size_and_nesting(text: str, file: str) -> None:
+    if len(text) > MAX_SOURCE_BYTES:
+        raise NasSyntaxError(
+            f"the file is {len(text) / 1e6:.1f} MB; a .nas file is at most {MAX_SOURCE_BYTES >> 10} KiB",
+            span=Span(file=file),
+            hint="is this the right file? search spaces are a few dozen lines",
+        )
+    depth, line, column = 0, 1, 0
+    for char in text:
+        column += 1
+        if char == "\n":
+            line, column = line + 1, 0
+        elif char in "({[":
+            depth += 1
+            if depth > MAX_NESTING:
+                raise NasSyntaxError(
+                    f"brackets nest more than {MAX_NESTING} deep",
+                    span=Span(file=file, line=line, column=column),
+                    hint="simplify the expression",
+                )
+        elif char in ")}]":
+            depth = max(0, depth - 1)
+
+
+def parse_space(
+    text: str,
+    file: str = "<string>",
+    *,
+    catalog: Mapping[str, OpInfo] | None = None,
+    overrides: Mapping[str, int] | None = None,
+) -> SpaceIR:
+    """Parse, lower and lint `.nas` text.
+
+    Args:
+        text: the source.
+        file: the name errors report.
+        catalog: the registered ops (`nasc.compiler.catalog()`); None skips op-name checks.
+        overrides: `-D` parameter values checked against the network's parameters.
+
+    Raises:
+        NascError: syntax and semantic errors, each with the source attached for display.
+    """
+    try:
+        _check_size_and_nesting(text, file)
+        space = lower(parse_module(text, file))
+        space.lint(catalog, overrides)
+    except NascError as error:
+        if error.source is None:
+            error.source = text
+        raise
+    return space
+
+
+def builtin_spaces() -> dict[str, Path]:
+    """The reference spaces shipped with nasc, by name (`nb201`, `darts`, ...)."""
+    folder = resources.files("nasc.spaces")
+    return {
+        Path(entry.name).stem: Path(str(entry))
+        for entry in folder.iterdir()
+        if entry.name.endswith(".nas")
+    }
+
+
+def find_space(name_or_path: str | Path) -> Path:
+    """Resolve a `.nas` path, or the name of a built-in space.
+
+    Raises:
+        NascUsageError: the path does not exist, is a folder, or names no built-in space.
+    """
+    path = Path(name_or_path)
+    if path.is_dir():
+        raise NascUsageError(
+            f"{path} is a folder, not a .nas file", hint=f"name a file inside it, e.g. {path}/space.nas"
+        )
+    if path.exists():
+        return path
+    spaces = builtin_spaces()
+    if str(name_or_path) in spaces:
+        return spaces[str(name_or_path)]
+    raise NascUsageError(
+        f"{path}: no such file",
+        hint=f"give the path of a .nas file, or a built-in space: {', '.join(sorted(spaces))}",
+    )
+
+
+def read_source(path: Path) -> str:
+    """Read a `.nas` file, turning OS and encoding failures into `NascUsageError`."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_SOURCE_BYTES:
+            raise NasSyntaxError(
+                f"the file is {size / 1e6:.1f} MB; a .nas file is at most {MAX_SOURCE_BYTES >> 10} KiB",
+                span=Span(file=str(path)),
+                hint="is this the right file? search spaces are a few dozen lines",
+            )
+        return path.read_text(encoding="utf-8")
+    except PermissionError:
+        raise NascUsageError(f"{path}: permission denied", hint="check the file's permissions") from None
+    except UnicodeDecodeError as error:
+        raise NascUsageError(
+            f"{path} is not UTF-8 text (byte {error.start})", hint="a .nas file is plain text"
+        ) from None
+    except OSError as error:
+        raise NascUsageError(f"{path}: {error.strerror or error}") from None
+
+
+def load_space(
+    name_or_path: str | Path,
+    *,
+    catalog: Mapping[str, OpInfo] | None = None,
+    overrides: Mapping[str, int] | None = None,
+) -> SpaceIR:
+    """Read and check a `.nas` file or a built-in space; see `parse_space`."""
+    path = find_space(name_or_path)
+    return parse_space(read_source(path), str(name_or_path), catalog=catalog, overrides=overrides)
+
+
+__all__ = [
+    "Genotype",
+    "NascError",
+    "NascUsageError",
+    "NasSemanticError",
+    "NasSyntaxError",
+    "OpInfo",
+    "SpaceIR",
+    "apply_genotype",
+    "builtin_spaces",
+    "find_space",
+    "format_space",
+    "load_space",
+    "parse_arch",
+    "parse_space",
+]

@@ -1,0 +1,265 @@
+"""The syntax tree of a `.nas` file: frozen attrs classes that mirror the grammar, with spans.
+
+Integer expressions (`2C`, `layers // 3 - 1`) are shared with the IR, which keeps them symbolic so
+the printer can write them back and `-D` overrides can change the parameters they use.
+"""
+
+from __future__ import annotations
+
+from typing import Union
+
+import attrs
+
+from .errors import NasSemanticError, Span
+
+
+def _tuple(value) -> tuple:
+    return tuple(value)
+
+
+def _span_field():
+    # Spans say where a thing was written; they are not part of what it means, so equality
+    # (used by the print/parse round trip) ignores them.
+    return attrs.field(default=None, eq=False, repr=False)
+
+
+# --- integer expressions -------------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class Num:
+    """An integer literal."""
+
+    value: int
+    span: Span | None = _span_field()
+
+
+@attrs.frozen(kw_only=True)
+class Decimal:
+    """A decimal literal; only kept so that lowering can say that parameters must be integers."""
+
+    text: str
+    span: Span | None = _span_field()
+
+
+@attrs.frozen(kw_only=True)
+class Ref:
+    """A reference to a network parameter."""
+
+    name: str
+    span: Span | None = _span_field()
+
+
+@attrs.frozen(kw_only=True)
+class BinOp:
+    """`left OP right` with OP one of `+ - * //`."""
+
+    op: str = attrs.field(validator=attrs.validators.in_(("+", "-", "*", "//")))
+    left: Expr
+    right: Expr
+    span: Span | None = _span_field()
+
+
+@attrs.frozen(kw_only=True)
+class Neg:
+    """`-operand`."""
+
+    operand: Expr
+    span: Span | None = _span_field()
+
+
+Expr = Union[Num, Decimal, Ref, BinOp, Neg]
+
+
+def expr_names(expr: Expr) -> list[Ref]:
+    """The parameter references inside an expression, in reading order."""
+    if isinstance(expr, Ref):
+        return [expr]
+    if isinstance(expr, BinOp):
+        return expr_names(expr.left) + expr_names(expr.right)
+    if isinstance(expr, Neg):
+        return expr_names(expr.operand)
+    return []
+
+
+def evaluate(expr: Expr, env: dict[str, int], *, what: str = "expression") -> int:
+    """Evaluate an integer expression with the parameter values in `env`.
+
+    Raises:
+        NasSemanticError: for an unknown parameter, a decimal, or a division by zero.
+    """
+    if isinstance(expr, Num):
+        return expr.value
+    if isinstance(expr, Decimal):
+        raise NasSemanticError(
+            f"{what} must be an integer, not {expr.text}",
+            span=expr.span,
+            hint="nasc works in whole channels and cells: write an integer",
+        )
+    if isinstance(expr, Ref):
+        if expr.name not in env:
+            known = ", ".join(sorted(env)) or "none"
+            raise NasSemanticError(
+                f"unknown parameter `{expr.name}` in {what}",
+                span=expr.span,
+                hint=f"declare it in the network header, e.g. `network net({expr.name} = 16)`; "
+                f"known parameters: {known}",
+            )
+        return env[expr.name]
+    if isinstance(expr, Neg):
+        return -evaluate(expr.operand, env, what=what)
+    left = evaluate(expr.left, env, what=what)
+    right = evaluate(expr.right, env, what=what)
+    if expr.op == "+":
+        return left + right
+    if expr.op == "-":
+        return left - right
+    if expr.op == "*":
+        return left * right
+    if right == 0:
+        raise NasSemanticError(f"division by zero in {what}", span=expr.span)
+    return left // right
+
+
+# --- declarations --------------------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class OpSetDecl:
+    """`ops NAME = {op, op, ...}`."""
+
+    name: str
+    ops: tuple[str, ...] = attrs.field(converter=_tuple)
+    op_spans: tuple[Span | None, ...] = attrs.field(converter=_tuple, eq=False, repr=False)
+    span: Span | None = _span_field()
+
+
+@attrs.frozen(kw_only=True)
+class CellInput:
+    """A cell parameter, optionally adapted by an op: `c_k2:preprocess`."""
+
+    name: str
+    adapter: str | None = None
+    span: Span | None = _span_field()
+    adapter_span: Span | None = _span_field()
+
+
+@attrs.frozen(kw_only=True)
+class Term:
+    """One edge term of a node: `source:op_or_set`."""
+
+    source: str
+    op: str
+    span: Span | None = _span_field()
+    op_span: Span | None = _span_field()
+
+
+@attrs.frozen(kw_only=True)
+class NodeDecl:
+    """`NAME = term + term`, `NAME = term * term` or `NAME = concat(term, term)`."""
+
+    name: str
+    combine: str
+    terms: tuple[Term, ...] = attrs.field(converter=_tuple)
+    span: Span | None = _span_field()
+
+
+@attrs.frozen(kw_only=True)
+class KeepDecl:
+    """`keep K per edge|node` (`per` set) or `keep K of {a->b, ...}` (`edges` set)."""
+
+    k: int
+    per: str | None = None
+    edges: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=_tuple)
+    edge_spans: tuple[Span | None, ...] = attrs.field(
+        default=(), converter=_tuple, eq=False, repr=False
+    )
+    span: Span | None = _span_field()
+    per_span: Span | None = _span_field()
+
+
+@attrs.frozen(kw_only=True)
+class OutputDecl:
+    """`out NAME` or `out concat(NAME, ...)`."""
+
+    nodes: tuple[str, ...] = attrs.field(converter=_tuple)
+    concat: bool
+    node_spans: tuple[Span | None, ...] = attrs.field(converter=_tuple, eq=False, repr=False)
+    span: Span | None = _span_field()
+
+
+@attrs.frozen(kw_only=True)
+class CellDecl:
+    """`cell NAME(inputs) [with flags] { statements }`."""
+
+    name: str
+    inputs: tuple[CellInput, ...] = attrs.field(converter=_tuple)
+    flags: tuple[str, ...] = attrs.field(converter=_tuple)
+    flag_spans: tuple[Span | None, ...] = attrs.field(converter=_tuple, eq=False, repr=False)
+    body: tuple[NodeDecl | KeepDecl | OutputDecl, ...] = attrs.field(converter=_tuple)
+    span: Span | None = _span_field()
+
+
+@attrs.frozen(kw_only=True)
+class ParamDecl:
+    """`NAME = expr` in a network header."""
+
+    name: str
+    default: Expr
+    span: Span | None = _span_field()
+
+
+@attrs.frozen(kw_only=True)
+class CallDecl:
+    """`op(expr, name = expr, ...)` in the macro."""
+
+    op: str
+    args: tuple[Expr, ...] = attrs.field(converter=_tuple)
+    kwargs: tuple[tuple[str, Expr], ...] = attrs.field(converter=_tuple)
+    span: Span | None = _span_field()
+
+
+@attrs.frozen(kw_only=True)
+class MacroDecl:
+    """One statement of a network body.
+
+    `kind` is one of `input`, `stem`, `block`, `cells`, `aux`, `head`. `input` uses `args`
+    (channels, size); `cells` uses `cell`, `width` and `repeat`; the others use `call`.
+    """
+
+    kind: str
+    call: CallDecl | None = None
+    cell: str | None = None
+    width: Expr | None = None
+    repeat: Expr | None = None
+    args: tuple[Expr, ...] = attrs.field(default=(), converter=_tuple)
+    span: Span | None = _span_field()
+    cell_span: Span | None = _span_field()
+
+
+@attrs.frozen(kw_only=True)
+class NetworkDecl:
+    """`network NAME(params) { statements }`."""
+
+    name: str
+    params: tuple[ParamDecl, ...] = attrs.field(converter=_tuple)
+    body: tuple[MacroDecl, ...] = attrs.field(converter=_tuple)
+    span: Span | None = _span_field()
+
+
+@attrs.frozen(kw_only=True)
+class PresetDecl:
+    """`preset NAME`: the search preset this space names for `nasc search`."""
+
+    name: str
+    span: Span | None = _span_field()
+
+
+@attrs.frozen(kw_only=True)
+class Module:
+    """A whole `.nas` file."""
+
+    items: tuple[OpSetDecl | CellDecl | NetworkDecl | PresetDecl, ...] = attrs.field(
+        converter=_tuple
+    )
+    file: str = attrs.field(default="<string>", eq=False)

@@ -1,0 +1,438 @@
+"""The semantic checks behind `SpaceIR.lint()`: each raises the first problem it finds, with the
+span, a dotted path and a hint."""
+
+from __future__ import annotations
+
+import difflib
+from typing import Mapping
+
+import networkx as nx
+
+from .errors import NasSemanticError
+from .ir import CELL_FLAGS, Cell, OpInfo, SpaceIR
+from .macro import instantiate
+
+KEEP_RULES = ("edge", "node")
+
+
+def _suggest(name: str, known) -> str:
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return f"did you mean `{close[0]}`? " if close else ""
+
+
+def _known_list(known) -> str:
+    names = sorted(known)
+    return ", ".join(names) if names else "(none)"
+
+
+def _check_op(
+    space: SpaceIR,
+    catalog: Mapping[str, OpInfo] | None,
+    name: str,
+    span,
+    path: str,
+    role: str = "op",
+) -> None:
+    if catalog is None:
+        return
+    info = catalog.get(name)
+    if info is None:
+        choices = [op for op, item in catalog.items() if item.role == role]
+        sets = [opset.name for opset in space.opsets]
+        extra = f"; candidate sets in this file: {', '.join(sets)}" if sets and role == "op" else ""
+        raise NasSemanticError(
+            f"unknown op `{name}`",
+            span=span,
+            path=path,
+            hint=f"{_suggest(name, choices + sets)}known ops: {_known_list(choices)}{extra}",
+        )
+    if info.role != role:
+        what = "a head (it ends in class scores)" if info.role == "head" else "a feature-map op"
+        where = "`head`/`aux` statements" if role == "head" else "cells, stems and blocks"
+        raise NasSemanticError(
+            f"`{name}` is {what} and cannot be used in {where}",
+            span=span,
+            path=path,
+            hint="use `head NAME(classes)` for heads and plain ops elsewhere",
+        )
+
+
+def lint_space(
+    space: SpaceIR, catalog: Mapping[str, OpInfo] | None, overrides: Mapping[str, int]
+) -> None:
+    """Check the whole space; see `SpaceIR.lint`."""
+    _check_opsets(space, catalog)
+    names: dict[str, object] = {}
+    for cell in space.cells:
+        if cell.name in names:
+            raise NasSemanticError(
+                f"duplicate cell `{cell.name}`",
+                span=cell.span,
+                path=f"{space.name}.{cell.name}",
+                hint="give each cell type its own name",
+            )
+        names[cell.name] = cell
+        _check_cell(space, cell, catalog)
+    _check_network(space, catalog)
+    instantiate(space, overrides, catalog)
+
+
+def _check_opsets(space: SpaceIR, catalog) -> None:
+    seen = set()
+    for opset in space.opsets:
+        path = f"{space.name}.ops.{opset.name}"
+        if opset.name in seen:
+            raise NasSemanticError(
+                f"duplicate op set `{opset.name}`",
+                span=opset.span,
+                path=path,
+                hint="give each candidate set its own name",
+            )
+        seen.add(opset.name)
+        if catalog is not None and opset.name in catalog:
+            raise NasSemanticError(
+                f"the op set `{opset.name}` has the name of an op",
+                span=opset.span,
+                path=path,
+                hint=f"rename the set, e.g. `{opset.name}_ops`, so `x:{opset.name}` is not ambiguous",
+            )
+        if not opset.ops:
+            raise NasSemanticError(
+                f"the op set `{opset.name}` is empty",
+                span=opset.span,
+                path=path,
+                hint="list at least one op, e.g. `{none, skip_connect}`",
+            )
+        spans = opset.op_spans or (opset.span,) * len(opset.ops)
+        listed = set()
+        for op, span in zip(opset.ops, spans):
+            if op in listed:
+                raise NasSemanticError(
+                    f"`{op}` appears twice in the op set `{opset.name}`",
+                    span=span or opset.span,
+                    path=path,
+                    hint="list each op once",
+                )
+            listed.add(op)
+            _check_op(space, catalog, op, span or opset.span, path)
+
+
+def _check_cell(space: SpaceIR, cell: Cell, catalog) -> None:
+    base = f"{space.name}.{cell.name}"
+    if not cell.inputs:
+        raise NasSemanticError(
+            f"cell `{cell.name}` has no inputs",
+            span=cell.span,
+            path=base,
+            hint="name its inputs: `cell NAME(x) { ... }`",
+        )
+    for flag in cell.flags:
+        if flag not in CELL_FLAGS:
+            raise NasSemanticError(
+                f"unknown cell flag `{flag}`",
+                span=cell.flag_spans.get(flag, cell.span),
+                path=base,
+                hint=f"{_suggest(flag, CELL_FLAGS)}known flags: {_known_list(CELL_FLAGS)}",
+            )
+    defined: dict[str, object] = {}
+    for item in cell.inputs:
+        if item.name in defined:
+            raise NasSemanticError(
+                f"duplicate input `{item.name}` of cell `{cell.name}`",
+                span=item.span,
+                path=f"{base}.{item.name}",
+                hint="give each input its own name",
+            )
+        defined[item.name] = item
+        if item.adapter is not None:
+            _check_op(space, catalog, item.adapter, item.adapter_span or item.span, f"{base}.{item.name}")
+    order = {name: index for index, name in enumerate(cell.input_names)}
+    for node in cell.nodes:
+        if node.name in defined:
+            what = "an input" if node.name in cell.input_names else "a node"
+            raise NasSemanticError(
+                f"duplicate node `{node.name}` in cell `{cell.name}`: it is already {what}",
+                span=node.span,
+                path=f"{base}.{node.name}",
+                hint="each node is defined once; sum all its edges in one line",
+            )
+        defined[node.name] = node
+        order[node.name] = len(order)
+    if not cell.nodes:
+        raise NasSemanticError(
+            f"cell `{cell.name}` has no nodes",
+            span=cell.span,
+            path=base,
+            hint="define at least one node, e.g. `n1 = x:nb201`",
+        )
+    _check_edges(space, cell, catalog, order)
+    _check_output(space, cell)
+    _check_keeps(space, cell)
+
+
+def _check_edges(space: SpaceIR, cell: Cell, catalog, order: dict[str, int]) -> None:
+    base = f"{space.name}.{cell.name}"
+    for edge in cell.edges:
+        path = f"{base}.{edge.target}.edge[{edge.source}]"
+        if edge.source not in order:
+            raise NasSemanticError(
+                f"undefined node `{edge.source}` read by `{edge.target}`",
+                span=edge.span,
+                path=path,
+                hint=f"{_suggest(edge.source, order)}nodes may read the inputs "
+                f"({', '.join(cell.input_names)}) and nodes defined above them",
+            )
+    graph = nx.DiGraph()
+    graph.add_nodes_from(order)
+    graph.add_edges_from((edge.source, edge.target) for edge in cell.edges)
+    try:
+        cycle = nx.find_cycle(graph)
+    except nx.NetworkXNoCycle:
+        cycle = None
+    if cycle:
+        names = [source for source, _ in cycle] + [cycle[0][0]]
+        first = next(edge for edge in cell.edges if (edge.source, edge.target) == cycle[-1])
+        raise NasSemanticError(
+            f"cycle in cell `{cell.name}`: {' -> '.join(names)}",
+            span=first.span,
+            path=f"{base}.{first.target}.edge[{first.source}]",
+            hint="a cell is a DAG: a node may only read inputs and nodes defined above it",
+        )
+    for edge in cell.edges:
+        path = f"{base}.{edge.target}.edge[{edge.source}]"
+        if order[edge.source] > order[edge.target]:
+            raise NasSemanticError(
+                f"edge from a later node: `{edge.target}` reads `{edge.source}`, "
+                "which is defined after it",
+                span=edge.span,
+                path=path,
+                hint=f"move the definition of `{edge.source}` above `{edge.target}`",
+            )
+        node = next(node for node in cell.nodes if node.name == edge.target)
+        if node.combine != "sum" and len(edge.ops) + edge.is_choice > 1:
+            raise NasSemanticError(
+                f"`{edge.target}` is a {node.combine} node and reads `{edge.source}` twice",
+                span=edge.span,
+                path=path,
+                hint="a product or concat node reads each source once; sum the ops in a node "
+                "of their own",
+            )
+        repeated = [op for op in edge.ops if edge.ops.count(op) > 1 or op in edge.candidates]
+        if repeated:
+            raise NasSemanticError(
+                f"the edge {edge.key} carries `{repeated[0]}` twice",
+                span=edge.span,
+                path=path,
+                hint="an op appears once per edge, fixed or as a candidate",
+            )
+        spans = edge.op_spans or (edge.span,) * len(edge.ops)
+        for op, span in zip(edge.ops, spans):
+            _check_op(space, catalog, op, span or edge.span, path)
+        if edge.is_choice and not edge.candidates:
+            raise NasSemanticError(
+                f"the choice `{edge.choice}` on {edge.key} has no candidates",
+                span=edge.choice_span or edge.span,
+                path=path,
+                hint=f"list ops in `ops {edge.choice} = {{...}}`",
+            )
+    inputs_used = {edge.source for edge in cell.edges}
+    for node in cell.nodes:
+        if not cell.edges_into(node.name):
+            raise NasSemanticError(
+                f"node `{node.name}` has no incoming edges",
+                span=node.span,
+                path=f"{base}.{node.name}",
+                hint="a node reads at least one input or earlier node",
+            )
+        if node.name not in inputs_used and node.name not in cell.output:
+            raise NasSemanticError(
+                f"node `{node.name}` is never used: no node reads it and `out` leaves it out",
+                span=node.span,
+                path=f"{base}.{node.name}",
+                hint=f"read it from a later node or add it to the output, e.g. `out {node.name}`",
+            )
+
+
+def _check_output(space: SpaceIR, cell: Cell) -> None:
+    base = f"{space.name}.{cell.name}"
+    if not cell.output:
+        raise NasSemanticError(
+            f"cell `{cell.name}` has no output",
+            span=cell.span,
+            path=f"{base}.out",
+            hint=f"add `out {cell.nodes[-1].name}` or `out concat(...)` at the end of the cell"
+            if cell.nodes
+            else "add an `out` statement",
+        )
+    for name in cell.output:
+        if name not in cell.node_names:
+            what = "an input" if name in cell.input_names else "undefined"
+            raise NasSemanticError(
+                f"the output names `{name}`, which is {what}",
+                span=cell.output_span or cell.span,
+                path=f"{base}.out",
+                hint=f"the output is made of intermediate nodes: {', '.join(cell.node_names)}",
+            )
+    if len(set(cell.output)) != len(cell.output):
+        raise NasSemanticError(
+            "the output lists a node twice",
+            span=cell.output_span or cell.span,
+            path=f"{base}.out",
+            hint="list each node once in `out concat(...)`",
+        )
+
+
+def _check_keeps(space: SpaceIR, cell: Cell) -> None:
+    base = f"{space.name}.{cell.name}"
+    choices = {edge.key: edge for edge in cell.choices}
+    claimed: dict[str, object] = {}
+    general = None
+    for rule in cell.keeps:
+        if rule.k < 1:
+            raise NasSemanticError(
+                f"`keep {rule.k}` keeps nothing",
+                span=rule.span,
+                path=f"{base}.keep",
+                hint="keep at least 1 candidate",
+            )
+        if rule.per is not None:
+            if rule.per not in KEEP_RULES:
+                raise NasSemanticError(
+                    f"unknown rule `per {rule.per}`",
+                    span=rule.per_span or rule.span,
+                    path=f"{base}.keep",
+                    hint="write `keep K per edge` (each edge its own subset) or `keep K per node` "
+                    "(all candidates into a node compete)",
+                )
+            if general is not None:
+                raise NasSemanticError(
+                    "two `keep ... per ...` rules in one cell",
+                    span=rule.span,
+                    path=f"{base}.keep",
+                    hint="one `per` rule covers every choice not in an explicit subset; "
+                    "list other groups with `keep K of {a->b, ...}`",
+                )
+            general = rule
+            continue
+        spans = rule.edge_spans or (rule.span,) * len(rule.edges)
+        for key, span in zip(rule.edges, spans):
+            if key not in choices:
+                source, target = key.split("->")
+                exists = any(edge.key == key for edge in cell.edges)
+                raise NasSemanticError(
+                    f"the subset lists {key}, which "
+                    + ("carries a fixed op, not a choice" if exists else "is not an edge"),
+                    span=span or rule.span,
+                    path=f"{base}.{target}.edge[{source}]",
+                    hint="a subset lists choice edges: " + ", ".join(choices) if choices else
+                    "this cell has no choices",
+                )
+            if key in claimed:
+                raise NasSemanticError(
+                    f"the edge {key} is in two subsets",
+                    span=span or rule.span,
+                    path=f"{base}.keep",
+                    hint="comparison subsets partition the choices: list each edge once",
+                )
+            claimed[key] = rule
+    unclaimed = [key for key in choices if key not in claimed]
+    if unclaimed and general is None:
+        if not cell.keeps:
+            hint = "add `keep 1 per edge` (one op per edge) or `keep 2 per node` (DARTS)"
+            message = f"cell `{cell.name}` has choices but no `keep` rule"
+        else:
+            hint = f"add {unclaimed[0]} to a `keep ... of {{...}}` subset, or add `keep 1 per edge`"
+            message = f"the choice {unclaimed[0]} is in no comparison subset"
+        raise NasSemanticError(message, span=cell.span, path=f"{base}.keep", hint=hint)
+    for subset in cell.subsets:
+        if subset.k > len(subset.members):
+            raise NasSemanticError(
+                f"`keep {subset.k}` in the subset {subset.label}, which has only "
+                f"{len(subset.members)} candidate{'s' if len(subset.members) != 1 else ''}",
+                span=subset.span,
+                path=f"{base}.keep",
+                hint=f"keep at most {len(subset.members)}, or add candidates to the subset",
+            )
+
+
+def _check_network(space: SpaceIR, catalog) -> None:
+    network = space.network
+    base = f"{space.name}.network"
+    seen = set()
+    for param in network.params:
+        if param.name in seen:
+            raise NasSemanticError(
+                f"duplicate parameter `{param.name}`",
+                span=param.span,
+                path=f"{space.name}.params.{param.name}",
+                hint="declare each parameter once",
+            )
+        seen.add(param.name)
+    inputs = [item for item in network.items if item.kind == "input"]
+    if len(inputs) != 1:
+        raise NasSemanticError(
+            "the network needs exactly one `input(channels, size)` statement"
+            if not inputs
+            else "the network has two `input` statements",
+            span=inputs[1].span if inputs else network.span,
+            path=base,
+            hint="write `input(channels, size)` first, e.g. `input(3, 32)` for CIFAR-10",
+        )
+    heads = [item for item in network.items if item.kind == "head"]
+    if len(heads) != 1:
+        raise NasSemanticError(
+            "the network needs exactly one `head`" if not heads else "the network has two heads",
+            span=heads[1].span if heads else network.span,
+            path=base,
+            hint="end the network with a head, e.g. `head pool_linear(classes)`",
+        )
+    if network.items[-1].kind != "head":
+        raise NasSemanticError(
+            "statements after the head",
+            span=network.items[-1].span,
+            path=base,
+            hint="the head ends the network; move it last",
+        )
+    if sum(item.kind == "aux" for item in network.items) > 1:
+        raise NasSemanticError(
+            "the network has two auxiliary heads",
+            span=[item for item in network.items if item.kind == "aux"][1].span,
+            path=base,
+            hint="keep one `aux` statement",
+        )
+    cells = {cell.name for cell in space.cells}
+    for item in network.items:
+        if item.kind == "cells":
+            if item.cell not in cells:
+                raise NasSemanticError(
+                    f"unknown cell `{item.cell}`",
+                    span=item.cell_span or item.span,
+                    path=base,
+                    hint=f"{_suggest(item.cell, cells)}cells in this file: {_known_list(cells)}",
+                )
+            continue
+        if item.kind == "input":
+            continue
+        call = item.call
+        role = "head" if item.kind in ("head", "aux") else "op"
+        _check_op(space, catalog, call.op, call.span, f"{base}.{call.op}", role=role)
+        if len(call.args) != 1:
+            what = "class count" if role == "head" else "output width"
+            raise NasSemanticError(
+                f"`{call.op}` takes one positional argument, its {what}; got {len(call.args)}",
+                span=call.span,
+                path=f"{base}.{call.op}",
+                hint=f"e.g. `{call.op}(classes)`" if role == "head" else f"e.g. `{call.op}(2C, stride = 2)`",
+            )
+        info = (catalog or {}).get(call.op)
+        allowed = {"stride"} if role == "op" and (info is None or info.stride is None) else set()
+        for key, _ in call.kwargs:
+            if key not in allowed:
+                raise NasSemanticError(
+                    f"`{call.op}` takes no argument `{key}`",
+                    span=call.span,
+                    path=f"{base}.{call.op}",
+                    hint="ops take their width and `stride = 1|2`"
+                    if allowed
+                    else f"`{call.op}` takes only its {'class count' if role == 'head' else 'width'}",
+                )

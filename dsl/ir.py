@@ -1,0 +1,340 @@
+"""The search-space IR: cell types as networkx DAGs, comparison subsets, and the macro network.
+
+Every value is a frozen attrs class; change one with `attrs.evolve`. `SpaceIR.lint()` checks every
+invariant and runs after lowering and before compiling.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Iterable, Mapping
+
+import attrs
+import networkx as nx
+
+from .ast import CallDecl, MacroDecl, ParamDecl
+from .errors import Span
+
+COMBINERS = ("sum", "product", "concat")
+CELL_FLAGS = {
+    "reduction": "edges that leave the cell's inputs have stride 2: the cell halves the resolution",
+    "pool_bn": "in the supernet, a non-affine BatchNorm follows every pooling op (DARTS)",
+}
+MACRO_KINDS = ("input", "stem", "block", "cells", "aux", "head")
+
+
+def _tuple(value) -> tuple:
+    return tuple(value)
+
+
+def _span_field():
+    return attrs.field(default=None, eq=False, repr=False)
+
+
+@attrs.frozen(kw_only=True)
+class OpInfo:
+    """What the language needs to know of a registered op (the compiler owns the ops themselves).
+
+    Attributes:
+        role: `op` maps a feature map to a feature map (cell edges, adapters, stems, blocks);
+            `head` maps a feature map to class scores (`head` and `aux` statements).
+        stride: the fixed resolution reduction of ops that choose it themselves (an ImageNet
+            stem reduces by 4); None for ops that take a `stride` argument (1 or 2).
+        doc: one line for `nasc show` and the docs.
+    """
+
+    role: str = attrs.field(validator=attrs.validators.in_(("op", "head")))
+    stride: int | None = None
+    doc: str = ""
+
+
+@attrs.frozen(kw_only=True)
+class OpSet:
+    """A named candidate set."""
+
+    name: str
+    ops: tuple[str, ...] = attrs.field(converter=_tuple)
+    span: Span | None = _span_field()
+    op_spans: tuple[Span | None, ...] = attrs.field(
+        default=(), converter=_tuple, eq=False, repr=False
+    )
+
+
+@attrs.frozen(kw_only=True)
+class Input:
+    """A cell input, optionally passed through an adapter op (DARTS' `preprocess`)."""
+
+    name: str
+    adapter: str | None = None
+    span: Span | None = _span_field()
+    adapter_span: Span | None = _span_field()
+
+
+@attrs.frozen(kw_only=True)
+class Node:
+    """An intermediate node and how it combines its incoming edges."""
+
+    name: str
+    combine: str = attrs.field(default="sum", validator=attrs.validators.in_(COMBINERS))
+    span: Span | None = _span_field()
+
+
+@attrs.frozen(kw_only=True)
+class Edge:
+    """All terms from one source into one node: fixed ops (summed) and at most one choice.
+
+    Attributes:
+        ops: fixed ops, summed.
+        choice: the name of the candidate set when the edge is a choice, else None.
+        candidates: the candidate ops of the choice, in the set's order.
+    """
+
+    source: str
+    target: str
+    ops: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
+    choice: str | None = None
+    candidates: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
+    span: Span | None = _span_field()
+    op_spans: tuple[Span | None, ...] = attrs.field(
+        default=(), converter=_tuple, eq=False, repr=False
+    )
+    choice_span: Span | None = _span_field()
+
+    @property
+    def key(self) -> str:
+        """The edge's name within its cell, `source->target`."""
+        return f"{self.source}->{self.target}"
+
+    @property
+    def is_choice(self) -> bool:
+        return self.choice is not None
+
+
+@attrs.frozen(kw_only=True)
+class Keep:
+    """A `keep` rule: `per` is `edge` or `node`, or `edges` lists an explicit subset."""
+
+    k: int
+    per: str | None = None
+    edges: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
+    span: Span | None = _span_field()
+    edge_spans: tuple[Span | None, ...] = attrs.field(
+        default=(), converter=_tuple, eq=False, repr=False
+    )
+    per_span: Span | None = _span_field()
+
+
+@attrs.frozen(kw_only=True)
+class Subset:
+    """A comparison subset: candidates that compete, of which exactly `k` survive.
+
+    Attributes:
+        label: `x->n1` for a per-edge subset, `n2` for a per-node subset, `{a->b, c->d}` else.
+        members: (edge key, op) pairs in the cell's edge order and the set's op order.
+    """
+
+    label: str
+    k: int
+    members: tuple[tuple[str, str], ...] = attrs.field(converter=_tuple)
+    span: Span | None = _span_field()
+
+    @property
+    def edges(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(edge for edge, _ in self.members))
+
+
+@attrs.frozen(kw_only=True)
+class Cell:
+    """A cell type: inputs, intermediate nodes, edges, output, comparison rules and flags."""
+
+    name: str
+    inputs: tuple[Input, ...] = attrs.field(converter=_tuple)
+    nodes: tuple[Node, ...] = attrs.field(converter=_tuple)
+    edges: tuple[Edge, ...] = attrs.field(converter=_tuple)
+    output: tuple[str, ...] = attrs.field(converter=_tuple)
+    concat: bool = False
+    flags: tuple[str, ...] = attrs.field(default=(), converter=lambda v: tuple(sorted(set(v))))
+    keeps: tuple[Keep, ...] = attrs.field(default=(), converter=_tuple)
+    span: Span | None = _span_field()
+    output_span: Span | None = _span_field()
+    flag_spans: Mapping[str, Span] = attrs.field(factory=dict, eq=False, repr=False)
+
+    @property
+    def reduction(self) -> bool:
+        return "reduction" in self.flags
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        return tuple(item.name for item in self.inputs)
+
+    @property
+    def node_names(self) -> tuple[str, ...]:
+        return tuple(node.name for node in self.nodes)
+
+    @property
+    def choices(self) -> tuple[Edge, ...]:
+        """The edges that carry a choice, in order."""
+        return tuple(edge for edge in self.edges if edge.is_choice)
+
+    def edge(self, key: str) -> Edge:
+        return next(edge for edge in self.edges if edge.key == key)
+
+    def edges_into(self, node: str) -> tuple[Edge, ...]:
+        return tuple(edge for edge in self.edges if edge.target == node)
+
+    @functools.cached_property
+    def graph(self) -> nx.DiGraph:
+        """The cell as a frozen networkx DiGraph: nodes carry `kind` (input/node), `combine` and
+        `adapter`; edges carry `ops`, `choice` and `candidates`."""
+        graph = nx.DiGraph(name=self.name)
+        for item in self.inputs:
+            graph.add_node(item.name, kind="input", adapter=item.adapter)
+        for node in self.nodes:
+            graph.add_node(node.name, kind="node", combine=node.combine)
+        for edge in self.edges:
+            graph.add_edge(
+                edge.source,
+                edge.target,
+                ops=edge.ops,
+                choice=edge.choice,
+                candidates=edge.candidates,
+            )
+        return nx.freeze(graph)
+
+    @functools.cached_property
+    def subsets(self) -> tuple[Subset, ...]:
+        """The comparison subsets the `keep` rules make; explicit subsets first.
+
+        Assumes a linted cell: every choice edge lies in exactly one subset.
+        """
+        subsets: list[Subset] = []
+        claimed: set[str] = set()
+        for rule in self.keeps:
+            if rule.per is None:
+                members = [(key, op) for key in rule.edges for op in self.edge(key).candidates]
+                subsets.append(
+                    Subset(
+                        label="{" + ", ".join(rule.edges) + "}",
+                        k=rule.k,
+                        members=members,
+                        span=rule.span,
+                    )
+                )
+                claimed.update(rule.edges)
+        for rule in self.keeps:
+            rest = [edge for edge in self.choices if edge.key not in claimed]
+            if rule.per == "edge":
+                for edge in rest:
+                    members = [(edge.key, op) for op in edge.candidates]
+                    subsets.append(Subset(label=edge.key, k=rule.k, members=members, span=rule.span))
+            elif rule.per == "node":
+                for node in self.node_names:
+                    into = [edge for edge in rest if edge.target == node]
+                    if into:
+                        members = [(edge.key, op) for edge in into for op in edge.candidates]
+                        subsets.append(Subset(label=node, k=rule.k, members=members, span=rule.span))
+        return tuple(subsets)
+
+    def architectures(self) -> int:
+        """How many distinct decisions the subsets admit: the product of C(|subset|, k)."""
+        return math.prod(math.comb(len(subset.members), subset.k) for subset in self.subsets)
+
+
+@attrs.frozen(kw_only=True)
+class Network:
+    """The macro network: integer parameters with defaults and a sequence of statements."""
+
+    name: str
+    params: tuple[ParamDecl, ...] = attrs.field(converter=_tuple)
+    items: tuple[MacroDecl, ...] = attrs.field(converter=_tuple)
+    span: Span | None = _span_field()
+
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        return tuple(param.name for param in self.params)
+
+    def cell_uses(self) -> tuple[MacroDecl, ...]:
+        return tuple(item for item in self.items if item.kind == "cells")
+
+
+@attrs.frozen(kw_only=True)
+class SpaceIR:
+    """A whole search space: candidate sets, cell types and the macro network."""
+
+    opsets: tuple[OpSet, ...] = attrs.field(converter=_tuple)
+    cells: tuple[Cell, ...] = attrs.field(converter=_tuple)
+    network: Network
+    preset: str | None = None
+    preset_span: Span | None = _span_field()
+    file: str = attrs.field(default="<string>", eq=False)
+
+    @property
+    def name(self) -> str:
+        return self.network.name
+
+    def cell(self, name: str) -> Cell:
+        return next(cell for cell in self.cells if cell.name == name)
+
+    def opset(self, name: str) -> OpSet | None:
+        return next((opset for opset in self.opsets if opset.name == name), None)
+
+    @property
+    def graphs(self) -> dict[str, nx.DiGraph]:
+        """A networkx DAG per cell type."""
+        return {cell.name: cell.graph for cell in self.cells}
+
+    def used_cells(self) -> tuple[Cell, ...]:
+        """The cell types the network places, in order of first use."""
+        names = dict.fromkeys(item.cell for item in self.network.cell_uses())
+        return tuple(self.cell(name) for name in names)
+
+    @property
+    def is_fixed(self) -> bool:
+        """True when no choice is left: the file describes one architecture."""
+        return not any(cell.choices for cell in self.used_cells())
+
+    def architectures(self) -> int:
+        """The number of distinct architectures: cell types that the network uses multiply."""
+        return math.prod(cell.architectures() for cell in self.used_cells())
+
+    def lint(
+        self,
+        catalog: Mapping[str, OpInfo] | None = None,
+        overrides: Mapping[str, int] | None = None,
+    ) -> SpaceIR:
+        """Check every invariant; return self so calls chain.
+
+        Args:
+            catalog: the registered ops; when None, op names are not checked.
+            overrides: parameter values that replace the defaults (`-D name=value`).
+
+        Raises:
+            NasSemanticError: the first problem found, with its span, path and a hint.
+        """
+        from .checks import lint_space
+
+        lint_space(self, catalog, overrides or {})
+        return self
+
+
+def ops_of(edges: Iterable[Edge]) -> set[str]:
+    """Every op name that edges mention, fixed or candidate."""
+    return {op for edge in edges for op in (*edge.ops, *edge.candidates)}
+
+
+__all__ = [
+    "CallDecl",
+    "Cell",
+    "Edge",
+    "Input",
+    "Keep",
+    "MacroDecl",
+    "Network",
+    "Node",
+    "OpInfo",
+    "OpSet",
+    "ParamDecl",
+    "SpaceIR",
+    "Subset",
+]

@@ -1,0 +1,134 @@
+"""Lowering: the syntax tree of a file to a `SpaceIR`.
+
+Lowering resolves names that decide the IR's shape (a term's op is a candidate set or a fixed op;
+terms from one source into one node merge into one edge). Every other check is `SpaceIR.lint`'s.
+"""
+
+from __future__ import annotations
+
+from . import ast, ir
+from .errors import NasSemanticError
+
+
+def lower(module: ast.Module) -> ir.SpaceIR:
+    """Turn a parsed file into the IR.
+
+    Raises:
+        NasSemanticError: when the file does not have exactly one network, names two presets, or
+            puts two choices on one edge.
+    """
+    opset_decls = [item for item in module.items if isinstance(item, ast.OpSetDecl)]
+    cell_decls = [item for item in module.items if isinstance(item, ast.CellDecl)]
+    networks = [item for item in module.items if isinstance(item, ast.NetworkDecl)]
+    presets = [item for item in module.items if isinstance(item, ast.PresetDecl)]
+
+    if not networks:
+        raise NasSemanticError(
+            "the file has no `network`",
+            hint="add the macro network, e.g. `network net(C = 16, classes = 10) { ... }`; "
+            "see docs/language.md",
+        )
+    if len(networks) > 1:
+        raise NasSemanticError(
+            f"the file declares {len(networks)} networks; a space has exactly one",
+            span=networks[1].span,
+            hint="move the other networks into files of their own",
+        )
+    if len(presets) > 1:
+        raise NasSemanticError(
+            "the file names two presets",
+            span=presets[1].span,
+            hint="keep one `preset` line",
+        )
+
+    opsets = tuple(
+        ir.OpSet(name=decl.name, ops=decl.ops, span=decl.span, op_spans=decl.op_spans)
+        for decl in opset_decls
+    )
+    set_names = {opset.name: opset for opset in opsets}
+    cells = tuple(_lower_cell(decl, set_names) for decl in cell_decls)
+    network = networks[0]
+    return ir.SpaceIR(
+        opsets=opsets,
+        cells=cells,
+        network=ir.Network(
+            name=network.name, params=network.params, items=network.body, span=network.span
+        ),
+        preset=presets[0].name if presets else None,
+        preset_span=presets[0].span if presets else None,
+        file=module.file,
+    )
+
+
+def _lower_cell(decl: ast.CellDecl, opsets: dict[str, ir.OpSet]) -> ir.Cell:
+    nodes: list[ir.Node] = []
+    edges: dict[tuple[str, str], dict] = {}
+    keeps: list[ir.Keep] = []
+    outputs: list[ast.OutputDecl] = []
+    for statement in decl.body:
+        if isinstance(statement, ast.NodeDecl):
+            nodes.append(ir.Node(name=statement.name, combine=statement.combine, span=statement.span))
+            for term in statement.terms:
+                _add_term(decl.name, statement.name, term, edges, opsets)
+        elif isinstance(statement, ast.KeepDecl):
+            keeps.append(
+                ir.Keep(
+                    k=statement.k,
+                    per=statement.per,
+                    edges=[f"{source}->{target}" for source, target in statement.edges],
+                    span=statement.span,
+                    edge_spans=statement.edge_spans,
+                    per_span=statement.per_span,
+                )
+            )
+        else:
+            outputs.append(statement)
+    if len(outputs) > 1:
+        raise NasSemanticError(
+            f"cell `{decl.name}` has {len(outputs)} `out` statements",
+            span=outputs[1].span,
+            path=f"{decl.name}.out",
+            hint="a cell has one output: `out n4` or `out concat(n1, n2, n3, n4)`",
+        )
+    output = outputs[0] if outputs else None
+    return ir.Cell(
+        name=decl.name,
+        inputs=[
+            ir.Input(
+                name=item.name, adapter=item.adapter, span=item.span, adapter_span=item.adapter_span
+            )
+            for item in decl.inputs
+        ],
+        nodes=nodes,
+        edges=[ir.Edge(**fields) for fields in edges.values()],
+        output=output.nodes if output else (),
+        concat=output.concat if output else False,
+        flags=decl.flags,
+        keeps=keeps,
+        span=decl.span,
+        output_span=output.span if output else None,
+        flag_spans=dict(zip(decl.flags, decl.flag_spans)),
+    )
+
+
+def _add_term(
+    cell: str, node: str, term: ast.Term, edges: dict[tuple[str, str], dict], opsets: dict
+) -> None:
+    fields = edges.setdefault(
+        (term.source, node),
+        {"source": term.source, "target": node, "ops": [], "op_spans": [], "span": term.span},
+    )
+    if term.op not in opsets:
+        fields["ops"].append(term.op)
+        fields["op_spans"].append(term.op_span)
+        return
+    if fields.get("choice") is not None:
+        raise NasSemanticError(
+            f"two choices on the edge {term.source}->{node}",
+            span=term.span,
+            path=f"{cell}.{node}.edge[{term.source}]",
+            hint="one edge carries one candidate set; merge the two sets into one `ops` set",
+        )
+    fields["choice"] = term.op
+    fields["candidates"] = opsets[term.op].ops
+    fields["choice_span"] = term.op_span

@@ -1,0 +1,398 @@
+"""The parser: `.nas` text to the syntax tree, with labelled hints for common mistakes."""
+
+from __future__ import annotations
+
+import functools
+import re
+
+from lark import Lark, Token, Transformer, Tree, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+
+from . import ast
+from .errors import NasSyntaxError, Span
+
+# Labelled common mistakes: each hint comes with files that make the mistake. Lark matches a failing
+# parse against these (`match_examples`) by the parser state it fails in, so a new file that fails
+# the same way gets the same hint. The tests parse every example here and check its hint.
+COMMON_MISTAKES: dict[str, list[str]] = {
+    "missing `=` in op set: write `ops NAME = {op, op}`": [
+        "ops nb201 {none, skip_connect}",
+        "ops darts {sep_conv_3x3}",
+    ],
+    "an op set is written in braces: `ops NAME = {op, op}`": [
+        "ops nb201 = [none, skip_connect]",
+        "ops nb201 = (none, skip_connect)",
+        "ops nb201 = none, skip_connect",
+    ],
+    "op names in a set are separated by commas: `{none, skip_connect}`": [
+        "ops nb201 = {none skip_connect}",
+        "ops nb201 = {none, skip_connect nor_conv_3x3}",
+    ],
+    "an edge is written `source:op`, e.g. `x:nb201` or `n1:skip_connect`": [
+        "cell c(x) { n1 = x }",
+        "cell c(x) { n1 = x + y:a }",
+        "cell c(x) { n1 = x:a + y }",
+        "cell c(x) { n1 = x -> y }",
+        "cell c(x) { n1 = x:a n2 = y }",
+    ],
+    "a node combines its edges with one operator: all `+` (sum), all `*` (product), "
+    "or `concat(...)`": [
+        "cell c(x) { n1 = x:a + x:b * x:c }",
+        "cell c(x) { n1 = x:a * x:b + x:c }",
+    ],
+    "a cell statement is `NAME = edges`, `keep ...` or `out ...`": [
+        "cell c(x) { n1 x:a }",
+        "cell c(x) { 3 }",
+        "cell c(x) { n1 := x:a }",
+    ],
+    "`keep` takes a number and a rule: `keep 1 per edge`, `keep 2 per node` or "
+    "`keep 1 of {a->b, a->c}`": [
+        "cell c(x) { keep per edge }",
+        "cell c(x) { keep 1 edge }",
+        "cell c(x) { keep 1 per }",
+        "cell c(x) { keep one per edge }",
+        "cell c(x) { keep 1 of x->n1 }",
+    ],
+    "edges in an explicit subset are written `source->target`, e.g. `keep 1 of {x->n1, x->n2}`": [
+        "cell c(x) { keep 1 of {x, n1} }",
+        "cell c(x) { keep 1 of {x:n1} }",
+    ],
+    "`out` names a node or a concat of nodes: `out n3` or `out concat(n1, n2)`": [
+        "cell c(x) { out }",
+        "cell c(x) { out n1 + n2 }",
+        "cell c(x) { out n1, n2 }",
+    ],
+    "a cell needs a parameter list: `cell NAME(x) { ... }`": [
+        "cell c { n1 = x:a }",
+        "cell c() { n1 = x:a }",
+    ],
+    "cell flags follow `with`: `cell reduce(s0, s1) with reduction { ... }`": [
+        "cell c(x) reduction { }",
+        "cell c(x) with { }",
+    ],
+    "a network needs a parameter list, maybe empty: `network NAME(C = 16) { ... }`": [
+        "network n { }",
+        "network n(C) { }",
+        "network n(C: 16) { }",
+    ],
+    "a cell in the network is placed with its width: `CELL @ WIDTH` or "
+    "`repeat COUNT CELL @ WIDTH`": [
+        "network n(C = 16) { repeat 2 normal }",
+        "network n(C = 16) { repeat 2 normal C }",
+        "network n(C = 16) { normal C }",
+        "network n(C = 16) { repeat normal @ C }",
+    ],
+    "a network statement is `input(...)`, `stem op(...)`, `op(...)`, `CELL @ WIDTH`, "
+    "`repeat N CELL @ WIDTH`, `aux op(...)` or `head op(...)`": [
+        "network n(C = 16) { 3 }",
+        "network n(C = 16) { stem }",
+        "network n(C = 16) { head }",
+        "network n(C = 16) { stem = conv3x3_bn(C) }",
+    ],
+    "expressions use integers, parameters and `+ - * //`, e.g. `2C` or `layers // 3`": [
+        "network n(C = 16) { normal @ C / 2 }",
+        "network n(C = 16) { normal @ C ** 2 }",
+        "network n(C = 16) { normal @ C % 2 }",
+        "network n(C = 16) { normal @ }",
+        "network n(C = ) { }",
+        "network n(C = 16) { normal @ (C }",
+    ],
+    "a file holds `ops`, `cell`, `network` and `preset` declarations": [
+        "foo",
+        "def f(): pass",
+        "import torch",
+        "ops",
+        "= 3",
+    ],
+    "a `{` is not closed: every `{` needs its `}`": [
+        "cell c(x) { n1 = x:a",
+        "network n(C = 16) { stem conv3x3_bn(C)",
+        "ops a = {none",
+    ],
+}
+
+
+def _load_parser() -> Lark:
+    return Lark.open(
+        "nas.lark",
+        rel_to=__file__,
+        parser="lalr",
+        propagate_positions=True,
+        maybe_placeholders=True,
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def parser() -> Lark:
+    """The LALR parser for the `.nas` grammar (built once)."""
+    return _load_parser()
+
+
+def _span(file: str, meta_or_token) -> Span:
+    line = getattr(meta_or_token, "line", None) or 1
+    column = getattr(meta_or_token, "column", None) or 1
+    return Span(
+        file=file,
+        line=line,
+        column=column,
+        end_line=getattr(meta_or_token, "end_line", None),
+        end_column=getattr(meta_or_token, "end_column", None),
+    )
+
+
+@v_args(meta=True, inline=True)
+class _ToAst(Transformer):
+    """Lark tree to `ast` classes, keeping spans."""
+
+    def __init__(self, file: str):
+        super().__init__()
+        self.file = file
+
+    def _s(self, meta_or_token) -> Span:
+        return _span(self.file, meta_or_token)
+
+    # ---- expressions
+    def num(self, meta, token):
+        return ast.Num(value=int(token), span=self._s(token))
+
+    def decimal(self, meta, token):
+        return ast.Decimal(text=str(token), span=self._s(token))
+
+    def scaled(self, meta, token):
+        digits, name = re.fullmatch(r"([0-9]+)(.*)", str(token)).groups()
+        span = self._s(token)
+        return ast.BinOp(
+            op="*",
+            left=ast.Num(value=int(digits), span=span),
+            right=ast.Ref(name=name, span=span),
+            span=span,
+        )
+
+    def ref(self, meta, token):
+        return ast.Ref(name=str(token), span=self._s(token))
+
+    def _binop(op):  # noqa: N805 - a factory for the four operator rules below
+        def method(self, meta, left, right):
+            return ast.BinOp(op=op, left=left, right=right, span=self._s(meta))
+
+        return method
+
+    add = _binop("+")
+    sub = _binop("-")
+    mul = _binop("*")
+    floordiv = _binop("//")
+
+    def neg(self, meta, operand):
+        return ast.Neg(operand=operand, span=self._s(meta))
+
+    # ---- top level
+    def preset(self, meta, name):
+        return ast.PresetDecl(name=str(name), span=self._s(meta))
+
+    def opset(self, meta, name, *ops):
+        names = [op for op in ops if op is not None]
+        return ast.OpSetDecl(
+            name=str(name),
+            ops=[str(op) for op in names],
+            op_spans=[self._s(op) for op in names],
+            span=self._s(meta),
+        )
+
+    # ---- cells
+    def cell_input(self, meta, name, adapter):
+        return ast.CellInput(
+            name=str(name),
+            adapter=None if adapter is None else str(adapter),
+            span=self._s(name),
+            adapter_span=None if adapter is None else self._s(adapter),
+        )
+
+    def cell_flags(self, meta, *flags):
+        return list(flags)
+
+    def cell(self, meta, name, *rest):
+        inputs, flags, body = [], [], []
+        for item in rest:
+            if isinstance(item, ast.CellInput):
+                inputs.append(item)
+            elif isinstance(item, list):
+                flags = item
+            elif item is not None and not isinstance(item, Tree):
+                body.append(item)
+        return ast.CellDecl(
+            name=str(name),
+            inputs=inputs,
+            flags=[str(flag) for flag in flags],
+            flag_spans=[self._s(flag) for flag in flags],
+            body=body,
+            span=self._s(name),
+        )
+
+    def term(self, meta, source, op):
+        return ast.Term(source=str(source), op=str(op), span=self._s(meta), op_span=self._s(op))
+
+    def _node(combine):  # noqa: N805 - a factory for the four node rules below
+        def method(self, meta, name, *terms):
+            return ast.NodeDecl(
+                name=str(name),
+                combine=combine,
+                terms=[term for term in terms if term is not None],
+                span=self._s(name),
+            )
+
+        return method
+
+    node_single = _node("sum")
+    node_sum = _node("sum")
+    node_product = _node("product")
+    node_concat = _node("concat")
+
+    def keep_per(self, meta, k, per):
+        return ast.KeepDecl(k=int(k), per=str(per), span=self._s(meta), per_span=self._s(per))
+
+    def edge_ref(self, meta, source, target):
+        return (str(source), str(target), self._s(meta))
+
+    def keep_of(self, meta, k, *refs):
+        refs = [ref for ref in refs if ref is not None]
+        return ast.KeepDecl(
+            k=int(k),
+            edges=[(source, target) for source, target, _ in refs],
+            edge_spans=[span for _, _, span in refs],
+            span=self._s(meta),
+        )
+
+    def out_single(self, meta, name):
+        return ast.OutputDecl(
+            nodes=[str(name)], concat=False, node_spans=[self._s(name)], span=self._s(meta)
+        )
+
+    def out_concat(self, meta, *names):
+        names = [name for name in names if name is not None]
+        return ast.OutputDecl(
+            nodes=[str(name) for name in names],
+            concat=True,
+            node_spans=[self._s(name) for name in names],
+            span=self._s(meta),
+        )
+
+    def empty(self, meta):
+        return None
+
+    # ---- network
+    def param(self, meta, name, default):
+        return ast.ParamDecl(name=str(name), default=default, span=self._s(name))
+
+    def kwarg(self, meta, name, value):
+        return (str(name), value)
+
+    def call(self, meta, name, *args):
+        positional, keywords = [], []
+        for arg in args:
+            if arg is None:
+                continue
+            if isinstance(arg, tuple):
+                keywords.append(arg)
+            else:
+                positional.append(arg)
+        return ast.CallDecl(op=str(name), args=positional, kwargs=keywords, span=self._s(name))
+
+    def input_stmt(self, meta, channels, size):
+        return ast.MacroDecl(kind="input", args=[channels, size], span=self._s(meta))
+
+    def _call_stmt(kind):  # noqa: N805 - a factory for the four call statements below
+        def method(self, meta, call):
+            return ast.MacroDecl(kind=kind, call=call, span=self._s(meta))
+
+        return method
+
+    stem_stmt = _call_stmt("stem")
+    head_stmt = _call_stmt("head")
+    aux_stmt = _call_stmt("aux")
+    block_stmt = _call_stmt("block")
+
+    def repeat_stmt(self, meta, count, cell, width):
+        return ast.MacroDecl(
+            kind="cells",
+            cell=str(cell),
+            width=width,
+            repeat=count,
+            span=self._s(meta),
+            cell_span=self._s(cell),
+        )
+
+    def cell_stmt(self, meta, cell, width):
+        return ast.MacroDecl(
+            kind="cells",
+            cell=str(cell),
+            width=width,
+            repeat=ast.Num(value=1),
+            span=self._s(meta),
+            cell_span=self._s(cell),
+        )
+
+    def network(self, meta, name, *rest):
+        params = [item for item in rest if isinstance(item, ast.ParamDecl)]
+        body = [item for item in rest if isinstance(item, ast.MacroDecl)]
+        return ast.NetworkDecl(name=str(name), params=params, body=body, span=self._s(name))
+
+    def start(self, meta, *items):
+        return list(items)
+
+
+def _describe(token: Token) -> str:
+    if token.type == "$END":
+        return "the end of the file"
+    return f"`{token}`"
+
+
+def _syntax_error(error: UnexpectedInput, text: str, file: str) -> NasSyntaxError:
+    line = getattr(error, "line", None)
+    column = getattr(error, "column", None)
+    if isinstance(error, UnexpectedEOF) or line in (None, -1):
+        lines = text.splitlines() or [""]
+        line, column = len(lines), len(lines[-1]) + 1
+    if isinstance(error, UnexpectedCharacters):
+        what = f"unexpected character `{text[error.pos_in_stream]}`"
+    elif isinstance(error, UnexpectedToken):
+        what = f"unexpected {_describe(error.token)}"
+        expected = sorted(
+            name for name in error.accepts or error.expected if not name.startswith("__ANON")
+        )
+        if expected and len(expected) <= 6:
+            what += "; expected " + ", ".join(_terminal_text(name) for name in expected)
+    else:
+        what = "unexpected end of file"
+    hint = None
+    try:
+        hint = error.match_examples(parser().parse, COMMON_MISTAKES, use_accepts=True)
+    except Exception:  # noqa: BLE001 - a hint is a courtesy; never let it hide the real error
+        hint = None
+    return NasSyntaxError(what, span=Span(file=file, line=line, column=column), hint=hint)
+
+
+def _terminal_text(name: str) -> str:
+    terminal = next((t for t in parser().terminals if t.name == name), None)
+    if terminal is not None and terminal.pattern.type == "str":
+        return f"`{terminal.pattern.value}`"
+    return {"NAME": "a name", "INT": "an integer", "$END": "the end of the file"}.get(
+        name, name.lower()
+    )
+
+
+def parse_module(text: str, file: str = "<string>") -> ast.Module:
+    """Parse `.nas` text into its syntax tree.
+
+    Raises:
+        NasSyntaxError: with the line, column and, for a known mistake, a hint.
+    """
+    try:
+        tree = parser().parse(text)
+    except UnexpectedInput as error:
+        raise _syntax_error(error, text, file) from None
+    except RecursionError:
+        raise NasSyntaxError(
+            "the file nests too deeply to parse", span=Span(file=file), hint="simplify expressions"
+        ) from None
+    items = _ToAst(file).transform(tree)
+    return ast.Module(items=items, file=file)

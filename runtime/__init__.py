@@ -1,0 +1,1 @@
+"""The nasc runtime: search strategies, training, data, run directories and the command line."""

@@ -1,0 +1,1 @@
+"""The reference search spaces, shipped as package data (`nasc search nb201`)."""
