@@ -131,6 +131,11 @@ def cell_source(cell: Cell, arch: ArchState, drop: bool = False) -> tuple[str, s
         if value is None:
             zero_nodes.add(node.name)
             lines.append(f"    # {node.name}: every edge is none or masked out")
+        elif node.combine == "sum" and len(flat) > 1 and len(value) > 80:
+            lines.append(f"    {target} = (")
+            lines.append(f"        {flat[0]}")
+            lines.extend(f"        + {term}" for term in flat[1:])
+            lines.append("    )")
         else:
             lines.append(f"    {target} = {value}")
 

@@ -1,0 +1,7 @@
+"""`python -m nasc.runtime ...` runs the `nasc` command line (also under `torchrun -m`)."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,147 @@
+"""The `nasc` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from rich.console import Console
+
+from nasc.dsl import NascError, NascUsageError
+
+EXIT_ERROR = 2
+
+
+def parse_defines(defines: list[str] | None) -> dict[str, int]:
+    """`-D name=value` pairs as a dict of integers.
+
+    Raises:
+        NascUsageError: a pair without `=` or with a value that is not an integer.
+    """
+    values: dict[str, int] = {}
+    for item in defines or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise NascUsageError(f"-D {item}: expected NAME=VALUE", hint="e.g. -D C=16 -D N=5")
+        try:
+            values[name.strip()] = int(value.strip())
+        except ValueError:
+            raise NascUsageError(
+                f"-D {item}: parameter `{name.strip()}` must be an integer, not `{value.strip()}`",
+                hint=f"e.g. -D {name.strip()}=16",
+            ) from None
+    return values
+
+
+def _add_defines(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-D", dest="defines", action="append", metavar="NAME=VALUE",
+        help="override a network parameter, e.g. -D C=8 (repeatable)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nasc",
+        description="Search neural architectures in spaces written in the .nas language.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    check = commands.add_parser("check", help="check .nas files; exit 2 on the first error")
+    check.add_argument("files", nargs="+", metavar="FILE", help="a .nas file or a built-in space")
+    _add_defines(check)
+
+    show = commands.add_parser("show", help="summarise a space: cells, subsets, macro, size")
+    show.add_argument("file", metavar="FILE", help="a .nas file or a built-in space")
+    _add_defines(show)
+    show.add_argument("--arch", help="apply decisions: an NB201 string, a DARTS genotype or a JSON file")
+    show.add_argument("--json", action="store_true", help="print one JSON object")
+    show.add_argument("--code", action="store_true", help="print the generated forward code")
+    show.add_argument("--no-measure", action="store_true", help="skip counting weights and FLOPs")
+
+    export = commands.add_parser(
+        "export", help="write a found architecture as .nas, genotype, NB201 string or TorchScript"
+    )
+    export.add_argument("source", metavar="RUN_DIR|FILE",
+                        help="a search run directory, or a .nas file with --arch")
+    export.add_argument("--arch", help="the decisions, when SOURCE is a .nas file")
+    export.add_argument("--format", required=True,
+                        choices=["nas", "genotype", "nb201", "darts", "torchscript"])
+    export.add_argument("-o", "--output", help="the file to write (default: standard output, or "
+                        "arch.pt for TorchScript)")
+    _add_defines(export)
+    return parser
+
+
+def _load(path: str, defines):
+    from nasc.compiler import catalog
+    from nasc.dsl import load_space
+
+    return load_space(path, catalog=catalog(), overrides=parse_defines(defines))
+
+
+def cmd_check(args, console: Console) -> int:
+    from nasc.compiler import catalog
+    from nasc.dsl import load_space
+
+    overrides = parse_defines(args.defines)
+    for file in args.files:
+        space = load_space(file, catalog=catalog(), overrides=overrides)
+        what = "a fixed architecture" if space.is_fixed else f"{space.architectures():,} architectures"
+        console.print(f"{file}: ok ({what})")
+    return 0
+
+
+def cmd_show(args, console: Console) -> int:
+    from nasc.dsl import parse_arch
+
+    from .describe import describe, render
+
+    space = _load(args.file, args.defines)
+    genotype = parse_arch(space, args.arch) if args.arch else None
+    if args.code:
+        from nasc.compiler import compile_space
+        from nasc.dsl import apply_genotype
+
+        fixed = apply_genotype(space, genotype) if genotype else space
+        print(compile_space(fixed, parse_defines(args.defines)).code)
+        return 0
+    facts = describe(space, parse_defines(args.defines), genotype, measure=not args.no_measure)
+    if args.json:
+        print(json.dumps(facts, indent=2))
+    else:
+        render(facts, console)
+    return 0
+
+
+def cmd_export(args, console: Console) -> int:
+    from .exporting import export
+
+    text = export(args.source, args.arch, args.format, args.output, parse_defines(args.defines))
+    if text is not None:
+        print(text, end="" if text.endswith("\n") else "\n")
+    elif args.output or args.format == "torchscript":
+        console.print(f"wrote {args.output or Path(args.source) / 'arch.pt'}", highlight=False)
+    return 0
+
+
+COMMANDS = {"check": cmd_check, "show": cmd_show, "export": cmd_export}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run `nasc`; returns the exit status (0 ok, 2 on an error in the input, 130 on Ctrl-C)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    console = Console(stderr=False, highlight=False)
+    errors = Console(stderr=True, highlight=False)
+    handler = COMMANDS[args.command]
+    try:
+        return handler(args, console)
+    except NascError as error:
+        errors.print(error.render(), markup=False, highlight=False)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        errors.print("interrupted", markup=False)
+        return 130
+
