@@ -71,6 +71,34 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("-o", "--output", help="the file to write (default: standard output, or "
                         "arch.pt for TorchScript)")
     _add_defines(export)
+    search = commands.add_parser(
+        "search", help="search a space: IS-DARTS (default) or the DARTS family",
+        description="Search a space and export what it finds into a run directory.",
+    )
+    search.add_argument("space", nargs="?", metavar="FILE",
+                        help="a .nas file or a built-in space (not needed with --resume)")
+    _add_defines(search)
+    search.add_argument("--strategy", help="isdarts (default), darts-1st, darts-2nd, single-darts")
+    search.add_argument("--preset", help="hyperparameter preset (default: the space's `preset`)")
+    search.add_argument("--data", default="cifar10",
+                        help="digits (embedded, no download), cifar10, cifar100, or an ImageFolder "
+                        "path with train/ and test/ (default: cifar10)")
+    search.add_argument("--subset", type=int, help="use N training images (and N/4 test images)")
+    search.add_argument("--image-size", type=int, help="resize ImageFolder images to N x N")
+    search.add_argument("--cache-dir", help="where datasets download (default: ~/.cache/nasc)")
+    search.add_argument("--runs-dir", default="runs", help="where run directories go (default: runs)")
+    search.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped or killed run")
+    search.add_argument("--nb201-table", metavar="CSV",
+                        help="NB201 accuracy table to look the found cell up in")
+    search.add_argument("--nb201-columns", metavar="KEY=COL,...",
+                        help="column names of the table: arch=...,cifar10=...,cifar100=...,"
+                        "ImageNet16-120=...")
+    search.add_argument("--nats-bench", nargs="?", const="", metavar="PATH",
+                        help="look the found cell up with the nats_bench package")
+    search.add_argument("--quiet", action="store_true", help="plain log lines instead of bars")
+    from .config import add_config_flags
+
+    add_config_flags(search)
     return parser
 
 
@@ -126,7 +154,16 @@ def cmd_export(args, console: Console) -> int:
     return 0
 
 
-COMMANDS = {"check": cmd_check, "show": cmd_show, "export": cmd_export}
+def cmd_search(args, console: Console) -> int:
+    from .search import run_search
+
+    if not args.space and not args.resume:
+        raise NascUsageError("nasc search needs a space (FILE) or --resume RUN_DIR",
+                             hint="e.g. nasc search spaces/nb201.nas --data digits")
+    return run_search(args, console)
+
+
+COMMANDS = {"check": cmd_check, "show": cmd_show, "export": cmd_export, "search": cmd_search}
 
 
 def main(argv: list[str] | None = None) -> int:

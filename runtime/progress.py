@@ -1,0 +1,88 @@
+"""Progress of a search: a rich progress bar per epoch with a live line, or plain log lines."""
+
+from __future__ import annotations
+
+import time
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(seconds)
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+
+
+class Display:
+    """Shows epochs, steps and records; `quiet` prints one plain line per epoch and shrink step."""
+
+    def __init__(self, console: Console, quiet: bool = False):
+        self.console = console
+        self.quiet = quiet
+        self.started = time.perf_counter()
+        self.epoch_times: list[float] = []
+        self.epochs = 0
+        self.epoch = 0
+        self.last = ""
+        self.progress = None
+        if not quiet:
+            self.progress = Progress(
+                TextColumn("[bold]epoch {task.fields[epoch]}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                TextColumn("{task.fields[status]}"),
+                console=console,
+                transient=True,
+            )
+            self.progress.start()
+            self.task = None
+
+    def start_epoch(self, epoch: int, epochs: int, steps: int) -> None:
+        self.epoch, self.epochs = epoch, epochs
+        self.epoch_started = time.perf_counter()
+        if self.progress is not None:
+            if self.task is not None:
+                self.progress.remove_task(self.task)
+            self.task = self.progress.add_task(
+                "", total=steps, epoch=f"{epoch}/{epochs}", status=self.last
+            )
+
+    def step(self, step: int, steps: int, loss: float | None) -> None:
+        if self.progress is None:
+            return
+        fields = {}
+        if loss is not None:
+            fields["status"] = f"loss {loss:.3f}  {self.last}"
+        self.progress.update(self.task, completed=step, **fields)
+
+    def record(self, record: dict) -> None:
+        if record["event"] == "epoch":
+            self.epoch_times.append(record["seconds"])
+            left = (self.epochs - record["epoch"]) * (sum(self.epoch_times) / len(self.epoch_times))
+            self.last = (
+                f"live {record['live']}  {record['images_per_s']:.0f} img/s  ETA {_clock(left)}"
+            )
+            line = (
+                f"epoch {record['epoch']:>3}/{self.epochs}  loss {record['train_loss']:.3f}  "
+                f"train {record['train_acc']:5.1f}%  test {record['test_acc']:5.1f}%  "
+                f"lr {record['lr']:.4f}  live {record['live']}  "
+                f"{record['images_per_s']:.0f} img/s  ETA {_clock(left)}"
+            )
+        elif record["event"] == "shrink":
+            line = (
+                f"shrink {record['step']}/{record['steps']} after epoch {record['epoch']}: "
+                f"discarded {len(record['discarded'])}, {record['live']} candidates live"
+            )
+        else:
+            line = str(record)
+        self.print(line)
+
+    def print(self, text: str) -> None:
+        self.console.print(text, highlight=False, markup=False, soft_wrap=True)
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None

@@ -1,0 +1,236 @@
+"""`nasc search`: prepare a run directory, run the search, export what it found."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.panel import Panel
+from rich.table import Table
+
+from nasc.compiler import catalog, fixed_source, genotype_strings
+from nasc.dsl import NascUsageError, SpaceIR, find_space, parse_space, read_source
+from nasc.dsl.macro import instantiate
+
+from .config import SearchConfig, make_config
+from .data import ImageData, load_data
+from .nb201 import NB201Table, lookup_nats, parse_columns
+from .progress import Display
+from .rundir import RunDir
+from .trainer import Searcher, resolve_device
+
+DATA_PARAMS = ("channels", "size", "classes")
+
+
+def bind_data(space: SpaceIR, defines: dict[str, int], data: ImageData) -> dict[str, int]:
+    """The -D values with the data's channels, size and class count bound to the space.
+
+    A network that declares `channels`, `size` or `classes` takes them from the data; a `-D`
+    that contradicts the data, or a network whose fixed input or head does not fit it, is refused.
+
+    Raises:
+        NascUsageError: naming the mismatch and what to change.
+    """
+    facts = {"channels": data.channels, "size": data.size, "classes": data.num_classes}
+    words = {"channels": "image channels", "size": "image size", "classes": "classes"}
+    bound = dict(defines)
+    for name in DATA_PARAMS:
+        if name not in space.network.param_names:
+            continue
+        if name in defines and defines[name] != facts[name]:
+            raise NascUsageError(
+                f"-D {name}={defines[name]} contradicts the data: {data.name} has "
+                f"{facts[name]} {words[name]}",
+                hint=f"drop -D {name}; nasc takes it from the data",
+            )
+        bound[name] = facts[name]
+    plan = instantiate(space, bound, catalog())
+    head = next(stage for stage in plan.stages if stage.kind == "head")
+    for name, have in (("channels", plan.channels), ("size", plan.size), ("classes", head.width)):
+        if have != facts[name]:
+            raise NascUsageError(
+                f"the space `{space.name}` expects {have} {words[name]} but {data.name} has "
+                f"{facts[name]}",
+                hint=f"declare a `{name}` parameter in the network header and use it "
+                f"({'input(channels, size)' if name != 'classes' else 'head ...(classes)'}), so "
+                "nasc can bind it to the data",
+            )
+    return bound
+
+
+def fingerprint(source: str, defines: dict[str, int], config: SearchConfig, data: str) -> str:
+    """What a checkpoint must match to be resumed: the space, its values, strategy, data, seed."""
+    key = json.dumps(
+        {"source": source, "defines": defines, "strategy": config.strategy, "data": data,
+         "seed": config.seed, "epochs": config.epochs},
+        sort_keys=True,
+    )
+    return hashlib.sha256(key.encode()).hexdigest()[:24]
+
+
+def run_search(args, console: Console) -> int:
+    """Run or resume a search from parsed command-line arguments."""
+    from .cli import parse_defines
+    from .config import config_overrides
+
+    overrides = config_overrides(args)
+    if args.resume:
+        run = RunDir.open(Path(args.resume))
+        saved = run.read_json("config.json")
+        source = read_source(run.path / "space.nas")
+        defines = saved["defines"]
+        strategy = saved["config"]["strategy"]
+        if args.strategy and args.strategy != strategy:
+            raise NascUsageError(
+                f"{run.path} searched with {strategy}, not {args.strategy}",
+                hint="resume without --strategy, or start a new search",
+            )
+        values = {**saved["config"], **{k: v for k, v in overrides.items() if v is not None}}
+        config = SearchConfig(**values)
+        data_spec, subset = saved["data"], saved.get("subset")
+        space = parse_space(source, str(run.path / "space.nas"), catalog=catalog(), overrides=defines)
+    else:
+        path = find_space(args.space)
+        source = read_source(path)
+        user_defines = parse_defines(args.defines)
+        space = parse_space(source, str(args.space), catalog=catalog(), overrides=user_defines)
+        strategy = args.strategy or "isdarts"
+        config = make_config(args.preset or space.preset, strategy, overrides)
+        data_spec, subset = args.data, args.subset
+    validate(config)
+    device = resolve_device(config.device)
+    data = load_data(data_spec, args.cache_dir, getattr(args, "image_size", None))
+    if subset:
+        data = data.subset(subset, seed=0)
+    if not args.resume:
+        defines = bind_data(space, user_defines, data)
+        run = RunDir.create(Path(args.runs_dir), space.name, strategy)
+        run.write_text("space.nas", source)
+        run.write_json("config.json", {
+            "space": str(args.space),
+            "space_name": space.name,
+            "defines": defines,
+            "data": data_spec,
+            "subset": subset,
+            "config": config.to_json(),
+            "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "host": platform.node(),
+        })
+    display = Display(console, quiet=args.quiet)
+    display.print(f"run directory: {run.path}")
+    try:
+        searcher = Searcher(space, defines, config, data, device, run=run, display=display,
+                            fingerprint=fingerprint(source, defines, config, data_spec))
+        if args.resume:
+            if searcher.restore(warn=display.print):
+                display.print(f"resumed after epoch {searcher.epoch}")
+            else:
+                display.print("no checkpoint yet: starting from the first epoch")
+        started = time.perf_counter()
+        searcher.run_epochs()
+        display.close()
+        result = finish(searcher, run, space, source, args, time.perf_counter() - started)
+    finally:
+        display.close()
+        run.close()
+    show_result(console, run, result)
+    return 0
+
+
+def validate(config: SearchConfig) -> None:
+    """Refuse settings that cannot run, naming the flag."""
+    problems = []
+    if config.epochs < 1:
+        problems.append(("--epochs", "must be at least 1"))
+    if config.batch_size < 1:
+        problems.append(("--batch-size", "must be at least 1"))
+    if config.strategy == "isdarts":
+        if config.shrink_steps < 1 or config.shrink_interval < 1:
+            problems.append(("--shrink-steps/--shrink-interval", "must be at least 1"))
+        elif config.shrink_steps * config.shrink_interval >= config.epochs:
+            # The first shrink follows epoch `epochs - steps * interval`, which must be >= 1.
+            problems.append((
+                "--shrink-steps", f"{config.shrink_steps} steps every {config.shrink_interval} "
+                f"epochs need at least {config.shrink_steps * config.shrink_interval + 1} epochs"))
+        if config.measure_samples < 2:
+            problems.append(("--measure-samples", "must be at least 2"))
+        if config.mixing not in ("mean", "live_mean"):
+            problems.append(("--mixing", "must be mean or live_mean"))
+    if not 0.0 < config.train_portion < 1.0:
+        problems.append(("--train-portion", "must lie between 0 and 1"))
+    if config.lr <= 0 or config.lr_min < 0:
+        problems.append(("--lr/--lr-min", "must be positive"))
+    if config.device not in ("auto", "cpu", "cuda"):
+        problems.append(("--device", "must be auto, cpu or cuda"))
+    if problems:
+        flag, what = problems[0]
+        raise NascUsageError(f"{flag} {what}", hint="see nasc search --help")
+
+
+def finish(searcher: Searcher, run: RunDir, space: SpaceIR, source: str, args,
+           seconds: float) -> dict:
+    """Write the found architecture in every form, look it up in NB201, and summarise."""
+    genotype = searcher.strategy.derive(searcher.net)
+    run.write_json("genotype.json", genotype.to_json())
+    run.write_text("arch.nas", fixed_source(
+        space, genotype, header=f"Found by nasc search ({searcher.config.strategy}) in {space.name}; "
+        f"run {run.path.name}."))
+    strings = genotype_strings(space, genotype)
+    if "nb201" in strings:
+        run.write_text("nb201.txt", strings["nb201"] + "\n")
+    if "darts" in strings:
+        run.write_text("darts.txt", strings["darts"] + "\n")
+    history = getattr(searcher.strategy, "history", None)
+    if history is not None:
+        run.write_json("importance.json", history)
+    metrics = [line for line in run.metrics_lines() if line.get("event") == "epoch"]
+    result = {
+        "space": space.name,
+        "strategy": searcher.config.strategy,
+        "genotype": genotype.to_json()["cells"],
+        **strings,
+        "final_test_acc": metrics[-1]["test_acc"] if metrics else None,
+        "search_seconds": seconds,
+    }
+    if "nb201" in strings and (args.nb201_table or args.nats_bench):
+        if args.nb201_table:
+            table = NB201Table.load(args.nb201_table, parse_columns(args.nb201_columns))
+            found = table.lookup(strings["nb201"])
+            result["nb201_accuracy"] = found
+            result["nb201_rank"] = (
+                {key: table.rank(strings["nb201"], key) for key in found} if found else None
+            )
+        else:
+            result["nb201_accuracy"] = lookup_nats(strings["nb201"], args.nats_bench)
+    run.write_json("result.json", result)
+    return result
+
+
+def show_result(console: Console, run: RunDir, result: dict) -> None:
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(no_wrap=True)
+    grid.add_column(overflow="fold")
+    grid.add_row("run", str(run.path))
+    for key in ("nb201", "darts"):
+        if key in result:
+            grid.add_row(key, result[key])
+    if "nb201" not in result and "darts" not in result:
+        for cell, edges in result["genotype"].items():
+            grid.add_row(cell, ", ".join(f"{e}:{'+'.join(ops) or '-'}" for e, ops in edges.items()))
+    if result.get("final_test_acc") is not None:
+        grid.add_row("supernet test acc", f"{result['final_test_acc']:.2f}%")
+    accuracy = result.get("nb201_accuracy")
+    if accuracy:
+        ranks = result.get("nb201_rank") or {}
+        grid.add_row("NAS-Bench-201", ", ".join(
+            f"{k} {v:.2f}%" + (f" (rank {ranks[k]:,})" if ranks.get(k) else "")
+            for k, v in accuracy.items()))
+    elif "nb201_accuracy" in result:
+        grid.add_row("NAS-Bench-201", "not in the table")
+    grid.add_row("files", "arch.nas, genotype.json, metrics.jsonl, result.json")
+    console.print(Panel(grid, title=f"found by {result['strategy']}", expand=False))
+

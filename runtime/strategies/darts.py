@@ -1,0 +1,146 @@
+"""The DARTS family: architecture parameters mixed by softmax, updated by gradient descent.
+
+- `darts-1st`: bi-level, first order: alphas step on a held-out batch, then weights on theirs.
+- `darts-2nd`: bi-level, second order: the alpha gradient is taken at the weights after one
+  virtual SGD step, with the implicit term by finite differences (the DARTS paper, eq. 7-8).
+- `single-darts`: single level: weights and alphas update on the same batch and loss.
+
+Derivation follows DARTS: in a subset of one edge the k strongest ops (softmax weight) survive;
+in a subset of several edges, the k edges whose best non-`none` op is strongest survive, each
+with that op.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+from torch.func import functional_call
+
+from nasc.dsl import Genotype
+
+from . import Strategy, arch_optimizer, register_strategy
+
+if TYPE_CHECKING:
+    from nasc.compiler import Supernet
+
+
+def derive_darts(net: Supernet) -> Genotype:
+    """The DARTS derivation from the softmax weights of the alphas (see the module doc)."""
+    decided: dict[str, dict[str, list[str]]] = {}
+    for cell, table in net.arch.choices.items():
+        with torch.no_grad():
+            weights = net.arch.mixing_weights(cell).cpu()
+        edges: dict[str, list[str]] = {edge: [] for edge in table.edges}
+        for k, members in table.subsets:
+            rows = sorted({row for row, _ in members})
+            if len(rows) == 1:
+                columns = [column for _, column in members]
+                best = sorted(columns, key=lambda c: -float(weights[rows[0], c]))[:k]
+                edges[table.edges[rows[0]]].extend(table.candidates[rows[0]][c] for c in sorted(best))
+                continue
+            strongest = []
+            for row in rows:
+                columns = [c for r, c in members if r == row and table.candidates[r][c] != "none"]
+                if columns:
+                    column = max(columns, key=lambda c: float(weights[row, c]))
+                    strongest.append((float(weights[row, column]), row, column))
+            for _, row, column in sorted(strongest, key=lambda item: -item[0])[:k]:
+                edges[table.edges[row]].append(table.candidates[row][column])
+        decided[cell] = edges
+    return Genotype(decided)
+
+
+class _Darts(Strategy):
+    def setup(self, net: Supernet) -> None:
+        net.arch.set_mixing("softmax")
+        self.optimizer = arch_optimizer(net, self.config)
+
+    def derive(self, net: Supernet) -> Genotype:
+        return derive_darts(net)
+
+    def state_dict(self) -> dict:
+        return {"optimizer": self.optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        if "optimizer" in state:
+            self.optimizer.load_state_dict(state["optimizer"])
+
+
+@register_strategy("darts-1st")
+class DartsFirstOrder(_Darts):
+    """DARTS, first-order approximation."""
+
+    bilevel = True
+
+    def arch_step(self, searcher, batch, arch_batch) -> None:
+        images, labels = arch_batch
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = searcher.criterion(searcher.logits(images), labels)
+        loss.backward(inputs=list(searcher.net.arch.parameters()))
+        self.optimizer.step()
+
+
+@register_strategy("darts-2nd")
+class DartsSecondOrder(_Darts):
+    """DARTS, second order (unrolled)."""
+
+    bilevel = True
+
+    def arch_step(self, searcher, batch, arch_batch) -> None:
+        net = searcher.net
+        alphas = list(net.arch.parameters())
+        arch_ids = {id(p) for p in alphas}
+        names = [n for n, p in net.named_parameters() if id(p) not in arch_ids]
+        weights = [p for n, p in net.named_parameters() if id(p) not in arch_ids]
+        buffers = {n: b.clone() for n, b in net.named_buffers()}
+        lr = searcher.current_lr
+        config = self.config
+
+        def loss_at(params, images, labels):
+            state = {**dict(zip(names, params)), **{n: b.clone() for n, b in buffers.items()}}
+            logits = functional_call(net, state, (images,))
+            logits = logits[0] if isinstance(logits, tuple) else logits
+            return searcher.criterion(logits, labels)
+
+        images, labels = batch
+        # w' = w - lr * (momentum buffer * momentum + dL_train/dw + weight decay * w)
+        grads = torch.autograd.grad(loss_at(weights, images, labels), weights, allow_unused=True)
+        state = searcher.optimizer.state
+        unrolled = []
+        for w, g in zip(weights, grads):
+            step = (g if g is not None else torch.zeros_like(w)) + config.weight_decay * w.detach()
+            buffer = state.get(w, {}).get("momentum_buffer")
+            if buffer is not None:
+                step = step + config.momentum * buffer
+            unrolled.append((w.detach() - lr * step).requires_grad_(True))
+
+        arch_images, arch_labels = arch_batch
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = loss_at(unrolled, arch_images, arch_labels)
+        grads = torch.autograd.grad(loss, alphas + unrolled, allow_unused=True)
+        alpha_grads = [g if g is not None else torch.zeros_like(a) for a, g in zip(alphas, grads)]
+        vector = [g if g is not None else torch.zeros_like(w) for w, g in
+                  zip(unrolled, grads[len(alphas):])]
+
+        # Implicit term: (d/dalpha L_train(w+) - d/dalpha L_train(w-)) / 2 eps,
+        # with w+- = w +- eps * dL_val/dw'.
+        norm = torch.sqrt(sum((v * v).sum() for v in vector)).clamp_min(1e-12)
+        eps = 0.01 / norm
+        implicit = []
+        for sign in (1.0, -1.0):
+            shifted = [w.detach() + sign * eps * v for w, v in zip(weights, vector)]
+            grad = torch.autograd.grad(loss_at(shifted, images, labels), alphas, allow_unused=True)
+            implicit.append([g if g is not None else torch.zeros_like(a) for a, g in zip(alphas, grad)])
+        for alpha, g, plus, minus in zip(alphas, alpha_grads, *implicit):
+            alpha.grad = g - lr * (plus - minus) / (2 * eps)
+        self.optimizer.step()
+
+
+@register_strategy("single-darts")
+class SingleDarts(_Darts):
+    """Single-level DARTS: weights and alphas learn from the same batch."""
+
+    def after_backward(self, searcher) -> None:
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)

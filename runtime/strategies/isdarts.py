@@ -1,0 +1,190 @@
+"""IS-DARTS: shrink the supernet by the information of each candidate's output.
+
+No architecture parameters: a mask per cell type, shared by its instances. Weights train on the
+whole training set with the live candidates summed and scaled by 1/|candidate set|. At the shrink
+epochs, the Fisher information F of every live candidate's output is measured on a fixed number
+of training images, and inside every comparison subset the candidates with the largest F (the
+least informative, most noise-like outputs) are discarded, on a schedule that leaves exactly k.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import torch
+
+from nasc.dsl import Genotype
+
+from . import Strategy, register_strategy
+
+if TYPE_CHECKING:
+    from nasc.compiler import Supernet
+
+    from ..trainer import Searcher
+
+
+def information(output: torch.Tensor) -> torch.Tensor:
+    """Per-sample Fisher information F of a feature map (B, C, H, W).
+
+    Per pixel, mu and the unbiased sigma across channels; per element 3 (x - mu)^2 / sigma^6,
+    NaN (a constant output, e.g. `none`) taken as +inf; the mean over (C, H, W).
+    """
+    x = output.detach().float()
+    mu = x.mean(dim=1, keepdim=True)
+    sigma = x.std(dim=1, keepdim=True)
+    f = 3.0 * (x - mu).pow(2) / sigma.pow(6)
+    f = torch.where(torch.isnan(f), torch.full_like(f, math.inf), f)
+    return f.mean(dim=(1, 2, 3))
+
+
+def shrink_epochs(epochs: int, steps: int, interval: int) -> list[int]:
+    """The 1-based epochs after which to shrink: `epochs - steps*interval + interval*i`."""
+    return [epochs - steps * interval + interval * i for i in range(steps)]
+
+
+def discard_count(live: int, k: int, step: int, steps: int) -> int:
+    """How many of `live` candidates to discard at step `step` (0-based) of `steps`."""
+    return max(0, math.ceil((live - k) / (steps - step)))
+
+
+def measure(net: Supernet, batches) -> dict[str, dict[tuple[str, str], float]]:
+    """F of every live candidate of every searched cell type, averaged over samples and instances.
+
+    Args:
+        batches: (images, labels) batches; the measurement runs in eval mode without gradients.
+
+    Returns:
+        `{cell type: {(edge, op): F}}`.
+    """
+    sums: dict[int, torch.Tensor] = {}
+    counts: dict[int, int] = {}
+    owners: dict[int, tuple[str, str, str]] = {}
+    handles = []
+
+    def hook(module, inputs, output):
+        key = id(module)
+        values = information(output)
+        sums[key] = sums.get(key, 0.0) + values.sum()
+        counts[key] = counts.get(key, 0) + values.numel()
+
+    for cell in net.cells():
+        table = net.arch.choices.get(cell.cell_type)
+        if table is None:
+            continue
+        for edge in table.edges:
+            for op in net.arch.live(cell.cell_type, edge):
+                module = cell.edges[edge][op]
+                owners[id(module)] = (cell.cell_type, edge, op)
+                handles.append(module.register_forward_hook(hook))
+    was_training = net.training
+    net.eval()
+    try:
+        with torch.no_grad():
+            for images, _ in batches:
+                net(images)
+    finally:
+        for handle in handles:
+            handle.remove()
+        net.train(was_training)
+
+    per_instance: dict[str, dict[tuple[str, str], list[float]]] = {}
+    for key, (cell, edge, op) in owners.items():
+        value = float(sums[key]) / counts[key] if counts.get(key) else math.inf
+        per_instance.setdefault(cell, {}).setdefault((edge, op), []).append(value)
+    return {
+        cell: {member: sum(values) / len(values) for member, values in members.items()}
+        for cell, members in per_instance.items()
+    }
+
+
+def shrink(net: Supernet, scores: dict[str, dict[tuple[str, str], float]], step: int,
+           steps: int) -> list[dict]:
+    """Discard, inside every comparison subset, the candidates with the largest F.
+
+    Returns:
+        per subset: its cell, label, k, and every live candidate with F, IIM (1/F) and whether
+        it was discarded.
+    """
+    records = []
+    for cell, table in net.arch.choices.items():
+        live = set()
+        for edge in table.edges:
+            live.update((edge, op) for op in net.arch.live(cell, edge))
+        discarded = []
+        for (k, members), label in zip(table.subsets, table.labels):
+            names = [(table.edges[r], table.candidates[r][c]) for r, c in members]
+            alive = [m for m in names if m in live]
+            count = discard_count(len(alive), k, step, steps)
+            ranked = sorted(alive, key=lambda m: -scores[cell][m])  # stable: ties keep order
+            chosen = set(ranked[:count])
+            discarded.extend(chosen)
+            records.append({
+                "cell": cell,
+                "subset": label,
+                "k": k,
+                "candidates": [
+                    {
+                        "edge": edge,
+                        "op": op,
+                        "F": _json_float(scores[cell][(edge, op)]),
+                        "IIM": _json_float(_iim(scores[cell][(edge, op)])),
+                        "discarded": (edge, op) in chosen,
+                    }
+                    for edge, op in alive
+                ],
+            })
+        net.arch.discard(cell, discarded)
+    return records
+
+
+def _iim(f: float) -> float:
+    return 0.0 if math.isinf(f) else (math.inf if f == 0 else 1.0 / f)
+
+
+def _json_float(value: float):
+    return value if math.isfinite(value) else ("inf" if value > 0 else "-inf")
+
+
+@register_strategy("isdarts")
+class ISDarts(Strategy):
+    """Information-based shrinking (IS-DARTS, AAAI 2024)."""
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.schedule = shrink_epochs(config.epochs, config.shrink_steps, config.shrink_interval)
+        self.history: list[dict] = []
+
+    def setup(self, net: Supernet) -> None:
+        net.arch.set_mixing(self.config.mixing)
+
+    def end_of_epoch(self, searcher: Searcher, epoch: int) -> list[dict]:
+        if epoch not in self.schedule:
+            return []
+        step = self.schedule.index(epoch)
+        batches = searcher.measurement_batches(self.config.measure_samples, step)
+        scores = measure(searcher.net, batches)
+        subsets = shrink(searcher.net, scores, step, len(self.schedule))
+        record = {
+            "event": "shrink",
+            "epoch": epoch,
+            "step": step + 1,
+            "steps": len(self.schedule),
+            "samples": self.config.measure_samples,
+            "discarded": [
+                f"{s['cell']}.{c['edge']}:{c['op']}" for s in subsets for c in s["candidates"]
+                if c["discarded"]
+            ],
+            "live": searcher.net.arch.live_count(),
+        }
+        self.history.append({**record, "subsets": subsets})
+        return [record]
+
+    def derive(self, net: Supernet) -> Genotype:
+        return net.arch.genotype()
+
+    def state_dict(self) -> dict:
+        return {"history": self.history}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.history = list(state.get("history", []))

@@ -1,0 +1,255 @@
+"""The search loop: train the supernet's weights, let the strategy change the architecture, evaluate,
+log and checkpoint every epoch, and resume from the last good checkpoint."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from typing import Mapping
+
+import torch
+from torch import nn
+
+from nasc.compiler import CompileOptions, Supernet, compile_space
+from nasc.dsl import NascError, SpaceIR
+
+from .checkpoint import load_latest, save_checkpoint
+from .config import SearchConfig
+from .data import Batches, ImageData
+from .strategies import make_strategy
+
+
+class NonFiniteLoss(NascError):
+    """The training loss became NaN or infinite."""
+
+
+def resolve_device(name: str) -> torch.device:
+    """`auto` picks CUDA when present."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        from nasc.dsl import NascUsageError
+
+        raise NascUsageError("--device cuda: no CUDA device is available", hint="use --device cpu")
+    return torch.device(name)
+
+
+def cosine_lr(config: SearchConfig, progress: float) -> float:
+    """Cosine decay from `lr` to `lr_min` over the epochs; `progress` counts epochs (fractional)."""
+    fraction = min(1.0, progress / config.epochs)
+    return config.lr_min + 0.5 * (config.lr - config.lr_min) * (1 + math.cos(math.pi * fraction))
+
+
+def _epoch_seed(seed: int, epoch: int, stream: int) -> int:
+    digest = hashlib.sha256(f"{seed}:{epoch}:{stream}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
+
+
+class Searcher:
+    """One search: the supernet, its strategy and optimizer, data, and where it logs.
+
+    Args:
+        space: the linted space; `overrides` are its -D values (the data's shape included).
+        run: the run directory to log and checkpoint into (None: nothing is written).
+        display: progress output (see `progress.Display`).
+        fingerprint: identifies the space and settings; a checkpoint of another is refused.
+    """
+
+    def __init__(self, space: SpaceIR, overrides: Mapping[str, int], config: SearchConfig,
+                 data: ImageData, device: torch.device, run=None, display=None,
+                 fingerprint: str = ""):
+        self.space = space
+        self.config = config
+        self.device = device
+        self.run = run
+        self.display = display
+        self.fingerprint = fingerprint
+        torch.manual_seed(config.seed)
+        self.net: Supernet = compile_space(
+            space,
+            overrides,
+            CompileOptions(search=True, track_running_stats=config.track_running_stats),
+            seed=config.seed,
+        ).to(device)
+        self.strategy = make_strategy(config.strategy, config)
+        self.strategy.setup(self.net)
+        self.criterion = nn.CrossEntropyLoss()
+        self.optimizer = torch.optim.SGD(
+            self.net.weights(),
+            lr=config.lr,
+            momentum=config.momentum,
+            nesterov=config.nesterov and config.momentum > 0,
+            weight_decay=config.weight_decay,
+        )
+        self.data = data
+        count = len(data.train_labels)
+        split = torch.randperm(count, generator=torch.Generator().manual_seed(config.seed))
+        if self.strategy.bilevel:
+            cut = max(1, min(count - 1, int(count * config.train_portion)))
+            weight_part, arch_part = split[:cut], split[cut:]
+        else:
+            weight_part, arch_part = split, None
+        batch = config.batch_size
+        self.train_batches = Batches(data, data.train_images[weight_part],
+                                     data.train_labels[weight_part], batch, device, True, True)
+        self.arch_batches = None
+        if arch_part is not None:
+            self.arch_batches = Batches(data, data.train_images[arch_part],
+                                        data.train_labels[arch_part], batch, device, True, True)
+        self.test_batches = Batches(data, data.test_images, data.test_labels, batch, device,
+                                    False, False)
+        self.epoch = 0
+        self.current_lr = config.lr
+        self.metric_lines = 0
+
+    # --- hooks for strategies --------------------------------------------------------------------
+
+    def logits(self, images: torch.Tensor) -> torch.Tensor:
+        output = self.net(images)
+        return output[0] if isinstance(output, tuple) else output
+
+    def measurement_batches(self, samples: int, step: int):
+        """`samples` training images (no augmentation), drawn anew for each step from the seed."""
+        generator = torch.Generator().manual_seed(_epoch_seed(self.config.seed, step, 7))
+        chosen = torch.randperm(len(self.data.train_labels), generator=generator)[:samples]
+        batches = Batches(self.data, self.data.train_images[chosen],
+                          self.data.train_labels[chosen], self.config.batch_size, self.device,
+                          False, False)
+        return batches.epoch(None)
+
+    # --- the loop ---------------------------------------------------------------------------------
+
+    def train_epoch(self) -> dict:
+        net, config = self.net, self.config
+        net.train()
+        steps = len(self.train_batches)
+        batches = self.train_batches.epoch(_epoch_seed(config.seed, self.epoch, 0))
+        arch_batches = (
+            self.arch_batches.epoch(_epoch_seed(config.seed, self.epoch, 1))
+            if self.arch_batches is not None else None
+        )
+        total_loss = torch.zeros((), device=self.device)
+        correct = torch.zeros((), device=self.device)
+        seen = 0
+        started = time.perf_counter()
+        for step, (images, labels) in enumerate(batches):
+            self.current_lr = cosine_lr(config, self.epoch + step / steps)
+            for group in self.optimizer.param_groups:
+                group["lr"] = self.current_lr
+            if arch_batches is not None:
+                arch_batch = next(arch_batches, None)
+                if arch_batch is None:  # the architecture half may be a batch shorter
+                    arch_batches = self.arch_batches.epoch(_epoch_seed(config.seed, self.epoch, 2))
+                    arch_batch = next(arch_batches)
+                self.strategy.arch_step(self, (images, labels), arch_batch)
+            self.optimizer.zero_grad(set_to_none=True)
+            logits = self.logits(images)
+            loss = self.criterion(logits, labels)
+            if not torch.isfinite(loss).item():
+                raise NonFiniteLoss(
+                    f"the training loss is {loss.item()} at epoch {self.epoch + 1}, step {step + 1}",
+                    hint=self._nan_hint(),
+                )
+            loss.backward()
+            self.strategy.after_backward(self)
+            if config.grad_clip > 0:
+                nn.utils.clip_grad_norm_(self.net.weights(), config.grad_clip)
+            self.optimizer.step()
+            total_loss += loss.detach() * len(labels)
+            correct += (logits.argmax(1) == labels).sum()
+            seen += len(labels)
+            if self.display is not None:
+                self.display.step(step + 1, steps, float(total_loss) / seen if step % 10 == 0 else None)
+        elapsed = time.perf_counter() - started
+        return {
+            "train_loss": float(total_loss) / max(seen, 1),
+            "train_acc": 100.0 * float(correct) / max(seen, 1),
+            "images_per_s": seen / elapsed if elapsed > 0 else 0.0,
+            "seconds": elapsed,
+        }
+
+    def _nan_hint(self) -> str:
+        where = "no checkpoint yet"
+        if self.run is not None and (last := sorted(self.run.checkpoints.glob("ckpt-*.pt"))):
+            where = f"the last good checkpoint is {last[-1]}"
+        return f"{where}; resume with a lower learning rate, e.g. --resume RUN_DIR --lr {self.config.lr / 4:g}"
+
+    @torch.no_grad()
+    def evaluate(self) -> dict:
+        """Loss and top-1 accuracy of the supernet on the test split."""
+        self.net.eval()
+        total_loss, correct, seen = 0.0, 0, 0
+        for images, labels in self.test_batches.epoch(None):
+            logits = self.logits(images)
+            total_loss += float(self.criterion(logits, labels)) * len(labels)
+            correct += int((logits.argmax(1) == labels).sum())
+            seen += len(labels)
+        self.net.train()
+        return {"test_loss": total_loss / max(seen, 1), "test_acc": 100.0 * correct / max(seen, 1)}
+
+    def run_epochs(self) -> None:
+        """Train from the current epoch to the last, checkpointing after each."""
+        config = self.config
+        while self.epoch < config.epochs:
+            if self.display is not None:
+                self.display.start_epoch(self.epoch + 1, config.epochs, len(self.train_batches))
+            record = {"event": "epoch", "epoch": self.epoch + 1, "lr": self.current_lr}
+            record.update(self.train_epoch())
+            record.update(self.evaluate())
+            record["live"] = self.net.arch.live_count()
+            self.epoch += 1
+            records = [record] + self.strategy.end_of_epoch(self, self.epoch)
+            for item in records:
+                self._log(item)
+            self.save()
+
+    def _log(self, record: dict) -> None:
+        if self.run is not None:
+            self.run.log_metrics(record)
+        self.metric_lines += 1
+        if self.display is not None:
+            self.display.record(record)
+
+    # --- checkpoints ------------------------------------------------------------------------------
+
+    def state(self) -> dict:
+        return {
+            "fingerprint": self.fingerprint,
+            "epoch": self.epoch,
+            "metric_lines": self.metric_lines,
+            "net": self.net.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "strategy": self.strategy.state_dict(),
+            "rng": torch.get_rng_state(),
+        }
+
+    def save(self) -> None:
+        if self.run is not None:
+            save_checkpoint(self.run.checkpoints, self.epoch, self.state())
+
+    def restore(self, warn=print) -> bool:
+        """Continue from the run directory's newest good checkpoint; False when there is none.
+
+        Raises:
+            NascUsageError: the checkpoint belongs to a different space or settings.
+        """
+        found = load_latest(self.run.checkpoints, warn=warn, map_location=self.device)
+        if found is None:
+            return False
+        path, state = found
+        if state.get("fingerprint") != self.fingerprint:
+            from nasc.dsl import NascUsageError
+
+            raise NascUsageError(
+                f"{path} was written by a search of another space or with other settings",
+                hint="resume with the run directory's own space and -D values, or start anew",
+            )
+        self.net.load_state_dict(state["net"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.strategy.load_state_dict(state["strategy"])
+        torch.set_rng_state(state["rng"].cpu())
+        self.epoch = int(state["epoch"])
+        self.metric_lines = int(state["metric_lines"])
+        self.run.truncate_metrics(self.metric_lines)
+        return True
