@@ -9,8 +9,6 @@ import time
 from pathlib import Path
 
 from rich.console import Console
-from rich.panel import Panel
-from rich.table import Table
 
 from nasc.compiler import catalog, fixed_source, genotype_strings
 from nasc.dsl import NascUsageError, SpaceIR, find_space, parse_space, read_source
@@ -211,26 +209,25 @@ def finish(searcher: Searcher, run: RunDir, space: SpaceIR, source: str, args,
 
 
 def show_result(console: Console, run: RunDir, result: dict) -> None:
-    grid = Table.grid(padding=(0, 2))
-    grid.add_column(no_wrap=True)
-    grid.add_column(overflow="fold")
-    grid.add_row("run", str(run.path))
+    """Print what the search found; long strings stay on one line so they can be copied."""
+    lines = [f"found by {result['strategy']} in {result['search_seconds']:.0f} s"]
     for key in ("nb201", "darts"):
         if key in result:
-            grid.add_row(key, result[key])
+            lines.append(f"  {key}: {result[key]}")
     if "nb201" not in result and "darts" not in result:
         for cell, edges in result["genotype"].items():
-            grid.add_row(cell, ", ".join(f"{e}:{'+'.join(ops) or '-'}" for e, ops in edges.items()))
+            chosen = ", ".join(f"{e}:{'+'.join(ops) or '-'}" for e, ops in edges.items())
+            lines.append(f"  {cell}: {chosen}")
     if result.get("final_test_acc") is not None:
-        grid.add_row("supernet test acc", f"{result['final_test_acc']:.2f}%")
+        lines.append(f"  supernet test accuracy: {result['final_test_acc']:.2f}%")
     accuracy = result.get("nb201_accuracy")
     if accuracy:
         ranks = result.get("nb201_rank") or {}
-        grid.add_row("NAS-Bench-201", ", ".join(
-            f"{k} {v:.2f}%" + (f" (rank {ranks[k]:,})" if ranks.get(k) else "")
+        lines.append("  NAS-Bench-201 test accuracy: " + ", ".join(
+            f"{k} {v:.2f}%" + (f" (rank {ranks[k]:,} of 15,625)" if ranks.get(k) else "")
             for k, v in accuracy.items()))
     elif "nb201_accuracy" in result:
-        grid.add_row("NAS-Bench-201", "not in the table")
-    grid.add_row("files", "arch.nas, genotype.json, metrics.jsonl, result.json")
-    console.print(Panel(grid, title=f"found by {result['strategy']}", expand=False))
-
+        lines.append("  NAS-Bench-201: the cell is not in the table")
+    lines.append(f"  run directory: {run.path} (arch.nas, genotype.json, result.json)")
+    for line in lines:
+        console.print(line, soft_wrap=True, highlight=False, markup=False)

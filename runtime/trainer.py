@@ -190,19 +190,22 @@ class Searcher:
 
     def run_epochs(self) -> None:
         """Train from the current epoch to the last, checkpointing after each."""
-        config = self.config
-        while self.epoch < config.epochs:
-            if self.display is not None:
-                self.display.start_epoch(self.epoch + 1, config.epochs, len(self.train_batches))
-            record = {"event": "epoch", "epoch": self.epoch + 1, "lr": self.current_lr}
-            record.update(self.train_epoch())
-            record.update(self.evaluate())
-            record["live"] = self.net.arch.live_count()
-            self.epoch += 1
-            records = [record] + self.strategy.end_of_epoch(self, self.epoch)
-            for item in records:
-                self._log(item)
-            self.save()
+        while self.epoch < self.config.epochs:
+            self.run_one_epoch()
+
+    def run_one_epoch(self) -> None:
+        """Train one epoch, evaluate, let the strategy act, log, and checkpoint."""
+        if self.display is not None:
+            self.display.start_epoch(self.epoch + 1, self.config.epochs, len(self.train_batches))
+        record = {"event": "epoch", "epoch": self.epoch + 1, "lr": cosine_lr(self.config, self.epoch)}
+        record.update(self.train_epoch())
+        record.update(self.evaluate())
+        record["live"] = self.net.arch.live_count()
+        self.epoch += 1
+        records = [record] + self.strategy.end_of_epoch(self, self.epoch)
+        for item in records:
+            self._log(item)
+        self.save()
 
     def _log(self, record: dict) -> None:
         if self.run is not None:
