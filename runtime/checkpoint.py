@@ -22,8 +22,11 @@ class CorruptCheckpoint(NascUsageError):
     """A checkpoint whose bytes do not match their checksum (torn write, disk damage)."""
 
 
-def write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes, fault=None) -> None:
     """Write bytes so that `path` is either the old file or the whole new one, never a torn one.
+
+    Args:
+        fault: called halfway through the write (fault injection for the reliability tests).
 
     Raises:
         NascUsageError: the folder is read-only or the disk is full; the old file is untouched.
@@ -31,7 +34,11 @@ def write_atomic(path: Path, data: bytes) -> None:
     temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         with open(temporary, "wb") as handle:
-            handle.write(data)
+            handle.write(data[: len(data) // 2])
+            if fault is not None:
+                handle.flush()
+                fault()
+            handle.write(data[len(data) // 2 :])
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)
@@ -55,13 +62,13 @@ def write_atomic(path: Path, data: bytes) -> None:
         pass
 
 
-def save_checkpoint(folder: Path, index: int, state: dict) -> Path:
+def save_checkpoint(folder: Path, index: int, state: dict, fault=None) -> Path:
     """Write `ckpt-<index>.pt` (magic, sha256, payload) atomically and keep the last two."""
     buffer = io.BytesIO()
     torch.save(state, buffer)
     payload = buffer.getvalue()
     path = folder / f"ckpt-{index:05d}.pt"
-    write_atomic(path, MAGIC + hashlib.sha256(payload).digest() + payload)
+    write_atomic(path, MAGIC + hashlib.sha256(payload).digest() + payload, fault)
     for old in checkpoints(folder)[:-KEEP]:
         try:
             old.unlink()

@@ -96,6 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--nats-bench", nargs="?", const="", metavar="PATH",
                         help="look the found cell up with the nats_bench package")
     search.add_argument("--quiet", action="store_true", help="plain log lines instead of bars")
+    search.add_argument("--no-memory-check", action="store_true",
+                        help="start even when the memory estimate exceeds the free memory")
     from .config import add_config_flags
 
     add_config_flags(search)

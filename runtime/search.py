@@ -10,12 +10,13 @@ from pathlib import Path
 
 from rich.console import Console
 
-from nasc.compiler import catalog, fixed_source, genotype_strings
+from nasc.compiler import CompileOptions, catalog, fixed_source, genotype_strings
 from nasc.dsl import NascUsageError, SpaceIR, find_space, parse_space, read_source
 from nasc.dsl.macro import instantiate
 
 from .config import SearchConfig, make_config
 from .data import ImageData, load_data
+from .memory import check_fits
 from .nb201 import NB201Table, lookup_nats, parse_columns
 from .progress import Display
 from .rundir import RunDir
@@ -118,6 +119,10 @@ def run_search(args, console: Console) -> int:
             "created": time.strftime("%Y-%m-%d %H:%M:%S"),
             "host": platform.node(),
         })
+    if not args.no_memory_check:
+        check_fits(space, defines, config.batch_size,
+                   CompileOptions(search=True, track_running_stats=config.track_running_stats),
+                   device)
     display = Display(console, quiet=args.quiet)
     display.print(f"run directory: {run.path}")
     try:

@@ -17,6 +17,7 @@ from nasc.dsl import NascError, SpaceIR
 from .checkpoint import load_latest, save_checkpoint
 from .config import SearchConfig
 from .data import Batches, ImageData
+from .faults import die_at, poison
 from .strategies import make_strategy
 
 
@@ -146,6 +147,8 @@ class Searcher:
             self.optimizer.zero_grad(set_to_none=True)
             logits = self.logits(images)
             loss = self.criterion(logits, labels)
+            if poison("nan", self.epoch + 1, step + 1):
+                loss = loss * float("nan")
             if not torch.isfinite(loss).item():
                 raise NonFiniteLoss(
                     f"the training loss is {loss.item()} at epoch {self.epoch + 1}, step {step + 1}",
@@ -156,6 +159,7 @@ class Searcher:
             if config.grad_clip > 0:
                 nn.utils.clip_grad_norm_(self.net.weights(), config.grad_clip)
             self.optimizer.step()
+            die_at("kill", self.epoch + 1, step + 1)
             total_loss += loss.detach() * len(labels)
             correct += (logits.argmax(1) == labels).sum()
             seen += len(labels)
@@ -205,6 +209,7 @@ class Searcher:
         records = [record] + self.strategy.end_of_epoch(self, self.epoch)
         for item in records:
             self._log(item)
+        die_at("metrics", self.epoch)
         self.save()
 
     def _log(self, record: dict) -> None:
@@ -229,7 +234,8 @@ class Searcher:
 
     def save(self) -> None:
         if self.run is not None:
-            save_checkpoint(self.run.checkpoints, self.epoch, self.state())
+            save_checkpoint(self.run.checkpoints, self.epoch, self.state(),
+                            fault=lambda: die_at("checkpoint", self.epoch))
 
     def restore(self, warn=print) -> bool:
         """Continue from the run directory's newest good checkpoint; False when there is none.
@@ -239,6 +245,7 @@ class Searcher:
         """
         found = load_latest(self.run.checkpoints, warn=warn, map_location=self.device)
         if found is None:
+            self.run.truncate_metrics(0)  # lines of a first epoch that never reached a checkpoint
             return False
         path, state = found
         if state.get("fingerprint") != self.fingerprint:

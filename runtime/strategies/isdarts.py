@@ -16,6 +16,7 @@ import torch
 
 from nasc.dsl import Genotype
 
+from ..faults import die_at
 from . import Strategy, register_strategy
 
 if TYPE_CHECKING:
@@ -164,6 +165,7 @@ class ISDarts(Strategy):
         step = self.schedule.index(epoch)
         batches = searcher.measurement_batches(self.config.measure_samples, step)
         scores = measure(searcher.net, batches)
+        die_at("shrink", epoch)
         subsets = shrink(searcher.net, scores, step, len(self.schedule))
         record = {
             "event": "shrink",

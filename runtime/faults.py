@@ -1,0 +1,37 @@
+"""Fault injection for the reliability tests and `benchmarks/faults.py`.
+
+`NASC_FAULT=POINT@EPOCH[.STEP]` makes a run fail for real when it reaches that point:
+`kill@E.S` (SIGKILL after training step S of epoch E), `shrink@E` (SIGKILL in the middle of the
+shrink step after epoch E), `checkpoint@E` (SIGKILL halfway through writing checkpoint E),
+`metrics@E` (SIGKILL after epoch E's metrics, before its checkpoint) and `nan@E.S` (the loss of step
+S of epoch E becomes NaN). Unset, every check is one dictionary lookup.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+VARIABLE = "NASC_FAULT"
+
+
+def _wanted(point: str, epoch: int, step: int | None) -> bool:
+    spec = os.environ.get(VARIABLE)
+    if not spec:
+        return False
+    name, _, where = spec.partition("@")
+    wanted_epoch, _, wanted_step = where.partition(".")
+    if name != point or not wanted_epoch.isdigit() or int(wanted_epoch) != epoch:
+        return False
+    return not wanted_step or (step is not None and wanted_step.isdigit() and int(wanted_step) == step)
+
+
+def die_at(point: str, epoch: int, step: int | None = None) -> None:
+    """SIGKILL this process when `NASC_FAULT` names this point: no cleanup, as a crash would."""
+    if _wanted(point, epoch, step):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def poison(point: str, epoch: int, step: int | None = None) -> bool:
+    """True when `NASC_FAULT` asks to corrupt the value computed at this point."""
+    return _wanted(point, epoch, step)
