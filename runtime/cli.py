@@ -113,11 +113,21 @@ def _load(path: str, defines):
 
 def cmd_check(args, console: Console) -> int:
     from nasc.compiler import catalog
-    from nasc.dsl import load_space
+    from nasc.dsl import NasSemanticError, find_space, load_space, read_source
+
+    from .config import PRESETS
 
     overrides = parse_defines(args.defines)
     for file in args.files:
         space = load_space(file, catalog=catalog(), overrides=overrides)
+        if space.preset is not None and space.preset not in PRESETS:
+            error = NasSemanticError(
+                f"unknown preset `{space.preset}`",
+                span=space.preset_span,
+                hint=f"known presets: {', '.join(sorted(PRESETS))}",
+            )
+            error.source = read_source(find_space(file))
+            raise error
         what = "a fixed architecture" if space.is_fixed else f"{space.architectures():,} architectures"
         console.print(f"{file}: ok ({what})")
     return 0
@@ -178,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return handler(args, console)
     except NascError as error:
-        errors.print(error.render(), markup=False, highlight=False)
+        errors.print(error.render(), markup=False, highlight=False, soft_wrap=True)
         return EXIT_ERROR
     except KeyboardInterrupt:
         errors.print("interrupted", markup=False)
