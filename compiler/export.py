@@ -3,6 +3,7 @@ NB201 and DARTS strings, and TorchScript."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Mapping
 
@@ -37,9 +38,11 @@ def export_network(
     if supernet is not None:
         source = supernet.state_dict()
         target = network.state_dict()
+        # Tensors must match in shape; other entries (the arch state's mixing mode) just carry.
         mismatched = [
             key for key, value in target.items()
-            if key not in source or source[key].shape != value.shape
+            if key not in source
+            or (torch.is_tensor(value) and source[key].shape != value.shape)
         ]
         if mismatched:
             raise NascUsageError(
@@ -77,7 +80,10 @@ def export_torchscript(network: Supernet, path: str | Path) -> Path:
     device = next(network.parameters()).device
     example = torch.zeros(2, plan.channels, plan.size, plan.size, device=device)
     try:
-        with torch.no_grad():
+        with torch.no_grad(), warnings.catch_warnings():
+            # TorchScript is what the evaluation tools of the DARTS family load; this PyTorch
+            # announces its deprecation in favour of torch.export.
+            warnings.simplefilter("ignore", FutureWarning)
             traced = torch.jit.trace(network, example, check_trace=False)
         path = Path(path)
         traced.save(str(path))

@@ -28,6 +28,8 @@ class OpEntry:
             in the supernet (DARTS' MixedOp).
         zero: the op's output is zero (`none`); it is never run.
         identity: the op returns its input unchanged at stride 1 with equal channels.
+        sizes: the input resolutions the op works at, when it cannot take others (the DARTS
+            auxiliary heads end in a fixed-size linear layer); None for any.
     """
 
     name: str
@@ -37,6 +39,7 @@ class OpEntry:
     pooling: bool = False
     zero: bool = False
     identity: bool = False
+    sizes: tuple[int, ...] | None = None
     doc: str = ""
 
 
@@ -44,7 +47,7 @@ OPS: dict[str, OpEntry] = {}
 
 
 def register_op(name: str, *, role: str = "op", stride: int | None = None, pooling: bool = False,
-                zero: bool = False, identity: bool = False):
+                zero: bool = False, identity: bool = False, sizes: tuple[int, ...] | None = None):
     """Register an op builder `(C_in, C_out, stride, affine) -> nn.Module` under `name`.
 
     Args:
@@ -55,7 +58,7 @@ def register_op(name: str, *, role: str = "op", stride: int | None = None, pooli
     def decorate(build):
         doc = (build.__doc__ or "").strip().splitlines()[0] if build.__doc__ else ""
         OPS[name] = OpEntry(name=name, build=build, role=role, stride=stride, pooling=pooling,
-                            zero=zero, identity=identity, doc=doc)
+                            zero=zero, identity=identity, sizes=sizes, doc=doc)
         return build
 
     return decorate
@@ -163,7 +166,7 @@ class FactorizedReduce(nn.Module):
         if self.stride == 1:
             return self.bn(self.conv(x))
         x = self.relu(x)
-        shifted = nn.functional.pad(x, (0, 1, 0, 1))[:, :, 1:, 1:]
+        shifted = nn.functional.pad(x, (0, 1, 0, 1))[:, :, 1:, 1:].contiguous()
         return self.bn(torch.cat([self.conv_1(x), self.conv_2(shifted)], dim=1))
 
 
@@ -321,8 +324,9 @@ class ResNetBasicBlock(nn.Module):
                                  track_running_stats)
         self.conv_b = ReLUConvBN(C_out, C_out, 3, 1, 1, 1, affine, not affine, track_running_stats)
         if stride == 2:
+            # ceil_mode: odd sizes halve to ceil(size / 2), as the strided convs and the plan do.
             self.downsample = nn.Sequential(
-                nn.AvgPool2d(kernel_size=2, stride=2, padding=0),
+                nn.AvgPool2d(kernel_size=2, stride=2, padding=0, ceil_mode=True),
                 nn.Conv2d(C_in, C_out, 1, stride=1, padding=0, bias=False),
             )
         elif C_in != C_out:
@@ -400,13 +404,13 @@ class AuxiliaryHead(nn.Module):
         return self.classifier(torch.flatten(self.features(x), 1))
 
 
-@register_op("darts_aux_cifar", role="head")
+@register_op("darts_aux_cifar", role="head", sizes=(8, 9, 10))
 def _darts_aux_cifar(C_in, classes, stride, affine, track_running_stats=True):
     """DARTS' CIFAR auxiliary head (expects 8x8 features)."""
     return AuxiliaryHead(C_in, classes, 3, True)
 
 
-@register_op("darts_aux_imagenet", role="head")
+@register_op("darts_aux_imagenet", role="head", sizes=(7, 8))
 def _darts_aux_imagenet(C_in, classes, stride, affine, track_running_stats=True):
-    """DARTS' ImageNet auxiliary head (expects 14x14 features; no BN after the 2x2 conv)."""
+    """DARTS' ImageNet auxiliary head (expects 7x7 features; no BN after the 2x2 conv)."""
     return AuxiliaryHead(C_in, classes, 2, False)

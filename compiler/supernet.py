@@ -14,7 +14,7 @@ import attrs
 import torch
 from torch import nn
 
-from nasc.dsl import SpaceIR
+from nasc.dsl import NascUsageError, SpaceIR
 from nasc.dsl.ir import Cell
 from nasc.dsl.macro import Plan, Stage, instantiate
 
@@ -86,6 +86,12 @@ class CellModule(nn.Module):
         *features, weights = inputs
         return self.program(self, *features, w=weights)
 
+    def __getstate__(self):
+        # The generated program cannot be pickled; the supernet rebuilds it after loading.
+        state = self.__dict__.copy()
+        state["program"] = None
+        return state
+
     def extra_repr(self) -> str:
         return f"cell_type={self.cell_type}, width={self.width}"
 
@@ -112,6 +118,17 @@ class Supernet(nn.Module):
                 module = CellModule(space.cell(stage.name), stage, options)
             elif stage.kind == "aux" and not options.auxiliary:
                 module = nn.Identity()  # keeps stage indices aligned; never called
+            elif stage.kind == "aux" and get_op(stage.name).sizes and (
+                stage.in_size not in get_op(stage.name).sizes
+            ):
+                sizes = get_op(stage.name).sizes
+                raise NascUsageError(
+                    f"the auxiliary head `{stage.name}` reads {stage.in_size}x{stage.in_size} "
+                    f"features at stage {stage.index}; it works at "
+                    f"{' or '.join(f'{s}x{s}' for s in sizes)}",
+                    hint="train without it (--auxiliary-weight 0), or on images of the size the "
+                    "network was designed for",
+                )
             else:
                 # Stems, blocks and heads sit outside the cells: their BNs are always affine.
                 module = get_op(stage.name).build(

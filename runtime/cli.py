@@ -98,9 +98,41 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--quiet", action="store_true", help="plain log lines instead of bars")
     search.add_argument("--no-memory-check", action="store_true",
                         help="start even when the memory estimate exceeds the free memory")
-    from .config import add_config_flags
+    from .config import add_config_flags, add_flags_of
 
     add_config_flags(search)
+
+    train = commands.add_parser(
+        "train", help="train a found architecture from scratch with a paper's protocol",
+        description="Train a fixed architecture (arch.nas of a search, or a space with --arch).",
+    )
+    train.add_argument("arch_file", nargs="?", metavar="ARCH.nas",
+                       help="a fixed .nas file (not needed with --resume)")
+    train.add_argument("--arch", help="decisions to apply when ARCH.nas is a space")
+    _add_defines(train)
+    train.add_argument("--preset", help="darts-cifar, darts-imagenet or nb201 (default: from the "
+                       "space's preset)")
+    train.add_argument("--keep-macro", action="store_true",
+                       help="keep the file's own network even when the preset names another")
+    train.add_argument("--data", default="cifar10", help="digits, cifar10, cifar100 or a folder")
+    train.add_argument("--subset", type=int, help="use N training images (and N/4 test images)")
+    train.add_argument("--image-size", type=int, help="resize ImageFolder images to N x N")
+    train.add_argument("--cache-dir", help="where datasets download (default: ~/.cache/nasc)")
+    train.add_argument("--runs-dir", default="runs", help="where run directories go")
+    train.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped or killed run")
+    train.add_argument("--quiet", action="store_true", help="plain log lines instead of bars")
+    from .train import TrainConfig
+
+    add_flags_of(train, TrainConfig)
+
+    evaluate = commands.add_parser("eval", help="test accuracy of a trained network")
+    evaluate.add_argument("checkpoint", metavar="RUN_DIR|CHECKPOINT|MODEL.pt",
+                          help="a training run, one of its checkpoints, or an exported model.pt")
+    evaluate.add_argument("--data", default="cifar10", help="digits, cifar10, cifar100 or a folder")
+    evaluate.add_argument("--image-size", type=int, help="resize ImageFolder images to N x N")
+    evaluate.add_argument("--cache-dir", help="where datasets download (default: ~/.cache/nasc)")
+    evaluate.add_argument("--batch-size", type=int, default=256)
+    evaluate.add_argument("--device", default="auto", help="auto, cpu or cuda")
     return parser
 
 
@@ -175,7 +207,29 @@ def cmd_search(args, console: Console) -> int:
     return run_search(args, console)
 
 
-COMMANDS = {"check": cmd_check, "show": cmd_show, "export": cmd_export, "search": cmd_search}
+def cmd_train(args, console: Console) -> int:
+    from .train import run_train
+
+    if not args.arch_file and not args.resume:
+        raise NascUsageError("nasc train needs an architecture (ARCH.nas) or --resume RUN_DIR",
+                             hint="e.g. nasc train runs/nb201-isdarts-.../arch.nas --data cifar10")
+    return run_train(args, console)
+
+
+def cmd_eval(args, console: Console) -> int:
+    from .train import run_eval
+
+    return run_eval(args, console)
+
+
+COMMANDS = {
+    "check": cmd_check,
+    "show": cmd_show,
+    "export": cmd_export,
+    "search": cmd_search,
+    "train": cmd_train,
+    "eval": cmd_eval,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

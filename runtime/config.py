@@ -94,9 +94,14 @@ def make_config(preset: str | None, strategy: str, overrides: dict[str, Any]) ->
 
 
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
-    """A `--field` flag per config field (strategy and seed excepted, added by the caller)."""
-    for field in attrs.fields(SearchConfig):
-        if field.name in ("strategy",):
+    """A `--field` flag per search config field (`--strategy` is the caller's)."""
+    add_flags_of(parser, SearchConfig, skip=("strategy",))
+
+
+def add_flags_of(parser: argparse.ArgumentParser, cls, skip=()) -> None:
+    """A `--field` flag per field of an attrs config class, defaulting to None (the preset's)."""
+    for field in attrs.fields(cls):
+        if field.name in skip:
             continue
         flag = "--" + field.name.replace("_", "-")
         help_text = field.metadata.get("help", "") + " (default: from the preset)"

@@ -312,13 +312,14 @@ class Batches:
     """
 
     def __init__(self, data: ImageData, images, labels, batch_size: int, device: torch.device,
-                 augment: bool, drop_last: bool):
+                 augment: bool, drop_last: bool, cutout: int = 0):
         self.images = images.to(device)
         self.labels = labels.to(device)
         self.batch_size = batch_size
         self.device = device
         self.pad = data.pad if augment else 0
         self.flip = data.flip and augment
+        self.cutout = cutout if augment else 0
         shape = (1, -1, 1, 1)
         self.mean = torch.tensor(data.mean, device=device).view(shape) * 255.0
         self.std = torch.tensor(data.std, device=device).view(shape) * 255.0
@@ -343,11 +344,14 @@ class Batches:
             order = torch.randperm(count, generator=generator)
         for index in range(len(self)):
             chunk = order[index * self.batch_size : (index + 1) * self.batch_size]
-            crops = flips = None
+            crops = flips = centres = None
             if generator is not None:
                 # Drawn for every batch, skipped or not, so resuming at `start` sees the same draws.
                 crops = torch.randint(0, 2 * self.pad + 1, (len(chunk), 2), generator=generator)
                 flips = torch.rand(len(chunk), generator=generator) < 0.5
+                if self.cutout:
+                    centres = torch.randint(0, self.images.shape[2], (len(chunk), 2),
+                                            generator=generator)
             if index < start:
                 continue
             chunk = chunk.to(self.device)
@@ -356,7 +360,10 @@ class Batches:
                 images = random_crop(images, self.pad, crops.to(self.device))
             if self.flip and flips is not None:
                 images = torch.where(flips.to(self.device).view(-1, 1, 1, 1), images.flip(3), images)
-            yield (images.float() - self.mean) / self.std, self.labels[chunk]
+            images = (images.float() - self.mean) / self.std
+            if centres is not None:
+                images = cutout(images, self.cutout, centres.to(self.device))
+            yield standard_layout(images), self.labels[chunk]
 
 
 def random_crop(images: torch.Tensor, pad: int, offsets: torch.Tensor) -> torch.Tensor:
@@ -367,4 +374,27 @@ def random_crop(images: torch.Tensor, pad: int, offsets: torch.Tensor) -> torch.
     cols = offsets[:, 1:2] + torch.arange(width, device=images.device)
     index = torch.arange(batch, device=images.device).view(-1, 1, 1)
     crops = padded.permute(0, 2, 3, 1)[index, rows.unsqueeze(2), cols.unsqueeze(1)]
-    return crops.permute(0, 3, 1, 2)
+    return standard_layout(crops.permute(0, 3, 1, 2))
+
+
+def standard_layout(images: torch.Tensor) -> torch.Tensor:
+    """The images in plain NCHW strides. With one channel, a channels-last tensor also counts as
+    contiguous, and `.contiguous()` keeps its strides; convolutions then run channels-last, where
+    this PyTorch's oneDNN kernels crash for narrow strided 1x1 convs (FactorizedReduce)."""
+    if images.stride() == torch.empty(images.shape, device="meta").stride():
+        return images
+    return images.clone(memory_format=torch.contiguous_format)
+
+
+def cutout(images: torch.Tensor, length: int, centres: torch.Tensor) -> torch.Tensor:
+    """Zero a `length` x `length` square around each image's centre (clipped at the borders),
+    after normalisation, as DARTS' Cutout does."""
+    height, width = images.shape[2], images.shape[3]
+    rows = torch.arange(height, device=images.device).view(1, -1, 1)
+    cols = torch.arange(width, device=images.device).view(1, 1, -1)
+    top = (centres[:, 0] - length // 2).clamp(0, height).view(-1, 1, 1)
+    bottom = (centres[:, 0] + length // 2).clamp(0, height).view(-1, 1, 1)
+    left = (centres[:, 1] - length // 2).clamp(0, width).view(-1, 1, 1)
+    right = (centres[:, 1] + length // 2).clamp(0, width).view(-1, 1, 1)
+    hole = (rows >= top) & (rows < bottom) & (cols >= left) & (cols < right)
+    return images * (~hole).unsqueeze(1).to(images.dtype)

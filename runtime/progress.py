@@ -61,14 +61,13 @@ class Display:
         if record["event"] == "epoch":
             self.epoch_times.append(record["seconds"])
             left = (self.epochs - record["epoch"]) * (sum(self.epoch_times) / len(self.epoch_times))
-            self.last = (
-                f"live {record['live']}  {record['images_per_s']:.0f} img/s  ETA {_clock(left)}"
-            )
+            live = f"live {record['live']}  " if "live" in record else ""
+            self.last = f"{live}{record['images_per_s']:.0f} img/s  ETA {_clock(left)}"
             line = (
                 f"epoch {record['epoch']:>3}/{self.epochs}  loss {record['train_loss']:.3f}  "
                 f"train {record['train_acc']:5.1f}%  test {record['test_acc']:5.1f}%  "
-                f"lr {record['lr']:.4f}  live {record['live']}  "
-                f"{record['images_per_s']:.0f} img/s  ETA {_clock(left)}"
+                f"lr {record['lr']:.4f}  {live}{record['images_per_s']:.0f} img/s  "
+                f"ETA {_clock(left)}"
             )
         elif record["event"] == "shrink":
             line = (

@@ -61,11 +61,13 @@ def bind_data(space: SpaceIR, defines: dict[str, int], data: ImageData) -> dict[
     return bound
 
 
-def fingerprint(source: str, defines: dict[str, int], config: SearchConfig, data: str) -> str:
-    """What a checkpoint must match to be resumed: the space, its values, strategy, data, seed."""
+def fingerprint(source: str, defines: dict[str, int], kind: str, data: str, seed: int,
+                epochs: int) -> str:
+    """What a checkpoint must match to be resumed: the space, its values, the strategy (or
+    `train`), the data, the seed and the length of the run."""
     key = json.dumps(
-        {"source": source, "defines": defines, "strategy": config.strategy, "data": data,
-         "seed": config.seed, "epochs": config.epochs},
+        {"source": source, "defines": defines, "kind": kind, "data": data, "seed": seed,
+         "epochs": epochs},
         sort_keys=True,
     )
     return hashlib.sha256(key.encode()).hexdigest()[:24]
@@ -127,7 +129,8 @@ def run_search(args, console: Console) -> int:
     display.print(f"run directory: {run.path}")
     try:
         searcher = Searcher(space, defines, config, data, device, run=run, display=display,
-                            fingerprint=fingerprint(source, defines, config, data_spec))
+                            fingerprint=fingerprint(source, defines, config.strategy, data_spec,
+                                                    config.seed, config.epochs))
         if args.resume:
             if searcher.restore(warn=display.print):
                 display.print(f"resumed after epoch {searcher.epoch}")

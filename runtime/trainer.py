@@ -36,13 +36,16 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def cosine_lr(config: SearchConfig, progress: float) -> float:
-    """Cosine decay from `lr` to `lr_min` over the epochs; `progress` counts epochs (fractional)."""
-    fraction = min(1.0, progress / config.epochs)
-    return config.lr_min + 0.5 * (config.lr - config.lr_min) * (1 + math.cos(math.pi * fraction))
+def cosine_lr(lr: float, lr_min: float, epochs: int, progress: float, warmup: int = 0) -> float:
+    """Linear warm-up over `warmup` epochs, then cosine decay from `lr` to `lr_min` by the last
+    epoch; `progress` counts epochs, fractions included."""
+    if progress < warmup:
+        return lr * (progress + 1e-3) / warmup
+    fraction = min(1.0, (progress - warmup) / max(epochs - warmup, 1e-9))
+    return lr_min + 0.5 * (lr - lr_min) * (1 + math.cos(math.pi * fraction))
 
 
-def _epoch_seed(seed: int, epoch: int, stream: int) -> int:
+def epoch_seed(seed: int, epoch: int, stream: int) -> int:
     digest = hashlib.sha256(f"{seed}:{epoch}:{stream}".encode()).digest()
     return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
 
@@ -112,7 +115,7 @@ class Searcher:
 
     def measurement_batches(self, samples: int, step: int):
         """`samples` training images (no augmentation), drawn anew for each step from the seed."""
-        generator = torch.Generator().manual_seed(_epoch_seed(self.config.seed, step, 7))
+        generator = torch.Generator().manual_seed(epoch_seed(self.config.seed, step, 7))
         chosen = torch.randperm(len(self.data.train_labels), generator=generator)[:samples]
         batches = Batches(self.data, self.data.train_images[chosen],
                           self.data.train_labels[chosen], self.config.batch_size, self.device,
@@ -125,9 +128,9 @@ class Searcher:
         net, config = self.net, self.config
         net.train()
         steps = len(self.train_batches)
-        batches = self.train_batches.epoch(_epoch_seed(config.seed, self.epoch, 0))
+        batches = self.train_batches.epoch(epoch_seed(config.seed, self.epoch, 0))
         arch_batches = (
-            self.arch_batches.epoch(_epoch_seed(config.seed, self.epoch, 1))
+            self.arch_batches.epoch(epoch_seed(config.seed, self.epoch, 1))
             if self.arch_batches is not None else None
         )
         total_loss = torch.zeros((), device=self.device)
@@ -135,13 +138,14 @@ class Searcher:
         seen = 0
         started = time.perf_counter()
         for step, (images, labels) in enumerate(batches):
-            self.current_lr = cosine_lr(config, self.epoch + step / steps)
+            self.current_lr = cosine_lr(config.lr, config.lr_min, config.epochs,
+                                        self.epoch + step / steps)
             for group in self.optimizer.param_groups:
                 group["lr"] = self.current_lr
             if arch_batches is not None:
                 arch_batch = next(arch_batches, None)
                 if arch_batch is None:  # the architecture half may be a batch shorter
-                    arch_batches = self.arch_batches.epoch(_epoch_seed(config.seed, self.epoch, 2))
+                    arch_batches = self.arch_batches.epoch(epoch_seed(config.seed, self.epoch, 2))
                     arch_batch = next(arch_batches)
                 self.strategy.arch_step(self, (images, labels), arch_batch)
             self.optimizer.zero_grad(set_to_none=True)
@@ -201,7 +205,8 @@ class Searcher:
         """Train one epoch, evaluate, let the strategy act, log, and checkpoint."""
         if self.display is not None:
             self.display.start_epoch(self.epoch + 1, self.config.epochs, len(self.train_batches))
-        record = {"event": "epoch", "epoch": self.epoch + 1, "lr": cosine_lr(self.config, self.epoch)}
+        record = {"event": "epoch", "epoch": self.epoch + 1, "lr": cosine_lr(
+            self.config.lr, self.config.lr_min, self.config.epochs, self.epoch)}
         record.update(self.train_epoch())
         record.update(self.evaluate())
         record["live"] = self.net.arch.live_count()

@@ -1,0 +1,442 @@
+"""`nasc train` and `nasc eval`: train a found architecture from scratch with a paper's evaluation
+protocol, and measure the test accuracy of a trained network."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Mapping
+
+import attrs
+import torch
+from rich.console import Console
+from torch import nn
+
+from nasc.compiler import (
+    CompileOptions,
+    Supernet,
+    catalog,
+    compile_space,
+    count_flops,
+    export_torchscript,
+)
+from nasc.dsl import NascUsageError, SpaceIR, find_space, load_space, parse_space, read_source
+
+from .checkpoint import load_checkpoint, load_latest, save_checkpoint, write_atomic
+from .data import Batches, ImageData, load_data
+from .faults import die_at, poison
+from .progress import Display
+from .rundir import RunDir
+from .trainer import NonFiniteLoss, cosine_lr, epoch_seed, resolve_device
+
+
+@attrs.frozen(kw_only=True)
+class TrainConfig:
+    """Every setting of a training run."""
+
+    epochs: int = attrs.field(default=600, metadata={"help": "training epochs"})
+    batch_size: int = attrs.field(default=96, metadata={"help": "images per step"})
+    lr: float = attrs.field(default=0.025, metadata={"help": "initial learning rate"})
+    lr_min: float = attrs.field(default=0.0, metadata={"help": "final learning rate (cosine)"})
+    warmup_epochs: int = attrs.field(default=0, metadata={"help": "linear warm-up epochs"})
+    momentum: float = attrs.field(default=0.9, metadata={"help": "SGD momentum"})
+    nesterov: bool = attrs.field(default=False, metadata={"help": "Nesterov momentum"})
+    weight_decay: float = attrs.field(default=3e-4, metadata={"help": "weight decay"})
+    grad_clip: float = attrs.field(default=5.0, metadata={"help": "gradient norm clip (0: none)"})
+    cutout: int = attrs.field(default=0, metadata={"help": "cutout square side (0: none)"})
+    drop_path: float = attrs.field(
+        default=0.0, metadata={"help": "path dropout, increased linearly to this value"}
+    )
+    auxiliary_weight: float = attrs.field(
+        default=0.0, metadata={"help": "weight of the auxiliary head's loss (0: no aux head)"}
+    )
+    label_smoothing: float = attrs.field(default=0.0, metadata={"help": "label smoothing"})
+    seed: int = attrs.field(default=0, metadata={"help": "random seed"})
+    device: str = attrs.field(default="auto", metadata={"help": "auto, cpu or cuda"})
+    amp: bool = attrs.field(default=True, metadata={"help": "bfloat16 autocast on CUDA"})
+    channels_last: bool = attrs.field(default=True, metadata={"help": "channels-last on CUDA"})
+    compile: bool = attrs.field(default=False, metadata={"help": "torch.compile the network"})
+
+    def to_json(self) -> dict[str, Any]:
+        return attrs.asdict(self)
+
+
+TRAIN_PRESETS: dict[str, dict[str, Any]] = {
+    # The DARTS evaluation protocol on CIFAR, as IS-DARTS used it.
+    "darts-cifar": dict(
+        config=dict(epochs=600, batch_size=96, lr=0.025, lr_min=0.0, momentum=0.9,
+                    nesterov=False, weight_decay=3e-4, grad_clip=5.0, cutout=16, drop_path=0.2,
+                    auxiliary_weight=0.4),
+        defines={"C": 36, "layers": 20},
+    ),
+    # DARTS' mobile setting on ImageNet: the cells go into the DARTS ImageNet network.
+    "darts-imagenet": dict(
+        config=dict(epochs=250, batch_size=128, lr=0.1, lr_min=0.0, warmup_epochs=5,
+                    momentum=0.9, nesterov=False, weight_decay=3e-5, grad_clip=5.0,
+                    label_smoothing=0.1, auxiliary_weight=0.4),
+        defines={"C": 48, "layers": 14},
+        macro="darts_imagenet",
+    ),
+    # NAS-Bench-201's protocol.
+    "nb201": dict(
+        config=dict(epochs=200, batch_size=256, lr=0.1, lr_min=0.0, momentum=0.9, nesterov=True,
+                    weight_decay=5e-4, grad_clip=0.0),
+        defines={"C": 16, "N": 5},
+    ),
+}
+PRESET_FOR_SPACE_PRESET = {"darts": "darts-cifar", "nb201": "nb201"}
+
+
+def transplant(cells_from: SpaceIR, macro: SpaceIR) -> SpaceIR:
+    """The macro network of one space with the (fixed) cells of another, matched by name.
+
+    Raises:
+        NascUsageError: the macro places a cell the architecture does not define.
+    """
+    cells = {cell.name: cell for cell in cells_from.cells}
+    missing = [c.name for c in macro.used_cells() if c.name not in cells]
+    if missing:
+        raise NascUsageError(
+            f"the network `{macro.name}` places cells {', '.join(missing)}, which "
+            f"`{cells_from.name}` does not define",
+            hint="the architecture and the macro must name their cell types alike",
+        )
+    used = {c.name for c in macro.used_cells()}
+    return attrs.evolve(
+        macro,
+        cells=[cells[name] for name in (c.name for c in macro.cells) if name in used],
+        opsets=cells_from.opsets,
+        file=cells_from.file,
+    )
+
+
+def make_train_config(preset: str, overrides: Mapping[str, Any]) -> TrainConfig:
+    if preset not in TRAIN_PRESETS:
+        raise NascUsageError(
+            f"unknown training preset `{preset}`",
+            hint=f"known presets: {', '.join(sorted(TRAIN_PRESETS))}",
+        )
+    values = dict(TRAIN_PRESETS[preset]["config"])
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return TrainConfig(**values)
+
+
+class Trainer:
+    """Trains one fixed network; the evaluation-protocol counterpart of `Searcher`."""
+
+    def __init__(self, space: SpaceIR, defines: Mapping[str, int], config: TrainConfig,
+                 data: ImageData, device: torch.device, run: RunDir | None = None,
+                 display: Display | None = None, fingerprint: str = ""):
+        if not space.is_fixed:
+            raise NascUsageError(
+                f"`{space.name}` still has choices; train a fixed architecture",
+                hint="train the arch.nas of a search run, or give --arch",
+            )
+        self.config, self.device, self.run, self.display = config, device, run, display
+        self.fingerprint = fingerprint
+        torch.manual_seed(config.seed)
+        self.net: Supernet = compile_space(
+            space, defines,
+            CompileOptions(search=False, auxiliary=config.auxiliary_weight > 0,
+                           drop_path=config.drop_path > 0),
+        ).to(device)
+        self.cuda = device.type == "cuda"
+        if self.cuda and config.channels_last:
+            self.net = self.net.to(memory_format=torch.channels_last)
+        self.model = torch.compile(self.net) if config.compile else self.net
+        self.criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+        self.test_criterion = nn.CrossEntropyLoss()
+        self.optimizer = torch.optim.SGD(
+            self.net.parameters(), lr=config.lr, momentum=config.momentum,
+            nesterov=config.nesterov and config.momentum > 0, weight_decay=config.weight_decay,
+        )
+        self.train_batches = Batches(data, data.train_images, data.train_labels, config.batch_size,
+                                     device, True, True, cutout=config.cutout)
+        self.test_batches = Batches(data, data.test_images, data.test_labels, config.batch_size,
+                                    device, False, False)
+        self.epoch = 0
+        self.best = 0.0
+        self.metric_lines = 0
+
+    def _autocast(self):
+        enabled = self.cuda and self.config.amp
+        return torch.autocast("cuda", dtype=torch.bfloat16, enabled=enabled)
+
+    def _prepare(self, images):
+        if self.cuda and self.config.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        return images
+
+    def train_epoch(self) -> dict:
+        config, net = self.config, self.net
+        net.train()
+        net.set_drop_prob(config.drop_path * self.epoch / config.epochs)
+        steps = len(self.train_batches)
+        total, correct, seen = 0.0, 0, 0
+        started = time.perf_counter()
+        for step, (images, labels) in enumerate(
+            self.train_batches.epoch(epoch_seed(config.seed, self.epoch, 0))
+        ):
+            lr = cosine_lr(config.lr, config.lr_min, config.epochs, self.epoch + step / steps,
+                           config.warmup_epochs)
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+            self.optimizer.zero_grad(set_to_none=True)
+            with self._autocast():
+                output = self.model(self._prepare(images))
+                logits, aux = output if isinstance(output, tuple) else (output, None)
+                loss = self.criterion(logits.float(), labels)
+                if aux is not None:
+                    loss = loss + config.auxiliary_weight * self.criterion(aux.float(), labels)
+            if poison("nan", self.epoch + 1, step + 1):
+                loss = loss * float("nan")
+            if not torch.isfinite(loss).item():
+                raise NonFiniteLoss(
+                    f"the training loss is {loss.item()} at epoch {self.epoch + 1}, step {step + 1}",
+                    hint="resume with a lower learning rate: --resume RUN_DIR --lr "
+                    f"{config.lr / 4:g}",
+                )
+            loss.backward()
+            if config.grad_clip > 0:
+                nn.utils.clip_grad_norm_(net.parameters(), config.grad_clip)
+            self.optimizer.step()
+            die_at("kill", self.epoch + 1, step + 1)
+            total += float(loss.detach()) * len(labels)
+            correct += int((logits.argmax(1) == labels).sum())
+            seen += len(labels)
+            if self.display is not None and step % 10 == 0:
+                self.display.step(step + 1, steps, total / seen)
+        elapsed = time.perf_counter() - started
+        return {"train_loss": total / max(seen, 1), "train_acc": 100.0 * correct / max(seen, 1),
+                "images_per_s": seen / elapsed if elapsed > 0 else 0.0, "seconds": elapsed,
+                "lr": lr, "drop_prob": config.drop_path * self.epoch / config.epochs}
+
+    @torch.no_grad()
+    def evaluate(self) -> dict:
+        return evaluate(self.model, self.test_batches, self._autocast, self._prepare)
+
+    def run_epochs(self) -> None:
+        while self.epoch < self.config.epochs:
+            if self.display is not None:
+                self.display.start_epoch(self.epoch + 1, self.config.epochs, len(self.train_batches))
+            record = {"event": "epoch", "epoch": self.epoch + 1}
+            record.update(self.train_epoch())
+            record.update(self.evaluate())
+            self.epoch += 1
+            improved = record["test_acc"] > self.best
+            self.best = max(self.best, record["test_acc"])
+            record["best_test_acc"] = self.best
+            if self.run is not None:
+                self.run.log_metrics(record)
+            self.metric_lines += 1
+            if self.display is not None:
+                self.display.record(record)
+            self.save(best=improved)
+
+    def state(self) -> dict:
+        return {"fingerprint": self.fingerprint, "epoch": self.epoch, "best": self.best,
+                "metric_lines": self.metric_lines, "net": self.net.state_dict(),
+                "optimizer": self.optimizer.state_dict(), "rng": torch.get_rng_state()}
+
+    def save(self, best: bool) -> None:
+        if self.run is None:
+            return
+        path = save_checkpoint(self.run.checkpoints, self.epoch, self.state(),
+                               fault=lambda: die_at("checkpoint", self.epoch))
+        if best:
+            write_atomic(self.run.path / "best.pt", path.read_bytes())
+
+    def restore(self, warn=print) -> bool:
+        found = load_latest(self.run.checkpoints, warn=warn, map_location=self.device)
+        if found is None:
+            self.run.truncate_metrics(0)
+            return False
+        path, state = found
+        if state.get("fingerprint") != self.fingerprint:
+            raise NascUsageError(f"{path} was written by another training run",
+                                 hint="resume with the run directory's own architecture")
+        self.net.load_state_dict(state["net"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["rng"].cpu())
+        self.epoch, self.best = int(state["epoch"]), float(state["best"])
+        self.metric_lines = int(state["metric_lines"])
+        self.run.truncate_metrics(self.metric_lines)
+        return True
+
+
+def evaluate(model, batches: Batches, autocast=contextlib.nullcontext, prepare=None) -> dict:
+    """Test loss and top-1 accuracy of a network over a split."""
+    criterion = nn.CrossEntropyLoss()
+    was_training = getattr(model, "training", False)
+    model.eval()
+    total, correct, seen = 0.0, 0, 0
+    with torch.no_grad():
+        for images, labels in batches.epoch(None):
+            with autocast():
+                output = model(prepare(images) if prepare else images)
+            logits = (output[0] if isinstance(output, tuple) else output).float()
+            total += float(criterion(logits, labels)) * len(labels)
+            correct += int((logits.argmax(1) == labels).sum())
+            seen += len(labels)
+    if was_training:
+        model.train()
+    return {"test_loss": total / max(seen, 1), "test_acc": 100.0 * correct / max(seen, 1)}
+
+
+def _architecture(args) -> SpaceIR:
+    """The fixed space to train: a fixed .nas file, or a space with --arch."""
+    from nasc.dsl import apply_genotype, parse_arch
+
+    path = find_space(args.arch_file)
+    space = parse_space(read_source(path), str(args.arch_file), catalog=catalog())
+    if args.arch:
+        space = apply_genotype(space, parse_arch(space, args.arch))
+    return space
+
+
+def run_train(args, console: Console) -> int:
+    """`nasc train`: run or resume a training run."""
+    from .cli import parse_defines
+    from .search import bind_data, fingerprint as make_fingerprint
+
+    overrides = {f.name: getattr(args, f.name, None) for f in attrs.fields(TrainConfig)}
+    if args.resume:
+        run = RunDir.open(Path(args.resume))
+        saved = run.read_json("config.json")
+        source = read_source(run.path / "arch.nas")
+        space = parse_space(source, str(run.path / "arch.nas"), catalog=catalog())
+        given = {k: v for k, v in overrides.items() if v is not None}
+        config = TrainConfig(**{**saved["config"], **given})
+        defines, data_spec, subset = saved["defines"], saved["data"], saved.get("subset")
+    else:
+        space = _architecture(args)
+        preset_name = args.preset or PRESET_FOR_SPACE_PRESET.get(space.preset or "", "darts-cifar")
+        preset = TRAIN_PRESETS.get(preset_name)
+        config = make_train_config(preset_name, overrides)
+        if preset.get("macro") and not args.keep_macro:
+            space = transplant(space, load_space(preset["macro"], catalog=catalog()))
+        defines = {k: v for k, v in preset["defines"].items() if k in space.network.param_names}
+        defines.update(parse_defines(args.defines))
+        data_spec, subset = args.data, args.subset
+    device = resolve_device(config.device)
+    data = load_data(data_spec, args.cache_dir, getattr(args, "image_size", None))
+    if subset:
+        data = data.subset(subset, seed=0)
+    from nasc.dsl import format_space
+
+    if not args.resume:
+        defines = bind_data(space, defines, data)
+        run = RunDir.create(Path(args.runs_dir), f"train-{space.name}", preset_name)
+        source = format_space(space)
+        run.write_text("arch.nas", source)
+        run.write_json("config.json", {"arch": str(args.arch_file), "preset": preset_name,
+                                       "defines": defines, "data": data_spec, "subset": subset,
+                                       "config": config.to_json(),
+                                       "created": time.strftime("%Y-%m-%d %H:%M:%S")})
+    display = Display(console, quiet=args.quiet)
+    display.print(f"run directory: {run.path}")
+    try:
+        trainer = Trainer(space, defines, config, data, device, run=run, display=display,
+                          fingerprint=make_fingerprint(source, defines, "train", data_spec,
+                                                       config.seed, config.epochs))
+        if args.resume and trainer.restore(warn=display.print):
+            display.print(f"resumed after epoch {trainer.epoch}")
+        started = time.perf_counter()
+        trainer.run_epochs()
+        display.close()
+        net = trainer.net
+        result = {
+            "arch": space.name,
+            "final_test_acc": trainer.evaluate()["test_acc"],
+            "best_test_acc": trainer.best,
+            "parameters": sum(p.numel() for n, p in net.named_parameters()
+                              if not n.startswith(_aux_prefix(net.plan))),
+            "flops": count_flops(net, net.plan.channels, net.plan.size),
+            "train_seconds": time.perf_counter() - started,
+        }
+        export_torchscript(_without_aux(space, defines, net), run.path / "model.pt")
+        run.write_json("result.json", result)
+    finally:
+        display.close()
+        run.close()
+    console.print(
+        f"test accuracy {result['final_test_acc']:.2f}% (best {result['best_test_acc']:.2f}%), "
+        f"{result['parameters']:,} parameters, {result['flops'] / 1e6:.1f} M multiply-adds; "
+        f"run directory {run.path} (model.pt, result.json, metrics.jsonl)",
+        soft_wrap=True, highlight=False, markup=False,
+    )
+    return 0
+
+
+def _aux_prefix(plan) -> str:
+    """The state-dict prefix of the auxiliary head's stage (a prefix no key has, when none)."""
+    aux = [stage.index for stage in plan.stages if stage.kind == "aux"]
+    return f"stages.{aux[0]}." if aux else "\0"
+
+
+def _without_aux(space: SpaceIR, defines, net: Supernet) -> Supernet:
+    """The trained network without its auxiliary head, for export."""
+    if not net.options.auxiliary:
+        return net
+    plain = compile_space(space, defines, CompileOptions(search=False)).to(
+        next(net.parameters()).device)
+    state = {k: v for k, v in net.state_dict().items() if not k.startswith(_aux_prefix(net.plan))}
+    plain.load_state_dict(state)
+    return plain
+
+
+def run_eval(args, console: Console) -> int:
+    """`nasc eval`: the test accuracy of a trained network (a train run, a checkpoint or a
+    TorchScript file)."""
+    target = Path(args.checkpoint)
+    device = resolve_device(args.device)
+    if target.suffix == ".pt" and target.is_file() and _is_torchscript(target):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # see export_torchscript
+            model = torch.jit.load(str(target), map_location=device)
+        channels, size = None, None
+    else:
+        # A run directory, its best.pt, or a checkpoint in its checkpoints/ folder.
+        run_dir = next((p for p in (target, target.parent, target.parent.parent)
+                        if (p / "arch.nas").is_file()), target)
+        if not (run_dir / "arch.nas").is_file() or not (run_dir / "config.json").is_file():
+            raise NascUsageError(
+                f"{target} is not a training run, a checkpoint in one, or a TorchScript file",
+                hint="give runs/train-.../ , its best.pt, or an exported model.pt",
+            )
+        saved = json.loads((run_dir / "config.json").read_text())
+        space = parse_space(read_source(run_dir / "arch.nas"), str(run_dir / "arch.nas"),
+                            catalog=catalog())
+        net = compile_space(space, saved["defines"], CompileOptions(search=False))
+        checkpoint = target if target.is_file() else run_dir / "best.pt"
+        state = load_checkpoint(checkpoint, map_location="cpu")["net"]
+        prefix = _aux_prefix(net.plan)
+        net.load_state_dict({k: v for k, v in state.items() if not k.startswith(prefix)})
+        model = net.to(device)
+        channels, size = net.plan.channels, net.plan.size
+    data = load_data(args.data, args.cache_dir, getattr(args, "image_size", None))
+    if channels is not None and (data.channels, data.size) != (channels, size):
+        raise NascUsageError(
+            f"the network takes {channels} x {size} x {size} images; {data.name} has "
+            f"{data.channels} x {data.size} x {data.size}",
+            hint="evaluate on the data the network was trained on",
+        )
+    batches = Batches(data, data.test_images, data.test_labels, args.batch_size, device, False, False)
+    result = evaluate(model, batches)
+    console.print(f"test accuracy {result['test_acc']:.2f}% (loss {result['test_loss']:.4f}) on "
+                  f"{len(data.test_labels)} {data.name} images", highlight=False)
+    return 0
+
+
+def _is_torchscript(path: Path) -> bool:
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any(name.endswith("constants.pkl") or "/code/" in name
+                       for name in archive.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False

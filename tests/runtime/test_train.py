@@ -1,0 +1,181 @@
+"""Tests of `nasc train` and `nasc eval`: each preset's code path, path dropout, the auxiliary
+head, cutout, and resume."""
+
+from __future__ import annotations
+
+import attrs
+import pytest
+import torch
+
+from nasc.compiler import CompileOptions, catalog, compile_space
+from nasc.compiler.codegen import drop_path
+from nasc.dsl import apply_genotype, load_space, parse_arch
+from nasc.runtime.cli import main
+from nasc.runtime.data import cutout, load_digits
+from nasc.runtime.rundir import RunDir
+from nasc.runtime.search import bind_data
+from nasc.runtime.train import Trainer, make_train_config, transplant
+
+NB201_CELL = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+
+
+def upsampled_digits(factor: int, count: int):
+    """Digits scaled up by an integer factor (8x8 -> 8*factor), for networks that need size."""
+    data = load_digits().subset(count, seed=1)
+    grow = lambda images: images.repeat_interleave(factor, 2).repeat_interleave(factor, 3)
+    return attrs.evolve(data, train_images=grow(data.train_images),
+                        test_images=grow(data.test_images), pad=2)
+
+
+def _train(space, defines, preset, data, epochs, run=None, **overrides):
+    values = dict(epochs=epochs, device="cpu", seed=0)
+    values.update(overrides)
+    config = make_train_config(preset, values)
+    bound = bind_data(space, defines, data)
+    trainer = Trainer(space, bound, config, data, torch.device("cpu"), run=run, fingerprint="t")
+    losses = []
+    while trainer.epoch < epochs:
+        losses.append(trainer.train_epoch()["train_loss"])
+        trainer.epoch += 1
+    return trainer, losses
+
+
+def test_nb201_preset_trains_and_the_loss_falls():
+    """The NB201 protocol (Nesterov SGD, cosine) lowers the training loss on digits."""
+    space = load_space("nb201", catalog=catalog())
+    space = apply_genotype(space, parse_arch(space, NB201_CELL))
+    data = load_digits().subset(256, seed=0)
+    _, losses = _train(space, {"C": 8, "N": 1}, "nb201", data, 4, batch_size=32, lr=0.05)
+    assert losses[-1] < 0.8 * losses[0]
+
+
+def test_darts_cifar_preset_uses_aux_cutout_and_path_dropout():
+    """The DARTS CIFAR protocol trains DARTS_V2 with its auxiliary head, cutout and path
+    dropout, and the loss falls."""
+    space = load_space("darts", catalog=catalog())
+    space = apply_genotype(space, parse_arch(space, "DARTS_V2"))
+    data = upsampled_digits(4, 192)
+    trainer, losses = _train(space, {"C": 4, "layers": 3}, "darts-cifar", data, 4,
+                             batch_size=32, cutout=8)
+    assert trainer.net.options.auxiliary and trainer.net.options.drop_path
+    assert trainer.train_batches.cutout == 8
+    assert [cell.drop_prob for cell in trainer.net.cells()] == [0.2 * 3 / 4] * 3
+    assert losses[-1] < losses[0]
+
+
+def test_darts_imagenet_preset_moves_the_cells_into_the_imagenet_network():
+    """The ImageNet preset trains the found cells inside the DARTS ImageNet macro (two stems,
+    224x224 input, label smoothing, warm-up)."""
+    space = load_space("darts", catalog=catalog())
+    fixed = apply_genotype(space, parse_arch(space, "DARTS_V2"))
+    moved = transplant(fixed, load_space("darts_imagenet", catalog=catalog()))
+    assert moved.is_fixed and [s.kind for s in moved.network.items[:3]] == ["input", "stem", "stem"]
+    data = upsampled_digits(28, 16)
+    trainer, losses = _train(moved, {"C": 8, "layers": 3}, "darts-imagenet", data, 2,
+                             batch_size=8, warmup_epochs=1)
+    assert trainer.criterion.label_smoothing == 0.1
+    assert all(torch.isfinite(torch.tensor(losses)))
+
+
+def test_drop_path_follows_its_definition():
+    """Drop path zeroes whole samples with probability p and scales the rest by 1/(1-p); it is
+    the identity in eval mode or at p = 0."""
+    torch.manual_seed(0)
+    x = torch.ones(4000, 2, 3, 3)
+    y = drop_path(x, 0.3, True)
+    kept = (y.flatten(1) != 0).all(1)
+    dropped = (y.flatten(1) == 0).all(1)
+    assert bool((kept | dropped).all())
+    assert abs(float(dropped.float().mean()) - 0.3) < 0.03
+    assert torch.allclose(y[kept], torch.full_like(y[kept], 1 / 0.7))
+    assert torch.equal(drop_path(x, 0.3, False), x) and torch.equal(drop_path(x, 0.0, True), x)
+
+
+def test_path_dropout_skips_identity_ops_in_the_generated_code():
+    """With drop path compiled in, every op but the identity `skip_connect` is wrapped."""
+    space = load_space("darts", catalog=catalog())
+    fixed = apply_genotype(space, parse_arch(space, "DARTS_V2"))
+    net = compile_space(fixed, {"C": 4, "layers": 3}, CompileOptions(search=False, drop_path=True))
+    normal = net.code.split("def cell_normal")[1].split("def ")[0]
+    assert "_drop_path(e['c_k2->n0']['sep_conv_3x3'](c_k2)" in normal
+    assert "e['c_k2->n2']['skip_connect'](c_k2)" in normal
+    assert "_drop_path(e['c_k2->n2']['skip_connect']" not in normal
+
+
+def test_the_auxiliary_head_speaks_only_in_training():
+    """Built with `auxiliary`, the network returns aux logits in training and None in eval; its
+    size follows DARTS' definition (1x1 conv to 128, 2x2 conv to 768, linear)."""
+    space = load_space("darts", catalog=catalog())
+    fixed = apply_genotype(space, parse_arch(space, "DARTS_V2"))
+    net = compile_space(fixed, {"C": 4, "layers": 3}, CompileOptions(search=False, auxiliary=True))
+    x = torch.randn(2, 3, 32, 32)
+    logits, aux = net(x)
+    assert logits.shape == aux.shape == (2, 10)
+    net.eval()
+    assert net(x)[1] is None
+    aux_stage = next(s for s in net.plan.stages if s.kind == "aux")
+    c = aux_stage.in_channels[0]
+    expected = c * 128 + 2 * 128 + 128 * 768 * 4 + 2 * 768 + 768 * 10 + 10
+    assert sum(p.numel() for p in net.stages[aux_stage.index].parameters()) == expected
+
+
+def test_an_auxiliary_head_at_the_wrong_size_is_refused():
+    """On 8x8 digits the CIFAR aux head would read 2x2 features: a clear error, not a crash."""
+    from nasc.dsl import NascUsageError
+
+    space = load_space("darts", catalog=catalog())
+    fixed = apply_genotype(space, parse_arch(space, "DARTS_V2"))
+    with pytest.raises(NascUsageError, match="auxiliary head `darts_aux_cifar` reads 2x2"):
+        compile_space(fixed, {"C": 4, "layers": 3, "size": 8},
+                      CompileOptions(search=False, auxiliary=True))
+
+
+def test_cutout_zeroes_a_clipped_square():
+    """Cutout zeroes a length x length square around the centre, clipped at the borders."""
+    images = torch.ones(2, 1, 8, 8)
+    out = cutout(images, 4, torch.tensor([[4, 4], [0, 7]]))
+    assert int((out[0] == 0).sum()) == 16 and bool((out[0, 0, 2:6, 2:6] == 0).all())
+    assert int((out[1] == 0).sum()) == 2 * 3  # rows 0..1, columns 5..7
+
+
+def test_nasc_train_and_eval_from_the_command_line(tmp_path, capsys):
+    """`nasc train` writes a run with model.pt and result.json; `nasc eval` reproduces its test
+    accuracy from the run, from best.pt and from the TorchScript file; resume finishes."""
+    runs = tmp_path / "runs"
+    code = main(["train", "nb201", "--arch", NB201_CELL, "--data", "digits", "--subset", "128",
+                 "-D", "C=4", "-D", "N=1", "--epochs", "2", "--batch-size", "32",
+                 "--runs-dir", str(runs), "--quiet"])
+    assert code == 0
+    [run] = runs.iterdir()
+    for name in ("arch.nas", "config.json", "metrics.jsonl", "best.pt", "model.pt", "result.json"):
+        assert (run / name).is_file(), name
+    assert main(["check", str(run / "arch.nas")]) == 0
+    capsys.readouterr()
+    accuracies = []
+    for target in (run, run / "best.pt", run / "model.pt"):
+        assert main(["eval", str(target), "--data", "digits", "--device", "cpu"]) == 0
+        accuracies.append(capsys.readouterr().out.split("test accuracy ")[1].split("%")[0])
+    assert len(set(accuracies)) == 1
+    assert main(["train", "--resume", str(run), "--quiet"]) == 0
+
+
+def test_train_resumes_where_it_stopped(tmp_path):
+    """A training run stopped after one epoch resumes at epoch 1 with the same weights."""
+    space = load_space("nb201", catalog=catalog())
+    space = apply_genotype(space, parse_arch(space, NB201_CELL))
+    data = load_digits().subset(64, seed=0)
+    run = RunDir.create(tmp_path, "train", "nb201")
+    run.write_json("config.json", {})
+    config = make_train_config("nb201", dict(epochs=3, batch_size=32, device="cpu"))
+    bound = bind_data(space, {"C": 4, "N": 1}, data)
+    first = Trainer(space, bound, config, data, torch.device("cpu"), run=run, fingerprint="t")
+    first.train_epoch()
+    first.epoch = 1
+    first.save(best=False)
+    second = Trainer(space, bound, config, data, torch.device("cpu"), run=run, fingerprint="t")
+    assert second.restore()
+    assert second.epoch == 1
+    for key, value in first.net.state_dict().items():
+        if torch.is_tensor(value):
+            assert torch.equal(value, second.net.state_dict()[key]), key
+    run.close()
