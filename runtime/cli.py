@@ -59,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--json", action="store_true", help="print one JSON object")
     show.add_argument("--code", action="store_true", help="print the generated forward code")
     show.add_argument("--no-measure", action="store_true", help="skip counting weights and FLOPs")
+    show.add_argument("--draw", metavar="OUT.png|OUT.svg",
+                      help="draw the cell types and the network into an image")
 
     export = commands.add_parser(
         "export", help="write a found architecture as .nas, genotype, NB201 string or TorchScript"
@@ -125,6 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_flags_of(train, TrainConfig)
 
+    report = commands.add_parser("report", help="write report.html and figures for a search run")
+    report.add_argument("run_dir", metavar="RUN_DIR", help="a finished search run directory")
+
     evaluate = commands.add_parser("eval", help="test accuracy of a trained network")
     evaluate.add_argument("checkpoint", metavar="RUN_DIR|CHECKPOINT|MODEL.pt",
                           help="a training run, one of its checkpoints, or an exported model.pt")
@@ -179,6 +184,18 @@ def cmd_show(args, console: Console) -> int:
         fixed = apply_genotype(space, genotype) if genotype else space
         print(compile_space(fixed, parse_defines(args.defines)).code)
         return 0
+    if args.draw:
+        from nasc.compiler import catalog
+        from nasc.dsl import apply_genotype
+        from nasc.dsl.macro import instantiate
+
+        from .report import draw_space
+
+        drawn = apply_genotype(space, genotype) if genotype else space
+        plan = instantiate(drawn, parse_defines(args.defines), catalog())
+        draw_space(drawn, plan, Path(args.draw), title=f"{drawn.name} ({args.file})")
+        console.print(f"wrote {args.draw}", highlight=False)
+        return 0
     facts = describe(space, parse_defines(args.defines), genotype, measure=not args.no_measure)
     if args.json:
         print(json.dumps(facts, indent=2))
@@ -216,6 +233,17 @@ def cmd_train(args, console: Console) -> int:
     return run_train(args, console)
 
 
+def cmd_report(args, console: Console) -> int:
+    from .report import write_report
+
+    run = Path(args.run_dir)
+    if not (run / "result.json").is_file():
+        raise NascUsageError(f"{run} is not a finished search run (it has no result.json)",
+                             hint="give a run directory that `nasc search` completed")
+    console.print(f"wrote {write_report(run)}", highlight=False)
+    return 0
+
+
 def cmd_eval(args, console: Console) -> int:
     from .train import run_eval
 
@@ -229,6 +257,7 @@ COMMANDS = {
     "search": cmd_search,
     "train": cmd_train,
     "eval": cmd_eval,
+    "report": cmd_report,
 }
 
 

@@ -205,6 +205,7 @@ def finish(searcher: Searcher, run: RunDir, space: SpaceIR, source: str, args,
     if "nb201" in strings and (args.nb201_table or args.nats_bench):
         if args.nb201_table:
             table = NB201Table.load(args.nb201_table, parse_columns(args.nb201_columns))
+            result["nb201_table"] = str(Path(args.nb201_table).resolve())
             found = table.lookup(strings["nb201"])
             result["nb201_accuracy"] = found
             result["nb201_rank"] = (
@@ -213,6 +214,12 @@ def finish(searcher: Searcher, run: RunDir, space: SpaceIR, source: str, args,
         else:
             result["nb201_accuracy"] = lookup_nats(strings["nb201"], args.nats_bench)
     run.write_json("result.json", result)
+    try:
+        from .report import write_report
+
+        result["report"] = str(write_report(run.path))
+    except Exception as error:  # noqa: BLE001 - the search's results are written; pictures are extra
+        result["report_error"] = f"{type(error).__name__}: {error}"
     return result
 
 
@@ -237,5 +244,9 @@ def show_result(console: Console, run: RunDir, result: dict) -> None:
     elif "nb201_accuracy" in result:
         lines.append("  NAS-Bench-201: the cell is not in the table")
     lines.append(f"  run directory: {run.path} (arch.nas, genotype.json, result.json)")
+    if result.get("report"):
+        lines.append(f"  report: {result['report']}")
+    elif result.get("report_error"):
+        lines.append(f"  no report ({result['report_error']}); try: nasc report {run.path}")
     for line in lines:
         console.print(line, soft_wrap=True, highlight=False, markup=False)
