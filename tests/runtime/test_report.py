@@ -1,0 +1,122 @@
+"""Tests of the pictures and the HTML report of a search run."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+
+import numpy
+import pytest
+import torch
+from PIL import Image
+
+from nasc.compiler import catalog
+from nasc.dsl import load_space
+from nasc.dsl.macro import instantiate
+from nasc.runtime.cli import main
+from nasc.runtime.report import draw_space
+
+TABLE_HEADER = ("CIFAR10TestAccuracy200Epochs,CIFAR100TestAccuracy200Epochs,"
+                "ImageNetTestAccuracy200Epochs,ArchitectureString\n")
+
+
+def assert_real_picture(path, min_width=400, min_height=200):
+    """A valid PNG of a plausible size that is not one flat colour."""
+    with Image.open(path) as image:
+        assert image.format == "PNG"
+        width, height = image.size
+        assert width >= min_width and height >= min_height
+        pixels = torch.from_numpy(numpy.asarray(image.convert("L"), dtype="float32")).flatten()
+    assert pixels.std() > 10, f"{path} is blank"
+    dark = (pixels < 128).float().mean()
+    assert 0.005 < dark < 0.5, f"{path} has too little or too much ink ({dark:.3f})"
+
+
+@pytest.fixture(scope="module")
+def search_run(tmp_path_factory):
+    """A tiny finished IS-DARTS search with an NB201 table holding its cell."""
+    root = tmp_path_factory.mktemp("report")
+    table = root / "table.csv"
+    runs = root / "runs"
+    args = ["search", "nb201", "--data", "digits", "--subset", "64", "-D", "C=4", "-D", "N=1",
+            "--epochs", "3", "--shrink-steps", "2", "--shrink-interval", "1", "--batch-size", "16",
+            "--measure-samples", "16", "--runs-dir", str(runs), "--quiet"]
+    assert main(args) == 0
+    [run] = runs.iterdir()
+    found = (run / "nb201.txt").read_text().strip()
+    # A table of three cells, one of them the found one, so the report can rank it.
+    rows = [f"90.5,70.1,40.2,{found}",
+            "54.3,15.6,16.3,|skip_connect~0|+|skip_connect~0|skip_connect~1|+|skip_connect~0|"
+            "skip_connect~1|skip_connect~2|",
+            "94.37,73.5,46.3,|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|"
+            "nor_conv_3x3~1|nor_conv_3x3~2|"]
+    table.write_text(TABLE_HEADER + "\n".join(rows) + "\n")
+    result = json.loads((run / "result.json").read_text())
+    result["nb201_table"] = str(table)
+    (run / "result.json").write_text(json.dumps(result))
+    assert main(["report", str(run)]) == 0
+    return run
+
+
+def test_every_search_writes_a_report(search_run):
+    """The search itself left report.html and its figures in the run directory."""
+    html = (search_run / "report.html").read_text()
+    for name in ("found.png", "importance.png", "curves.png", "space.png", "nb201.png"):
+        assert f'src="figures/{name}"' in html
+        assert_real_picture(search_run / "figures" / name)
+
+
+def test_the_importance_figure_has_a_panel_per_subset(search_run):
+    """One panel per comparison subset: the six edges of the NB201 cell."""
+    from nasc.runtime.report import draw_importance
+
+    history = json.loads((search_run / "importance.json").read_text())
+    drawn = draw_importance(history, search_run / "figures" / "again.png")
+    assert drawn["panels"] == 6
+    assert_real_picture(drawn["path"])
+
+
+@pytest.mark.parametrize("name, panels", [("nb201", 1), ("darts", 2), ("tricell", 1)])
+def test_show_draws_cells_and_the_network(name, panels, tmp_path):
+    """`nasc show --draw` writes a picture with one panel per cell type (PNG and SVG)."""
+    space = load_space(name, catalog=catalog())
+    drawn = draw_space(space, instantiate(space, {}, catalog()), tmp_path / "cells.png")
+    assert drawn["panels"] == panels
+    assert_real_picture(tmp_path / "cells.png")
+    assert main(["show", name, "--draw", str(tmp_path / "cells.svg")]) == 0
+    assert (tmp_path / "cells.svg").read_text().lstrip().startswith("<?xml")
+
+
+def _chromium():
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if shutil.which(name):
+            return shutil.which(name)
+    return None
+
+
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                  "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--hide-scrollbars"]
+
+
+@pytest.mark.skipif(_chromium() is None,
+                    reason="headless Chromium is not installed (.ci/run installs Debian's "
+                    "chromium package; `apt-get install chromium` here)")
+def test_the_report_renders_in_a_browser_without_broken_images(search_run, tmp_path):
+    """Headless Chromium loads report.html: every image decodes, and the screenshot is not
+    blank."""
+    browser = _chromium()
+    url = (search_run / "report.html").resolve().as_uri()
+    profile = tmp_path / "profile"
+    common = [browser, *CHROMIUM_FLAGS, f"--user-data-dir={profile}"]
+    environment = dict(os.environ, HOME=str(tmp_path))
+    dom = subprocess.run([*common, "--virtual-time-budget=5000", "--dump-dom", url],
+                         capture_output=True, text=True, timeout=120, env=environment)
+    assert 'data-broken-images="0"' in dom.stdout, dom.stderr[-2000:]
+    assert 'data-images="5"' in dom.stdout
+    shot = tmp_path / "shot.png"
+    subprocess.run([*common, f"--screenshot={shot}", "--window-size=1280,2400", url],
+                   capture_output=True, timeout=120, env=environment)
+    assert_real_picture(shot, min_width=1000, min_height=1000)
