@@ -86,7 +86,9 @@ class ArchState(nn.Module):
         }
         self.alphas = nn.ParameterDict()
         for name, table in self.choices.items():
-            valid = torch.zeros(len(table.edges), table.width, dtype=torch.bool)
+            # Masks start on the CPU even under a `meta` device context, so the code generator
+            # can always read them.
+            valid = torch.zeros(len(table.edges), table.width, dtype=torch.bool, device="cpu")
             for row, ops in enumerate(table.candidates):
                 valid[row, : len(ops)] = True
             self.register_buffer(f"valid__{name}", valid, persistent=False)
