@@ -66,12 +66,12 @@ def cell_source(cell: Cell, arch: ArchState, drop: bool = False) -> tuple[str, s
     var = {name: _identifier(name) for name in (*cell.input_names, *cell.node_names)}
     inputs = set(cell.input_names)
 
-    def live_terms(edge) -> list[str]:
-        """Expressions of the edge's live, nonzero ops, already weighted."""
-        ops = [op for op in edge.ops if not OPS[op].zero]
-        terms = [_op_call(edge.key, op, var[edge.source], drop) for op in ops]
+    def live_terms(edge) -> tuple[list[str], list[str], str | None]:
+        """The edge's live, nonzero ops as (fixed terms, mixed terms, the mixed terms' scale)."""
+        fixed = [_op_call(edge.key, op, var[edge.source], drop) for op in edge.ops
+                 if not OPS[op].zero]
         if not edge.is_choice:
-            return terms
+            return fixed, [], None
         live = arch.live(cell.name, edge.key)
         row = table.edges.index(edge.key)
         mixed = []
@@ -82,18 +82,26 @@ def cell_source(cell: Cell, arch: ArchState, drop: bool = False) -> tuple[str, s
             if mode == "softmax":
                 call = f"w[{row}, {table.candidates[row].index(op)}] * {call}"
             mixed.append(call)
+        scale = None
         if mixed and mode in ("mean", "live_mean"):
-            count = len(edge.candidates) if mode == "mean" else len(live)
-            scale = repr(1.0 / count)
-            mixed = [f"({' + '.join(mixed)}) * {scale}" if len(mixed) > 1 else f"{mixed[0]} * {scale}"]
-        return terms + mixed
+            scale = repr(1.0 / (len(edge.candidates) if mode == "mean" else len(live)))
+        return fixed, mixed, scale
+
+    def scaled(terms: list[str], scale: str | None) -> list[str]:
+        if scale is None or not terms:
+            return terms
+        return [f"({' + '.join(terms)}) * {scale}" if len(terms) > 1 else f"{terms[0]} * {scale}"]
+
+    def edge_terms(key: str) -> list[str]:
+        fixed, mixed, scale = terms[key]
+        return fixed + scaled(mixed, scale)
 
     # Which nodes does the output need? Walk back from the output through edges with live ops.
     terms = {edge.key: live_terms(edge) for edge in cell.edges}
     needed = set(cell.output)
     for node in reversed(cell.node_names):
         if node in needed:
-            needed.update(e.source for e in cell.edges_into(node) if terms[e.key])
+            needed.update(e.source for e in cell.edges_into(node) if edge_terms(e.key))
 
     stride = 2 if cell.reduction else 1
     reference = var[cell.inputs[-1].name]
@@ -107,16 +115,24 @@ def cell_source(cell: Cell, arch: ArchState, drop: bool = False) -> tuple[str, s
             continue
         # A source that is known to be zero is materialised before an op reads it.
         for edge in cell.edges_into(node.name):
-            if terms[edge.key] and edge.source in zero_nodes:
+            if edge_terms(edge.key) and edge.source in zero_nodes:
                 lines.append(
                     f"    {var[edge.source]} = _zeros({reference}, "
                     f"self.node_channels[{edge.source!r}], {stride})"
                 )
                 zero_nodes.discard(edge.source)
-        parts = [terms[e.key] for e in cell.edges_into(node.name)]
+        parts = [edge_terms(e.key) for e in cell.edges_into(node.name)]
         target = var[node.name]
         if node.combine == "sum":
-            flat = [term for part in parts for term in part]
+            # Mixed terms that share a scale are summed first and scaled once, so a cell with
+            # one live op per edge pays one multiplication per node, not one per edge.
+            flat, by_scale = [], {}
+            for edge in cell.edges_into(node.name):
+                fixed, mixed, scale = terms[edge.key]
+                flat.extend(fixed)
+                by_scale.setdefault(scale, []).extend(mixed)
+            for scale, mixed in by_scale.items():
+                flat.extend(scaled(mixed, scale))
             value = " + ".join(flat) if flat else None
         elif node.combine == "product":
             value = None if any(not part for part in parts) else " * ".join(
