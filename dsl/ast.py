@@ -12,6 +12,8 @@ import attrs
 
 from .errors import NasSemanticError, Span
 
+MAX_INT = 2**63 - 1  # arithmetic beyond this is refused, so values print and nothing blows up
+
 
 def _tuple(value) -> tuple:
     return tuple(value)
@@ -82,11 +84,18 @@ def expr_names(expr: Expr) -> list[Ref]:
     return []
 
 
-def evaluate(expr: Expr, env: dict[str, int], *, what: str = "expression") -> int:
+def evaluate(
+    expr: Expr, env: dict[str, int], *, what: str = "expression", path: str | None = None
+) -> int:
     """Evaluate an integer expression with the parameter values in `env`.
 
+    Args:
+        what: names the expression in errors, e.g. "the width of `normal`".
+        path: the dotted path errors carry, e.g. `darts.params.C`.
+
     Raises:
-        NasSemanticError: for an unknown parameter, a decimal, or a division by zero.
+        NasSemanticError: for an unknown parameter, a decimal, a division by zero, or a result
+            beyond `MAX_INT` in magnitude.
     """
     if isinstance(expr, Num):
         return expr.value
@@ -94,6 +103,7 @@ def evaluate(expr: Expr, env: dict[str, int], *, what: str = "expression") -> in
         raise NasSemanticError(
             f"{what} must be an integer, not {expr.text}",
             span=expr.span,
+            path=path,
             hint="nasc works in whole channels and cells: write an integer",
         )
     if isinstance(expr, Ref):
@@ -102,23 +112,33 @@ def evaluate(expr: Expr, env: dict[str, int], *, what: str = "expression") -> in
             raise NasSemanticError(
                 f"unknown parameter `{expr.name}` in {what}",
                 span=expr.span,
+                path=path,
                 hint=f"declare it in the network header, e.g. `network net({expr.name} = 16)`; "
                 f"known parameters: {known}",
             )
         return env[expr.name]
     if isinstance(expr, Neg):
-        return -evaluate(expr.operand, env, what=what)
-    left = evaluate(expr.left, env, what=what)
-    right = evaluate(expr.right, env, what=what)
+        return -evaluate(expr.operand, env, what=what, path=path)
+    left = evaluate(expr.left, env, what=what, path=path)
+    right = evaluate(expr.right, env, what=what, path=path)
     if expr.op == "+":
-        return left + right
-    if expr.op == "-":
-        return left - right
-    if expr.op == "*":
-        return left * right
-    if right == 0:
-        raise NasSemanticError(f"division by zero in {what}", span=expr.span)
-    return left // right
+        result = left + right
+    elif expr.op == "-":
+        result = left - right
+    elif expr.op == "*":
+        result = left * right
+    elif right == 0:
+        raise NasSemanticError(f"division by zero in {what}", span=expr.span, path=path)
+    else:
+        result = left // right
+    if abs(result) > MAX_INT:
+        raise NasSemanticError(
+            f"{what} is out of range: its arithmetic goes beyond 2**63",
+            span=expr.span,
+            path=path,
+            hint="widths, depths and counts are small integers",
+        )
+    return result
 
 
 # --- declarations --------------------------------------------------------------------------------

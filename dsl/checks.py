@@ -165,8 +165,8 @@ def _check_cell(space: SpaceIR, cell: Cell, catalog) -> None:
             path=base,
             hint="define at least one node, e.g. `n1 = x:nb201`",
         )
+    _check_output(space, cell)  # first: without a valid `out`, every node looks unused
     _check_edges(space, cell, catalog, order)
-    _check_output(space, cell)
     _check_keeps(space, cell)
 
 

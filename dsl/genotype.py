@@ -107,7 +107,9 @@ def apply_genotype(space: SpaceIR, genotype: Genotype) -> SpaceIR:
     """The fixed space the genotype selects: choices become fixed ops, `keep` rules go.
 
     A choice edge left with no op is dropped, unless its target would read nothing or its source
-    would be read by nothing; then it stays as a `none` edge, which computes nothing.
+    would be read by nothing; then it stays as a `none` edge, which computes nothing. A product
+    node left with one edge becomes a sum node: both compute that edge, and only the sum can be
+    written in `.nas` text (a product needs two terms).
     """
     check_genotype(space, genotype)
     cells = []
@@ -131,7 +133,13 @@ def apply_genotype(space: SpaceIR, genotype: Genotype) -> SpaceIR:
                 edges.append(attrs.evolve(edge, ops=("none",)))
         order = {e.key: index for index, e in enumerate(cell.edges)}
         edges.sort(key=lambda e: order[e.key])
-        cells.append(attrs.evolve(cell, edges=edges, keeps=()))
+        nodes = [
+            attrs.evolve(node, combine="sum")
+            if node.combine == "product" and sum(e.target == node.name for e in edges) == 1
+            else node
+            for node in cell.nodes
+        ]
+        cells.append(attrs.evolve(cell, nodes=nodes, edges=edges, keeps=()))
     used = {edge.choice for cell in cells for edge in cell.edges if edge.is_choice}
     return attrs.evolve(
         space, cells=cells, opsets=[opset for opset in space.opsets if opset.name in used]
@@ -274,11 +282,16 @@ def _parse_darts_text(text: str) -> dict:
     match = re.fullmatch(r"\s*Genotype\s*\((.*)\)\s*", text, flags=re.S)
     if not match:
         raise NascUsageError("not a DARTS genotype: expected `Genotype(normal=[...], ...)`")
-    body = re.sub(r"range\(\s*(\d+)\s*,\s*(\d+)\s*\)", lambda m: str(list(range(int(m[1]), int(m[2])))), match[1])
+    # `range(2, 6)` as DARTS prints concat lists; small bounds only, so a typo cannot allocate GBs
+    body = re.sub(
+        r"range\(\s*(\d{1,3})\s*,\s*(\d{1,3})\s*\)",
+        lambda m: str(list(range(int(m[1]), int(m[2])))),
+        match[1],
+    )
     try:
         call = python_ast.parse(f"f({body})", mode="eval").body
         return {kw.arg: python_ast.literal_eval(kw.value) for kw in call.keywords}
-    except (SyntaxError, ValueError) as error:
+    except (SyntaxError, ValueError, TypeError) as error:  # TypeError: `{[1]: 2}`
         raise NascUsageError(f"malformed DARTS genotype: {error}") from None
 
 
@@ -299,18 +312,33 @@ def genotype_from_darts(space: SpaceIR, darts: str | Mapping) -> Genotype:
             )
         per_node = len(pairs) // len(cell.nodes)
         concat = darts.get(f"{role}_concat")
-        if concat is not None and [order[j] for j in concat if j < len(order)] != list(cell.output):
+        if concat is not None and (
+            not isinstance(concat, (list, tuple))
+            or not all(isinstance(j, int) and 0 <= j < len(order) for j in concat)
+            or [order[j] for j in concat] != list(cell.output)
+        ):
             raise NascUsageError(
-                f"the genotype's {role}_concat {list(concat)} differs from the output of `{cell.name}`",
+                f"the genotype's {role}_concat {concat!r} differs from the output of `{cell.name}`",
                 hint=f"the space concatenates {', '.join(cell.output)}",
             )
         edges: dict[str, list[str]] = {edge.key: [] for edge in cell.choices}
         for position, pair in enumerate(pairs):
             node = cell.node_names[position // per_node]
+            is_pair = isinstance(pair, (list, tuple)) and len(pair) == 2
+            if not (is_pair and isinstance(pair[0], str)):
+                raise NascUsageError(
+                    f"the {role} entry {pair!r} is not an (op, node) pair",
+                    hint="DARTS pairs look like ('sep_conv_3x3', 0)",
+                )
             op, j = pair
             if not isinstance(j, int) or not 0 <= j < order.index(node):
                 raise NascUsageError(f"the {role} pair {pair} reads node {j}, which `{node}` cannot read")
-            edges[f"{order[j]}->{node}"].append(op)
+            key = f"{order[j]}->{node}"
+            if key not in edges:
+                raise NascUsageError(
+                    f"the {role} pair {pair} names {cell.name}.{key}, which is not a choice"
+                )
+            edges[key].append(op)
         decided[cell.name] = edges
     genotype = Genotype(decided)
     check_genotype(space, genotype)

@@ -46,8 +46,8 @@ def lower(module: ast.Module) -> ir.SpaceIR:
         for decl in opset_decls
     )
     set_names = {opset.name: opset for opset in opsets}
-    cells = tuple(_lower_cell(decl, set_names) for decl in cell_decls)
     network = networks[0]
+    cells = tuple(_lower_cell(network.name, decl, set_names) for decl in cell_decls)
     return ir.SpaceIR(
         opsets=opsets,
         cells=cells,
@@ -60,7 +60,8 @@ def lower(module: ast.Module) -> ir.SpaceIR:
     )
 
 
-def _lower_cell(decl: ast.CellDecl, opsets: dict[str, ir.OpSet]) -> ir.Cell:
+def _lower_cell(space: str, decl: ast.CellDecl, opsets: dict[str, ir.OpSet]) -> ir.Cell:
+    base = f"{space}.{decl.name}"  # dotted paths start with the space's name, as lint's do
     nodes: list[ir.Node] = []
     edges: dict[tuple[str, str], dict] = {}
     keeps: list[ir.Keep] = []
@@ -69,7 +70,7 @@ def _lower_cell(decl: ast.CellDecl, opsets: dict[str, ir.OpSet]) -> ir.Cell:
         if isinstance(statement, ast.NodeDecl):
             nodes.append(ir.Node(name=statement.name, combine=statement.combine, span=statement.span))
             for term in statement.terms:
-                _add_term(decl.name, statement.name, term, edges, opsets)
+                _add_term(base, statement.name, term, edges, opsets)
         elif isinstance(statement, ast.KeepDecl):
             keeps.append(
                 ir.Keep(
@@ -87,7 +88,7 @@ def _lower_cell(decl: ast.CellDecl, opsets: dict[str, ir.OpSet]) -> ir.Cell:
         raise NasSemanticError(
             f"cell `{decl.name}` has {len(outputs)} `out` statements",
             span=outputs[1].span,
-            path=f"{decl.name}.out",
+            path=f"{base}.out",
             hint="a cell has one output: `out n4` or `out concat(n1, n2, n3, n4)`",
         )
     output = outputs[0] if outputs else None
@@ -112,7 +113,7 @@ def _lower_cell(decl: ast.CellDecl, opsets: dict[str, ir.OpSet]) -> ir.Cell:
 
 
 def _add_term(
-    cell: str, node: str, term: ast.Term, edges: dict[tuple[str, str], dict], opsets: dict
+    base: str, node: str, term: ast.Term, edges: dict[tuple[str, str], dict], opsets: dict
 ) -> None:
     fields = edges.setdefault(
         (term.source, node),
@@ -126,7 +127,7 @@ def _add_term(
         raise NasSemanticError(
             f"two choices on the edge {term.source}->{node}",
             span=term.span,
-            path=f"{cell}.{node}.edge[{term.source}]",
+            path=f"{base}.{node}.edge[{term.source}]",
             hint="one edge carries one candidate set; merge the two sets into one `ops` set",
         )
     fields["choice"] = term.op

@@ -16,6 +16,7 @@ from .errors import NasSemanticError
 from .ir import Cell, OpInfo, SpaceIR
 
 IMAGE = -1  # the index that stands for the network's input image
+MAX_STAGES = 10_000  # far more than any real network; keeps a huge repeat count from hanging lint
 
 
 @attrs.frozen(kw_only=True)
@@ -98,7 +99,12 @@ def resolve_params(space: SpaceIR, overrides: Mapping[str, int] | None = None) -
                         path=f"{space.name}.params.{param.name}",
                         hint="a default may only use parameters declared before it",
                     )
-            value = evaluate(param.default, env, what=f"parameter `{param.name}`")
+            value = evaluate(
+                param.default,
+                env,
+                what=f"parameter `{param.name}`",
+                path=f"{space.name}.params.{param.name}",
+            )
         if value <= 0:
             raise NasSemanticError(
                 f"parameter `{param.name}` must be a positive integer, not {value}",
@@ -171,13 +177,13 @@ def instantiate(
 
     Raises:
         NasSemanticError: bad values (non-positive width, negative repeat, stride not 1 or 2),
-            or shapes that cannot match.
+            more than `MAX_STAGES` stages, or shapes that cannot match.
     """
     params = resolve_params(space, overrides)
     network = space.network
 
     def value(expr, what, span, minimum=1):
-        result = evaluate(expr, params, what=what)
+        result = evaluate(expr, params, what=what, path=f"{space.name}.network")
         if result < minimum:
             raise NasSemanticError(
                 f"{what} must be at least {minimum}, but it is {result}",
@@ -197,6 +203,15 @@ def instantiate(
     def current() -> tuple[int, int, int]:
         return outputs[-1] if outputs else (IMAGE, channels, size)
 
+    def make_room(count: int, span) -> None:
+        if len(stages) + count > MAX_STAGES:
+            raise NasSemanticError(
+                f"the network places more than {MAX_STAGES} stems, blocks, cells and heads",
+                span=span,
+                path=f"{space.name}.network",
+                hint="check the repeat counts and the parameter values (`-D`)",
+            )
+
     for item in network.items:
         if item.kind == "input":
             continue
@@ -204,6 +219,7 @@ def instantiate(
             cell = space.cell(item.cell)
             count = value(item.repeat, f"the repeat count of `{item.cell}`", item.span, minimum=0)
             width = value(item.width, f"the width of `{item.cell}`", item.span)
+            make_room(count, getattr(item.repeat, "span", None) or item.span)
             for _ in range(count):
                 k = len(cell.inputs)
                 feeding = outputs[-k:] if outputs else [current()]
@@ -234,12 +250,18 @@ def instantiate(
                 outputs.append((stage.index, out_channels, out_size))
             continue
         call = item.call
+        make_room(1, call.span)
         info = (catalog or {}).get(call.op)
         width = value(call.args[0], f"the width of `{call.op}`", call.span)
         stride = 1
         for key, expr in call.kwargs:
             if key == "stride":
-                stride = evaluate(expr, params, what=f"the stride of `{call.op}`")
+                stride = evaluate(
+                    expr,
+                    params,
+                    what=f"the stride of `{call.op}`",
+                    path=f"{space.name}.network.{call.op}",
+                )
                 if stride not in (1, 2):
                     raise NasSemanticError(
                         f"the stride of `{call.op}` must be 1 or 2, not {stride}",

@@ -6,13 +6,23 @@ import functools
 import re
 
 from lark import Lark, Token, Transformer, Tree, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.exceptions import (
+    UnexpectedCharacters,
+    UnexpectedEOF,
+    UnexpectedInput,
+    UnexpectedToken,
+    VisitError,
+)
 
 from . import ast
-from .errors import NasSyntaxError, Span
+from .errors import NascError, NasSyntaxError, Span
 
-# Labelled common mistakes: each hint comes with files that make the mistake. Lark matches a failing
-# parse against these (`match_examples`) by the parser state it fails in, so a new file that fails
+# Integers in a space are widths, depths and counts. Longer literals are refused here (Python also
+# refuses to convert more than 4300 digits), and `ast.evaluate` bounds what arithmetic makes.
+MAX_DIGITS = 18
+
+# Labelled common mistakes: each hint comes with files that make the mistake. A failing parse is
+# matched against these by the parser state it fails in (`_match_mistake`), so a new file that fails
 # the same way gets the same hint. The tests parse every example here and check its hint.
 COMMON_MISTAKES: dict[str, list[str]] = {
     "missing `=` in op set: write `ops NAME = {op, op}`": [
@@ -151,9 +161,18 @@ class _ToAst(Transformer):
     def _s(self, meta_or_token) -> Span:
         return _span(self.file, meta_or_token)
 
+    def _int(self, digits: str, token) -> int:
+        if len(digits) > MAX_DIGITS:
+            raise NasSyntaxError(
+                f"a number with {len(digits)} digits; nasc reads integers of at most {MAX_DIGITS}",
+                span=self._s(token),
+                hint="widths, depths and counts are small integers",
+            )
+        return int(digits)
+
     # ---- expressions
     def num(self, meta, token):
-        return ast.Num(value=int(token), span=self._s(token))
+        return ast.Num(value=self._int(token, token), span=self._s(token))
 
     def decimal(self, meta, token):
         return ast.Decimal(text=str(token), span=self._s(token))
@@ -163,7 +182,7 @@ class _ToAst(Transformer):
         span = self._s(token)
         return ast.BinOp(
             op="*",
-            left=ast.Num(value=int(digits), span=span),
+            left=ast.Num(value=self._int(digits, token), span=span),
             right=ast.Ref(name=name, span=span),
             span=span,
         )
@@ -248,7 +267,9 @@ class _ToAst(Transformer):
     node_concat = _node("concat")
 
     def keep_per(self, meta, k, per):
-        return ast.KeepDecl(k=int(k), per=str(per), span=self._s(meta), per_span=self._s(per))
+        return ast.KeepDecl(
+            k=self._int(k, k), per=str(per), span=self._s(meta), per_span=self._s(per)
+        )
 
     def edge_ref(self, meta, source, target):
         return (str(source), str(target), self._s(meta))
@@ -256,7 +277,7 @@ class _ToAst(Transformer):
     def keep_of(self, meta, k, *refs):
         refs = [ref for ref in refs if ref is not None]
         return ast.KeepDecl(
-            k=int(k),
+            k=self._int(k, k),
             edges=[(source, target) for source, target, _ in refs],
             edge_spans=[span for _, _, span in refs],
             span=self._s(meta),
@@ -349,8 +370,10 @@ def _describe(token: Token) -> str:
 def _syntax_error(error: UnexpectedInput, text: str, file: str) -> NasSyntaxError:
     line = getattr(error, "line", None)
     column = getattr(error, "column", None)
-    if isinstance(error, UnexpectedEOF) or line in (None, -1):
-        lines = text.splitlines() or [""]
+    # LALR reports the end of the input as a `$END` token placed at the last token; point past it.
+    at_end = isinstance(error, UnexpectedToken) and error.token.type == "$END"
+    if isinstance(error, UnexpectedEOF) or at_end or line in (None, -1):
+        lines = text.rstrip().splitlines() or [""]
         line, column = len(lines), len(lines[-1]) + 1
     if isinstance(error, UnexpectedCharacters):
         what = f"unexpected character `{text[error.pos_in_stream]}`"
@@ -365,10 +388,54 @@ def _syntax_error(error: UnexpectedInput, text: str, file: str) -> NasSyntaxErro
         what = "unexpected end of file"
     hint = None
     try:
-        hint = error.match_examples(parser().parse, COMMON_MISTAKES, use_accepts=True)
+        hint = _match_mistake(error)
     except Exception:  # noqa: BLE001 - a hint is a courtesy; never let it hide the real error
         hint = None
     return NasSyntaxError(what, span=Span(file=file, line=line, column=column), hint=hint)
+
+
+@functools.lru_cache(maxsize=1)
+def _mistake_states() -> tuple[tuple[str, UnexpectedInput], ...]:
+    """Each labelled example with the error it fails with (parsed once)."""
+    failures = []
+    for hint, examples in COMMON_MISTAKES.items():
+        for example in examples:
+            try:
+                parser().parse(example)
+            except UnexpectedInput as error:
+                failures.append((hint, error))
+    return tuple(failures)
+
+
+def _match_mistake(error: UnexpectedInput) -> str | None:
+    """The hint of the labelled mistake that fails in the same parser state as `error`.
+
+    Lark's `match_examples` does this, but also compares the depth of the parse stack, which
+    grows with every declaration and statement before the mistake: it only ever matched mistakes
+    in the first statement of a one-declaration file. The LALR state alone says what the parser
+    expected. An example that fails on the same token wins, then one that fails on the same kind
+    of token, then one that only shares the state; a file that ends early is not matched by state
+    alone, and a bad character only matches bad characters.
+    """
+    state = getattr(error.state, "position", None)
+    if state is None:
+        return None
+    same_type = same_state = None
+    for hint, example in _mistake_states():
+        if type(example) is not type(error) or getattr(example.state, "position", None) != state:
+            continue
+        if isinstance(error, UnexpectedToken):
+            if example.accepts != error.accepts:
+                continue
+            if example.token == error.token and example.token.type == error.token.type:
+                return hint
+            if example.token.type == error.token.type:
+                same_type = same_type or hint
+            elif error.token.type != "$END":
+                same_state = same_state or hint
+        else:
+            same_state = same_state or hint
+    return same_type or same_state
 
 
 def _terminal_text(name: str) -> str:
@@ -388,11 +455,16 @@ def parse_module(text: str, file: str = "<string>") -> ast.Module:
     """
     try:
         tree = parser().parse(text)
+        items = _ToAst(file).transform(tree)  # recursive: a long operator chain nests deeply
     except UnexpectedInput as error:
         raise _syntax_error(error, text, file) from None
-    except RecursionError:
+    except (RecursionError, VisitError) as error:
+        cause = error.orig_exc if isinstance(error, VisitError) else error
+        if isinstance(cause, NascError):  # raised by `_ToAst`, e.g. for a too long number
+            raise cause from None
+        if not isinstance(cause, RecursionError):
+            raise
         raise NasSyntaxError(
             "the file nests too deeply to parse", span=Span(file=file), hint="simplify expressions"
         ) from None
-    items = _ToAst(file).transform(tree)
     return ast.Module(items=items, file=file)
