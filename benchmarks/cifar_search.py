@@ -50,10 +50,30 @@ def main() -> None:
     rows = []
     for strategy in args.strategies.split(","):
         command = [
-            sys.executable, "-m", "nasc.runtime", "search", "nb201", "--data", str(folder),
-            "--subset", str(args.subset), "-D", f"C={args.C}", "-D", f"N={args.N}",
-            "--epochs", str(args.epochs), "--strategy", strategy, "--seed", str(args.seed),
-            "--nb201-table", str(args.table), "--runs-dir", str(args.runs_dir), "--quiet",
+            sys.executable,
+            "-m",
+            "nasc.runtime",
+            "search",
+            "nb201",
+            "--data",
+            str(folder),
+            "--subset",
+            str(args.subset),
+            "-D",
+            f"C={args.C}",
+            "-D",
+            f"N={args.N}",
+            "--epochs",
+            str(args.epochs),
+            "--strategy",
+            strategy,
+            "--seed",
+            str(args.seed),
+            "--nb201-table",
+            str(args.table),
+            "--runs-dir",
+            str(args.runs_dir),
+            "--quiet",
         ]
         print("$ " + " ".join(command), flush=True)
         started = time.perf_counter()
@@ -64,16 +84,21 @@ def main() -> None:
         rows.append((strategy, result, seconds))
 
     print()
-    print(f"NB201 space, C={args.C}, N={args.N}, {args.subset} CIFAR-10 training images, "
-          f"{args.epochs} epochs, seed {args.seed}")
+    print(
+        f"NB201 space, C={args.C}, N={args.N}, {args.subset} CIFAR-10 training images, "
+        f"{args.epochs} epochs, seed {args.seed}"
+    )
     for strategy, result, seconds in rows:
         accuracy = result.get("nb201_accuracy") or {}
         ranks = result.get("nb201_rank") or {}
         print(f"{strategy:<12} {result['nb201']}")
-        print(f"{'':<12} CIFAR-10 {accuracy.get('cifar10', float('nan')):.2f}% "
-              f"(rank {ranks.get('cifar10', '-')}), CIFAR-100 {accuracy.get('cifar100', float('nan')):.2f}%, "
-              f"ImageNet16-120 {accuracy.get('ImageNet16-120', float('nan')):.2f}%; "
-              f"supernet test {result['final_test_acc']:.1f}%, {seconds / 60:.1f} min")
+        print(
+            f"{'':<12} CIFAR-10 {accuracy.get('cifar10', float('nan')):.2f}% "
+            f"(rank {ranks.get('cifar10', '-')}), "
+            f"CIFAR-100 {accuracy.get('cifar100', float('nan')):.2f}%, "
+            f"ImageNet16-120 {accuracy.get('ImageNet16-120', float('nan')):.2f}%; "
+            f"supernet test {result['final_test_acc']:.1f}%, {seconds / 60:.1f} min"
+        )
         ops = result["nb201"].replace("|", " ").replace("+", " ").split()
         free = sum(op.split("~")[0] in ("skip_connect", "none", "avg_pool_3x3") for op in ops)
         print(f"{'':<12} parameter-free ops: {free} of {len(ops)}")

@@ -17,8 +17,7 @@ import statistics
 import time
 
 import torch
-
-from nasc.compiler import catalog, compile_space, CompileOptions
+from nasc.compiler import CompileOptions, catalog, compile_space
 from nasc.dsl import load_space
 from nasc.runtime.strategies.isdarts import measure
 
@@ -77,8 +76,10 @@ def main() -> None:
     ]
     batch = 64
     print(f"device {device}, batch {batch}, threads {torch.get_num_threads()}")
-    print(f"{'space':<8}{'values':<22}{'step s':>9}{'epoch s':>11}{'samples':>9}"
-          f"{'measure s':>11}{'share':>9}")
+    print(
+        f"{'space':<8}{'values':<22}{'step s':>9}{'epoch s':>11}{'samples':>9}"
+        f"{'measure s':>11}{'share':>9}"
+    )
     for name, values, samples in cases:
         space = load_space(name, catalog=catalog(), overrides=values)
         net = compile_space(space, values, CompileOptions(search=True, track_running_stats=False))
@@ -88,8 +89,10 @@ def main() -> None:
         epoch = step * (CIFAR_TRAIN // batch)
         cost = measurement_time(net, samples, batch, device, repeats)
         shown = ", ".join(f"{k}={v}" for k, v in values.items())
-        print(f"{name:<8}{shown:<22}{step:>9.3f}{epoch:>11.1f}{samples:>9}{cost:>11.3f}"
-              f"{100 * cost / epoch:>8.2f}%")
+        print(
+            f"{name:<8}{shown:<22}{step:>9.3f}{epoch:>11.1f}{samples:>9}{cost:>11.3f}"
+            f"{100 * cost / epoch:>8.2f}%"
+        )
     print("share = one measurement / one CIFAR-10 epoch of the all-live supernet (target < 5%)")
 
 

@@ -89,19 +89,21 @@ def shrink_levels(arch, final, steps: int, seed: int = 0):
     taken = [0] * len(queues)
 
     def snapshot():
-        return Genotype({
-            cell: {
-                edge: [op for op in ops if (cell, edge, op) not in discarded]
-                for edge, ops in zip(table.edges, table.candidates, strict=True)
+        return Genotype(
+            {
+                cell: {
+                    edge: [op for op in ops if (cell, edge, op) not in discarded]
+                    for edge, ops in zip(table.edges, table.candidates, strict=True)
+                }
+                for cell, table in arch.choices.items()
             }
-            for cell, table in arch.choices.items()
-        })
+        )
 
     levels = [snapshot()]
     for step in range(steps):
         for index, (cell, k, size, doomed) in enumerate(queues):
             count = math.ceil((size - taken[index] - k) / (steps - step))
-            for edge, op in doomed[taken[index]: taken[index] + count]:
+            for edge, op in doomed[taken[index] : taken[index] + count]:
                 discarded.add((cell, edge, op))
             taken[index] += count
         levels.append(snapshot())
@@ -182,8 +184,9 @@ class Bench:
     def stepper(self, net):
         """A function that runs one training step of `net` and returns its seconds."""
         torch = self.torch
-        optimizer = torch.optim.SGD(net.weights(), lr=0.025, momentum=0.9, nesterov=True,
-                                    weight_decay=3e-4)
+        optimizer = torch.optim.SGD(
+            net.weights(), lr=0.025, momentum=0.9, nesterov=True, weight_decay=3e-4
+        )
         loss_function = torch.nn.CrossEntropyLoss()
 
         def step() -> float:
@@ -232,7 +235,8 @@ def measure(config: dict) -> dict:
         "q3_ms": 1e3 * quartiles[2],
         "steps": len(times),
         "rss_mb": (peak_resident_bytes() - baseline) / 2**20,
-        "cuda_mb": torch.cuda.max_memory_allocated() / 2**20 if config["device"] == "cuda"
+        "cuda_mb": torch.cuda.max_memory_allocated() / 2**20
+        if config["device"] == "cuda"
         else None,
         "parameters": net.num_parameters(),
         "ops": ops_run(net),
@@ -271,16 +275,22 @@ def measure_pair(config: dict) -> dict:
 def configurations(args) -> list[dict]:
     """Every network to measure: per space and final cell, each shrink level and the subnet."""
     common = {
-        "device": args.device, "threads": args.threads, "batch": args.batch, "size": args.size,
-        "warmup": args.warmup, "repeats": args.repeats, "budget": args.budget,
+        "device": args.device,
+        "threads": args.threads,
+        "batch": args.batch,
+        "size": args.size,
+        "warmup": args.warmup,
+        "repeats": args.repeats,
+        "budget": args.budget,
     }
     found = []
     for space, cells in SPACES:
         steps = SHRINK_STEPS[space]
         levels = [0, steps] if args.quick else list(range(steps + 1))
         for index, (name, arch) in enumerate(cells.items()):
-            base = dict(common, space=space, cell=name, final=arch,
-                        overrides=sizes(args.quick)[space])
+            base = dict(
+                common, space=space, cell=name, final=arch, overrides=sizes(args.quick)[space]
+            )
             for level in levels:
                 if level == 0 and index > 0:
                     continue  # all candidates live: the same network for every final cell
@@ -312,15 +322,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small networks, few steps")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--repeats", type=int, help="timed steps per configuration, at most")
-    parser.add_argument("--budget", type=float, default=20.0,
-                        help="seconds of timed steps after which a configuration stops, once it "
-                        "has three")
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=20.0,
+        help="seconds of timed steps after which a configuration stops, once it has three",
+    )
     parser.add_argument("--warmup", type=int, help="untimed steps before timing")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--size", type=int, default=32, help="image height and width")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads (default 1: on a shared machine, more threads stall "
-                        "at every op whenever another process holds a core)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (default 1: on a shared machine, more threads stall "
+        "at every op whenever another process holds a core)",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--pair", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -335,17 +352,23 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.batch = min(args.batch, 16)
 
-    print(f"supernet training step: batch {args.batch}, {args.size}x{args.size} images, "
-          f"device {args.device}, {args.threads} threads, {args.warmup} warm-up and 3 to "
-          f"{args.repeats} timed steps (median), a fresh process per row; sizes "
-          + "; ".join(f"{space} " + " ".join(f"{k}={v}" for k, v in values.items())
-                      for space, values in sizes(args.quick).items())
-          + f"; load average {os.getloadavg()[0]:.1f}")
+    print(
+        f"supernet training step: batch {args.batch}, {args.size}x{args.size} images, "
+        f"device {args.device}, {args.threads} threads, {args.warmup} warm-up and 3 to "
+        f"{args.repeats} timed steps (median), a fresh process per row; sizes "
+        + "; ".join(
+            f"{space} " + " ".join(f"{k}={v}" for k, v in values.items())
+            for space, values in sizes(args.quick).items()
+        )
+        + f"; load average {os.getloadavg()[0]:.1f}"
+    )
     for name, arch in {**NB201_CELLS, **DARTS_CELLS}.items():
         print(f"  cell {name}: {arch}")
     cuda = args.device == "cuda"
-    header = (f"{'space':6} {'cell':4} {'network':44} {'ops':>4} {'params':>9} {'step ms':>9} "
-              f"{'q1-q3 ms':>17} {'steps':>5} {'RSS +MB':>8}")
+    header = (
+        f"{'space':6} {'cell':4} {'network':44} {'ops':>4} {'params':>9} {'step ms':>9} "
+        f"{'q1-q3 ms':>17} {'steps':>5} {'RSS +MB':>8}"
+    )
     header += f" {'CUDA MB':>8}" if cuda else ""
     print(header)
     print("-" * len(header))
@@ -356,14 +379,20 @@ def main(argv: list[str] | None = None) -> int:
         results.append((config, result))
         if "error" in result:
             failed = True
-            print(f"{config['space']:6} {config['cell']:4} level {config['level']}: failed: "
-                  f"{result['error']}", flush=True)
+            print(
+                f"{config['space']:6} {config['cell']:4} level {config['level']}: failed: "
+                f"{result['error']}",
+                flush=True,
+            )
             continue
         spread = f"{result['q1_ms']:.1f}-{result['q3_ms']:.1f}"
-        print(f"{config['space']:6} {config['cell']:4} {describe(config, result):44} "
-              f"{result['ops']:>4} {result['parameters']:>9,} {result['median_ms']:>9.1f} "
-              f"{spread:>17} {result['steps']:>5} {result['rss_mb']:>8.1f}"
-              + (f" {result['cuda_mb']:>8.1f}" if cuda else ""), flush=True)
+        print(
+            f"{config['space']:6} {config['cell']:4} {describe(config, result):44} "
+            f"{result['ops']:>4} {result['parameters']:>9,} {result['median_ms']:>9.1f} "
+            f"{spread:>17} {result['steps']:>5} {result['rss_mb']:>8.1f}"
+            + (f" {result['cuda_mb']:>8.1f}" if cuda else ""),
+            flush=True,
+        )
 
     def median_ms(space, cell, level):
         for config, result in results:
@@ -373,8 +402,10 @@ def main(argv: list[str] | None = None) -> int:
         return None
 
     print()
-    print("ratios (one live op per edge: the supernet after its last shrink step; paired run: "
-          "both networks in one process, steps alternating, median of per-pair ratios)")
+    print(
+        "ratios (one live op per edge: the supernet after its last shrink step; paired run: "
+        "both networks in one process, steps alternating, median of per-pair ratios)"
+    )
     for space, cells in SPACES:
         last = SHRINK_STEPS[space]
         for cell in cells:
@@ -386,15 +417,20 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {space} cell {cell}: paired run failed: {pair['error']}")
             else:
                 verdict = "ok" if pair["ratio"] <= 1.15 else "ABOVE TARGET"
-                print(f"  {space} cell {cell}: supernet one-live / standalone = "
-                      f"{pair['ratio']:.3f} (target <= 1.15: {verdict}; paired medians "
-                      f"{pair['supernet_ms']:.1f} / {pair['subnet_ms']:.1f} ms over "
-                      f"{pair['pairs']} pairs)", flush=True)
+                print(
+                    f"  {space} cell {cell}: supernet one-live / standalone = "
+                    f"{pair['ratio']:.3f} (target <= 1.15: {verdict}; paired medians "
+                    f"{pair['supernet_ms']:.1f} / {pair['subnet_ms']:.1f} ms over "
+                    f"{pair['pairs']} pairs)",
+                    flush=True,
+                )
         for cell in cells:
             everything, shrunk = median_ms(space, cell, 0), median_ms(space, cell, last)
             if everything and shrunk:
-                print(f"  {space} cell {cell}: supernet all live / one-live = "
-                      f"{everything / shrunk:.2f} (table medians)")
+                print(
+                    f"  {space} cell {cell}: supernet all live / one-live = "
+                    f"{everything / shrunk:.2f} (table medians)"
+                )
     print(f"load average at the end {os.getloadavg()[0]:.1f}")
     return 1 if failed else 0
 

@@ -13,11 +13,10 @@ import statistics
 import time
 
 import torch
-from torch import nn
-
 from nasc.compiler import CompileOptions, catalog, compile_space
 from nasc.dsl import apply_genotype, load_space, parse_arch
 from nasc.runtime.data import CIFAR_STATS, Batches, ImageData
+from torch import nn
 
 
 def synthetic_cifar(count: int) -> ImageData:
@@ -26,9 +25,16 @@ def synthetic_cifar(count: int) -> ImageData:
     images = torch.randint(0, 256, (count, 3, 32, 32), dtype=torch.uint8, generator=generator)
     labels = torch.randint(0, 10, (count,), generator=generator)
     mean, std = CIFAR_STATS["cifar10"]
-    return ImageData(name="synthetic", train_images=images, train_labels=labels,
-                     test_images=images[:8], test_labels=labels[:8],
-                     classes=tuple(map(str, range(10))), mean=mean, std=std)
+    return ImageData(
+        name="synthetic",
+        train_images=images,
+        train_labels=labels,
+        test_images=images[:8],
+        test_labels=labels[:8],
+        classes=tuple(map(str, range(10))),
+        mean=mean,
+        std=std,
+    )
 
 
 def sync(device):
@@ -39,8 +45,11 @@ def sync(device):
 def step_rate(device, layers, width, batch, repeats, amp):
     space = load_space("darts", catalog=catalog())
     fixed = apply_genotype(space, parse_arch(space, "DARTS_V2"))
-    net = compile_space(fixed, {"C": width, "layers": layers},
-                        CompileOptions(search=False, auxiliary=True, drop_path=True)).to(device)
+    net = compile_space(
+        fixed,
+        {"C": width, "layers": layers},
+        CompileOptions(search=False, auxiliary=True, drop_path=True),
+    ).to(device)
     net.set_drop_prob(0.2)
     if device.type == "cuda":
         net = net.to(memory_format=torch.channels_last)
@@ -68,8 +77,9 @@ def step_rate(device, layers, width, batch, repeats, amp):
 
 
 def device_pipeline_rate(data, device, batch, images_count):
-    batches = Batches(data, data.train_images, data.train_labels, batch, device, True, True,
-                      cutout=16)
+    batches = Batches(
+        data, data.train_images, data.train_labels, batch, device, True, True, cutout=16
+    )
     sync(device)
     started = time.perf_counter()
     seen = 0
@@ -99,13 +109,15 @@ def per_image_pipeline_rate(data, batch, images_count, workers):
             image[:, top:bottom, left:right] = 0
             return image
 
-    pipeline = transforms.Compose([
-        transforms.RandomCrop(32, padding=4),
-        transforms.RandomHorizontalFlip(),
-        transforms.ToTensor(),
-        transforms.Normalize(mean, std),
-        Cutout(16),
-    ])
+    pipeline = transforms.Compose(
+        [
+            transforms.RandomCrop(32, padding=4),
+            transforms.RandomHorizontalFlip(),
+            transforms.ToTensor(),
+            transforms.Normalize(mean, std),
+            Cutout(16),
+        ]
+    )
     pictures = [Image.fromarray(img.permute(1, 2, 0).numpy()) for img in data.train_images]
 
     class Folder(torch.utils.data.Dataset):
@@ -115,8 +127,9 @@ def per_image_pipeline_rate(data, batch, images_count, workers):
         def __getitem__(self, index):
             return pipeline(pictures[index]), int(data.train_labels[index])
 
-    loader = torch.utils.data.DataLoader(Folder(), batch_size=batch, shuffle=True,
-                                         num_workers=workers, drop_last=True)
+    loader = torch.utils.data.DataLoader(
+        Folder(), batch_size=batch, shuffle=True, num_workers=workers, drop_last=True
+    )
     started = time.perf_counter()
     seen = 0
     for images, _ in loader:
@@ -142,18 +155,24 @@ def main() -> None:
 
     print(f"device {device}, threads {torch.get_num_threads()}, batch {args.batch}")
     rate, parameters = step_rate(device, layers, width, args.batch, repeats, amp)
-    print(f"training step, DARTS_V2 C={width} {layers} cells ({parameters:,} weights with the aux "
-          f"head), drop path, aux head{', bf16' if amp else ''}: {rate:,.0f} images/s")
+    print(
+        f"training step, DARTS_V2 C={width} {layers} cells ({parameters:,} weights with the aux "
+        f"head), drop path, aux head{', bf16' if amp else ''}: {rate:,.0f} images/s"
+    )
     on_device = device_pipeline_rate(data, device, args.batch, count)
     print(f"data pipeline, batched on {device} (crop, flip, cutout): {on_device:,.0f} images/s")
     per_image = {}
     for workers in (0, 2):
         per_image[workers] = per_image_pipeline_rate(data, args.batch, count, workers)
-        print(f"data pipeline, per-image torchvision, {workers} workers: "
-              f"{per_image[workers]:,.0f} images/s")
+        print(
+            f"data pipeline, per-image torchvision, {workers} workers: "
+            f"{per_image[workers]:,.0f} images/s"
+        )
     best = max(per_image.values())
-    print(f"ratio: batched / best per-image pipeline = {on_device / best:.1f}x; "
-          f"data pipeline / training step = {on_device / rate:.1f}x")
+    print(
+        f"ratio: batched / best per-image pipeline = {on_device / best:.1f}x; "
+        f"data pipeline / training step = {on_device / rate:.1f}x"
+    )
 
 
 if __name__ == "__main__":

@@ -8,14 +8,13 @@ sees a new version.
 from __future__ import annotations
 
 import hashlib
-from typing import Iterable
+from collections.abc import Iterable
 
 import attrs
 import torch
-from torch import nn
-
 from nasc.dsl import Genotype, NascUsageError, SpaceIR
 from nasc.dsl.ir import Cell
+from torch import nn
 
 MIXING_MODES = {
     "sum": "live candidates summed with weight 1 (the supernet restricted by its mask)",
@@ -122,7 +121,10 @@ class ArchState(nn.Module):
     def genotype(self) -> Genotype:
         """The decisions the masks hold: the live candidates of every choice edge."""
         return Genotype(
-            {cell: {edge: self.live(cell, edge) for edge in table.edges} for cell, table in self.choices.items()}
+            {
+                cell: {edge: self.live(cell, edge) for edge in table.edges}
+                for cell, table in self.choices.items()
+            }
         )
 
     def mixing_weights(self, cell: str) -> torch.Tensor:

@@ -11,7 +11,6 @@ import itertools
 import linecache
 
 import torch
-
 from nasc.dsl.ir import Cell
 
 from .archstate import ArchState
@@ -64,12 +63,12 @@ def cell_source(cell: Cell, arch: ArchState, drop: bool = False) -> tuple[str, s
     table = arch.choices.get(cell.name)
     mode = arch.mixing
     var = {name: _identifier(name) for name in (*cell.input_names, *cell.node_names)}
-    inputs = set(cell.input_names)
 
     def live_terms(edge) -> tuple[list[str], list[str], str | None]:
         """The edge's live, nonzero ops as (fixed terms, mixed terms, the mixed terms' scale)."""
-        fixed = [_op_call(edge.key, op, var[edge.source], drop) for op in edge.ops
-                 if not OPS[op].zero]
+        fixed = [
+            _op_call(edge.key, op, var[edge.source], drop) for op in edge.ops if not OPS[op].zero
+        ]
         if not edge.is_choice:
             return fixed, [], None
         live = arch.live(cell.name, edge.key)
@@ -135,8 +134,12 @@ def cell_source(cell: Cell, arch: ArchState, drop: bool = False) -> tuple[str, s
                 flat.extend(scaled(mixed, scale))
             value = " + ".join(flat) if flat else None
         elif node.combine == "product":
-            value = None if any(not part for part in parts) else " * ".join(
-                f"({' + '.join(part)})" if len(part) > 1 else part[0] for part in parts
+            value = (
+                None
+                if any(not part for part in parts)
+                else " * ".join(
+                    f"({' + '.join(part)})" if len(part) > 1 else part[0] for part in parts
+                )
             )
         else:
             pieces = [
@@ -204,7 +207,9 @@ def network_source(supernet) -> str:
             if not supernet.options.auxiliary:
                 continue
             aux = f"s{stage.index}"
-            lines.append(f"    {aux} = {module}({args}) if self.training else None  # aux {stage.name}")
+            lines.append(
+                f"    {aux} = {module}({args}) if self.training else None  # aux {stage.name}"
+            )
         elif stage.kind == "head":
             lines.append(f"    logits = {module}({args})  # head {stage.name}")
         else:
@@ -212,4 +217,3 @@ def network_source(supernet) -> str:
         names[stage.index] = f"s{stage.index}"
     lines.append(f"    return logits, {aux}" if supernet.options.auxiliary else "    return logits")
     return "\n".join(lines) + "\n"
-

@@ -4,11 +4,10 @@ NB201 and DARTS strings, and TorchScript."""
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import torch
-
 from nasc.dsl import Genotype, NascUsageError, SpaceIR, apply_genotype, format_space
 from nasc.dsl.genotype import darts_genotype, format_darts, nb201_string
 
@@ -34,15 +33,17 @@ def export_network(
     """
     if supernet is not None and options is None:
         options = supernet.options
-    network = compile_space(apply_genotype(space, genotype), overrides, options or CompileOptions(search=False))
+    network = compile_space(
+        apply_genotype(space, genotype), overrides, options or CompileOptions(search=False)
+    )
     if supernet is not None:
         source = supernet.state_dict()
         target = network.state_dict()
         # Tensors must match in shape; other entries (the arch state's mixing mode) just carry.
         mismatched = [
-            key for key, value in target.items()
-            if key not in source
-            or (torch.is_tensor(value) and source[key].shape != value.shape)
+            key
+            for key, value in target.items()
+            if key not in source or (torch.is_tensor(value) and source[key].shape != value.shape)
         ]
         if mismatched:
             raise NascUsageError(

@@ -10,13 +10,12 @@ the heads live here too, so that a `.nas` macro can name them.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import attrs
 import torch
-from torch import nn
-
 from nasc.dsl import NascUsageError, OpInfo
+from torch import nn
 
 
 @attrs.frozen(kw_only=True)
@@ -46,8 +45,16 @@ class OpEntry:
 OPS: dict[str, OpEntry] = {}
 
 
-def register_op(name: str, *, role: str = "op", stride: int | None = None, pooling: bool = False,
-                zero: bool = False, identity: bool = False, sizes: tuple[int, ...] | None = None):
+def register_op(
+    name: str,
+    *,
+    role: str = "op",
+    stride: int | None = None,
+    pooling: bool = False,
+    zero: bool = False,
+    identity: bool = False,
+    sizes: tuple[int, ...] | None = None,
+):
     """Register an op builder `(C_in, C_out, stride, affine) -> nn.Module` under `name`.
 
     Args:
@@ -57,8 +64,17 @@ def register_op(name: str, *, role: str = "op", stride: int | None = None, pooli
 
     def decorate(build):
         doc = (build.__doc__ or "").strip().splitlines()[0] if build.__doc__ else ""
-        OPS[name] = OpEntry(name=name, build=build, role=role, stride=stride, pooling=pooling,
-                            zero=zero, identity=identity, sizes=sizes, doc=doc)
+        OPS[name] = OpEntry(
+            name=name,
+            build=build,
+            role=role,
+            stride=stride,
+            pooling=pooling,
+            zero=zero,
+            identity=identity,
+            sizes=sizes,
+            doc=doc,
+        )
         return build
 
     return decorate
@@ -89,12 +105,14 @@ def catalog() -> dict[str, OpInfo]:
 class ReLUConvBN(nn.Sequential):
     """ReLU, convolution, BatchNorm."""
 
-    def __init__(self, C_in, C_out, kernel, stride, padding, dilation, affine, bias,
-                 track_running_stats=True):
+    def __init__(
+        self, C_in, C_out, kernel, stride, padding, dilation, affine, bias, track_running_stats=True
+    ):
         super().__init__(
             nn.ReLU(inplace=False),
-            nn.Conv2d(C_in, C_out, kernel, stride=stride, padding=padding, dilation=dilation,
-                      bias=bias),
+            nn.Conv2d(
+                C_in, C_out, kernel, stride=stride, padding=padding, dilation=dilation, bias=bias
+            ),
             nn.BatchNorm2d(C_out, affine=affine, track_running_stats=track_running_stats),
         )
 
@@ -102,12 +120,21 @@ class ReLUConvBN(nn.Sequential):
 class DilConv(nn.Sequential):
     """ReLU, depthwise (dilated) convolution, pointwise convolution, BatchNorm (DARTS)."""
 
-    def __init__(self, C_in, C_out, kernel, stride, padding, dilation, affine,
-                 track_running_stats=True):
+    def __init__(
+        self, C_in, C_out, kernel, stride, padding, dilation, affine, track_running_stats=True
+    ):
         super().__init__(
             nn.ReLU(inplace=False),
-            nn.Conv2d(C_in, C_in, kernel, stride=stride, padding=padding, dilation=dilation,
-                      groups=C_in, bias=False),
+            nn.Conv2d(
+                C_in,
+                C_in,
+                kernel,
+                stride=stride,
+                padding=padding,
+                dilation=dilation,
+                groups=C_in,
+                bias=False,
+            ),
             nn.Conv2d(C_in, C_out, 1, padding=0, bias=False),
             nn.BatchNorm2d(C_out, affine=affine, track_running_stats=track_running_stats),
         )
@@ -212,8 +239,9 @@ def _skip_connect(C_in, C_out, stride, affine, track_running_stats=True):
 
 def _nor_conv(kernel):
     def build(C_in, C_out, stride, affine, track_running_stats=True):
-        return ReLUConvBN(C_in, C_out, kernel, stride, kernel // 2, 1, affine, not affine,
-                          track_running_stats)
+        return ReLUConvBN(
+            C_in, C_out, kernel, stride, kernel // 2, 1, affine, not affine, track_running_stats
+        )
 
     build.__doc__ = f"ReLU-Conv{kernel}x{kernel}-BN (NAS-Bench-201)."
     return build
@@ -251,8 +279,9 @@ register_op("sep_conv_7x7")(_sep_conv(7))
 
 def _dil_conv(kernel):
     def build(C_in, C_out, stride, affine, track_running_stats=True):
-        return DilConv(C_in, C_out, kernel, stride, 2 * (kernel // 2), 2, affine,
-                       track_running_stats)
+        return DilConv(
+            C_in, C_out, kernel, stride, 2 * (kernel // 2), 2, affine, track_running_stats
+        )
 
     build.__doc__ = f"Dilated {kernel}x{kernel} conv (dilation 2), ReLU-dw-pw-BN (DARTS)."
     return build
@@ -320,8 +349,9 @@ class ResNetBasicBlock(nn.Module):
 
     def __init__(self, C_in, C_out, stride, affine, track_running_stats=True):
         super().__init__()
-        self.conv_a = ReLUConvBN(C_in, C_out, 3, stride, 1, 1, affine, not affine,
-                                 track_running_stats)
+        self.conv_a = ReLUConvBN(
+            C_in, C_out, 3, stride, 1, 1, affine, not affine, track_running_stats
+        )
         self.conv_b = ReLUConvBN(C_out, C_out, 3, 1, 1, 1, affine, not affine, track_running_stats)
         if stride == 2:
             # ceil_mode: odd sizes halve to ceil(size / 2), as the strided convs and the plan do.
@@ -330,8 +360,9 @@ class ResNetBasicBlock(nn.Module):
                 nn.Conv2d(C_in, C_out, 1, stride=1, padding=0, bias=False),
             )
         elif C_in != C_out:
-            self.downsample = ReLUConvBN(C_in, C_out, 1, 1, 0, 1, affine, not affine,
-                                         track_running_stats)
+            self.downsample = ReLUConvBN(
+                C_in, C_out, 1, 1, 0, 1, affine, not affine, track_running_stats
+            )
         else:
             self.downsample = None
 
@@ -383,8 +414,7 @@ def _pool_linear(C_in, classes, stride, affine, track_running_stats=True):
 class AuxiliaryHead(nn.Module):
     """DARTS' auxiliary classifier: ReLU, 5x5 average pooling, 1x1 and 2x2 convs, linear."""
 
-    def __init__(self, C_in, classes, pool_stride, final_bn, affine=True,
-                 track_running_stats=True):
+    def __init__(self, C_in, classes, pool_stride, final_bn, affine=True, track_running_stats=True):
         super().__init__()
         layers = [
             nn.ReLU(inplace=False),
@@ -395,7 +425,9 @@ class AuxiliaryHead(nn.Module):
             nn.Conv2d(128, 768, 2, bias=False),
         ]
         if final_bn:
-            layers.append(nn.BatchNorm2d(768, affine=affine, track_running_stats=track_running_stats))
+            layers.append(
+                nn.BatchNorm2d(768, affine=affine, track_running_stats=track_running_stats)
+            )
         layers.append(nn.ReLU(inplace=False))
         self.features = nn.Sequential(*layers)
         self.classifier = nn.Linear(768, classes)

@@ -8,15 +8,14 @@ left, the standalone network.
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import attrs
 import torch
-from torch import nn
-
 from nasc.dsl import NascUsageError, SpaceIR
 from nasc.dsl.ir import Cell
 from nasc.dsl.macro import Plan, Stage, instantiate
+from torch import nn
 
 from . import codegen
 from .archstate import ArchState
@@ -71,7 +70,10 @@ class CellModule(nn.Module):
             ops = nn.ModuleDict()
             for op in (*edge.ops, *edge.candidates):
                 module = get_op(op).build(
-                    self.node_channels[edge.source], stage.width, stride, affine,
+                    self.node_channels[edge.source],
+                    stage.width,
+                    stride,
+                    affine,
                     track_running_stats=track,
                 )
                 if options.search and "pool_bn" in cell.flags and OPS[op].pooling:
@@ -105,8 +107,13 @@ class Supernet(nn.Module):
         arch: the masks and architecture parameters of its cell types.
     """
 
-    def __init__(self, space: SpaceIR, plan: Plan, options: CompileOptions,
-                 generator: torch.Generator | None = None):
+    def __init__(
+        self,
+        space: SpaceIR,
+        plan: Plan,
+        options: CompileOptions,
+        generator: torch.Generator | None = None,
+    ):
         super().__init__()
         self.space = space
         self.plan = plan
@@ -118,8 +125,10 @@ class Supernet(nn.Module):
                 module = CellModule(space.cell(stage.name), stage, options)
             elif stage.kind == "aux" and not options.auxiliary:
                 module = nn.Identity()  # keeps stage indices aligned; never called
-            elif stage.kind == "aux" and get_op(stage.name).sizes and (
-                stage.in_size not in get_op(stage.name).sizes
+            elif (
+                stage.kind == "aux"
+                and get_op(stage.name).sizes
+                and (stage.in_size not in get_op(stage.name).sizes)
             ):
                 sizes = get_op(stage.name).sizes
                 raise NascUsageError(

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
-from typing import Mapping
 
 from .errors import NascError, NascUsageError, NasSemanticError, NasSyntaxError, Span
 from .genotype import Genotype, apply_genotype, parse_arch
@@ -20,7 +20,8 @@ MAX_NESTING = 64
 def _check_size_and_nesting(text: str, file: str) -> None:
     if len(text) > MAX_SOURCE_BYTES:
         raise NasSyntaxError(
-            f"the file is {len(text) / 1e6:.1f} MB; a .nas file is at most {MAX_SOURCE_BYTES >> 10} KiB",
+            f"the file is {len(text) / 1e6:.1f} MB; "
+            f"a .nas file is at most {MAX_SOURCE_BYTES >> 10} KiB",
             span=Span(file=file),
             hint="is this the right file? search spaces are a few dozen lines",
         )
@@ -89,7 +90,8 @@ def find_space(name_or_path: str | Path) -> Path:
     path = Path(name_or_path)
     if path.is_dir():
         raise NascUsageError(
-            f"{path} is a folder, not a .nas file", hint=f"name a file inside it, e.g. {path}/space.nas"
+            f"{path} is a folder, not a .nas file",
+            hint=f"name a file inside it, e.g. {path}/space.nas",
         )
     if path.exists():
         return path
@@ -108,13 +110,16 @@ def read_source(path: Path) -> str:
         size = path.stat().st_size
         if size > MAX_SOURCE_BYTES:
             raise NasSyntaxError(
-                f"the file is {size / 1e6:.1f} MB; a .nas file is at most {MAX_SOURCE_BYTES >> 10} KiB",
+                f"the file is {size / 1e6:.1f} MB; "
+                f"a .nas file is at most {MAX_SOURCE_BYTES >> 10} KiB",
                 span=Span(file=str(path)),
                 hint="is this the right file? search spaces are a few dozen lines",
             )
         return path.read_text(encoding="utf-8")
     except PermissionError:
-        raise NascUsageError(f"{path}: permission denied", hint="check the file's permissions") from None
+        raise NascUsageError(
+            f"{path}: permission denied", hint="check the file's permissions"
+        ) from None
     except UnicodeDecodeError as error:
         raise NascUsageError(
             f"{path} is not UTF-8 text (byte {error.start})", hint="a .nas file is plain text"

@@ -4,7 +4,7 @@ span, a dotted path and a hint."""
 from __future__ import annotations
 
 import difflib
-from typing import Mapping
+from collections.abc import Mapping
 
 import networkx as nx
 
@@ -94,7 +94,8 @@ def _check_opsets(space: SpaceIR, catalog) -> None:
                 f"the op set `{opset.name}` has the name of an op",
                 span=opset.span,
                 path=path,
-                hint=f"rename the set, e.g. `{opset.name}_ops`, so `x:{opset.name}` is not ambiguous",
+                hint=f"rename the set, e.g. `{opset.name}_ops`, "
+                f"so `x:{opset.name}` is not ambiguous",
             )
         if not opset.ops:
             raise NasSemanticError(
@@ -145,7 +146,9 @@ def _check_cell(space: SpaceIR, cell: Cell, catalog) -> None:
             )
         defined[item.name] = item
         if item.adapter is not None:
-            _check_op(space, catalog, item.adapter, item.adapter_span or item.span, f"{base}.{item.name}")
+            _check_op(
+                space, catalog, item.adapter, item.adapter_span or item.span, f"{base}.{item.name}"
+            )
     order = {name: index for index, name in enumerate(cell.input_names)}
     for node in cell.nodes:
         if node.name in defined:
@@ -324,8 +327,9 @@ def _check_keeps(space: SpaceIR, cell: Cell) -> None:
                     + ("carries a fixed op, not a choice" if exists else "is not an edge"),
                     span=span or rule.span,
                     path=f"{base}.{target}.edge[{source}]",
-                    hint="a subset lists choice edges: " + ", ".join(choices) if choices else
-                    "this cell has no choices",
+                    hint="a subset lists choice edges: " + ", ".join(choices)
+                    if choices
+                    else "this cell has no choices",
                 )
             if key in claimed:
                 raise NasSemanticError(
@@ -422,7 +426,9 @@ def _check_network(space: SpaceIR, catalog) -> None:
                 f"`{call.op}` takes one positional argument, its {what}; got {len(call.args)}",
                 span=call.span,
                 path=f"{base}.{call.op}",
-                hint=f"e.g. `{call.op}(classes)`" if role == "head" else f"e.g. `{call.op}(2C, stride = 2)`",
+                hint=f"e.g. `{call.op}(classes)`"
+                if role == "head"
+                else f"e.g. `{call.op}(2C, stride = 2)`",
             )
         info = (catalog or {}).get(call.op)
         allowed = {"stride"} if role == "op" and (info is None or info.stride is None) else set()
@@ -434,5 +440,6 @@ def _check_network(space: SpaceIR, catalog) -> None:
                     path=f"{base}.{call.op}",
                     hint="ops take their width and `stride = 1|2`"
                     if allowed
-                    else f"`{call.op}` takes only its {'class count' if role == 'head' else 'width'}",
+                    else f"`{call.op}` takes only its "
+                    f"{'class count' if role == 'head' else 'width'}",
                 )

@@ -75,4 +75,4 @@ class NasSemanticError(NascError):
 
 
 class NascUsageError(NascError):
-    """A command-line argument or a programmatic input is invalid (a `-D` name, an `--arch`, ...)."""
+    """A command-line argument or a programmatic input is invalid (a `-D` name, an `--arch`)."""

@@ -11,8 +11,8 @@ from __future__ import annotations
 import ast as python_ast
 import json
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import attrs
 
@@ -35,7 +35,9 @@ KNOWN_DARTS_GENOTYPES = {
 
 
 def _freeze(cells: Mapping[str, Mapping[str, object]]) -> dict[str, dict[str, tuple[str, ...]]]:
-    return {cell: {edge: tuple(ops) for edge, ops in edges.items()} for cell, edges in cells.items()}
+    return {
+        cell: {edge: tuple(ops) for edge, ops in edges.items()} for cell, edges in cells.items()
+    }
 
 
 @attrs.frozen
@@ -45,7 +47,12 @@ class Genotype:
     cells: dict[str, dict[str, tuple[str, ...]]] = attrs.field(converter=_freeze)
 
     def to_json(self) -> dict:
-        return {"cells": {cell: {e: list(ops) for e, ops in edges.items()} for cell, edges in self.cells.items()}}
+        return {
+            "cells": {
+                cell: {e: list(ops) for e, ops in edges.items()}
+                for cell, edges in self.cells.items()
+            }
+        }
 
     @classmethod
     def from_json(cls, data: object, source: str = "genotype") -> Genotype:
@@ -53,7 +60,10 @@ class Genotype:
         cells = data.get("cells") if isinstance(data, dict) else None
         if not isinstance(cells, dict) or not all(
             isinstance(edges, dict)
-            and all(isinstance(ops, list) and all(isinstance(op, str) for op in ops) for ops in edges.values())
+            and all(
+                isinstance(ops, list) and all(isinstance(op, str) for op in ops)
+                for ops in edges.values()
+            )
             for edges in cells.values()
         ):
             raise NascUsageError(
@@ -126,8 +136,10 @@ def apply_genotype(space: SpaceIR, genotype: Genotype) -> SpaceIR:
             (edges if ops else dropped).append(fixed)
         for edge in dropped:
             reads_nothing = not any(e.target == edge.target for e in edges)
-            source_unused = edge.source in cell.node_names and edge.source not in cell.output and not any(
-                e.source == edge.source for e in edges
+            source_unused = (
+                edge.source in cell.node_names
+                and edge.source not in cell.output
+                and not any(e.source == edge.source for e in edges)
             )
             if reads_nothing or source_unused:
                 edges.append(attrs.evolve(edge, ops=("none",)))
@@ -201,7 +213,10 @@ def genotype_from_nb201(space: SpaceIR, text: str) -> Genotype:
         NascUsageError: a malformed string, or one for a different number of nodes or ops.
     """
     cell, order = _nb201_cell(space)
-    hint = "write one `|op~j|...|` group per node, joined by `+`, e.g. " "`|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|`"
+    hint = (
+        "write one `|op~j|...|` group per node, joined by `+`, e.g. "
+        "`|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|`"
+    )
     groups = text.strip().split("+")
     if len(groups) != len(order) - 1:
         raise NascUsageError(
@@ -234,9 +249,14 @@ def _darts_cells(space: SpaceIR) -> dict[str, tuple[Cell, list[str]]]:
     found: dict[str, tuple[Cell, list[str]]] = {}
     for cell in space.used_cells():
         order = [*cell.input_names, *cell.node_names]
-        shaped = len(cell.inputs) == 2 and cell.concat and all(
-            node.combine == "sum" and [e.source for e in cell.edges_into(node.name)] == order[: 2 + i]
-            for i, node in enumerate(cell.nodes)
+        shaped = (
+            len(cell.inputs) == 2
+            and cell.concat
+            and all(
+                node.combine == "sum"
+                and [e.source for e in cell.edges_into(node.name)] == order[: 2 + i]
+                for i, node in enumerate(cell.nodes)
+            )
         )
         role = "reduce" if cell.reduction else "normal"
         if not shaped or role in found:
@@ -269,6 +289,7 @@ def darts_genotype(space: SpaceIR, genotype: Genotype) -> dict[str, list]:
 
 def format_darts(genotype: dict[str, list]) -> str:
     """Write a DARTS genotype the way the DARTS code prints it."""
+
     def pairs(items):
         return "[" + ", ".join(f"('{op}', {j})" for op, j in items) + "]"
 
@@ -332,7 +353,9 @@ def genotype_from_darts(space: SpaceIR, darts: str | Mapping) -> Genotype:
                 )
             op, j = pair
             if not isinstance(j, int) or not 0 <= j < order.index(node):
-                raise NascUsageError(f"the {role} pair {pair} reads node {j}, which `{node}` cannot read")
+                raise NascUsageError(
+                    f"the {role} pair {pair} reads node {j}, which `{node}` cannot read"
+                )
             key = f"{order[j]}->{node}"
             if key not in edges:
                 raise NascUsageError(

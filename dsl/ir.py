@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 import attrs
 import networkx as nx
@@ -227,13 +227,17 @@ class Cell:
             if rule.per == "edge":
                 for edge in rest:
                     members = [(edge.key, op) for op in edge.candidates]
-                    subsets.append(Subset(label=edge.key, k=rule.k, members=members, span=rule.span))
+                    subsets.append(
+                        Subset(label=edge.key, k=rule.k, members=members, span=rule.span)
+                    )
             elif rule.per == "node":
                 for node in self.node_names:
                     into = [edge for edge in rest if edge.target == node]
                     if into:
                         members = [(edge.key, op) for edge in into for op in edge.candidates]
-                        subsets.append(Subset(label=node, k=rule.k, members=members, span=rule.span))
+                        subsets.append(
+                            Subset(label=node, k=rule.k, members=members, span=rule.span)
+                        )
         return tuple(subsets)
 
     def architectures(self) -> int:

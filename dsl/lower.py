@@ -68,7 +68,9 @@ def _lower_cell(space: str, decl: ast.CellDecl, opsets: dict[str, ir.OpSet]) -> 
     outputs: list[ast.OutputDecl] = []
     for statement in decl.body:
         if isinstance(statement, ast.NodeDecl):
-            nodes.append(ir.Node(name=statement.name, combine=statement.combine, span=statement.span))
+            nodes.append(
+                ir.Node(name=statement.name, combine=statement.combine, span=statement.span)
+            )
             for term in statement.terms:
                 _add_term(base, statement.name, term, edges, opsets)
         elif isinstance(statement, ast.KeepDecl):

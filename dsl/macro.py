@@ -7,7 +7,7 @@ fewer exist, the earliest output repeats (DARTS: `s0 = s1 = stem(x)`).
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import attrs
 

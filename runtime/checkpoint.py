@@ -10,7 +10,6 @@ import re
 from pathlib import Path
 
 import torch
-
 from nasc.dsl import NascUsageError
 
 MAGIC = b"NASCKPT1"
@@ -94,7 +93,9 @@ def load_checkpoint(path: Path, map_location="cpu") -> dict:
     data = path.read_bytes()
     header = len(MAGIC) + 32
     if len(data) < header or not data.startswith(MAGIC):
-        raise CorruptCheckpoint(f"{path} is not a nasc checkpoint or is truncated ({len(data)} bytes)")
+        raise CorruptCheckpoint(
+            f"{path} is not a nasc checkpoint or is truncated ({len(data)} bytes)"
+        )
     payload = data[header:]
     if hashlib.sha256(payload).digest() != data[len(MAGIC) : header]:
         raise CorruptCheckpoint(f"{path} is damaged: its checksum does not match")

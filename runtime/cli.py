@@ -6,9 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
-from rich.console import Console
-
 from nasc.dsl import NascError, NascUsageError
+from rich.console import Console
 
 EXIT_ERROR = 2
 
@@ -36,7 +35,10 @@ def parse_defines(defines: list[str] | None) -> dict[str, int]:
 
 def _add_defines(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "-D", dest="defines", action="append", metavar="NAME=VALUE",
+        "-D",
+        dest="defines",
+        action="append",
+        metavar="NAME=VALUE",
         help="override a network parameter, e.g. -D C=8 (repeatable)",
     )
 
@@ -55,67 +57,107 @@ def build_parser() -> argparse.ArgumentParser:
     show = commands.add_parser("show", help="summarise a space: cells, subsets, macro, size")
     show.add_argument("file", metavar="FILE", help="a .nas file or a built-in space")
     _add_defines(show)
-    show.add_argument("--arch", help="apply decisions: an NB201 string, a DARTS genotype or a JSON file")
+    show.add_argument(
+        "--arch", help="apply decisions: an NB201 string, a DARTS genotype or a JSON file"
+    )
     show.add_argument("--json", action="store_true", help="print one JSON object")
     show.add_argument("--code", action="store_true", help="print the generated forward code")
     show.add_argument("--no-measure", action="store_true", help="skip counting weights and FLOPs")
-    show.add_argument("--draw", metavar="OUT.png|OUT.svg",
-                      help="draw the cell types and the network into an image")
+    show.add_argument(
+        "--draw",
+        metavar="OUT.png|OUT.svg",
+        help="draw the cell types and the network into an image",
+    )
 
     export = commands.add_parser(
         "export", help="write a found architecture as .nas, genotype, NB201 string or TorchScript"
     )
-    export.add_argument("source", metavar="RUN_DIR|FILE",
-                        help="a search run directory, or a .nas file with --arch")
+    export.add_argument(
+        "source", metavar="RUN_DIR|FILE", help="a search run directory, or a .nas file with --arch"
+    )
     export.add_argument("--arch", help="the decisions, when SOURCE is a .nas file")
-    export.add_argument("--format", required=True,
-                        choices=["nas", "genotype", "nb201", "darts", "torchscript"])
-    export.add_argument("-o", "--output", help="the file to write (default: standard output, or "
-                        "arch.pt for TorchScript)")
+    export.add_argument(
+        "--format", required=True, choices=["nas", "genotype", "nb201", "darts", "torchscript"]
+    )
+    export.add_argument(
+        "-o",
+        "--output",
+        help="the file to write (default: standard output, or arch.pt for TorchScript)",
+    )
     _add_defines(export)
     search = commands.add_parser(
-        "search", help="search a space: IS-DARTS (default) or the DARTS family",
+        "search",
+        help="search a space: IS-DARTS (default) or the DARTS family",
         description="Search a space and export what it finds into a run directory.",
     )
-    search.add_argument("space", nargs="?", metavar="FILE",
-                        help="a .nas file or a built-in space (not needed with --resume)")
+    search.add_argument(
+        "space",
+        nargs="?",
+        metavar="FILE",
+        help="a .nas file or a built-in space (not needed with --resume)",
+    )
     _add_defines(search)
     search.add_argument("--strategy", help="isdarts (default), darts-1st, darts-2nd, single-darts")
     search.add_argument("--preset", help="hyperparameter preset (default: the space's `preset`)")
-    search.add_argument("--data", default="cifar10",
-                        help="digits (embedded, no download), cifar10, cifar100, or an ImageFolder "
-                        "path with train/ and test/ (default: cifar10)")
+    search.add_argument(
+        "--data",
+        default="cifar10",
+        help="digits (embedded, no download), cifar10, cifar100, or an ImageFolder "
+        "path with train/ and test/ (default: cifar10)",
+    )
     search.add_argument("--subset", type=int, help="use N training images (and N/4 test images)")
     search.add_argument("--image-size", type=int, help="resize ImageFolder images to N x N")
     search.add_argument("--cache-dir", help="where datasets download (default: ~/.cache/nasc)")
-    search.add_argument("--runs-dir", default="runs", help="where run directories go (default: runs)")
+    search.add_argument(
+        "--runs-dir", default="runs", help="where run directories go (default: runs)"
+    )
     search.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped or killed run")
-    search.add_argument("--nb201-table", metavar="CSV",
-                        help="NB201 accuracy table to look the found cell up in")
-    search.add_argument("--nb201-columns", metavar="KEY=COL,...",
-                        help="column names of the table: arch=...,cifar10=...,cifar100=...,"
-                        "ImageNet16-120=...")
-    search.add_argument("--nats-bench", nargs="?", const="", metavar="PATH",
-                        help="look the found cell up with the nats_bench package")
+    search.add_argument(
+        "--nb201-table", metavar="CSV", help="NB201 accuracy table to look the found cell up in"
+    )
+    search.add_argument(
+        "--nb201-columns",
+        metavar="KEY=COL,...",
+        help="column names of the table: arch=...,cifar10=...,cifar100=...,ImageNet16-120=...",
+    )
+    search.add_argument(
+        "--nats-bench",
+        nargs="?",
+        const="",
+        metavar="PATH",
+        help="look the found cell up with the nats_bench package",
+    )
     search.add_argument("--quiet", action="store_true", help="plain log lines instead of bars")
-    search.add_argument("--no-memory-check", action="store_true",
-                        help="start even when the memory estimate exceeds the free memory")
+    search.add_argument(
+        "--no-memory-check",
+        action="store_true",
+        help="start even when the memory estimate exceeds the free memory",
+    )
     from .config import add_config_flags, add_flags_of
 
     add_config_flags(search)
 
     train = commands.add_parser(
-        "train", help="train a found architecture from scratch with a paper's protocol",
+        "train",
+        help="train a found architecture from scratch with a paper's protocol",
         description="Train a fixed architecture (arch.nas of a search, or a space with --arch).",
     )
-    train.add_argument("arch_file", nargs="?", metavar="ARCH.nas",
-                       help="a fixed .nas file (not needed with --resume)")
+    train.add_argument(
+        "arch_file",
+        nargs="?",
+        metavar="ARCH.nas",
+        help="a fixed .nas file (not needed with --resume)",
+    )
     train.add_argument("--arch", help="decisions to apply when ARCH.nas is a space")
     _add_defines(train)
-    train.add_argument("--preset", help="darts-cifar, darts-imagenet or nb201 (default: from the "
-                       "space's preset)")
-    train.add_argument("--keep-macro", action="store_true",
-                       help="keep the file's own network even when the preset names another")
+    train.add_argument(
+        "--preset", help="darts-cifar, darts-imagenet or nb201 (default: from the space's preset)"
+    )
+    train.add_argument(
+        "--keep-macro",
+        action="store_true",
+        help="keep the file's own network even when the preset names another",
+    )
     train.add_argument("--data", default="cifar10", help="digits, cifar10, cifar100 or a folder")
     train.add_argument("--subset", type=int, help="use N training images (and N/4 test images)")
     train.add_argument("--image-size", type=int, help="resize ImageFolder images to N x N")
@@ -131,8 +173,11 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("run_dir", metavar="RUN_DIR", help="a finished search run directory")
 
     evaluate = commands.add_parser("eval", help="test accuracy of a trained network")
-    evaluate.add_argument("checkpoint", metavar="RUN_DIR|CHECKPOINT|MODEL.pt",
-                          help="a training run, one of its checkpoints, or an exported model.pt")
+    evaluate.add_argument(
+        "checkpoint",
+        metavar="RUN_DIR|CHECKPOINT|MODEL.pt",
+        help="a training run, one of its checkpoints, or an exported model.pt",
+    )
     evaluate.add_argument("--data", default="cifar10", help="digits, cifar10, cifar100 or a folder")
     evaluate.add_argument("--image-size", type=int, help="resize ImageFolder images to N x N")
     evaluate.add_argument("--cache-dir", help="where datasets download (default: ~/.cache/nasc)")
@@ -165,7 +210,9 @@ def cmd_check(args, console: Console) -> int:
             )
             error.source = read_source(find_space(file))
             raise error
-        what = "a fixed architecture" if space.is_fixed else f"{space.architectures():,} architectures"
+        what = (
+            "a fixed architecture" if space.is_fixed else f"{space.architectures():,} architectures"
+        )
         console.print(f"{file}: ok ({what})")
     return 0
 
@@ -219,8 +266,10 @@ def cmd_search(args, console: Console) -> int:
     from .search import run_search
 
     if not args.space and not args.resume:
-        raise NascUsageError("nasc search needs a space (FILE) or --resume RUN_DIR",
-                             hint="e.g. nasc search spaces/nb201.nas --data digits")
+        raise NascUsageError(
+            "nasc search needs a space (FILE) or --resume RUN_DIR",
+            hint="e.g. nasc search spaces/nb201.nas --data digits",
+        )
     return run_search(args, console)
 
 
@@ -228,8 +277,10 @@ def cmd_train(args, console: Console) -> int:
     from .train import run_train
 
     if not args.arch_file and not args.resume:
-        raise NascUsageError("nasc train needs an architecture (ARCH.nas) or --resume RUN_DIR",
-                             hint="e.g. nasc train runs/nb201-isdarts-.../arch.nas --data cifar10")
+        raise NascUsageError(
+            "nasc train needs an architecture (ARCH.nas) or --resume RUN_DIR",
+            hint="e.g. nasc train runs/nb201-isdarts-.../arch.nas --data cifar10",
+        )
     return run_train(args, console)
 
 
@@ -238,8 +289,10 @@ def cmd_report(args, console: Console) -> int:
 
     run = Path(args.run_dir)
     if not (run / "result.json").is_file():
-        raise NascUsageError(f"{run} is not a finished search run (it has no result.json)",
-                             hint="give a run directory that `nasc search` completed")
+        raise NascUsageError(
+            f"{run} is not a finished search run (it has no result.json)",
+            hint="give a run directory that `nasc search` completed",
+        )
     console.print(f"wrote {write_report(run)}", highlight=False)
     return 0
 
@@ -276,4 +329,3 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         errors.print("interrupted", markup=False)
         return 130
-

@@ -7,7 +7,6 @@ import argparse
 from typing import Any
 
 import attrs
-
 from nasc.dsl import NascUsageError
 
 
@@ -18,18 +17,24 @@ class SearchConfig:
     strategy: str = attrs.field(default="isdarts", metadata={"help": "search strategy"})
     epochs: int = attrs.field(default=30, metadata={"help": "training epochs of the supernet"})
     batch_size: int = attrs.field(default=64, metadata={"help": "images per step"})
-    lr: float = attrs.field(default=0.025, metadata={"help": "initial learning rate of the weights"})
+    lr: float = attrs.field(
+        default=0.025, metadata={"help": "initial learning rate of the weights"}
+    )
     lr_min: float = attrs.field(default=0.001, metadata={"help": "final learning rate (cosine)"})
     momentum: float = attrs.field(default=0.9, metadata={"help": "SGD momentum"})
     nesterov: bool = attrs.field(default=True, metadata={"help": "Nesterov momentum"})
-    weight_decay: float = attrs.field(default=3e-4, metadata={"help": "weight decay of the weights"})
+    weight_decay: float = attrs.field(
+        default=3e-4, metadata={"help": "weight decay of the weights"}
+    )
     grad_clip: float = attrs.field(default=5.0, metadata={"help": "gradient norm clip (0: none)"})
     track_running_stats: bool = attrs.field(
         default=False, metadata={"help": "cell BNs keep running statistics (else batch statistics)"}
     )
     # IS-DARTS
     shrink_steps: int = attrs.field(default=4, metadata={"help": "IS-DARTS: shrink steps"})
-    shrink_interval: int = attrs.field(default=2, metadata={"help": "IS-DARTS: epochs between steps"})
+    shrink_interval: int = attrs.field(
+        default=2, metadata={"help": "IS-DARTS: epochs between steps"}
+    )
     measure_samples: int = attrs.field(
         default=200, metadata={"help": "IS-DARTS: training images per importance measurement"}
     )
@@ -38,9 +43,15 @@ class SearchConfig:
         metadata={"help": "IS-DARTS mixing: mean (1/|candidates|, the reference) or live_mean"},
     )
     # DARTS family
-    arch_lr: float = attrs.field(default=3e-4, metadata={"help": "DARTS: Adam learning rate of the alphas"})
-    arch_beta1: float = attrs.field(default=0.5, metadata={"help": "DARTS: Adam beta1 of the alphas"})
-    arch_beta2: float = attrs.field(default=0.999, metadata={"help": "DARTS: Adam beta2 of the alphas"})
+    arch_lr: float = attrs.field(
+        default=3e-4, metadata={"help": "DARTS: Adam learning rate of the alphas"}
+    )
+    arch_beta1: float = attrs.field(
+        default=0.5, metadata={"help": "DARTS: Adam beta1 of the alphas"}
+    )
+    arch_beta2: float = attrs.field(
+        default=0.999, metadata={"help": "DARTS: Adam beta2 of the alphas"}
+    )
     arch_weight_decay: float = attrs.field(
         default=1e-3, metadata={"help": "DARTS: weight decay of the alphas"}
     )
@@ -55,17 +66,27 @@ class SearchConfig:
         return attrs.asdict(self)
 
 
-# Presets by name (a `.nas` file names one with `preset NAME`), then by strategy family. The IS-DARTS
+# Presets by name (a `.nas` file names one with `preset NAME`), then by strategy family. IS-DARTS
 # values are those of its reference configs (weight decay 3e-4; the paper's text says 5e-4).
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "nb201": {
-        "isdarts": dict(epochs=30, shrink_steps=4, shrink_interval=2, measure_samples=200,
-                        track_running_stats=False),
+        "isdarts": dict(
+            epochs=30,
+            shrink_steps=4,
+            shrink_interval=2,
+            measure_samples=200,
+            track_running_stats=False,
+        ),
         "darts": dict(epochs=50, nesterov=True, weight_decay=3e-4, track_running_stats=False),
     },
     "darts": {
-        "isdarts": dict(epochs=50, shrink_steps=7, shrink_interval=3, measure_samples=600,
-                        track_running_stats=False),
+        "isdarts": dict(
+            epochs=50,
+            shrink_steps=7,
+            shrink_interval=3,
+            measure_samples=600,
+            track_running_stats=False,
+        ),
         "darts": dict(epochs=50, nesterov=False, weight_decay=3e-4, track_running_stats=True),
     },
 }
@@ -106,13 +127,21 @@ def add_flags_of(parser: argparse.ArgumentParser, cls, skip=()) -> None:
         flag = "--" + field.name.replace("_", "-")
         help_text = field.metadata.get("help", "") + " (default: from the preset)"
         if field.type in (bool, "bool"):
-            parser.add_argument(flag, dest=field.name, action=argparse.BooleanOptionalAction,
-                                default=None, help=help_text)
+            parser.add_argument(
+                flag,
+                dest=field.name,
+                action=argparse.BooleanOptionalAction,
+                default=None,
+                help=help_text,
+            )
         else:
             kind = {"int": int, "float": float, "str": str}.get(str(field.type), str)
             parser.add_argument(flag, dest=field.name, type=kind, default=None, help=help_text)
 
 
 def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    return {field.name: getattr(args, field.name, None) for field in attrs.fields(SearchConfig)
-            if field.name != "strategy"}
+    return {
+        field.name: getattr(args, field.name, None)
+        for field in attrs.fields(SearchConfig)
+        if field.name != "strategy"
+    }

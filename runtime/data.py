@@ -11,13 +11,12 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
-from typing import Iterator
 
 import attrs
 import torch
-
 from nasc.dsl import NascUsageError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
@@ -84,7 +83,7 @@ def _stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
     return tuple(mean.tolist()), tuple(std.tolist())
 
 
-# --- sources ---------------------------------------------------------------------------------------
+# --- sources -------------------------------------------------------------------------------------
 
 
 def load_digits() -> ImageData:
@@ -186,8 +185,10 @@ def load_image_folder(path: Path, cache_dir: Path, image_size: int | None = None
             hint="give digits, cifar10, cifar100, or a folder with train/ and test/ subfolders",
         )
     if not path.is_dir():
-        raise NascUsageError(f"--data {path} is a file; an ImageFolder tree is a folder",
-                             hint="give a folder with train/<class>/ and test/<class>/ images")
+        raise NascUsageError(
+            f"--data {path} is a file; an ImageFolder tree is a folder",
+            hint="give a folder with train/<class>/ and test/<class>/ images",
+        )
     test_dir = next((path / n for n in ("test", "val") if (path / n).is_dir()), None)
     if not (path / "train").is_dir() or test_dir is None:
         raise NascUsageError(
@@ -211,7 +212,8 @@ def load_image_folder(path: Path, cache_dir: Path, image_size: int | None = None
         only_test = sorted(set(test_files) - set(train_files))
         raise NascUsageError(
             f"the classes of train/ and {test_dir.name}/ differ: only in train: "
-            f"{', '.join(only_train) or '-'}; only in {test_dir.name}: {', '.join(only_test) or '-'}",
+            f"{', '.join(only_train) or '-'}; "
+            f"only in {test_dir.name}: {', '.join(only_test) or '-'}",
             hint="both splits need the same class folders",
         )
     classes = tuple(sorted(train_files))
@@ -269,8 +271,9 @@ def _decode(file: Path, image_size: int | None) -> torch.Tensor:
             data = torch.frombuffer(bytearray(image.tobytes()), dtype=torch.uint8)
             return data.reshape(image.height, image.width, 3).permute(2, 0, 1).contiguous()
     except (OSError, UnidentifiedImageError) as error:
-        raise NascUsageError(f"cannot read the image {file}: {error}",
-                             hint="remove or replace the damaged file") from None
+        raise NascUsageError(
+            f"cannot read the image {file}: {error}", hint="remove or replace the damaged file"
+        ) from None
 
 
 def _folder_data(path: Path, classes, stored, image_size) -> ImageData:
@@ -299,7 +302,7 @@ def load_data(spec: str, cache_dir: Path | None = None, image_size: int | None =
     return load_image_folder(Path(spec), cache_dir, image_size)
 
 
-# --- batches ---------------------------------------------------------------------------------------
+# --- batches -------------------------------------------------------------------------------------
 
 
 class Batches:
@@ -311,8 +314,17 @@ class Batches:
         drop_last: drop a last incomplete batch (training), keep it (evaluation).
     """
 
-    def __init__(self, data: ImageData, images, labels, batch_size: int, device: torch.device,
-                 augment: bool, drop_last: bool, cutout: int = 0):
+    def __init__(
+        self,
+        data: ImageData,
+        images,
+        labels,
+        batch_size: int,
+        device: torch.device,
+        augment: bool,
+        drop_last: bool,
+        cutout: int = 0,
+    ):
         self.images = images.to(device)
         self.labels = labels.to(device)
         self.batch_size = batch_size
@@ -329,7 +341,9 @@ class Batches:
         full, rest = divmod(len(self.labels), self.batch_size)
         return full if self.drop_last or rest == 0 else full + 1
 
-    def epoch(self, seed: int | None, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def epoch(
+        self, seed: int | None, start: int = 0
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Yield the batches of one pass; `seed` fixes order and augmentation (None: in order).
 
         Args:
@@ -350,8 +364,9 @@ class Batches:
                 crops = torch.randint(0, 2 * self.pad + 1, (len(chunk), 2), generator=generator)
                 flips = torch.rand(len(chunk), generator=generator) < 0.5
                 if self.cutout:
-                    centres = torch.randint(0, self.images.shape[2], (len(chunk), 2),
-                                            generator=generator)
+                    centres = torch.randint(
+                        0, self.images.shape[2], (len(chunk), 2), generator=generator
+                    )
             if index < start:
                 continue
             chunk = chunk.to(self.device)
@@ -359,7 +374,9 @@ class Batches:
             if self.pad and crops is not None:
                 images = random_crop(images, self.pad, crops.to(self.device))
             if self.flip and flips is not None:
-                images = torch.where(flips.to(self.device).view(-1, 1, 1, 1), images.flip(3), images)
+                images = torch.where(
+                    flips.to(self.device).view(-1, 1, 1, 1), images.flip(3), images
+                )
             images = (images.float() - self.mean) / self.std
             if centres is not None:
                 images = cutout(images, self.cutout, centres.to(self.device))

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
+from nasc.compiler import CompileOptions, compile_space, count_flops, genotype_strings
+from nasc.dsl import Genotype, SpaceIR, apply_genotype
+from nasc.dsl.macro import Plan, instantiate
 from rich import box
 from rich.console import Console, Group
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
-
-from nasc.compiler import CompileOptions, compile_space, count_flops, genotype_strings
-from nasc.dsl import Genotype, SpaceIR, apply_genotype
-from nasc.dsl.macro import Plan, instantiate
 
 
 def describe(
@@ -60,7 +59,10 @@ def describe(
         ],
     }
     if genotype is not None:
-        facts["arch"] = {"genotype": genotype.to_json()["cells"], **genotype_strings(searched, genotype)}
+        facts["arch"] = {
+            "genotype": genotype.to_json()["cells"],
+            **genotype_strings(searched, genotype),
+        }
     if measure:
         # A fixed architecture is reported as the network one would train (affine BNs, no aux);
         # a space as its supernet.
@@ -107,10 +109,15 @@ def render(facts: dict, console: Console) -> None:
     title = Text.assemble((facts["space"], "bold"), f"  ({facts['file']})")
     summary = Table.grid(padding=(0, 2))
     summary.add_row("parameters", params)
-    summary.add_row("input", f"{facts['input']['channels']} x {facts['input']['size']} x {facts['input']['size']}")
+    summary.add_row(
+        "input",
+        f"{facts['input']['channels']} x {facts['input']['size']} x {facts['input']['size']}",
+    )
     if facts.get("preset"):
         summary.add_row("preset", facts["preset"])
-    summary.add_row("architectures", f"{facts['architectures']:,}" + ("  (fixed)" if facts["fixed"] else ""))
+    summary.add_row(
+        "architectures", f"{facts['architectures']:,}" + ("  (fixed)" if facts["fixed"] else "")
+    )
     if "parameters" in facts:
         what = "network" if facts["fixed"] else "supernet"
         summary.add_row("weights", f"{facts['parameters']:,} ({what})")
@@ -144,11 +151,15 @@ def _cell_panel(name: str, cell: dict) -> Panel:
                 f"{edge['source']} -> {node['name']}",
                 " + ".join(what),
             )
-    inputs = ", ".join(f"{i['name']}:{i['adapter']}" if i["adapter"] else i["name"] for i in cell["inputs"])
+    inputs = ", ".join(
+        f"{i['name']}:{i['adapter']}" if i["adapter"] else i["name"] for i in cell["inputs"]
+    )
     output = f"concat({', '.join(cell['output'])})" if cell["concat"] else cell["output"][0]
     lines = [
-        Text(f"inputs {inputs}   output {output}   flags {', '.join(cell['flags']) or '-'}   "
-             f"instances {cell['instances']}"),
+        Text(
+            f"inputs {inputs}   output {output}   flags {', '.join(cell['flags']) or '-'}   "
+            f"instances {cell['instances']}"
+        ),
         edges,
     ]
     if cell["subsets"]:
@@ -174,5 +185,7 @@ def _macro_table(stages: list[dict]) -> Table:
         if stage["kind"] in ("head", "aux"):
             channels = f"{stage['in_channels'][0]} -> {stage['out_channels']} classes"
             resolution = f"{stage['in_size']} -> scores"
-        table.add_row(str(stage["index"]), stage["kind"], stage["name"], reads, channels, resolution)
+        table.add_row(
+            str(stage["index"]), stage["kind"], stage["name"], reads, channels, resolution
+        )
     return table

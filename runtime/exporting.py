@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 from nasc.compiler import catalog, export_network, export_torchscript, fixed_source
 from nasc.dsl import Genotype, NascUsageError, load_space, parse_arch, parse_space, read_source
@@ -25,8 +25,12 @@ def load_decision(source: str, arch: str | None, overrides: Mapping[str, int]):
         if (path / "config.json").is_file():
             config = json.loads((path / "config.json").read_text())
         merged = {**config.get("defines", {}), **overrides}
-        space = parse_space(read_source(space_file), str(space_file), catalog=catalog(), overrides=merged)
-        genotype = Genotype.from_json(json.loads(genotype_file.read_text()), source=str(genotype_file))
+        space = parse_space(
+            read_source(space_file), str(space_file), catalog=catalog(), overrides=merged
+        )
+        genotype = Genotype.from_json(
+            json.loads(genotype_file.read_text()), source=str(genotype_file)
+        )
         return space, genotype, merged, path
     space = load_space(source, catalog=catalog(), overrides=overrides)
     if arch is None:
@@ -39,8 +43,9 @@ def load_decision(source: str, arch: str | None, overrides: Mapping[str, int]):
     return space, parse_arch(space, arch), dict(overrides), None
 
 
-def export(source: str, arch: str | None, fmt: str, output: str | None,
-           overrides: Mapping[str, int]) -> str | None:
+def export(
+    source: str, arch: str | None, fmt: str, output: str | None, overrides: Mapping[str, int]
+) -> str | None:
     """Write or return the architecture in `fmt`; returns text when no output file is given."""
     space, genotype, overrides, run_dir = load_decision(source, arch, overrides)
     if fmt == "torchscript":
@@ -48,7 +53,9 @@ def export(source: str, arch: str | None, fmt: str, output: str | None,
         export_torchscript(export_network(space, genotype, overrides), target)
         return None
     if fmt == "nas":
-        text = fixed_source(space, genotype, header=f"Architecture found in {space.name} ({source}).")
+        text = fixed_source(
+            space, genotype, header=f"Architecture found in {space.name} ({source})."
+        )
     elif fmt == "genotype":
         text = json.dumps(genotype.to_json(), indent=2) + "\n"
     elif fmt == "nb201":

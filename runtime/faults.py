@@ -23,7 +23,9 @@ def _wanted(point: str, epoch: int, step: int | None) -> bool:
     wanted_epoch, _, wanted_step = where.partition(".")
     if name != point or not wanted_epoch.isdigit() or int(wanted_epoch) != epoch:
         return False
-    return not wanted_step or (step is not None and wanted_step.isdigit() and int(wanted_step) == step)
+    return not wanted_step or (
+        step is not None and wanted_step.isdigit() and int(wanted_step) == step
+    )
 
 
 def die_at(point: str, epoch: int, step: int | None = None) -> None:

@@ -8,21 +8,20 @@ layers; each layer keeps about one output of the op's size for the backward pass
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import torch
-from torch import nn
-
 from nasc.compiler import CompileOptions, catalog, get_op
 from nasc.dsl import NascUsageError, SpaceIR
 from nasc.dsl.macro import instantiate
+from torch import nn
 
 BYTES = 4  # float32
 STATE_COPIES = 4  # weights, gradients, momentum, and the clipping's temporaries
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _op_profile(op: str, c_in: int, c_out: int, stride: int) -> tuple[int, int]:
     """(parameters, layers with an output) of one op at one shape."""
     with torch.device("meta"):
@@ -34,8 +33,9 @@ def _op_profile(op: str, c_in: int, c_out: int, stride: int) -> tuple[int, int]:
     return parameters, max(layers, 1)
 
 
-def estimate_training_bytes(space: SpaceIR, overrides: Mapping[str, int], batch: int,
-                            options: CompileOptions) -> int:
+def estimate_training_bytes(
+    space: SpaceIR, overrides: Mapping[str, int], batch: int, options: CompileOptions
+) -> int:
     """Bytes a training step of the all-live supernet needs at this batch size, roughly."""
     plan = instantiate(space, overrides, catalog())
     parameters = activations = 0
@@ -77,8 +77,13 @@ def available_bytes(device: torch.device) -> int | None:
     return None
 
 
-def check_fits(space: SpaceIR, overrides: Mapping[str, int], batch: int, options: CompileOptions,
-               device: torch.device) -> int:
+def check_fits(
+    space: SpaceIR,
+    overrides: Mapping[str, int],
+    batch: int,
+    options: CompileOptions,
+    device: torch.device,
+) -> int:
     """Refuse a search whose estimate exceeds the free memory; returns the estimate.
 
     Raises:

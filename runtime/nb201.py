@@ -9,7 +9,6 @@ import re
 from pathlib import Path
 
 import attrs
-
 from nasc.dsl import NascUsageError
 
 DEFAULT_COLUMNS = {
@@ -32,7 +31,8 @@ def parse_columns(text: str | None) -> dict[str, str]:
         if not sep or not key.strip() or not value.strip():
             raise NascUsageError(
                 f"--nb201-columns: `{item}` is not KEY=COLUMN",
-                hint="e.g. --nb201-columns arch=ArchitectureString,cifar10=CIFAR10TestAccuracy200Epochs",
+                hint="e.g. --nb201-columns "
+                "arch=ArchitectureString,cifar10=CIFAR10TestAccuracy200Epochs",
             )
         columns[key.strip()] = value.strip()
     return columns
@@ -62,8 +62,10 @@ class NB201Table:
         try:
             handle = open(path, newline="")
         except OSError as error:
-            raise NascUsageError(f"--nb201-table {path}: {error.strerror or error}",
-                                 hint="give the CSV of NB201 accuracies") from None
+            raise NascUsageError(
+                f"--nb201-table {path}: {error.strerror or error}",
+                hint="give the CSV of NB201 accuracies",
+            ) from None
         with handle:
             reader = csv.DictReader(handle)
             header = reader.fieldnames or []
@@ -77,7 +79,9 @@ class NB201Table:
             rows = {}
             for number, row in enumerate(reader, start=2):
                 try:
-                    values = {key: float(row[name]) for key, name in columns.items() if key != "arch"}
+                    values = {
+                        key: float(row[name]) for key, name in columns.items() if key != "arch"
+                    }
                 except (TypeError, ValueError):
                     raise NascUsageError(
                         f"{path}:{number}: an accuracy is not a number",

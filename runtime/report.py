@@ -12,8 +12,18 @@ from nasc.dsl import Genotype, SpaceIR, apply_genotype, parse_space, read_source
 from nasc.dsl.ir import Cell
 from nasc.dsl.macro import Plan
 
-SUBSET_COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b",
-                  "#e377c2", "#7f7f7f", "#bcbd22"]
+SUBSET_COLOURS = [
+    "#1f77b4",
+    "#d62728",
+    "#2ca02c",
+    "#9467bd",
+    "#ff7f0e",
+    "#17becf",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+]
 
 
 def _pyplot():
@@ -48,27 +58,48 @@ def draw_cell(ax, cell: Cell, title: str | None = None) -> None:
         span = x1 - x0
         # Neighbours connect straight; longer edges arc, alternately above and below the line,
         # higher the farther they reach, so that their labels sit apart.
-        apex = 0.0 if span <= 1 else (1 if number % 2 else -1) * 0.22 * (span ** 0.8)
+        apex = 0.0 if span <= 1 else (1 if number % 2 else -1) * 0.22 * (span**0.8)
         colour = colour_of.get(edge.key, "#444444")
         _arc(ax, x0, x1, apex, colour)
         label = "\n".join(edge.ops)
         if edge.is_choice:
             label = (label + "\n" if label else "") + f"{edge.choice} ({len(edge.candidates)})"
         height = max(height, abs(apex) + 0.35)
-        ax.text((x0 + x1) / 2, apex if apex else 0.13, label, fontsize=6.5, color=colour,
-                ha="center", va="center",
-                bbox=dict(boxstyle="round,pad=0.12", fc="white", ec="none", alpha=0.9))
+        ax.text(
+            (x0 + x1) / 2,
+            apex if apex else 0.13,
+            label,
+            fontsize=6.5,
+            color=colour,
+            ha="center",
+            va="center",
+            bbox=dict(boxstyle="round,pad=0.12", fc="white", ec="none", alpha=0.9),
+        )
     last = positions["out"][0]
     for name in cell.output:
         start = positions[name][0]
-        _arc(ax, start, last, 0.0 if last - start <= 1 else 0.12 * (last - start), "#999999",
-             dashed=True)
+        _arc(
+            ax,
+            start,
+            last,
+            0.0 if last - start <= 1 else 0.12 * (last - start),
+            "#999999",
+            dashed=True,
+        )
     for name, (x, y) in positions.items():
         kind = "input" if name in cell.input_names else ("out" if name == "out" else "node")
         face = {"input": "#fde0c5", "node": "#d6e6f5", "out": "#e2f0d9"}[kind]
         text = ("concat" if cell.concat else "out") if kind == "out" else name
-        ax.text(x, y, text, ha="center", va="center", fontsize=7.5, zorder=3,
-                bbox=dict(boxstyle="round,pad=0.35", fc=face, ec="#333333"))
+        ax.text(
+            x,
+            y,
+            text,
+            ha="center",
+            va="center",
+            fontsize=7.5,
+            zorder=3,
+            bbox=dict(boxstyle="round,pad=0.35", fc=face, ec="#333333"),
+        )
         adapter = next((i.adapter for i in cell.inputs if i.name == name), None)
         if adapter:
             ax.text(x, y - 0.16, adapter, ha="center", va="top", fontsize=6, color="#8a5a00")
@@ -79,8 +110,9 @@ def draw_cell(ax, cell: Cell, title: str | None = None) -> None:
     subsets = "; ".join(f"keep {s.k} of {s.label}" for s in cell.subsets[:4])
     if len(cell.subsets) > 4:
         subsets += f"; ... ({len(cell.subsets)} subsets)"
-    ax.set_title((title or f"cell {cell.name}") + flags + (f"\n{subsets}" if subsets else ""),
-                 fontsize=9)
+    ax.set_title(
+        (title or f"cell {cell.name}") + flags + (f"\n{subsets}" if subsets else ""), fontsize=9
+    )
 
 
 def _arc(ax, x0: float, x1: float, apex: float, colour: str, dashed: bool = False) -> None:
@@ -90,32 +122,47 @@ def _arc(ax, x0: float, x1: float, apex: float, colour: str, dashed: bool = Fals
     xs = [x0 + gap + (x1 - x0 - 2 * gap) * t for t in steps]
     ys = [4 * apex * t * (1 - t) for t in steps]
     ax.plot(xs, ys, color=colour, lw=1.2, ls="--" if dashed else "-")
-    ax.annotate("", xy=(xs[-1], ys[-1]), xytext=(xs[-3], ys[-3]),
-                arrowprops=dict(arrowstyle="-|>", color=colour, lw=1.2, shrinkA=0, shrinkB=0))
+    ax.annotate(
+        "",
+        xy=(xs[-1], ys[-1]),
+        xytext=(xs[-3], ys[-3]),
+        arrowprops=dict(arrowstyle="-|>", color=colour, lw=1.2, shrinkA=0, shrinkB=0),
+    )
 
 
 def draw_macro(ax, plan: Plan) -> None:
     """The network as a strip of stages with their widths and resolutions."""
-    colours = {"stem": "#fde0c5", "cell": "#d6e6f5", "block": "#f2d7e8", "aux": "#eeeeee",
-               "head": "#e2f0d9"}
+    colours = {
+        "stem": "#fde0c5",
+        "cell": "#d6e6f5",
+        "block": "#f2d7e8",
+        "aux": "#eeeeee",
+        "head": "#e2f0d9",
+    }
     for index, stage in enumerate(plan.stages):
         ax.add_patch(_box(index, colours.get(stage.kind, "#ffffff")))
-        detail = (f"{stage.out_channels}ch\n{stage.out_size}px" if stage.kind not in ("head", "aux")
-                  else f"{stage.out_channels} cls")
+        detail = (
+            f"{stage.out_channels}ch\n{stage.out_size}px"
+            if stage.kind not in ("head", "aux")
+            else f"{stage.out_channels} cls"
+        )
         ax.text(index + 0.5, 0.62, stage.name, ha="center", va="center", fontsize=6.5, rotation=90)
         ax.text(index + 0.5, 0.12, detail, ha="center", va="center", fontsize=5.5)
     ax.set_xlim(-0.2, len(plan.stages) + 0.2)
     ax.set_ylim(-0.05, 1.05)
     ax.axis("off")
-    ax.set_title(f"network: input {plan.channels} x {plan.size} x {plan.size}, "
-                 f"{len(plan.stages)} stages", fontsize=9)
+    ax.set_title(
+        f"network: input {plan.channels} x {plan.size} x {plan.size}, {len(plan.stages)} stages",
+        fontsize=9,
+    )
 
 
 def _box(index, colour):
     from matplotlib.patches import FancyBboxPatch
 
-    return FancyBboxPatch((index + 0.06, 0.0), 0.88, 1.0, boxstyle="round,pad=0.02",
-                          fc=colour, ec="#555555", lw=0.8)
+    return FancyBboxPatch(
+        (index + 0.06, 0.0), 0.88, 1.0, boxstyle="round,pad=0.02", fc=colour, ec="#555555", lw=0.8
+    )
 
 
 def draw_space(space: SpaceIR, plan: Plan, path: Path, title: str | None = None) -> dict:
@@ -161,17 +208,25 @@ def draw_importance(history: list[dict], path: Path) -> dict:
     columns = min(4, len(panels))
     rows = math.ceil(len(panels) / columns)
     figure, axes = plt.subplots(rows, columns, figsize=(3.6 * columns, 2.8 * rows), squeeze=False)
-    finite = [_f(c["F"]) for step in history for s in step["subsets"] for c in s["candidates"]
-              if math.isfinite(_f(c["F"])) and _f(c["F"]) > 0]
+    finite = [
+        _f(c["F"])
+        for step in history
+        for s in step["subsets"]
+        for c in s["candidates"]
+        if math.isfinite(_f(c["F"])) and _f(c["F"]) > 0
+    ]
     ceiling = (max(finite) if finite else 1.0) * 8
     for ax, ((cell, label), entries) in zip(axes.flat, panels.items()):
         series: dict[str, list] = {}
         for step, subset in entries:
             for candidate in subset["candidates"]:
-                name = candidate["op"] if "->" in label else f"{candidate['edge']}:{candidate['op']}"
+                name = (
+                    candidate["op"] if "->" in label else f"{candidate['edge']}:{candidate['op']}"
+                )
                 value = _f(candidate["F"])
                 series.setdefault(name, []).append(
-                    (step["epoch"], min(value, ceiling), candidate["discarded"], math.isinf(value)))
+                    (step["epoch"], min(value, ceiling), candidate["discarded"], math.isinf(value))
+                )
         for name, points in series.items():
             xs = [p[0] for p in points]
             ys = [p[1] for p in points]
@@ -180,17 +235,20 @@ def draw_importance(history: list[dict], path: Path) -> dict:
                 if discarded:
                     ax.plot([x], [y], marker="x", ms=9, mew=2, color=line.get_color())
                 if infinite:
-                    ax.annotate("inf", (x, y), fontsize=6, xytext=(2, 2), textcoords="offset points")
+                    ax.annotate(
+                        "inf", (x, y), fontsize=6, xytext=(2, 2), textcoords="offset points"
+                    )
         ax.set_yscale("log")
         ax.set_title(f"{cell}: {label} (keep {entries[0][1]['k']})", fontsize=8)
         ax.set_xlabel("epoch of the shrink step", fontsize=7)
         ax.set_ylabel("F", fontsize=7)
         ax.tick_params(labelsize=6)
         ax.legend(fontsize=5, loc="best", ncol=1 if len(series) < 8 else 2)
-    for ax in list(axes.flat)[len(panels):]:
+    for ax in list(axes.flat)[len(panels) :]:
         ax.axis("off")
-    figure.suptitle("information of every candidate at every shrink step (x: discarded)",
-                    fontsize=10)
+    figure.suptitle(
+        "information of every candidate at every shrink step (x: discarded)", fontsize=10
+    )
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)
@@ -245,8 +303,11 @@ def draw_nb201_rank(table_path: str, found: str, path: Path) -> dict | None:
     figure, ax = plt.subplots(figsize=(6, 3))
     ax.hist(values, bins=80, color="#bbbbbb")
     ax.axvline(mine, color="#d62728", lw=2)
-    ax.set_title(f"found cell: {mine:.2f}% on CIFAR-10, rank {table.rank(found, 'cifar10'):,} of "
-                 f"{len(values):,}", fontsize=9)
+    ax.set_title(
+        f"found cell: {mine:.2f}% on CIFAR-10, rank {table.rank(found, 'cifar10'):,} of "
+        f"{len(values):,}",
+        fontsize=9,
+    )
     ax.set_xlabel("CIFAR-10 test accuracy (%)", fontsize=8)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
@@ -263,23 +324,33 @@ def write_report(run_dir: Path) -> Path:
     config = json.loads((run_dir / "config.json").read_text())
     result = json.loads((run_dir / "result.json").read_text())
     metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    space = parse_space(read_source(run_dir / "space.nas"), str(run_dir / "space.nas"),
-                        catalog=catalog())
+    space = parse_space(
+        read_source(run_dir / "space.nas"), str(run_dir / "space.nas"), catalog=catalog()
+    )
     genotype = Genotype.from_json(json.loads((run_dir / "genotype.json").read_text()))
     figures = run_dir / "figures"
     figures.mkdir(exist_ok=True)
     defines = config.get("defines", {})
     drawn = {}
-    drawn["space"] = draw_space(space, instantiate(space, defines, catalog()),
-                                figures / "space.png", title=f"searched space: {space.name}")
+    drawn["space"] = draw_space(
+        space,
+        instantiate(space, defines, catalog()),
+        figures / "space.png",
+        title=f"searched space: {space.name}",
+    )
     found = apply_genotype(space, genotype)
-    drawn["found"] = draw_space(found, instantiate(found, defines, catalog()),
-                                figures / "found.png", title="found architecture")
+    drawn["found"] = draw_space(
+        found,
+        instantiate(found, defines, catalog()),
+        figures / "found.png",
+        title="found architecture",
+    )
     drawn["curves"] = draw_curves(metrics, figures / "curves.png")
     importance = run_dir / "importance.json"
     if importance.is_file():
-        drawn["importance"] = draw_importance(json.loads(importance.read_text()),
-                                              figures / "importance.png")
+        drawn["importance"] = draw_importance(
+            json.loads(importance.read_text()), figures / "importance.png"
+        )
     if result.get("nb201_table") and result.get("nb201"):
         rank = draw_nb201_rank(result["nb201_table"], result["nb201"], figures / "nb201.png")
         if rank:
@@ -304,15 +375,21 @@ def _html(run_dir: Path, config: dict, result: dict, drawn: dict) -> str:
             rank = f" (rank {ranks[key]:,} of 15,625)" if ranks.get(key) else ""
             summary.append(row(f"NAS-Bench-201 {key}", f"{value:.2f}%{rank}"))
     summary.append(row("search time", f"{result.get('search_seconds', 0) / 60:.1f} min"))
-    settings = [row(k, v) for k, v in {**config.get("config", {}), **config.get("defines", {}),
-                                       "data": config.get("data")}.items()]
+    settings = [
+        row(k, v)
+        for k, v in {
+            **config.get("config", {}),
+            **config.get("defines", {}),
+            "data": config.get("data"),
+        }.items()
+    ]
     captions = {
         "found": "The architecture the search found.",
         "importance": "The information F of every live candidate at every shrink step, one "
-                      "panel per comparison subset (larger F: a less informative, more noise-like "
-                      "output; x: discarded at that step).",
+        "panel per comparison subset (larger F: a less informative, more noise-like "
+        "output; x: discarded at that step).",
         "curves": "Supernet loss and accuracy per epoch; live candidates and training speed "
-                  "(dotted lines: shrink steps).",
+        "(dotted lines: shrink steps).",
         "nb201": "The found cell among all 15,625 cells of NAS-Bench-201 (CIFAR-10).",
         "space": "The searched space (edge colours: comparison subsets).",
     }
@@ -320,8 +397,10 @@ def _html(run_dir: Path, config: dict, result: dict, drawn: dict) -> str:
     for key in ("found", "importance", "curves", "nb201", "space"):
         if key in drawn and drawn[key].get("path"):
             name = Path(drawn[key]["path"]).name
-            sections.append(f'<figure><img src="figures/{name}" alt="{key}">'
-                            f"<figcaption>{html.escape(captions[key])}</figcaption></figure>")
+            sections.append(
+                f'<figure><img src="figures/{name}" alt="{key}">'
+                f"<figcaption>{html.escape(captions[key])}</figcaption></figure>"
+            )
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <title>nasc report: {html.escape(run_dir.name)}</title>
@@ -336,10 +415,10 @@ figcaption {{ color: #555; font-size: 0.9em; }}
 </style></head>
 <body data-images="{len(sections)}">
 <h1>nasc search: {html.escape(run_dir.name)}</h1>
-<table>{''.join(summary)}</table>
-{''.join(sections)}
+<table>{"".join(summary)}</table>
+{"".join(sections)}
 <h2>Settings</h2>
-<table>{''.join(settings)}</table>
+<table>{"".join(settings)}</table>
 <script>
 window.addEventListener("load", function () {{
   var broken = Array.prototype.filter.call(document.images, function (img) {{

@@ -1,16 +1,16 @@
 """Run directories: one folder per search holding everything needed to read or resume it.
 
-    runs/<space>-<strategy>-<time>/
-        config.json       resolved configuration, data, -D values
-        space.nas         the searched space's source, exactly as given
-        metrics.jsonl     one line per epoch and per shrink step
-        checkpoints/      ckpt-<epoch>.pt, atomic, checksummed, the last two kept
-        importance.json   IS-DARTS: F and IIM of every candidate at every shrink step
-        genotype.json     the found decisions
-        arch.nas          the found architecture as a fixed .nas file
-        nb201.txt         the NB201 string, for NB201-shaped spaces
-        darts.txt         the DARTS genotype, for DARTS-shaped spaces
-        result.json       a summary: genotype strings, accuracies, benchmark look-up, time
+runs/<space>-<strategy>-<time>/
+    config.json       resolved configuration, data, -D values
+    space.nas         the searched space's source, exactly as given
+    metrics.jsonl     one line per epoch and per shrink step
+    checkpoints/      ckpt-<epoch>.pt, atomic, checksummed, the last two kept
+    importance.json   IS-DARTS: F and IIM of every candidate at every shrink step
+    genotype.json     the found decisions
+    arch.nas          the found architecture as a fixed .nas file
+    nb201.txt         the NB201 string, for NB201-shaped spaces
+    darts.txt         the DARTS genotype, for DARTS-shaped spaces
+    result.json       a summary: genotype strings, accuracies, benchmark look-up, time
 """
 
 from __future__ import annotations

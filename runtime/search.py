@@ -8,11 +8,10 @@ import platform
 import time
 from pathlib import Path
 
-from rich.console import Console
-
 from nasc.compiler import CompileOptions, catalog, fixed_source, genotype_strings
 from nasc.dsl import NascUsageError, SpaceIR, find_space, parse_space, read_source
 from nasc.dsl.macro import instantiate
+from rich.console import Console
 
 from .config import SearchConfig, make_config
 from .data import ImageData, load_data
@@ -61,13 +60,20 @@ def bind_data(space: SpaceIR, defines: dict[str, int], data: ImageData) -> dict[
     return bound
 
 
-def fingerprint(source: str, defines: dict[str, int], kind: str, data: str, seed: int,
-                epochs: int) -> str:
+def fingerprint(
+    source: str, defines: dict[str, int], kind: str, data: str, seed: int, epochs: int
+) -> str:
     """What a checkpoint must match to be resumed: the space, its values, the strategy (or
     `train`), the data, the seed and the length of the run."""
     key = json.dumps(
-        {"source": source, "defines": defines, "kind": kind, "data": data, "seed": seed,
-         "epochs": epochs},
+        {
+            "source": source,
+            "defines": defines,
+            "kind": kind,
+            "data": data,
+            "seed": seed,
+            "epochs": epochs,
+        },
         sort_keys=True,
     )
     return hashlib.sha256(key.encode()).hexdigest()[:24]
@@ -93,7 +99,9 @@ def run_search(args, console: Console) -> int:
         values = {**saved["config"], **{k: v for k, v in overrides.items() if v is not None}}
         config = SearchConfig(**values)
         data_spec, subset = saved["data"], saved.get("subset")
-        space = parse_space(source, str(run.path / "space.nas"), catalog=catalog(), overrides=defines)
+        space = parse_space(
+            source, str(run.path / "space.nas"), catalog=catalog(), overrides=defines
+        )
     else:
         path = find_space(args.space)
         source = read_source(path)
@@ -111,26 +119,42 @@ def run_search(args, console: Console) -> int:
         defines = bind_data(space, user_defines, data)
         run = RunDir.create(Path(args.runs_dir), space.name, strategy)
         run.write_text("space.nas", source)
-        run.write_json("config.json", {
-            "space": str(args.space),
-            "space_name": space.name,
-            "defines": defines,
-            "data": data_spec,
-            "subset": subset,
-            "config": config.to_json(),
-            "created": time.strftime("%Y-%m-%d %H:%M:%S"),
-            "host": platform.node(),
-        })
+        run.write_json(
+            "config.json",
+            {
+                "space": str(args.space),
+                "space_name": space.name,
+                "defines": defines,
+                "data": data_spec,
+                "subset": subset,
+                "config": config.to_json(),
+                "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+                "host": platform.node(),
+            },
+        )
     if not args.no_memory_check:
-        check_fits(space, defines, config.batch_size,
-                   CompileOptions(search=True, track_running_stats=config.track_running_stats),
-                   device)
+        check_fits(
+            space,
+            defines,
+            config.batch_size,
+            CompileOptions(search=True, track_running_stats=config.track_running_stats),
+            device,
+        )
     display = Display(console, quiet=args.quiet)
     display.print(f"run directory: {run.path}")
     try:
-        searcher = Searcher(space, defines, config, data, device, run=run, display=display,
-                            fingerprint=fingerprint(source, defines, config.strategy, data_spec,
-                                                    config.seed, config.epochs))
+        searcher = Searcher(
+            space,
+            defines,
+            config,
+            data,
+            device,
+            run=run,
+            display=display,
+            fingerprint=fingerprint(
+                source, defines, config.strategy, data_spec, config.seed, config.epochs
+            ),
+        )
         if args.resume:
             if searcher.restore(warn=display.print):
                 display.print(f"resumed after epoch {searcher.epoch}")
@@ -159,9 +183,14 @@ def validate(config: SearchConfig) -> None:
             problems.append(("--shrink-steps/--shrink-interval", "must be at least 1"))
         elif config.shrink_steps * config.shrink_interval >= config.epochs:
             # The first shrink follows epoch `epochs - steps * interval`, which must be >= 1.
-            problems.append((
-                "--shrink-steps", f"{config.shrink_steps} steps every {config.shrink_interval} "
-                f"epochs need at least {config.shrink_steps * config.shrink_interval + 1} epochs"))
+            problems.append(
+                (
+                    "--shrink-steps",
+                    f"{config.shrink_steps} steps every {config.shrink_interval} "
+                    f"epochs need at least "
+                    f"{config.shrink_steps * config.shrink_interval + 1} epochs",
+                )
+            )
         if config.measure_samples < 2:
             problems.append(("--measure-samples", "must be at least 2"))
         if config.mixing not in ("mean", "live_mean"):
@@ -177,14 +206,21 @@ def validate(config: SearchConfig) -> None:
         raise NascUsageError(f"{flag} {what}", hint="see nasc search --help")
 
 
-def finish(searcher: Searcher, run: RunDir, space: SpaceIR, source: str, args,
-           seconds: float) -> dict:
+def finish(
+    searcher: Searcher, run: RunDir, space: SpaceIR, source: str, args, seconds: float
+) -> dict:
     """Write the found architecture in every form, look it up in NB201, and summarise."""
     genotype = searcher.strategy.derive(searcher.net)
     run.write_json("genotype.json", genotype.to_json())
-    run.write_text("arch.nas", fixed_source(
-        space, genotype, header=f"Found by nasc search ({searcher.config.strategy}) in {space.name}; "
-        f"run {run.path.name}."))
+    run.write_text(
+        "arch.nas",
+        fixed_source(
+            space,
+            genotype,
+            header=f"Found by nasc search ({searcher.config.strategy}) in {space.name}; "
+            f"run {run.path.name}.",
+        ),
+    )
     strings = genotype_strings(space, genotype)
     if "nb201" in strings:
         run.write_text("nb201.txt", strings["nb201"] + "\n")
@@ -238,9 +274,13 @@ def show_result(console: Console, run: RunDir, result: dict) -> None:
     accuracy = result.get("nb201_accuracy")
     if accuracy:
         ranks = result.get("nb201_rank") or {}
-        lines.append("  NAS-Bench-201 test accuracy: " + ", ".join(
-            f"{k} {v:.2f}%" + (f" (rank {ranks[k]:,} of 15,625)" if ranks.get(k) else "")
-            for k, v in accuracy.items()))
+        lines.append(
+            "  NAS-Bench-201 test accuracy: "
+            + ", ".join(
+                f"{k} {v:.2f}%" + (f" (rank {ranks[k]:,} of 15,625)" if ranks.get(k) else "")
+                for k, v in accuracy.items()
+            )
+        )
     elif "nb201_accuracy" in result:
         lines.append("  NAS-Bench-201: the cell is not in the table")
     lines.append(f"  run directory: {run.path} (arch.nas, genotype.json, result.json)")

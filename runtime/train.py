@@ -7,14 +7,12 @@ import contextlib
 import json
 import time
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import attrs
 import torch
-from rich.console import Console
-from torch import nn
-
 from nasc.compiler import (
     CompileOptions,
     Supernet,
@@ -24,6 +22,8 @@ from nasc.compiler import (
     export_torchscript,
 )
 from nasc.dsl import NascUsageError, SpaceIR, find_space, load_space, parse_space, read_source
+from rich.console import Console
+from torch import nn
 
 from .checkpoint import load_checkpoint, load_latest, save_checkpoint, write_atomic
 from .data import Batches, ImageData, load_data
@@ -67,23 +67,51 @@ class TrainConfig:
 TRAIN_PRESETS: dict[str, dict[str, Any]] = {
     # The DARTS evaluation protocol on CIFAR, as IS-DARTS used it.
     "darts-cifar": dict(
-        config=dict(epochs=600, batch_size=96, lr=0.025, lr_min=0.0, momentum=0.9,
-                    nesterov=False, weight_decay=3e-4, grad_clip=5.0, cutout=16, drop_path=0.2,
-                    auxiliary_weight=0.4),
+        config=dict(
+            epochs=600,
+            batch_size=96,
+            lr=0.025,
+            lr_min=0.0,
+            momentum=0.9,
+            nesterov=False,
+            weight_decay=3e-4,
+            grad_clip=5.0,
+            cutout=16,
+            drop_path=0.2,
+            auxiliary_weight=0.4,
+        ),
         defines={"C": 36, "layers": 20},
     ),
     # DARTS' mobile setting on ImageNet: the cells go into the DARTS ImageNet network.
     "darts-imagenet": dict(
-        config=dict(epochs=250, batch_size=128, lr=0.1, lr_min=0.0, warmup_epochs=5,
-                    momentum=0.9, nesterov=False, weight_decay=3e-5, grad_clip=5.0,
-                    label_smoothing=0.1, auxiliary_weight=0.4),
+        config=dict(
+            epochs=250,
+            batch_size=128,
+            lr=0.1,
+            lr_min=0.0,
+            warmup_epochs=5,
+            momentum=0.9,
+            nesterov=False,
+            weight_decay=3e-5,
+            grad_clip=5.0,
+            label_smoothing=0.1,
+            auxiliary_weight=0.4,
+        ),
         defines={"C": 48, "layers": 14},
         macro="darts_imagenet",
     ),
     # NAS-Bench-201's protocol.
     "nb201": dict(
-        config=dict(epochs=200, batch_size=256, lr=0.1, lr_min=0.0, momentum=0.9, nesterov=True,
-                    weight_decay=5e-4, grad_clip=0.0),
+        config=dict(
+            epochs=200,
+            batch_size=256,
+            lr=0.1,
+            lr_min=0.0,
+            momentum=0.9,
+            nesterov=True,
+            weight_decay=5e-4,
+            grad_clip=0.0,
+        ),
         defines={"C": 16, "N": 5},
     ),
 }
@@ -127,9 +155,17 @@ def make_train_config(preset: str, overrides: Mapping[str, Any]) -> TrainConfig:
 class Trainer:
     """Trains one fixed network; the evaluation-protocol counterpart of `Searcher`."""
 
-    def __init__(self, space: SpaceIR, defines: Mapping[str, int], config: TrainConfig,
-                 data: ImageData, device: torch.device, run: RunDir | None = None,
-                 display: Display | None = None, fingerprint: str = ""):
+    def __init__(
+        self,
+        space: SpaceIR,
+        defines: Mapping[str, int],
+        config: TrainConfig,
+        data: ImageData,
+        device: torch.device,
+        run: RunDir | None = None,
+        display: Display | None = None,
+        fingerprint: str = "",
+    ):
         if not space.is_fixed:
             raise NascUsageError(
                 f"`{space.name}` still has choices; train a fixed architecture",
@@ -139,9 +175,11 @@ class Trainer:
         self.fingerprint = fingerprint
         torch.manual_seed(config.seed)
         self.net: Supernet = compile_space(
-            space, defines,
-            CompileOptions(search=False, auxiliary=config.auxiliary_weight > 0,
-                           drop_path=config.drop_path > 0),
+            space,
+            defines,
+            CompileOptions(
+                search=False, auxiliary=config.auxiliary_weight > 0, drop_path=config.drop_path > 0
+            ),
         ).to(device)
         self.cuda = device.type == "cuda"
         if self.cuda and config.channels_last:
@@ -150,13 +188,25 @@ class Trainer:
         self.criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
         self.test_criterion = nn.CrossEntropyLoss()
         self.optimizer = torch.optim.SGD(
-            self.net.parameters(), lr=config.lr, momentum=config.momentum,
-            nesterov=config.nesterov and config.momentum > 0, weight_decay=config.weight_decay,
+            self.net.parameters(),
+            lr=config.lr,
+            momentum=config.momentum,
+            nesterov=config.nesterov and config.momentum > 0,
+            weight_decay=config.weight_decay,
         )
-        self.train_batches = Batches(data, data.train_images, data.train_labels, config.batch_size,
-                                     device, True, True, cutout=config.cutout)
-        self.test_batches = Batches(data, data.test_images, data.test_labels, config.batch_size,
-                                    device, False, False)
+        self.train_batches = Batches(
+            data,
+            data.train_images,
+            data.train_labels,
+            config.batch_size,
+            device,
+            True,
+            True,
+            cutout=config.cutout,
+        )
+        self.test_batches = Batches(
+            data, data.test_images, data.test_labels, config.batch_size, device, False, False
+        )
         self.epoch = 0
         self.best = 0.0
         self.metric_lines = 0
@@ -180,8 +230,13 @@ class Trainer:
         for step, (images, labels) in enumerate(
             self.train_batches.epoch(epoch_seed(config.seed, self.epoch, 0))
         ):
-            lr = cosine_lr(config.lr, config.lr_min, config.epochs, self.epoch + step / steps,
-                           config.warmup_epochs)
+            lr = cosine_lr(
+                config.lr,
+                config.lr_min,
+                config.epochs,
+                self.epoch + step / steps,
+                config.warmup_epochs,
+            )
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
             self.optimizer.zero_grad(set_to_none=True)
@@ -195,7 +250,8 @@ class Trainer:
                 loss = loss * float("nan")
             if not torch.isfinite(loss).item():
                 raise NonFiniteLoss(
-                    f"the training loss is {loss.item()} at epoch {self.epoch + 1}, step {step + 1}",
+                    f"the training loss is {loss.item()} "
+                    f"at epoch {self.epoch + 1}, step {step + 1}",
                     hint="resume with a lower learning rate: --resume RUN_DIR --lr "
                     f"{config.lr / 4:g}",
                 )
@@ -210,9 +266,14 @@ class Trainer:
             if self.display is not None and step % 10 == 0:
                 self.display.step(step + 1, steps, total / seen)
         elapsed = time.perf_counter() - started
-        return {"train_loss": total / max(seen, 1), "train_acc": 100.0 * correct / max(seen, 1),
-                "images_per_s": seen / elapsed if elapsed > 0 else 0.0, "seconds": elapsed,
-                "lr": lr, "drop_prob": config.drop_path * self.epoch / config.epochs}
+        return {
+            "train_loss": total / max(seen, 1),
+            "train_acc": 100.0 * correct / max(seen, 1),
+            "images_per_s": seen / elapsed if elapsed > 0 else 0.0,
+            "seconds": elapsed,
+            "lr": lr,
+            "drop_prob": config.drop_path * self.epoch / config.epochs,
+        }
 
     @torch.no_grad()
     def evaluate(self) -> dict:
@@ -221,7 +282,9 @@ class Trainer:
     def run_epochs(self) -> None:
         while self.epoch < self.config.epochs:
             if self.display is not None:
-                self.display.start_epoch(self.epoch + 1, self.config.epochs, len(self.train_batches))
+                self.display.start_epoch(
+                    self.epoch + 1, self.config.epochs, len(self.train_batches)
+                )
             record = {"event": "epoch", "epoch": self.epoch + 1}
             record.update(self.train_epoch())
             record.update(self.evaluate())
@@ -237,15 +300,25 @@ class Trainer:
             self.save(best=improved)
 
     def state(self) -> dict:
-        return {"fingerprint": self.fingerprint, "epoch": self.epoch, "best": self.best,
-                "metric_lines": self.metric_lines, "net": self.net.state_dict(),
-                "optimizer": self.optimizer.state_dict(), "rng": torch.get_rng_state()}
+        return {
+            "fingerprint": self.fingerprint,
+            "epoch": self.epoch,
+            "best": self.best,
+            "metric_lines": self.metric_lines,
+            "net": self.net.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "rng": torch.get_rng_state(),
+        }
 
     def save(self, best: bool) -> None:
         if self.run is None:
             return
-        path = save_checkpoint(self.run.checkpoints, self.epoch, self.state(),
-                               fault=lambda: die_at("checkpoint", self.epoch))
+        path = save_checkpoint(
+            self.run.checkpoints,
+            self.epoch,
+            self.state(),
+            fault=lambda: die_at("checkpoint", self.epoch),
+        )
         if best:
             write_atomic(self.run.path / "best.pt", path.read_bytes())
 
@@ -256,8 +329,10 @@ class Trainer:
             return False
         path, state = found
         if state.get("fingerprint") != self.fingerprint:
-            raise NascUsageError(f"{path} was written by another training run",
-                                 hint="resume with the run directory's own architecture")
+            raise NascUsageError(
+                f"{path} was written by another training run",
+                hint="resume with the run directory's own architecture",
+            )
         self.net.load_state_dict(state["net"])
         self.optimizer.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["rng"].cpu())
@@ -300,7 +375,8 @@ def _architecture(args) -> SpaceIR:
 def run_train(args, console: Console) -> int:
     """`nasc train`: run or resume a training run."""
     from .cli import parse_defines
-    from .search import bind_data, fingerprint as make_fingerprint
+    from .search import bind_data
+    from .search import fingerprint as make_fingerprint
 
     overrides = {f.name: getattr(args, f.name, None) for f in attrs.fields(TrainConfig)}
     if args.resume:
@@ -332,16 +408,33 @@ def run_train(args, console: Console) -> int:
         run = RunDir.create(Path(args.runs_dir), f"train-{space.name}", preset_name)
         source = format_space(space)
         run.write_text("arch.nas", source)
-        run.write_json("config.json", {"arch": str(args.arch_file), "preset": preset_name,
-                                       "defines": defines, "data": data_spec, "subset": subset,
-                                       "config": config.to_json(),
-                                       "created": time.strftime("%Y-%m-%d %H:%M:%S")})
+        run.write_json(
+            "config.json",
+            {
+                "arch": str(args.arch_file),
+                "preset": preset_name,
+                "defines": defines,
+                "data": data_spec,
+                "subset": subset,
+                "config": config.to_json(),
+                "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+            },
+        )
     display = Display(console, quiet=args.quiet)
     display.print(f"run directory: {run.path}")
     try:
-        trainer = Trainer(space, defines, config, data, device, run=run, display=display,
-                          fingerprint=make_fingerprint(source, defines, "train", data_spec,
-                                                       config.seed, config.epochs))
+        trainer = Trainer(
+            space,
+            defines,
+            config,
+            data,
+            device,
+            run=run,
+            display=display,
+            fingerprint=make_fingerprint(
+                source, defines, "train", data_spec, config.seed, config.epochs
+            ),
+        )
         if args.resume and trainer.restore(warn=display.print):
             display.print(f"resumed after epoch {trainer.epoch}")
         started = time.perf_counter()
@@ -352,8 +445,11 @@ def run_train(args, console: Console) -> int:
             "arch": space.name,
             "final_test_acc": trainer.evaluate()["test_acc"],
             "best_test_acc": trainer.best,
-            "parameters": sum(p.numel() for n, p in net.named_parameters()
-                              if not n.startswith(_aux_prefix(net.plan))),
+            "parameters": sum(
+                p.numel()
+                for n, p in net.named_parameters()
+                if not n.startswith(_aux_prefix(net.plan))
+            ),
             "flops": count_flops(net, net.plan.channels, net.plan.size),
             "train_seconds": time.perf_counter() - started,
         }
@@ -366,7 +462,9 @@ def run_train(args, console: Console) -> int:
         f"test accuracy {result['final_test_acc']:.2f}% (best {result['best_test_acc']:.2f}%), "
         f"{result['parameters']:,} parameters, {result['flops'] / 1e6:.1f} M multiply-adds; "
         f"run directory {run.path} (model.pt, result.json, metrics.jsonl)",
-        soft_wrap=True, highlight=False, markup=False,
+        soft_wrap=True,
+        highlight=False,
+        markup=False,
     )
     return 0
 
@@ -382,7 +480,8 @@ def _without_aux(space: SpaceIR, defines, net: Supernet) -> Supernet:
     if not net.options.auxiliary:
         return net
     plain = compile_space(space, defines, CompileOptions(search=False)).to(
-        next(net.parameters()).device)
+        next(net.parameters()).device
+    )
     state = {k: v for k, v in net.state_dict().items() if not k.startswith(_aux_prefix(net.plan))}
     plain.load_state_dict(state)
     return plain
@@ -400,16 +499,23 @@ def run_eval(args, console: Console) -> int:
         channels, size = None, None
     else:
         # A run directory, its best.pt, or a checkpoint in its checkpoints/ folder.
-        run_dir = next((p for p in (target, target.parent, target.parent.parent)
-                        if (p / "arch.nas").is_file()), target)
+        run_dir = next(
+            (
+                p
+                for p in (target, target.parent, target.parent.parent)
+                if (p / "arch.nas").is_file()
+            ),
+            target,
+        )
         if not (run_dir / "arch.nas").is_file() or not (run_dir / "config.json").is_file():
             raise NascUsageError(
                 f"{target} is not a training run, a checkpoint in one, or a TorchScript file",
                 hint="give runs/train-.../ , its best.pt, or an exported model.pt",
             )
         saved = json.loads((run_dir / "config.json").read_text())
-        space = parse_space(read_source(run_dir / "arch.nas"), str(run_dir / "arch.nas"),
-                            catalog=catalog())
+        space = parse_space(
+            read_source(run_dir / "arch.nas"), str(run_dir / "arch.nas"), catalog=catalog()
+        )
         net = compile_space(space, saved["defines"], CompileOptions(search=False))
         checkpoint = target if target.is_file() else run_dir / "best.pt"
         state = load_checkpoint(checkpoint, map_location="cpu")["net"]
@@ -424,10 +530,15 @@ def run_eval(args, console: Console) -> int:
             f"{data.channels} x {data.size} x {data.size}",
             hint="evaluate on the data the network was trained on",
         )
-    batches = Batches(data, data.test_images, data.test_labels, args.batch_size, device, False, False)
+    batches = Batches(
+        data, data.test_images, data.test_labels, args.batch_size, device, False, False
+    )
     result = evaluate(model, batches)
-    console.print(f"test accuracy {result['test_acc']:.2f}% (loss {result['test_loss']:.4f}) on "
-                  f"{len(data.test_labels)} {data.name} images", highlight=False)
+    console.print(
+        f"test accuracy {result['test_acc']:.2f}% (loss {result['test_loss']:.4f}) on "
+        f"{len(data.test_labels)} {data.name} images",
+        highlight=False,
+    )
     return 0
 
 
@@ -436,7 +547,8 @@ def _is_torchscript(path: Path) -> bool:
 
     try:
         with zipfile.ZipFile(path) as archive:
-            return any(name.endswith("constants.pkl") or "/code/" in name
-                       for name in archive.namelist())
+            return any(
+                name.endswith("constants.pkl") or "/code/" in name for name in archive.namelist()
+            )
     except (zipfile.BadZipFile, OSError):
         return False

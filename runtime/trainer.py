@@ -1,18 +1,17 @@
-"""The search loop: train the supernet's weights, let the strategy change the architecture, evaluate,
-log and checkpoint every epoch, and resume from the last good checkpoint."""
+"""The search loop: train the supernet's weights, let the strategy change the architecture,
+evaluate, log and checkpoint every epoch, and resume from the last good checkpoint."""
 
 from __future__ import annotations
 
 import hashlib
 import math
 import time
-from typing import Mapping
+from collections.abc import Mapping
 
 import torch
-from torch import nn
-
 from nasc.compiler import CompileOptions, Supernet, compile_space
 from nasc.dsl import NascError, SpaceIR
+from torch import nn
 
 from .checkpoint import load_latest, save_checkpoint
 from .config import SearchConfig
@@ -60,9 +59,17 @@ class Searcher:
         fingerprint: identifies the space and settings; a checkpoint of another is refused.
     """
 
-    def __init__(self, space: SpaceIR, overrides: Mapping[str, int], config: SearchConfig,
-                 data: ImageData, device: torch.device, run=None, display=None,
-                 fingerprint: str = ""):
+    def __init__(
+        self,
+        space: SpaceIR,
+        overrides: Mapping[str, int],
+        config: SearchConfig,
+        data: ImageData,
+        device: torch.device,
+        run=None,
+        display=None,
+        fingerprint: str = "",
+    ):
         self.space = space
         self.config = config
         self.device = device
@@ -95,14 +102,29 @@ class Searcher:
         else:
             weight_part, arch_part = split, None
         batch = config.batch_size
-        self.train_batches = Batches(data, data.train_images[weight_part],
-                                     data.train_labels[weight_part], batch, device, True, True)
+        self.train_batches = Batches(
+            data,
+            data.train_images[weight_part],
+            data.train_labels[weight_part],
+            batch,
+            device,
+            True,
+            True,
+        )
         self.arch_batches = None
         if arch_part is not None:
-            self.arch_batches = Batches(data, data.train_images[arch_part],
-                                        data.train_labels[arch_part], batch, device, True, True)
-        self.test_batches = Batches(data, data.test_images, data.test_labels, batch, device,
-                                    False, False)
+            self.arch_batches = Batches(
+                data,
+                data.train_images[arch_part],
+                data.train_labels[arch_part],
+                batch,
+                device,
+                True,
+                True,
+            )
+        self.test_batches = Batches(
+            data, data.test_images, data.test_labels, batch, device, False, False
+        )
         self.epoch = 0
         self.current_lr = config.lr
         self.metric_lines = 0
@@ -117,9 +139,15 @@ class Searcher:
         """`samples` training images (no augmentation), drawn anew for each step from the seed."""
         generator = torch.Generator().manual_seed(epoch_seed(self.config.seed, step, 7))
         chosen = torch.randperm(len(self.data.train_labels), generator=generator)[:samples]
-        batches = Batches(self.data, self.data.train_images[chosen],
-                          self.data.train_labels[chosen], self.config.batch_size, self.device,
-                          False, False)
+        batches = Batches(
+            self.data,
+            self.data.train_images[chosen],
+            self.data.train_labels[chosen],
+            self.config.batch_size,
+            self.device,
+            False,
+            False,
+        )
         return batches.epoch(None)
 
     # --- the loop ---------------------------------------------------------------------------------
@@ -131,15 +159,17 @@ class Searcher:
         batches = self.train_batches.epoch(epoch_seed(config.seed, self.epoch, 0))
         arch_batches = (
             self.arch_batches.epoch(epoch_seed(config.seed, self.epoch, 1))
-            if self.arch_batches is not None else None
+            if self.arch_batches is not None
+            else None
         )
         total_loss = torch.zeros((), device=self.device)
         correct = torch.zeros((), device=self.device)
         seen = 0
         started = time.perf_counter()
         for step, (images, labels) in enumerate(batches):
-            self.current_lr = cosine_lr(config.lr, config.lr_min, config.epochs,
-                                        self.epoch + step / steps)
+            self.current_lr = cosine_lr(
+                config.lr, config.lr_min, config.epochs, self.epoch + step / steps
+            )
             for group in self.optimizer.param_groups:
                 group["lr"] = self.current_lr
             if arch_batches is not None:
@@ -155,7 +185,8 @@ class Searcher:
                 loss = loss * float("nan")
             if not torch.isfinite(loss).item():
                 raise NonFiniteLoss(
-                    f"the training loss is {loss.item()} at epoch {self.epoch + 1}, step {step + 1}",
+                    f"the training loss is {loss.item()} "
+                    f"at epoch {self.epoch + 1}, step {step + 1}",
                     hint=self._nan_hint(),
                 )
             loss.backward()
@@ -168,7 +199,9 @@ class Searcher:
             correct += (logits.argmax(1) == labels).sum()
             seen += len(labels)
             if self.display is not None:
-                self.display.step(step + 1, steps, float(total_loss) / seen if step % 10 == 0 else None)
+                self.display.step(
+                    step + 1, steps, float(total_loss) / seen if step % 10 == 0 else None
+                )
         elapsed = time.perf_counter() - started
         return {
             "train_loss": float(total_loss) / max(seen, 1),
@@ -181,7 +214,8 @@ class Searcher:
         where = "no checkpoint yet"
         if self.run is not None and (last := sorted(self.run.checkpoints.glob("ckpt-*.pt"))):
             where = f"the last good checkpoint is {last[-1]}"
-        return f"{where}; resume with a lower learning rate, e.g. --resume RUN_DIR --lr {self.config.lr / 4:g}"
+        lower = self.config.lr / 4
+        return f"{where}; resume with a lower learning rate, e.g. --resume RUN_DIR --lr {lower:g}"
 
     @torch.no_grad()
     def evaluate(self) -> dict:
@@ -205,8 +239,11 @@ class Searcher:
         """Train one epoch, evaluate, let the strategy act, log, and checkpoint."""
         if self.display is not None:
             self.display.start_epoch(self.epoch + 1, self.config.epochs, len(self.train_batches))
-        record = {"event": "epoch", "epoch": self.epoch + 1, "lr": cosine_lr(
-            self.config.lr, self.config.lr_min, self.config.epochs, self.epoch)}
+        record = {
+            "event": "epoch",
+            "epoch": self.epoch + 1,
+            "lr": cosine_lr(self.config.lr, self.config.lr_min, self.config.epochs, self.epoch),
+        }
         record.update(self.train_epoch())
         record.update(self.evaluate())
         record["live"] = self.net.arch.live_count()
@@ -239,8 +276,12 @@ class Searcher:
 
     def save(self) -> None:
         if self.run is not None:
-            save_checkpoint(self.run.checkpoints, self.epoch, self.state(),
-                            fault=lambda: die_at("checkpoint", self.epoch))
+            save_checkpoint(
+                self.run.checkpoints,
+                self.epoch,
+                self.state(),
+                fault=lambda: die_at("checkpoint", self.epoch),
+            )
 
     def restore(self, warn=print) -> bool:
         """Continue from the run directory's newest good checkpoint; False when there is none.

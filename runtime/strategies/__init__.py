@@ -7,10 +7,10 @@ mode, alphas) and the trainer's hooks below. Adding one is one new module here t
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import torch
-
 from nasc.dsl import Genotype, NascUsageError
 
 if TYPE_CHECKING:

@@ -15,9 +15,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import torch
-from torch.func import functional_call
-
 from nasc.dsl import Genotype
+from torch.func import functional_call
 
 from . import Strategy, arch_optimizer, register_strategy
 
@@ -37,7 +36,9 @@ def derive_darts(net: Supernet) -> Genotype:
             if len(rows) == 1:
                 columns = [column for _, column in members]
                 best = sorted(columns, key=lambda c: -float(weights[rows[0], c]))[:k]
-                edges[table.edges[rows[0]]].extend(table.candidates[rows[0]][c] for c in sorted(best))
+                edges[table.edges[rows[0]]].extend(
+                    table.candidates[rows[0]][c] for c in sorted(best)
+                )
                 continue
             strongest = []
             for row in rows:
@@ -120,8 +121,10 @@ class DartsSecondOrder(_Darts):
         loss = loss_at(unrolled, arch_images, arch_labels)
         grads = torch.autograd.grad(loss, alphas + unrolled, allow_unused=True)
         alpha_grads = [g if g is not None else torch.zeros_like(a) for a, g in zip(alphas, grads)]
-        vector = [g if g is not None else torch.zeros_like(w) for w, g in
-                  zip(unrolled, grads[len(alphas):])]
+        vector = [
+            g if g is not None else torch.zeros_like(w)
+            for w, g in zip(unrolled, grads[len(alphas) :])
+        ]
 
         # Implicit term: (d/dalpha L_train(w+) - d/dalpha L_train(w-)) / 2 eps,
         # with w+- = w +- eps * dL_val/dw'.
@@ -131,7 +134,9 @@ class DartsSecondOrder(_Darts):
         for sign in (1.0, -1.0):
             shifted = [w.detach() + sign * eps * v for w, v in zip(weights, vector)]
             grad = torch.autograd.grad(loss_at(shifted, images, labels), alphas, allow_unused=True)
-            implicit.append([g if g is not None else torch.zeros_like(a) for a, g in zip(alphas, grad)])
+            implicit.append(
+                [g if g is not None else torch.zeros_like(a) for a, g in zip(alphas, grad)]
+            )
         for alpha, g, plus, minus in zip(alphas, alpha_grads, *implicit):
             alpha.grad = g - lr * (plus - minus) / (2 * eps)
         self.optimizer.step()

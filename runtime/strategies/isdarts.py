@@ -13,7 +13,6 @@ import math
 from typing import TYPE_CHECKING
 
 import torch
-
 from nasc.dsl import Genotype
 
 from ..faults import die_at
@@ -99,8 +98,9 @@ def measure(net: Supernet, batches) -> dict[str, dict[tuple[str, str], float]]:
     }
 
 
-def shrink(net: Supernet, scores: dict[str, dict[tuple[str, str], float]], step: int,
-           steps: int) -> list[dict]:
+def shrink(
+    net: Supernet, scores: dict[str, dict[tuple[str, str], float]], step: int, steps: int
+) -> list[dict]:
     """Discard, inside every comparison subset, the candidates with the largest F.
 
     Returns:
@@ -120,21 +120,23 @@ def shrink(net: Supernet, scores: dict[str, dict[tuple[str, str], float]], step:
             ranked = sorted(alive, key=lambda m: -scores[cell][m])  # stable: ties keep order
             chosen = set(ranked[:count])
             discarded.extend(chosen)
-            records.append({
-                "cell": cell,
-                "subset": label,
-                "k": k,
-                "candidates": [
-                    {
-                        "edge": edge,
-                        "op": op,
-                        "F": _json_float(scores[cell][(edge, op)]),
-                        "IIM": _json_float(_iim(scores[cell][(edge, op)])),
-                        "discarded": (edge, op) in chosen,
-                    }
-                    for edge, op in alive
-                ],
-            })
+            records.append(
+                {
+                    "cell": cell,
+                    "subset": label,
+                    "k": k,
+                    "candidates": [
+                        {
+                            "edge": edge,
+                            "op": op,
+                            "F": _json_float(scores[cell][(edge, op)]),
+                            "IIM": _json_float(_iim(scores[cell][(edge, op)])),
+                            "discarded": (edge, op) in chosen,
+                        }
+                        for edge, op in alive
+                    ],
+                }
+            )
         net.arch.discard(cell, discarded)
     return records
 
@@ -174,7 +176,9 @@ class ISDarts(Strategy):
             "steps": len(self.schedule),
             "samples": self.config.measure_samples,
             "discarded": [
-                f"{s['cell']}.{c['edge']}:{c['op']}" for s in subsets for c in s["candidates"]
+                f"{s['cell']}.{c['edge']}:{c['op']}"
+                for s in subsets
+                for c in s["candidates"]
                 if c["discarded"]
             ],
             "live": searcher.net.arch.live_count(),

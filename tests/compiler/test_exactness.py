@@ -11,20 +11,39 @@ from nasc.dsl.genotype import genotype_from_darts
 
 NB201_OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 DARTS_OPS = (
-    "none", "max_pool_3x3", "avg_pool_3x3", "skip_connect",
-    "sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5",
+    "none",
+    "max_pool_3x3",
+    "avg_pool_3x3",
+    "skip_connect",
+    "sep_conv_3x3",
+    "sep_conv_5x5",
+    "dil_conv_3x3",
+    "dil_conv_5x5",
 )
 NB201_REFERENCE = (
-    "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+    "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|"
+    "+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
 )
 DARTS_V2 = {
     "normal": [
-        ("sep_conv_3x3", 0), ("sep_conv_3x3", 1), ("sep_conv_3x3", 0), ("sep_conv_3x3", 1),
-        ("sep_conv_3x3", 1), ("skip_connect", 0), ("skip_connect", 0), ("dil_conv_3x3", 2),
+        ("sep_conv_3x3", 0),
+        ("sep_conv_3x3", 1),
+        ("sep_conv_3x3", 0),
+        ("sep_conv_3x3", 1),
+        ("sep_conv_3x3", 1),
+        ("skip_connect", 0),
+        ("skip_connect", 0),
+        ("dil_conv_3x3", 2),
     ],
     "reduce": [
-        ("max_pool_3x3", 0), ("max_pool_3x3", 1), ("skip_connect", 2), ("max_pool_3x3", 1),
-        ("max_pool_3x3", 0), ("skip_connect", 2), ("skip_connect", 2), ("max_pool_3x3", 1),
+        ("max_pool_3x3", 0),
+        ("max_pool_3x3", 1),
+        ("skip_connect", 2),
+        ("max_pool_3x3", 1),
+        ("max_pool_3x3", 0),
+        ("skip_connect", 2),
+        ("skip_connect", 2),
+        ("max_pool_3x3", 1),
     ],
 }
 
@@ -143,8 +162,14 @@ def test_nb201_reference_cell_has_published_size(nb201):
 
 def test_nb201_closed_form_matches_published_size():
     """The closed form written in this file gives the published NB201 size, so it is sound."""
-    ops = ["nor_conv_3x3", "nor_conv_3x3", "nor_conv_3x3", "skip_connect", "nor_conv_3x3",
-           "nor_conv_3x3"]
+    ops = [
+        "nor_conv_3x3",
+        "nor_conv_3x3",
+        "nor_conv_3x3",
+        "skip_connect",
+        "nor_conv_3x3",
+        "nor_conv_3x3",
+    ]
     assert nb201_string(ops) == NB201_REFERENCE
     assert nb201_closed_form(ops, 16, 5, 10) == 1_288_506
 

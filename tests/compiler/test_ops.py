@@ -13,8 +13,16 @@ HEADS = sorted(name for name, entry in OPS.items() if entry.role == "head")
 
 NB201_CONVS = ("nor_conv_1x1", "nor_conv_3x3", "nor_conv_7x7")
 DARTS_OPS = (
-    "sep_conv_3x3", "sep_conv_5x5", "sep_conv_7x7", "dil_conv_3x3", "dil_conv_5x5",
-    "conv_7x1_1x7", "skip_connect", "preprocess", "conv3x3_bn", "darts_imagenet_stem0",
+    "sep_conv_3x3",
+    "sep_conv_5x5",
+    "sep_conv_7x7",
+    "dil_conv_3x3",
+    "dil_conv_5x5",
+    "conv_7x1_1x7",
+    "skip_connect",
+    "preprocess",
+    "conv3x3_bn",
+    "darts_imagenet_stem0",
     "darts_imagenet_stem1",
 )
 

@@ -30,7 +30,8 @@ SMALL = {
     "darts_imagenet": {"C": 4, "layers": 4, "classes": 10, "size": 32},
 }
 NB201_REFERENCE = (
-    "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+    "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|"
+    "+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
 )
 
 # A cell with one choice of two candidates: small enough to check the mixing by hand.
@@ -316,10 +317,18 @@ def test_node_with_every_edge_dead_gives_zeros():
 def test_dead_node_is_read_as_zeros():
     """An op that reads a node whose every edge is dead runs on zeros of that node's shape."""
     net = build("nb201").eval()
-    genotype = Genotype({"nb201_cell": {
-        "x->n1": ["none"], "x->n2": ["none"], "n1->n2": ["nor_conv_1x1"],
-        "x->n3": ["none"], "n1->n3": ["none"], "n2->n3": ["skip_connect"],
-    }})
+    genotype = Genotype(
+        {
+            "nb201_cell": {
+                "x->n1": ["none"],
+                "x->n2": ["none"],
+                "n1->n2": ["nor_conv_1x1"],
+                "x->n3": ["none"],
+                "n1->n3": ["none"],
+                "n2->n3": ["skip_connect"],
+            }
+        }
+    )
     net.arch.restrict(genotype)
     cell = net.cells()[0]
     with torch.no_grad():
@@ -420,8 +429,9 @@ def genotypes(arch):
         for cell, table in arch.choices.items():
             kept = {edge: set() for edge in table.edges}
             for k, members in table.subsets:
-                chosen = draw_from(st.lists(st.sampled_from(members), min_size=k, max_size=k,
-                                            unique=True))
+                chosen = draw_from(
+                    st.lists(st.sampled_from(members), min_size=k, max_size=k, unique=True)
+                )
                 for row, column in chosen:
                     kept[table.edges[row]].add(table.candidates[row][column])
             cells[cell] = {
@@ -484,8 +494,9 @@ def test_export_refuses_weights_from_other_options():
     net = build("nb201", CompileOptions(search=True))
     genotype = parse_arch(space("nb201"), NB201_REFERENCE)
     with pytest.raises(NascUsageError, match="cannot carry weights"):
-        export_network(space("nb201"), genotype, SMALL["nb201"], CompileOptions(search=False),
-                       supernet=net)
+        export_network(
+            space("nb201"), genotype, SMALL["nb201"], CompileOptions(search=False), supernet=net
+        )
 
 
 @pytest.mark.parametrize("name", ["nb201", "darts", "darts_imagenet"])
@@ -500,8 +511,9 @@ def test_fixed_source_compiles_to_the_exported_network(name):
     direct = compile_space(fixed, SMALL[name], CompileOptions(search=False)).eval()
     exported = export_network(space(name), genotype, SMALL[name]).eval()
     shapes = {k: tuple(v.shape) for k, v in exported.state_dict().items() if torch.is_tensor(v)}
-    assert {k: tuple(v.shape) for k, v in direct.state_dict().items() if torch.is_tensor(v)} \
-        == shapes
+    assert {
+        k: tuple(v.shape) for k, v in direct.state_dict().items() if torch.is_tensor(v)
+    } == shapes
     assert direct.code == exported.code
     direct.load_state_dict(exported.state_dict())
     with torch.no_grad():
@@ -575,8 +587,9 @@ def test_drop_path_wraps_every_op_but_identities():
     genotype = parse_arch(space("nb201"), NB201_REFERENCE)
     torch.manual_seed(0)
     plain = export_network(space("nb201"), genotype, SMALL["nb201"])
-    dropping = export_network(space("nb201"), genotype, SMALL["nb201"],
-                              CompileOptions(search=False, drop_path=True))
+    dropping = export_network(
+        space("nb201"), genotype, SMALL["nb201"], CompileOptions(search=False, drop_path=True)
+    )
     dropping.load_state_dict(plain.state_dict())
     code = dropping.code
     assert code.count("_drop_path(") == 5 and "_drop_path(e['x->n3']" not in code

@@ -6,7 +6,6 @@ import os
 
 import pytest
 import torch
-
 from nasc.dsl import NascUsageError
 from nasc.runtime.checkpoint import (
     CorruptCheckpoint,
@@ -19,7 +18,10 @@ from nasc.runtime.checkpoint import (
 from nasc.runtime.nb201 import NB201Table, parse_columns
 from nasc.runtime.rundir import RunDir
 
-REFERENCE = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+REFERENCE = (
+    "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|"
+    "+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+)
 
 
 def test_checkpoints_round_trip_and_keep_the_last_two(tmp_path):
@@ -118,11 +120,16 @@ def _table(tmp_path, header, rows):
 
 def test_nb201_table_lookup_and_rank(tmp_path):
     """Accuracies come back for a known cell with its rank; unknown cells give None."""
-    header = ["CIFAR10TestAccuracy200Epochs", "CIFAR100TestAccuracy200Epochs",
-              "ImageNetTestAccuracy200Epochs", "ArchitectureString"]
+    header = [
+        "CIFAR10TestAccuracy200Epochs",
+        "CIFAR100TestAccuracy200Epochs",
+        "ImageNetTestAccuracy200Epochs",
+        "ArchitectureString",
+    ]
     other = REFERENCE.replace("skip_connect~0", "none~0")
-    path = _table(tmp_path, header, [["94.36", "73.51", "46.34", REFERENCE],
-                                     ["90.0", "75.0", "40.0", other]])
+    path = _table(
+        tmp_path, header, [["94.36", "73.51", "46.34", REFERENCE], ["90.0", "75.0", "40.0", other]]
+    )
     table = NB201Table.load(path)
     assert table.lookup(REFERENCE) == {"cifar10": 94.36, "cifar100": 73.51, "ImageNet16-120": 46.34}
     assert table.rank(REFERENCE, "cifar10") == 1 and table.rank(REFERENCE, "cifar100") == 2

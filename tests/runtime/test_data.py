@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from PIL import Image
-
 from nasc.dsl import NascUsageError
 from nasc.runtime.data import Batches, load_data, load_digits, random_crop
+from PIL import Image
 
 
 def _folder(root, layout, size=(6, 6)):
@@ -69,7 +68,10 @@ def test_image_folder_resizes_mixed_sizes_on_request(tmp_path):
         ({"train": {"a": 1, "b": 1}}, "needs train/ and test/"),
         ({"train": {"a": 1, "b": 1}, "test": {}}, "test holds no images"),
         ({"train": {"a": 2}, "test": {"a": 1}}, "has one class"),
-        ({"train": {"a": 1, "b": 1}, "test": {"a": 1, "c": 1}}, "classes of train/ and test/ differ"),
+        (
+            {"train": {"a": 1, "b": 1}, "test": {"a": 1, "c": 1}},
+            "classes of train/ and test/ differ",
+        ),
     ],
 )
 def test_bad_image_folders_are_refused(tmp_path, layout, message):
@@ -103,7 +105,9 @@ def test_random_crop_matches_a_per_image_crop():
 def test_batches_are_repeatable_and_resume_inside_an_epoch():
     """The same seed gives the same batches; starting at batch 2 gives the tail of that epoch."""
     data = load_digits().subset(80)
-    batches = Batches(data, data.train_images, data.train_labels, 16, torch.device("cpu"), True, True)
+    batches = Batches(
+        data, data.train_images, data.train_labels, 16, torch.device("cpu"), True, True
+    )
     first = list(batches.epoch(seed=5))
     second = list(batches.epoch(seed=5))
     tail = list(batches.epoch(seed=5, start=2))
@@ -119,7 +123,9 @@ def test_batches_are_repeatable_and_resume_inside_an_epoch():
 def test_evaluation_batches_are_normalised_and_complete():
     """Without augmentation every test image appears once, normalised by the data's statistics."""
     data = load_digits()
-    batches = Batches(data, data.test_images, data.test_labels, 64, torch.device("cpu"), False, False)
+    batches = Batches(
+        data, data.test_images, data.test_labels, 64, torch.device("cpu"), False, False
+    )
     images = torch.cat([x for x, _ in batches.epoch(None)])
     assert images.shape == (360, 1, 8, 8)
     expected = (data.test_images.float() / 255 - data.mean[0]) / data.std[0]

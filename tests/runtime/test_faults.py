@@ -14,13 +14,32 @@ import subprocess
 import sys
 
 import pytest
-
 from nasc.runtime.rundir import RunDir
 
 SEARCH = [
-    "search", "nb201", "--data", "digits", "--subset", "64", "-D", "C=4", "-D", "N=1",
-    "--epochs", "3", "--shrink-steps", "2", "--shrink-interval", "1", "--batch-size", "16",
-    "--measure-samples", "16", "--seed", "3", "--quiet",
+    "search",
+    "nb201",
+    "--data",
+    "digits",
+    "--subset",
+    "64",
+    "-D",
+    "C=4",
+    "-D",
+    "N=1",
+    "--epochs",
+    "3",
+    "--shrink-steps",
+    "2",
+    "--shrink-interval",
+    "1",
+    "--batch-size",
+    "16",
+    "--measure-samples",
+    "16",
+    "--seed",
+    "3",
+    "--quiet",
 ]
 TIMING = ("seconds", "images_per_s")
 
@@ -37,8 +56,12 @@ def nasc(args, env=None, limit_file_size=None):
             resource.setrlimit(resource.RLIMIT_FSIZE, (limit_file_size, limit_file_size))
 
     return subprocess.run(
-        [sys.executable, "-m", "nasc.runtime", *args], capture_output=True, text=True,
-        env=environment, preexec_fn=limits, timeout=600,
+        [sys.executable, "-m", "nasc.runtime", *args],
+        capture_output=True,
+        text=True,
+        env=environment,
+        preexec_fn=limits,
+        timeout=600,
     )
 
 

@@ -8,7 +8,6 @@ import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
-
 from nasc.compiler import catalog, compile_space
 from nasc.dsl import parse_space
 from nasc.runtime.strategies.isdarts import (
@@ -110,7 +109,7 @@ def test_measure_averages_over_samples_and_instances():
     scores = measure(net, batches)
 
     manual: dict = {}
-    for index, cell in enumerate(net.cells()):
+    for cell in net.cells():
         for edge, ops in cell.edges.items():
             for op, module in ops.items():
                 if op == "none":
@@ -152,8 +151,15 @@ def test_shrink_discards_the_largest_information_inside_each_subset():
 @st.composite
 def random_space(draw):
     """A random single-cell space with per-edge, per-node or explicit subsets."""
-    names = ["none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3",
-             "max_pool_3x3", "sep_conv_3x3"]
+    names = [
+        "none",
+        "skip_connect",
+        "nor_conv_1x1",
+        "nor_conv_3x3",
+        "avg_pool_3x3",
+        "max_pool_3x3",
+        "sep_conv_3x3",
+    ]
     ops = draw(st.lists(st.sampled_from(names), min_size=2, max_size=6, unique=True))
     nodes = draw(st.integers(1, 4))
     lines, edges = [], []
@@ -195,7 +201,9 @@ def test_masks_only_shrink_and_end_with_exactly_k(text, steps, rng):
         scores = {"c": {}}
         for edge, ops in zip(table.edges, table.candidates):
             for op in ops:
-                scores["c"][(edge, op)] = rng.choice([math.inf, rng.random(), float(rng.randint(0, 3))])
+                scores["c"][(edge, op)] = rng.choice(
+                    [math.inf, rng.random(), float(rng.randint(0, 3))]
+                )
         shrink(net, scores, step, steps)
         mask = net.arch.mask("c")
         assert not (mask & ~previous).any(), "a discarded candidate came back"

@@ -10,16 +10,17 @@ import subprocess
 import numpy
 import pytest
 import torch
-from PIL import Image
-
 from nasc.compiler import catalog
 from nasc.dsl import load_space
 from nasc.dsl.macro import instantiate
 from nasc.runtime.cli import main
 from nasc.runtime.report import draw_space
+from PIL import Image
 
-TABLE_HEADER = ("CIFAR10TestAccuracy200Epochs,CIFAR100TestAccuracy200Epochs,"
-                "ImageNetTestAccuracy200Epochs,ArchitectureString\n")
+TABLE_HEADER = (
+    "CIFAR10TestAccuracy200Epochs,CIFAR100TestAccuracy200Epochs,"
+    "ImageNetTestAccuracy200Epochs,ArchitectureString\n"
+)
 
 
 def assert_real_picture(path, min_width=400, min_height=200):
@@ -40,18 +41,42 @@ def search_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("report")
     table = root / "table.csv"
     runs = root / "runs"
-    args = ["search", "nb201", "--data", "digits", "--subset", "64", "-D", "C=4", "-D", "N=1",
-            "--epochs", "3", "--shrink-steps", "2", "--shrink-interval", "1", "--batch-size", "16",
-            "--measure-samples", "16", "--runs-dir", str(runs), "--quiet"]
+    args = [
+        "search",
+        "nb201",
+        "--data",
+        "digits",
+        "--subset",
+        "64",
+        "-D",
+        "C=4",
+        "-D",
+        "N=1",
+        "--epochs",
+        "3",
+        "--shrink-steps",
+        "2",
+        "--shrink-interval",
+        "1",
+        "--batch-size",
+        "16",
+        "--measure-samples",
+        "16",
+        "--runs-dir",
+        str(runs),
+        "--quiet",
+    ]
     assert main(args) == 0
     [run] = runs.iterdir()
     found = (run / "nb201.txt").read_text().strip()
     # A table of three cells, one of them the found one, so the report can rank it.
-    rows = [f"90.5,70.1,40.2,{found}",
-            "54.3,15.6,16.3,|skip_connect~0|+|skip_connect~0|skip_connect~1|+|skip_connect~0|"
-            "skip_connect~1|skip_connect~2|",
-            "94.37,73.5,46.3,|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|"
-            "nor_conv_3x3~1|nor_conv_3x3~2|"]
+    rows = [
+        f"90.5,70.1,40.2,{found}",
+        "54.3,15.6,16.3,|skip_connect~0|+|skip_connect~0|skip_connect~1|+|skip_connect~0|"
+        "skip_connect~1|skip_connect~2|",
+        "94.37,73.5,46.3,|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|"
+        "nor_conv_3x3~1|nor_conv_3x3~2|",
+    ]
     table.write_text(TABLE_HEADER + "\n".join(rows) + "\n")
     result = json.loads((run / "result.json").read_text())
     result["nb201_table"] = str(table)
@@ -96,14 +121,24 @@ def _chromium():
     return None
 
 
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                  "--no-first-run", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--hide-scrollbars"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+]
 
 
-@pytest.mark.skipif(_chromium() is None,
-                    reason="headless Chromium is not installed (.ci/run installs Debian's "
-                    "chromium package; `apt-get install chromium` here)")
+@pytest.mark.skipif(
+    _chromium() is None,
+    reason="headless Chromium is not installed (.ci/run installs Debian's "
+    "chromium package; `apt-get install chromium` here)",
+)
 def test_the_report_renders_in_a_browser_without_broken_images(search_run, tmp_path):
     """Headless Chromium loads report.html: every image decodes, and the screenshot is not
     blank."""
@@ -112,11 +147,20 @@ def test_the_report_renders_in_a_browser_without_broken_images(search_run, tmp_p
     profile = tmp_path / "profile"
     common = [browser, *CHROMIUM_FLAGS, f"--user-data-dir={profile}"]
     environment = dict(os.environ, HOME=str(tmp_path))
-    dom = subprocess.run([*common, "--virtual-time-budget=5000", "--dump-dom", url],
-                         capture_output=True, text=True, timeout=120, env=environment)
+    dom = subprocess.run(
+        [*common, "--virtual-time-budget=5000", "--dump-dom", url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=environment,
+    )
     assert 'data-broken-images="0"' in dom.stdout, dom.stderr[-2000:]
     assert 'data-images="5"' in dom.stdout
     shot = tmp_path / "shot.png"
-    subprocess.run([*common, f"--screenshot={shot}", "--window-size=1280,2400", url],
-                   capture_output=True, timeout=120, env=environment)
+    subprocess.run(
+        [*common, f"--screenshot={shot}", "--window-size=1280,2400", url],
+        capture_output=True,
+        timeout=120,
+        env=environment,
+    )
     assert_real_picture(shot, min_width=1000, min_height=1000)

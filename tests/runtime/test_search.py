@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
+
 import pytest
 import torch
-
 from nasc.compiler import catalog
 from nasc.dsl import NascUsageError, load_space
 from nasc.dsl.genotype import check_genotype
@@ -32,12 +32,20 @@ def digits():
 def _searcher(name, strategy, data, epochs=3, run=None, **overrides):
     space = load_space(name, catalog=catalog())
     defines = bind_data(space, SMALL[name], data)
-    values = dict(epochs=epochs, batch_size=16, shrink_steps=2, shrink_interval=1,
-                  measure_samples=16, device="cpu", seed=0)
+    values = dict(
+        epochs=epochs,
+        batch_size=16,
+        shrink_steps=2,
+        shrink_interval=1,
+        measure_samples=16,
+        device="cpu",
+        seed=0,
+    )
     values.update(overrides)
     config = make_config(space.preset, strategy, values)
-    return space, Searcher(space, defines, config, data, torch.device("cpu"), run=run,
-                           fingerprint="test")
+    return space, Searcher(
+        space, defines, config, data, torch.device("cpu"), run=run, fingerprint="test"
+    )
 
 
 @pytest.mark.parametrize("name", sorted(SMALL))
@@ -86,8 +94,11 @@ def test_resume_reaches_the_same_result(tmp_path, digits):
 
     assert whole.net.arch.fingerprint() == second.net.arch.fingerprint()
     assert whole.strategy.derive(whole.net) == second.strategy.derive(second.net)
-    strip = lambda lines: [{k: v for k, v in line.items() if k not in ("seconds", "images_per_s")}
-                           for line in lines]
+
+    def strip(lines):
+        timing = ("seconds", "images_per_s")
+        return [{k: v for k, v in line.items() if k not in timing} for line in lines]
+
     assert strip(whole_run.metrics_lines()) == strip(resumed_run.metrics_lines())
     for key, value in whole.net.state_dict().items():
         if torch.is_tensor(value):
@@ -110,19 +121,51 @@ def test_a_checkpoint_of_another_space_is_refused(tmp_path, digits):
 
 def test_nasc_search_writes_the_run_directory(tmp_path, capsys):
     """`nasc search` on the embedded digits writes every promised file and prints the cell."""
-    code = main([
-        "search", "nb201", "--data", "digits", "--subset", "64", "-D", "C=4", "-D", "N=1",
-        "--epochs", "3", "--shrink-steps", "2", "--shrink-interval", "1", "--batch-size", "16",
-        "--measure-samples", "16", "--runs-dir", str(tmp_path / "runs"), "--quiet",
-    ])
+    code = main(
+        [
+            "search",
+            "nb201",
+            "--data",
+            "digits",
+            "--subset",
+            "64",
+            "-D",
+            "C=4",
+            "-D",
+            "N=1",
+            "--epochs",
+            "3",
+            "--shrink-steps",
+            "2",
+            "--shrink-interval",
+            "1",
+            "--batch-size",
+            "16",
+            "--measure-samples",
+            "16",
+            "--runs-dir",
+            str(tmp_path / "runs"),
+            "--quiet",
+        ]
+    )
     assert code == 0
     [run] = (tmp_path / "runs").iterdir()
-    for name in ("config.json", "space.nas", "metrics.jsonl", "genotype.json", "arch.nas",
-                 "nb201.txt", "importance.json", "result.json"):
+    for name in (
+        "config.json",
+        "space.nas",
+        "metrics.jsonl",
+        "genotype.json",
+        "arch.nas",
+        "nb201.txt",
+        "importance.json",
+        "result.json",
+    ):
         assert (run / name).is_file(), name
     nb201 = (run / "nb201.txt").read_text().strip()
     assert nb201 in capsys.readouterr().out
-    events = [json.loads(line)["event"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    events = [
+        json.loads(line)["event"] for line in (run / "metrics.jsonl").read_text().splitlines()
+    ]
     assert events.count("epoch") == 3 and events.count("shrink") == 2
     config = json.loads((run / "config.json").read_text())
     assert config["defines"]["channels"] == 1 and config["defines"]["size"] == 8
@@ -135,9 +178,31 @@ def test_nasc_search_writes_the_run_directory(tmp_path, capsys):
 
 def test_nasc_search_resume_finishes_a_run(tmp_path):
     """`--resume RUN_DIR` on a finished run re-derives the same genotype without training."""
-    args = ["search", "nb201", "--data", "digits", "--subset", "64", "-D", "C=4", "-D", "N=1",
-            "--epochs", "3", "--shrink-steps", "2", "--shrink-interval", "1", "--batch-size", "16",
-            "--measure-samples", "16", "--runs-dir", str(tmp_path), "--quiet"]
+    args = [
+        "search",
+        "nb201",
+        "--data",
+        "digits",
+        "--subset",
+        "64",
+        "-D",
+        "C=4",
+        "-D",
+        "N=1",
+        "--epochs",
+        "3",
+        "--shrink-steps",
+        "2",
+        "--shrink-interval",
+        "1",
+        "--batch-size",
+        "16",
+        "--measure-samples",
+        "16",
+        "--runs-dir",
+        str(tmp_path),
+        "--quiet",
+    ]
     assert main(args) == 0
     [run] = tmp_path.iterdir()
     first = (run / "genotype.json").read_text()
@@ -158,8 +223,9 @@ def test_nasc_search_resume_finishes_a_run(tmp_path):
 )
 def test_nasc_search_rejects_bad_input_with_a_clear_error(argv, message, tmp_path, capsys):
     """Bad flags end with exit status 2 and a message naming the problem, without a traceback."""
-    code = main(["search", "nb201", "--data", "digits", "--runs-dir", str(tmp_path), "--quiet",
-                 *argv])
+    code = main(
+        ["search", "nb201", "--data", "digits", "--runs-dir", str(tmp_path), "--quiet", *argv]
+    )
     assert code == 2
     err = capsys.readouterr().err
     assert message in err

@@ -6,7 +6,6 @@ from __future__ import annotations
 import attrs
 import pytest
 import torch
-
 from nasc.compiler import CompileOptions, catalog, compile_space
 from nasc.compiler.codegen import drop_path
 from nasc.dsl import apply_genotype, load_space, parse_arch
@@ -16,15 +15,22 @@ from nasc.runtime.rundir import RunDir
 from nasc.runtime.search import bind_data
 from nasc.runtime.train import Trainer, make_train_config, transplant
 
-NB201_CELL = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+NB201_CELL = (
+    "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|"
+    "+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+)
 
 
 def upsampled_digits(factor: int, count: int):
     """Digits scaled up by an integer factor (8x8 -> 8*factor), for networks that need size."""
     data = load_digits().subset(count, seed=1)
-    grow = lambda images: images.repeat_interleave(factor, 2).repeat_interleave(factor, 3)
-    return attrs.evolve(data, train_images=grow(data.train_images),
-                        test_images=grow(data.test_images), pad=2)
+
+    def grow(images):
+        return images.repeat_interleave(factor, 2).repeat_interleave(factor, 3)
+
+    return attrs.evolve(
+        data, train_images=grow(data.train_images), test_images=grow(data.test_images), pad=2
+    )
 
 
 def _train(space, defines, preset, data, epochs, run=None, **overrides):
@@ -55,8 +61,9 @@ def test_darts_cifar_preset_uses_aux_cutout_and_path_dropout():
     space = load_space("darts", catalog=catalog())
     space = apply_genotype(space, parse_arch(space, "DARTS_V2"))
     data = upsampled_digits(4, 192)
-    trainer, losses = _train(space, {"C": 4, "layers": 3}, "darts-cifar", data, 4,
-                             batch_size=32, cutout=8)
+    trainer, losses = _train(
+        space, {"C": 4, "layers": 3}, "darts-cifar", data, 4, batch_size=32, cutout=8
+    )
     assert trainer.net.options.auxiliary and trainer.net.options.drop_path
     assert trainer.train_batches.cutout == 8
     assert [cell.drop_prob for cell in trainer.net.cells()] == [0.2 * 3 / 4] * 3
@@ -71,8 +78,9 @@ def test_darts_imagenet_preset_moves_the_cells_into_the_imagenet_network():
     moved = transplant(fixed, load_space("darts_imagenet", catalog=catalog()))
     assert moved.is_fixed and [s.kind for s in moved.network.items[:3]] == ["input", "stem", "stem"]
     data = upsampled_digits(28, 16)
-    trainer, losses = _train(moved, {"C": 8, "layers": 3}, "darts-imagenet", data, 2,
-                             batch_size=8, warmup_epochs=1)
+    trainer, losses = _train(
+        moved, {"C": 8, "layers": 3}, "darts-imagenet", data, 2, batch_size=8, warmup_epochs=1
+    )
     assert trainer.criterion.label_smoothing == 0.1
     assert all(torch.isfinite(torch.tensor(losses)))
 
@@ -126,8 +134,9 @@ def test_an_auxiliary_head_at_the_wrong_size_is_refused():
     space = load_space("darts", catalog=catalog())
     fixed = apply_genotype(space, parse_arch(space, "DARTS_V2"))
     with pytest.raises(NascUsageError, match="auxiliary head `darts_aux_cifar` reads 2x2"):
-        compile_space(fixed, {"C": 4, "layers": 3, "size": 8},
-                      CompileOptions(search=False, auxiliary=True))
+        compile_space(
+            fixed, {"C": 4, "layers": 3, "size": 8}, CompileOptions(search=False, auxiliary=True)
+        )
 
 
 def test_cutout_zeroes_a_clipped_square():
@@ -142,9 +151,29 @@ def test_nasc_train_and_eval_from_the_command_line(tmp_path, capsys):
     """`nasc train` writes a run with model.pt and result.json; `nasc eval` reproduces its test
     accuracy from the run, from best.pt and from the TorchScript file; resume finishes."""
     runs = tmp_path / "runs"
-    code = main(["train", "nb201", "--arch", NB201_CELL, "--data", "digits", "--subset", "128",
-                 "-D", "C=4", "-D", "N=1", "--epochs", "2", "--batch-size", "32",
-                 "--runs-dir", str(runs), "--quiet"])
+    code = main(
+        [
+            "train",
+            "nb201",
+            "--arch",
+            NB201_CELL,
+            "--data",
+            "digits",
+            "--subset",
+            "128",
+            "-D",
+            "C=4",
+            "-D",
+            "N=1",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "32",
+            "--runs-dir",
+            str(runs),
+            "--quiet",
+        ]
+    )
     assert code == 0
     [run] = runs.iterdir()
     for name in ("arch.nas", "config.json", "metrics.jsonl", "best.pt", "model.pt", "result.json"):
