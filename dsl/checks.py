@@ -32,14 +32,22 @@ def _check_op(
     span,
     path: str,
     role: str = "op",
+    in_cell: bool = False,
+    sets_allowed: bool = False,
 ) -> None:
+    """Check that an op is registered for its role.
+
+    Args:
+        in_cell: the op sits on a cell edge or input, where ops must take the cell's stride.
+        sets_allowed: a candidate set could stand here too (a cell edge), so the hint lists them.
+    """
     if catalog is None:
         return
     info = catalog.get(name)
     if info is None:
         choices = [op for op, item in catalog.items() if item.role == role]
-        sets = [opset.name for opset in space.opsets]
-        extra = f"; candidate sets in this file: {', '.join(sets)}" if sets and role == "op" else ""
+        sets = [opset.name for opset in space.opsets] if sets_allowed else []
+        extra = f"; candidate sets in this file: {', '.join(sets)}" if sets else ""
         raise NasSemanticError(
             f"unknown op `{name}`",
             span=span,
@@ -54,6 +62,14 @@ def _check_op(
             span=span,
             path=path,
             hint="use `head NAME(classes)` for heads and plain ops elsewhere",
+        )
+    if in_cell and info.stride is not None:
+        raise NasSemanticError(
+            f"`{name}` reduces the resolution by {info.stride} on its own and cannot be used in "
+            "a cell",
+            span=span,
+            path=path,
+            hint="use it as a stem or block of the network; cell ops take the cell's stride",
         )
 
 
@@ -115,7 +131,7 @@ def _check_opsets(space: SpaceIR, catalog) -> None:
                     hint="list each op once",
                 )
             listed.add(op)
-            _check_op(space, catalog, op, span or opset.span, path)
+            _check_op(space, catalog, op, span or opset.span, path, in_cell=True, sets_allowed=True)
 
 
 def _check_cell(space: SpaceIR, cell: Cell, catalog) -> None:
@@ -146,9 +162,9 @@ def _check_cell(space: SpaceIR, cell: Cell, catalog) -> None:
             )
         defined[item.name] = item
         if item.adapter is not None:
-            _check_op(
-                space, catalog, item.adapter, item.adapter_span or item.span, f"{base}.{item.name}"
-            )
+            where = f"{base}.{item.name}"
+            span = item.adapter_span or item.span
+            _check_op(space, catalog, item.adapter, span, where, in_cell=True)
     order = {name: index for index, name in enumerate(cell.input_names)}
     for node in cell.nodes:
         if node.name in defined:
@@ -230,7 +246,7 @@ def _check_edges(space: SpaceIR, cell: Cell, catalog, order: dict[str, int]) -> 
             )
         spans = edge.op_spans or (edge.span,) * len(edge.ops)
         for op, span in zip(edge.ops, spans):
-            _check_op(space, catalog, op, span or edge.span, path)
+            _check_op(space, catalog, op, span or edge.span, path, in_cell=True, sets_allowed=True)
         if edge.is_choice and not edge.candidates:
             raise NasSemanticError(
                 f"the choice `{edge.choice}` on {edge.key} has no candidates",

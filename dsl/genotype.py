@@ -164,8 +164,9 @@ def apply_genotype(space: SpaceIR, genotype: Genotype) -> SpaceIR:
 def nb201_sources(cell: Cell) -> list[str] | None:
     """The node order of an NB201-shaped cell (input first), or None when the cell is not one.
 
-    NB201-shaped: one input, each node summing choice edges from the input and every earlier
-    node, output the last node, one op kept per edge.
+    NB201-shaped: one input, each node summing edges from the input and every earlier node,
+    output the last node, and one op per edge: a choice with `keep 1 per edge`, or (in a fixed
+    architecture) one fixed op.
     """
     if len(cell.inputs) != 1 or cell.concat or len(cell.output) != 1:
         return None
@@ -176,7 +177,7 @@ def nb201_sources(cell: Cell) -> list[str] | None:
         into = cell.edges_into(node.name)
         if node.combine != "sum" or [e.source for e in into] != order[:index]:
             return None
-        if any(not e.is_choice or e.ops for e in into):
+        if any(len(e.ops) + e.is_choice != 1 for e in into):
             return None
     if any(subset.k != 1 or len(subset.edges) != 1 for subset in cell.subsets):
         return None
@@ -184,9 +185,11 @@ def nb201_sources(cell: Cell) -> list[str] | None:
 
 
 def _nb201_cell(space: SpaceIR) -> tuple[Cell, list[str]]:
-    shaped = [(cell, nb201_sources(cell)) for cell in space.used_cells() if cell.choices]
+    """The one NB201-shaped cell type: the searched one, or the only one of a fixed space."""
+    cells = [c for c in space.used_cells() if c.choices] or list(space.used_cells())
+    shaped = [(cell, nb201_sources(cell)) for cell in cells]
     shaped = [(cell, order) for cell, order in shaped if order]
-    if len(shaped) != 1 or len(shaped) != len([c for c in space.used_cells() if c.choices]):
+    if len(shaped) != 1 or len(shaped) != len(cells):
         raise NascUsageError(
             f"the space `{space.name}` is not NB201-shaped",
             hint="NB201 strings describe spaces with one searched cell type that has one input, "
@@ -198,10 +201,15 @@ def _nb201_cell(space: SpaceIR) -> tuple[Cell, list[str]]:
 def nb201_string(space: SpaceIR, genotype: Genotype) -> str:
     """The NB201 architecture string, e.g. `|nor_conv_3x3~0|+|nor_conv_3x3~0|skip_connect~1|`."""
     cell, order = _nb201_cell(space)
-    decided = genotype.cells[cell.name]
+    decided = genotype.cells.get(cell.name, {})
+
+    def op(source: str, target: str) -> str:
+        edge = cell.edge(f"{source}->{target}")
+        return edge.ops[0] if edge.ops else decided[edge.key][0]
+
     nodes = []
     for index, node in enumerate(order[1:], start=1):
-        terms = [f"{decided[f'{src}->{node}'][0]}~{j}" for j, src in enumerate(order[:index])]
+        terms = [f"{op(src, node)}~{j}" for j, src in enumerate(order[:index])]
         nodes.append("|" + "|".join(terms) + "|")
     return "+".join(nodes)
 
@@ -249,12 +257,16 @@ def _darts_cells(space: SpaceIR) -> dict[str, tuple[Cell, list[str]]]:
     found: dict[str, tuple[Cell, list[str]]] = {}
     for cell in space.used_cells():
         order = [*cell.input_names, *cell.node_names]
+        # A searched cell has dense choice edges; a fixed one keeps only the chosen edges.
         shaped = (
             len(cell.inputs) == 2
             and cell.concat
             and all(
                 node.combine == "sum"
-                and [e.source for e in cell.edges_into(node.name)] == order[: 2 + i]
+                and (
+                    not cell.choices
+                    or [e.source for e in cell.edges_into(node.name)] == order[: 2 + i]
+                )
                 for i, node in enumerate(cell.nodes)
             )
         )
@@ -267,7 +279,8 @@ def _darts_cells(space: SpaceIR) -> dict[str, tuple[Cell, list[str]]]:
         raise NascUsageError(
             f"the space `{space.name}` is not DARTS-shaped",
             hint="DARTS genotypes describe spaces with one normal and one reduction cell type, "
-            "each with two inputs, dense sum nodes and a concat output",
+            "each with two inputs, sum nodes (with dense choices when searched) and a concat "
+            "output",
         )
     return found
 

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 import attrs
 import networkx as nx
 
-from .ast import CallDecl, MacroDecl, ParamDecl
+from .ast import CallDecl, MacroDecl, Num, ParamDecl
 from .errors import Span
 
 COMBINERS = ("sum", "product", "concat")
@@ -297,6 +297,16 @@ class SpaceIR:
     def is_fixed(self) -> bool:
         """True when no choice is left: the file describes one architecture."""
         return not any(cell.choices for cell in self.used_cells())
+
+    def with_defaults(self, values: Mapping[str, int]) -> SpaceIR:
+        """The space with these parameter values as its defaults (what `-D` set, made lasting)."""
+        params = [
+            attrs.evolve(param, default=Num(value=values[param.name]))
+            if param.name in values
+            else param
+            for param in self.network.params
+        ]
+        return attrs.evolve(self, network=attrs.evolve(self.network, params=params))
 
     def architectures(self) -> int:
         """The number of distinct architectures: cell types that the network uses multiply."""

@@ -129,8 +129,11 @@ def _adapter_strides(
 ) -> tuple[int, ...]:
     base = sizes[-1]
     strides = []
+    read = {edge.source for edge in cell.edges}
     for item, size in zip(cell.inputs, sizes):
-        if size == base:
+        if item.name not in read and item.adapter is None:
+            strides.append(1)  # an input nothing reads computes nothing; any shape will do
+        elif size == base:
             strides.append(1)
         elif halve(size, 2) == base:
             strides.append(2)

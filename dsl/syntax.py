@@ -227,7 +227,7 @@ class _ToAst(Transformer):
         )
 
     def cell_flags(self, meta, *flags):
-        return list(flags)
+        return [flag for flag in flags if flag is not None]
 
     def cell(self, meta, name, *rest):
         inputs, flags, body = [], [], []
@@ -363,7 +363,7 @@ class _ToAst(Transformer):
 
 def _describe(token: Token) -> str:
     if token.type == "$END":
-        return "the end of the file"
+        return "end of file"
     return f"`{token}`"
 
 
@@ -442,9 +442,14 @@ def _terminal_text(name: str) -> str:
     terminal = next((t for t in parser().terminals if t.name == name), None)
     if terminal is not None and terminal.pattern.type == "str":
         return f"`{terminal.pattern.value}`"
-    return {"NAME": "a name", "INT": "an integer", "$END": "the end of the file"}.get(
-        name, name.lower()
-    )
+    words = {
+        "NAME": "a name",
+        "INT": "an integer",
+        "DECIMAL": "a number",
+        "SCALED": "a scaled parameter such as `2C`",
+        "$END": "the end of the file",
+    }
+    return words.get(name, name.lower())
 
 
 def parse_module(text: str, file: str = "<string>") -> ast.Module:

@@ -63,6 +63,8 @@ def describe(
             "genotype": genotype.to_json()["cells"],
             **genotype_strings(searched, genotype),
         }
+    elif space.is_fixed:
+        facts["arch"] = genotype_strings(space, Genotype({}))
     if measure:
         # A fixed architecture is reported as the network one would train (affine BNs, no aux);
         # a space as its supernet.

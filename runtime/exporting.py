@@ -53,9 +53,11 @@ def export(
         export_torchscript(export_network(space, genotype, overrides), target)
         return None
     if fmt == "nas":
-        text = fixed_source(
-            space, genotype, header=f"Architecture found in {space.name} ({source})."
-        )
+        # -D values given with a .nas file become the exported defaults; a run directory's
+        # search-time values (often narrowed for speed, or bound to the data) do not.
+        header = f"Architecture found in {space.name} ({source})."
+        decided = space if run_dir is not None else space.with_defaults(overrides)
+        text = fixed_source(decided, genotype, header=header)
     elif fmt == "genotype":
         text = json.dumps(genotype.to_json(), indent=2) + "\n"
     elif fmt == "nb201":

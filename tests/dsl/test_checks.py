@@ -961,3 +961,42 @@ def test_arithmetic_beyond_64_bits():
         at=position(text, "999999999999999999 *"),
         path="net.params.classes",
     )
+
+
+def test_an_op_that_strides_on_its_own_cannot_sit_in_a_cell(catalog):
+    """An ImageNet stem on a cell edge or as an adapter is refused: it ignores the cell's stride."""
+    text = space(ops="ops small = {none, skip_connect, darts_imagenet_stem1}")
+    fails(
+        text,
+        "`darts_imagenet_stem1` reduces the resolution by 2 on its own "
+        "and cannot be used in a cell",
+        at=position(text, "darts_imagenet_stem1"),
+        path="net.ops.small",
+        catalog=catalog,
+    )
+    text = space(cell=edit(CELL, "cell c(x)", "cell c(x:darts_imagenet_stem0)"))
+    fails(
+        text,
+        "`darts_imagenet_stem0` reduces the resolution by 4 on its own "
+        "and cannot be used in a cell",
+        at=position(text, "darts_imagenet_stem0"),
+        path="net.c.x",
+        catalog=catalog,
+    )
+
+
+def test_an_input_that_nothing_reads_needs_no_matching_shape(catalog):
+    """A cell input no edge reads is not shape-checked: it computes nothing."""
+    cell = """cell d(a, b) {
+    n1 = b:small
+    keep 1 per edge
+    out n1
+}"""
+    network = edit(NETWORK, "    c @ 2C\n", "    d @ 2C\n")
+    parse_space(space(cell=CELL + "\n\n" + cell, network=network), catalog=catalog)
+
+
+def test_cell_flags_take_a_trailing_comma(catalog):
+    """`with reduction,` parses like every other list."""
+    text = space(cell=edit(CELL, "cell c(x) {", "cell c(x) with pool_bn, {"))
+    assert parse_space(text, catalog=catalog).cell("c").flags == ("pool_bn",)

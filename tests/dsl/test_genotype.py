@@ -466,3 +466,22 @@ def test_random_arch_text_raises_only_nasc_errors(nb201, darts, text):
             except NascError:
                 continue
             check_genotype(space, genotype)
+
+
+def test_a_fixed_architecture_gives_its_own_strings(catalog):
+    """An exported fixed `.nas` file yields the NB201 string and DARTS genotype it was made from."""
+    from nasc.dsl import apply_genotype, format_space, parse_arch, parse_space
+    from nasc.dsl.genotype import Genotype, darts_genotype, format_darts, nb201_string
+
+    nb201 = load_space("nb201", catalog=catalog)
+    text = "|nor_conv_3x3~0|+|none~0|skip_connect~1|+|avg_pool_3x3~0|nor_conv_1x1~1|none~2|"
+    fixed = parse_space(
+        format_space(apply_genotype(nb201, genotype_from_nb201(nb201, text))), catalog=catalog
+    )
+    assert fixed.is_fixed and nb201_string(fixed, Genotype({})) == text
+    darts = load_space("darts", catalog=catalog)
+    v2 = parse_arch(darts, "DARTS_V2")
+    fixed = parse_space(format_space(apply_genotype(darts, v2)), catalog=catalog)
+    assert format_darts(darts_genotype(fixed, Genotype({}))) == format_darts(
+        darts_genotype(darts, v2)
+    )

@@ -201,8 +201,9 @@ def spaces(draw, catalog):
     has an adapter, and two stages that halve the resolution are at least two stages apart, so a
     cell never reads an output more than twice its own resolution.
     """
-    ops = sorted(name for name, info in catalog.items() if info.role == "op")
-    blocks = sorted(name for name, info in catalog.items() if info.role == "op" and not info.stride)
+    # Ops that stride on their own (ImageNet stems) may only be blocks, never cell ops.
+    ops = sorted(name for name, info in catalog.items() if info.role == "op" and not info.stride)
+    blocks = ops
     heads = sorted(name for name, info in catalog.items() if info.role == "head")
     parts = []
     if draw(st.booleans()):

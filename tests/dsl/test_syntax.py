@@ -128,7 +128,7 @@ def test_unclosed_brace_points_past_the_last_token():
     """A file that ends inside a block is reported after its last character, not at a token."""
     text = "ops s = {none}\n\ncell c(x) {\n    n1 = x:s\n\n\n"
     error = syntax_error(text)
-    assert error.message == "unexpected the end of the file"
+    assert error.message == "unexpected end of file"
     assert (error.span.line, error.span.column) == (4, len("    n1 = x:s") + 1)
     assert error.hint == "a `{` is not closed: every `{` needs its `}`"
 
@@ -136,7 +136,7 @@ def test_unclosed_brace_points_past_the_last_token():
 def test_early_end_gets_no_unrelated_hint():
     """A file that ends where no labelled example ends gets no hint rather than a wrong one."""
     error = syntax_error("cell c(x) {\n    n1 = x:s\n    out n1\n")
-    assert error.message.startswith("unexpected the end of the file; expected ")
+    assert error.message.startswith("unexpected end of file; expected ")
     assert (error.span.line, error.span.column) == (3, 11)
     assert error.hint is None
 
@@ -144,7 +144,7 @@ def test_early_end_gets_no_unrelated_hint():
 def test_end_of_file_after_keyword():
     """`ops` alone ends the file where a name is expected; the caret goes after `ops`."""
     error = syntax_error("ops")
-    assert error.message == "unexpected the end of the file; expected a name"
+    assert error.message == "unexpected end of file; expected a name"
     assert (error.span.line, error.span.column) == (1, 4)
 
 
