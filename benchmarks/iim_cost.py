@@ -17,6 +17,7 @@ import statistics
 import time
 
 import torch
+
 from nasc.compiler import CompileOptions, catalog, compile_space
 from nasc.dsl import load_space
 from nasc.runtime.strategies.isdarts import measure

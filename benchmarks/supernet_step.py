@@ -131,6 +131,7 @@ class Bench:
 
     def __init__(self, config: dict):
         import torch
+
         from nasc.compiler import CompileOptions, catalog
         from nasc.dsl import load_space, parse_arch
 

@@ -13,10 +13,11 @@ import statistics
 import time
 
 import torch
+from torch import nn
+
 from nasc.compiler import CompileOptions, catalog, compile_space
 from nasc.dsl import apply_genotype, load_space, parse_arch
 from nasc.runtime.data import CIFAR_STATS, Batches, ImageData
-from torch import nn
 
 
 def synthetic_cifar(count: int) -> ImageData:

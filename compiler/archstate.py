@@ -12,9 +12,10 @@ from collections.abc import Iterable
 
 import attrs
 import torch
+from torch import nn
+
 from nasc.dsl import Genotype, NascUsageError, SpaceIR
 from nasc.dsl.ir import Cell
-from torch import nn
 
 MIXING_MODES = {
     "sum": "live candidates summed with weight 1 (the supernet restricted by its mask)",

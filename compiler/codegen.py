@@ -11,6 +11,7 @@ import itertools
 import linecache
 
 import torch
+
 from nasc.dsl.ir import Cell
 
 from .archstate import ArchState

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import torch
+
 from nasc.dsl import Genotype, NascUsageError, SpaceIR, apply_genotype, format_space
 from nasc.dsl.genotype import darts_genotype, format_darts, nb201_string
 

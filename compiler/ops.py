@@ -14,8 +14,9 @@ from collections.abc import Callable
 
 import attrs
 import torch
-from nasc.dsl import NascUsageError, OpInfo
 from torch import nn
+
+from nasc.dsl import NascUsageError, OpInfo
 
 
 @attrs.frozen(kw_only=True)

@@ -12,10 +12,11 @@ from collections.abc import Mapping
 
 import attrs
 import torch
+from torch import nn
+
 from nasc.dsl import NascUsageError, SpaceIR
 from nasc.dsl.ir import Cell
 from nasc.dsl.macro import Plan, Stage, instantiate
-from torch import nn
 
 from . import codegen
 from .archstate import ArchState

@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 
 import torch
+
 from nasc.dsl import NascUsageError
 
 MAGIC = b"NASCKPT1"

@@ -6,8 +6,9 @@ import argparse
 import json
 from pathlib import Path
 
-from nasc.dsl import NascError, NascUsageError
 from rich.console import Console
+
+from nasc.dsl import NascError, NascUsageError
 
 EXIT_ERROR = 2
 
@@ -112,6 +113,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--runs-dir", default="runs", help="where run directories go (default: runs)"
     )
     search.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped or killed run")
+    search.add_argument(
+        "--seeds",
+        type=int,
+        metavar="N",
+        help="run N independent searches (seeds seed, seed+1, ...) and summarise",
+    )
     search.add_argument(
         "--nb201-table", metavar="CSV", help="NB201 accuracy table to look the found cell up in"
     )

@@ -7,6 +7,7 @@ import argparse
 from typing import Any
 
 import attrs
+
 from nasc.dsl import NascUsageError
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import attrs
 import torch
+
 from nasc.dsl import NascUsageError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
@@ -312,6 +313,8 @@ class Batches:
         images, labels: the whole split (moved to `device` once).
         augment: random crop with `data.pad` padding and flips as the data says.
         drop_last: drop a last incomplete batch (training), keep it (evaluation).
+        shard: (rank, world size) under torchrun: this rank takes every world-th image of each
+            order, and with `drop_last` every rank gets the same number of batches.
     """
 
     def __init__(
@@ -324,6 +327,7 @@ class Batches:
         augment: bool,
         drop_last: bool,
         cutout: int = 0,
+        shard: tuple[int, int] = (0, 1),
     ):
         self.images = images.to(device)
         self.labels = labels.to(device)
@@ -335,10 +339,19 @@ class Batches:
         shape = (1, -1, 1, 1)
         self.mean = torch.tensor(data.mean, device=device).view(shape) * 255.0
         self.std = torch.tensor(data.std, device=device).view(shape) * 255.0
-        self.drop_last = drop_last and len(labels) >= batch_size
+        self.rank, self.world = shard
+        self.drop_last = drop_last and self._shard_size() >= batch_size
+
+    def _shard_size(self) -> int:
+        count = len(self.labels)
+        if self.world == 1:
+            return count
+        if getattr(self, "drop_last", True):
+            return count // self.world
+        return len(range(self.rank, count, self.world))
 
     def __len__(self) -> int:
-        full, rest = divmod(len(self.labels), self.batch_size)
+        full, rest = divmod(self._shard_size(), self.batch_size)
         return full if self.drop_last or rest == 0 else full + 1
 
     def epoch(
@@ -356,6 +369,10 @@ class Batches:
         else:
             generator = torch.Generator().manual_seed(seed)
             order = torch.randperm(count, generator=generator)
+        if self.world > 1:
+            if self.drop_last:
+                order = order[: count - count % self.world]
+            order = order[self.rank :: self.world]
         for index in range(len(self)):
             chunk = order[index * self.batch_size : (index + 1) * self.batch_size]
             crops = flips = centres = None

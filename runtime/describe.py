@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from nasc.compiler import CompileOptions, compile_space, count_flops, genotype_strings
-from nasc.dsl import Genotype, SpaceIR, apply_genotype
-from nasc.dsl.macro import Plan, instantiate
 from rich import box
 from rich.console import Console, Group
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
+
+from nasc.compiler import CompileOptions, compile_space, count_flops, genotype_strings
+from nasc.dsl import Genotype, SpaceIR, apply_genotype
+from nasc.dsl.macro import Plan, instantiate
 
 
 def describe(

@@ -4,7 +4,8 @@
 `kill@E.S` (SIGKILL after training step S of epoch E), `shrink@E` (SIGKILL in the middle of the
 shrink step after epoch E), `checkpoint@E` (SIGKILL halfway through writing checkpoint E),
 `metrics@E` (SIGKILL after epoch E's metrics, before its checkpoint) and `nan@E.S` (the loss of step
-S of epoch E becomes NaN). Unset, every check is one dictionary lookup.
+S of epoch E becomes NaN). `NASC_FAULT_RANK=R` limits the fault to rank R of a torchrun job.
+Unset, every check is one dictionary lookup.
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ VARIABLE = "NASC_FAULT"
 def _wanted(point: str, epoch: int, step: int | None) -> bool:
     spec = os.environ.get(VARIABLE)
     if not spec:
+        return False
+    only = os.environ.get(f"{VARIABLE}_RANK")  # under torchrun: fail one rank only
+    if only is not None and only != os.environ.get("RANK", "0"):
         return False
     name, _, where = spec.partition("@")
     wanted_epoch, _, wanted_step = where.partition(".")

@@ -12,10 +12,11 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import torch
+from torch import nn
+
 from nasc.compiler import CompileOptions, catalog, get_op
 from nasc.dsl import NascUsageError, SpaceIR
 from nasc.dsl.macro import instantiate
-from torch import nn
 
 BYTES = 4  # float32
 STATE_COPIES = 4  # weights, gradients, momentum, and the clipping's temporaries

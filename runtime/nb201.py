@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 import attrs
+
 from nasc.dsl import NascUsageError
 
 DEFAULT_COLUMNS = {

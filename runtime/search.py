@@ -8,13 +8,16 @@ import platform
 import time
 from pathlib import Path
 
+import torch
+from rich.console import Console
+
 from nasc.compiler import CompileOptions, catalog, fixed_source, genotype_strings
 from nasc.dsl import NascUsageError, SpaceIR, find_space, parse_space, read_source
 from nasc.dsl.macro import instantiate
-from rich.console import Console
 
 from .config import SearchConfig, make_config
 from .data import ImageData, load_data
+from .distributed import broadcast, gather, setup, shutdown
 from .memory import check_fits
 from .nb201 import NB201Table, lookup_nats, parse_columns
 from .progress import Display
@@ -80,68 +83,97 @@ def fingerprint(
 
 
 def run_search(args, console: Console) -> int:
-    """Run or resume a search from parsed command-line arguments."""
-    from .cli import parse_defines
+    """Run or resume a search (or `--seeds N` independent searches) from parsed arguments.
+
+    Under torchrun every rank runs this; rank 0 alone writes the run directory and prints.
+    """
     from .config import config_overrides
 
     overrides = config_overrides(args)
+    dist_, device_name = setup(overrides.get("device") or "auto")
+    try:
+        seeds = getattr(args, "seeds", None) or 1
+        if seeds == 1 or args.resume:
+            _search_once(args, console, overrides, dist_, device_name)
+            return 0
+        first = overrides.get("seed") or 0
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        results = []
+        for offset in range(seeds):
+            overrides = {**overrides, "seed": first + offset}
+            results.append(_search_once(args, console, overrides, dist_, device_name))
+        if dist_ is None or dist_.main:
+            summarise_seeds(console, Path(args.runs_dir) / f"seeds-{stamp}.json", results)
+        return 0
+    finally:
+        shutdown()
+
+
+def _search_once(args, console, overrides, dist_, device_name) -> dict | None:
+    from .cli import parse_defines
+
+    main = dist_ is None or dist_.main
+    run = None
     if args.resume:
-        run = RunDir.open(Path(args.resume))
-        saved = run.read_json("config.json")
-        source = read_source(run.path / "space.nas")
+        run = RunDir.open(Path(args.resume)) if main else None
+        saved, source = broadcast(
+            (run.read_json("config.json"), read_source(run.path / "space.nas")) if main else None,
+            dist_,
+        )
         defines = saved["defines"]
         strategy = saved["config"]["strategy"]
         if args.strategy and args.strategy != strategy:
             raise NascUsageError(
-                f"{run.path} searched with {strategy}, not {args.strategy}",
+                f"{args.resume} searched with {strategy}, not {args.strategy}",
                 hint="resume without --strategy, or start a new search",
             )
         values = {**saved["config"], **{k: v for k, v in overrides.items() if v is not None}}
         config = SearchConfig(**values)
         data_spec, subset = saved["data"], saved.get("subset")
-        space = parse_space(
-            source, str(run.path / "space.nas"), catalog=catalog(), overrides=defines
-        )
+        where = str(Path(args.resume) / "space.nas")
+        space = parse_space(source, where, catalog=catalog(), overrides=defines)
     else:
-        path = find_space(args.space)
-        source = read_source(path)
+        source = read_source(find_space(args.space))
         user_defines = parse_defines(args.defines)
         space = parse_space(source, str(args.space), catalog=catalog(), overrides=user_defines)
         strategy = args.strategy or "isdarts"
         config = make_config(args.preset or space.preset, strategy, overrides)
         data_spec, subset = args.data, args.subset
     validate(config)
-    device = resolve_device(config.device)
+    device = torch.device(device_name) if dist_ is not None else resolve_device(config.device)
     data = load_data(data_spec, args.cache_dir, getattr(args, "image_size", None))
     if subset:
         data = data.subset(subset, seed=0)
     if not args.resume:
         defines = bind_data(space, user_defines, data)
-        run = RunDir.create(Path(args.runs_dir), space.name, strategy)
-        run.write_text("space.nas", source)
-        run.write_json(
-            "config.json",
-            {
-                "space": str(args.space),
-                "space_name": space.name,
-                "defines": defines,
-                "data": data_spec,
-                "subset": subset,
-                "config": config.to_json(),
-                "created": time.strftime("%Y-%m-%d %H:%M:%S"),
-                "host": platform.node(),
-            },
-        )
+        if main:
+            run = RunDir.create(Path(args.runs_dir), space.name, strategy)
+            run.write_text("space.nas", source)
+            run.write_json(
+                "config.json",
+                {
+                    "space": str(args.space),
+                    "space_name": space.name,
+                    "defines": defines,
+                    "data": data_spec,
+                    "subset": subset,
+                    "config": config.to_json(),
+                    "world_size": dist_.world if dist_ else 1,
+                    "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+                    "host": platform.node(),
+                },
+            )
     if not args.no_memory_check:
-        check_fits(
-            space,
-            defines,
-            config.batch_size,
-            CompileOptions(search=True, track_running_stats=config.track_running_stats),
-            device,
-        )
-    display = Display(console, quiet=args.quiet)
-    display.print(f"run directory: {run.path}")
+        options = CompileOptions(search=True, track_running_stats=config.track_running_stats)
+        check_fits(space, defines, config.batch_size, options, device)
+    display = Display(console, quiet=args.quiet) if main else None
+    if display is not None:
+        display.print(f"run directory: {run.path}")
+        if dist_ is not None:
+            display.print(
+                f"{dist_.world} processes, {config.batch_size} images each per step "
+                f"(effective batch {config.batch_size * dist_.world}, learning rate {config.lr})"
+            )
     try:
         searcher = Searcher(
             space,
@@ -154,21 +186,63 @@ def run_search(args, console: Console) -> int:
             fingerprint=fingerprint(
                 source, defines, config.strategy, data_spec, config.seed, config.epochs
             ),
+            dist=dist_,
         )
         if args.resume:
-            if searcher.restore(warn=display.print):
-                display.print(f"resumed after epoch {searcher.epoch}")
-            else:
-                display.print("no checkpoint yet: starting from the first epoch")
+            resumed = searcher.restore(warn=display.print if display else print)
+            if display is not None:
+                display.print(
+                    f"resumed after epoch {searcher.epoch}"
+                    if resumed
+                    else "no checkpoint yet: starting from the first epoch"
+                )
         started = time.perf_counter()
         searcher.run_epochs()
-        display.close()
-        result = finish(searcher, run, space, source, args, time.perf_counter() - started)
+        # What every rank ended with, for result.json: the masks and the derived architecture.
+        ranks = gather(
+            {
+                "masks": searcher.net.arch.fingerprint(),
+                "genotype": searcher.strategy.derive(searcher.net).to_json()["cells"],
+            },
+            dist_,
+        )
+        result = None
+        if main:
+            display.close()
+            result = finish(
+                searcher, run, space, source, args, time.perf_counter() - started, ranks
+            )
     finally:
-        display.close()
-        run.close()
-    show_result(console, run, result)
-    return 0
+        if display is not None:
+            display.close()
+        if run is not None:
+            run.close()
+    if main:
+        show_result(console, run, result)
+    return result
+
+
+def summarise_seeds(console: Console, path: Path, results: list[dict]) -> None:
+    """One table of the genotypes (and NB201 accuracies) that independent seeds found."""
+    lines = [f"{len(results)} seeds:"]
+    accuracies: dict[str, list[float]] = {}
+    for result in results:
+        found = result.get("nb201") or result.get("darts") or json.dumps(result["genotype"])
+        extra = ""
+        if result.get("nb201_accuracy"):
+            for key, value in result["nb201_accuracy"].items():
+                accuracies.setdefault(key, []).append(value)
+            extra = f"  cifar10 {result['nb201_accuracy'].get('cifar10', float('nan')):.2f}%"
+        lines.append(f"  seed {result['seed']}: {found}{extra}  ({result['run']})")
+    for key, values in accuracies.items():
+        mean = sum(values) / len(values)
+        spread = (sum((v - mean) ** 2 for v in values) / max(len(values) - 1, 1)) ** 0.5
+        lines.append(f"  NAS-Bench-201 {key}: {mean:.2f} +- {spread:.2f}%")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"runs": results}, indent=2) + "\n")
+    lines.append(f"  summary: {path}")
+    for line in lines:
+        console.print(line, soft_wrap=True, highlight=False, markup=False)
 
 
 def validate(config: SearchConfig) -> None:
@@ -207,7 +281,13 @@ def validate(config: SearchConfig) -> None:
 
 
 def finish(
-    searcher: Searcher, run: RunDir, space: SpaceIR, source: str, args, seconds: float
+    searcher: Searcher,
+    run: RunDir,
+    space: SpaceIR,
+    source: str,
+    args,
+    seconds: float,
+    ranks: list[dict],
 ) -> dict:
     """Write the found architecture in every form, look it up in NB201, and summarise."""
     genotype = searcher.strategy.derive(searcher.net)
@@ -237,6 +317,9 @@ def finish(
         **strings,
         "final_test_acc": metrics[-1]["test_acc"] if metrics else None,
         "search_seconds": seconds,
+        "seed": searcher.config.seed,
+        "run": str(run.path),
+        "ranks": ranks,
     }
     if "nb201" in strings and (args.nb201_table or args.nats_bench):
         if args.nb201_table:

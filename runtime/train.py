@@ -13,6 +13,9 @@ from typing import Any
 
 import attrs
 import torch
+from rich.console import Console
+from torch import nn
+
 from nasc.compiler import (
     CompileOptions,
     Supernet,
@@ -22,8 +25,6 @@ from nasc.compiler import (
     export_torchscript,
 )
 from nasc.dsl import NascUsageError, SpaceIR, find_space, load_space, parse_space, read_source
-from rich.console import Console
-from torch import nn
 
 from .checkpoint import load_checkpoint, load_latest, save_checkpoint, write_atomic
 from .data import Batches, ImageData, load_data

@@ -9,13 +9,16 @@ import time
 from collections.abc import Mapping
 
 import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
 from nasc.compiler import CompileOptions, Supernet, compile_space
 from nasc.dsl import NascError, SpaceIR
-from torch import nn
 
 from .checkpoint import load_latest, save_checkpoint
 from .config import SearchConfig
 from .data import Batches, ImageData
+from .distributed import Dist, broadcast, sum_tensor
 from .faults import die_at, poison
 from .strategies import make_strategy
 
@@ -69,6 +72,7 @@ class Searcher:
         run=None,
         display=None,
         fingerprint: str = "",
+        dist: Dist | None = None,
     ):
         self.space = space
         self.config = config
@@ -76,6 +80,7 @@ class Searcher:
         self.run = run
         self.display = display
         self.fingerprint = fingerprint
+        self.dist = dist
         torch.manual_seed(config.seed)
         self.net: Supernet = compile_space(
             space,
@@ -85,6 +90,15 @@ class Searcher:
         ).to(device)
         self.strategy = make_strategy(config.strategy, config)
         self.strategy.setup(self.net)
+        # Weight steps run through DDP under torchrun; masked-out candidates leave parameters
+        # without gradients, hence find_unused_parameters.
+        self.model = self.net
+        if dist is not None:
+            self.model = DistributedDataParallel(
+                self.net,
+                device_ids=[device.index] if device.type == "cuda" else None,
+                find_unused_parameters=True,
+            )
         self.criterion = nn.CrossEntropyLoss()
         self.optimizer = torch.optim.SGD(
             self.net.weights(),
@@ -102,6 +116,7 @@ class Searcher:
         else:
             weight_part, arch_part = split, None
         batch = config.batch_size
+        self.shard = (dist.rank, dist.world) if dist is not None else (0, 1)
         self.train_batches = Batches(
             data,
             data.train_images[weight_part],
@@ -110,6 +125,7 @@ class Searcher:
             device,
             True,
             True,
+            shard=self.shard,
         )
         self.arch_batches = None
         if arch_part is not None:
@@ -121,9 +137,10 @@ class Searcher:
                 device,
                 True,
                 True,
+                shard=self.shard,
             )
         self.test_batches = Batches(
-            data, data.test_images, data.test_labels, batch, device, False, False
+            data, data.test_images, data.test_labels, batch, device, False, False, shard=self.shard
         )
         self.epoch = 0
         self.current_lr = config.lr
@@ -147,6 +164,7 @@ class Searcher:
             self.device,
             False,
             False,
+            shard=self.shard,
         )
         return batches.epoch(None)
 
@@ -179,11 +197,12 @@ class Searcher:
                     arch_batch = next(arch_batches)
                 self.strategy.arch_step(self, (images, labels), arch_batch)
             self.optimizer.zero_grad(set_to_none=True)
-            logits = self.logits(images)
+            output = self.model(images)
+            logits = output[0] if isinstance(output, tuple) else output
             loss = self.criterion(logits, labels)
             if poison("nan", self.epoch + 1, step + 1):
                 loss = loss * float("nan")
-            if not torch.isfinite(loss).item():
+            if not self._finite(loss):
                 raise NonFiniteLoss(
                     f"the training loss is {loss.item()} "
                     f"at epoch {self.epoch + 1}, step {step + 1}",
@@ -203,12 +222,23 @@ class Searcher:
                     step + 1, steps, float(total_loss) / seen if step % 10 == 0 else None
                 )
         elapsed = time.perf_counter() - started
+        totals = sum_tensor(
+            torch.stack(
+                [total_loss.float(), correct.float(), torch.tensor(float(seen)).to(self.device)]
+            ),
+            self.dist,
+        ).tolist()
         return {
-            "train_loss": float(total_loss) / max(seen, 1),
-            "train_acc": 100.0 * float(correct) / max(seen, 1),
-            "images_per_s": seen / elapsed if elapsed > 0 else 0.0,
+            "train_loss": totals[0] / max(totals[2], 1),
+            "train_acc": 100.0 * totals[1] / max(totals[2], 1),
+            "images_per_s": totals[2] / elapsed if elapsed > 0 else 0.0,
             "seconds": elapsed,
         }
+
+    def _finite(self, loss: torch.Tensor) -> bool:
+        """Whether the loss is finite on every rank (all stop together when one is not)."""
+        bad = (~torch.isfinite(loss.detach())).float().reshape(1)
+        return not bool(sum_tensor(bad, self.dist).item())
 
     def _nan_hint(self) -> str:
         where = "no checkpoint yet"
@@ -221,14 +251,15 @@ class Searcher:
     def evaluate(self) -> dict:
         """Loss and top-1 accuracy of the supernet on the test split."""
         self.net.eval()
-        total_loss, correct, seen = 0.0, 0, 0
+        totals = torch.zeros(3, device=self.device)  # loss sum, correct, seen; summed over ranks
         for images, labels in self.test_batches.epoch(None):
             logits = self.logits(images)
-            total_loss += float(self.criterion(logits, labels)) * len(labels)
-            correct += int((logits.argmax(1) == labels).sum())
-            seen += len(labels)
+            totals[0] += self.criterion(logits, labels) * len(labels)
+            totals[1] += (logits.argmax(1) == labels).sum()
+            totals[2] += len(labels)
         self.net.train()
-        return {"test_loss": total_loss / max(seen, 1), "test_acc": 100.0 * correct / max(seen, 1)}
+        loss, correct, seen = sum_tensor(totals, self.dist).tolist()
+        return {"test_loss": loss / max(seen, 1), "test_acc": 100.0 * correct / max(seen, 1)}
 
     def run_epochs(self) -> None:
         """Train from the current epoch to the last, checkpointing after each."""
@@ -289,9 +320,13 @@ class Searcher:
         Raises:
             NascUsageError: the checkpoint belongs to a different space or settings.
         """
-        found = load_latest(self.run.checkpoints, warn=warn, map_location=self.device)
+        found = None
+        if self.run is not None:  # rank 0 reads, and hands the state to the other ranks
+            found = load_latest(self.run.checkpoints, warn=warn, map_location="cpu")
+        found = broadcast(found, self.dist)
         if found is None:
-            self.run.truncate_metrics(0)  # lines of a first epoch that never reached a checkpoint
+            if self.run is not None:  # lines of a first epoch that never reached a checkpoint
+                self.run.truncate_metrics(0)
             return False
         path, state = found
         if state.get("fingerprint") != self.fingerprint:
@@ -307,5 +342,6 @@ class Searcher:
         torch.set_rng_state(state["rng"].cpu())
         self.epoch = int(state["epoch"])
         self.metric_lines = int(state["metric_lines"])
-        self.run.truncate_metrics(self.metric_lines)
+        if self.run is not None:
+            self.run.truncate_metrics(self.metric_lines)
         return True

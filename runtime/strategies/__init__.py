@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import torch
+
 from nasc.dsl import Genotype, NascUsageError
 
 if TYPE_CHECKING:

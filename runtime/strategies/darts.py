@@ -15,9 +15,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import torch
-from nasc.dsl import Genotype
 from torch.func import functional_call
 
+from nasc.dsl import Genotype
+
+from ..distributed import average_gradients
 from . import Strategy, arch_optimizer, register_strategy
 
 if TYPE_CHECKING:
@@ -79,6 +81,7 @@ class DartsFirstOrder(_Darts):
         self.optimizer.zero_grad(set_to_none=True)
         loss = searcher.criterion(searcher.logits(images), labels)
         loss.backward(inputs=list(searcher.net.arch.parameters()))
+        average_gradients(searcher.net.arch.parameters(), searcher.dist)
         self.optimizer.step()
 
 
@@ -139,6 +142,7 @@ class DartsSecondOrder(_Darts):
             )
         for alpha, g, plus, minus in zip(alphas, alpha_grads, *implicit):
             alpha.grad = g - lr * (plus - minus) / (2 * eps)
+        average_gradients(alphas, searcher.dist)
         self.optimizer.step()
 
 

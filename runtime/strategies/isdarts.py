@@ -13,8 +13,10 @@ import math
 from typing import TYPE_CHECKING
 
 import torch
+
 from nasc.dsl import Genotype
 
+from ..distributed import check_same, sum_tensor
 from ..faults import die_at
 from . import Strategy, register_strategy
 
@@ -48,11 +50,13 @@ def discard_count(live: int, k: int, step: int, steps: int) -> int:
     return max(0, math.ceil((live - k) / (steps - step)))
 
 
-def measure(net: Supernet, batches) -> dict[str, dict[tuple[str, str], float]]:
+def measure(net: Supernet, batches, dist=None) -> dict[str, dict[tuple[str, str], float]]:
     """F of every live candidate of every searched cell type, averaged over samples and instances.
 
     Args:
         batches: (images, labels) batches; the measurement runs in eval mode without gradients.
+        dist: under torchrun, each rank measures its share of the samples, and the sums and
+            counts are added over ranks before any average, so every rank ranks alike.
 
     Returns:
         `{cell type: {(edge, op): F}}`.
@@ -88,9 +92,16 @@ def measure(net: Supernet, batches) -> dict[str, dict[tuple[str, str], float]]:
             handle.remove()
         net.train(was_training)
 
+    keys = list(owners)  # the same order on every rank: cells, edges, live candidates
+    totals = torch.tensor(
+        [[float(sums.get(key, 0.0)), float(counts.get(key, 0))] for key in keys],
+        dtype=torch.float64,
+    ).reshape(-1, 2)
+    totals = sum_tensor(totals.to(next(net.parameters()).device), dist).cpu()
     per_instance: dict[str, dict[tuple[str, str], list[float]]] = {}
-    for key, (cell, edge, op) in owners.items():
-        value = float(sums[key]) / counts[key] if counts.get(key) else math.inf
+    for key, (total, count) in zip(keys, totals.tolist()):
+        cell, edge, op = owners[key]
+        value = total / count if count else math.inf
         per_instance.setdefault(cell, {}).setdefault((edge, op), []).append(value)
     return {
         cell: {member: sum(values) / len(values) for member, values in members.items()}
@@ -166,9 +177,14 @@ class ISDarts(Strategy):
             return []
         step = self.schedule.index(epoch)
         batches = searcher.measurement_batches(self.config.measure_samples, step)
-        scores = measure(searcher.net, batches)
+        scores = measure(searcher.net, batches, searcher.dist)
         die_at("shrink", epoch)
         subsets = shrink(searcher.net, scores, step, len(self.schedule))
+        check_same(
+            searcher.net.arch.fingerprint(),
+            f"the masks after shrink step {step + 1}",
+            searcher.dist,
+        )
         record = {
             "event": "shrink",
             "epoch": epoch,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from nasc.compiler import CompileOptions, catalog, export_network
 from nasc.dsl import load_space, parse_arch
 from nasc.dsl.genotype import genotype_from_darts

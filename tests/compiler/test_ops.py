@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch import nn
+
 from nasc.compiler import OPS, catalog, get_op, register_op
 from nasc.dsl import NascUsageError
-from torch import nn
 
 FEATURE_OPS = sorted(name for name, entry in OPS.items() if entry.role == "op")
 HEADS = sorted(name for name, entry in OPS.items() if entry.role == "head")

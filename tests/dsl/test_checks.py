@@ -6,6 +6,7 @@ import re
 import time
 
 import pytest
+
 from nasc.dsl import NascError, NasSemanticError, parse_space
 from nasc.dsl.macro import MAX_STAGES
 

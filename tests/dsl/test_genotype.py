@@ -10,6 +10,7 @@ from collections import Counter
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from nasc.dsl import NascError, NascUsageError, format_space, load_space, parse_space
 from nasc.dsl.genotype import (
     KNOWN_DARTS_GENOTYPES,

@@ -7,6 +7,7 @@ import math
 import attrs
 import networkx as nx
 import pytest
+
 from nasc.dsl import load_space, parse_space
 from nasc.dsl.ir import Cell, Edge
 from nasc.dsl.macro import IMAGE, halve, instantiate, resolve_params

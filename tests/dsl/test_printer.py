@@ -7,6 +7,7 @@ import re
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
+
 from nasc.dsl import ast as nas_ast
 from nasc.dsl import builtin_spaces, format_space, load_space, parse_space
 from nasc.dsl.genotype import Genotype, apply_genotype

@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
+
 from nasc.dsl import NascError, NasSyntaxError, parse_space
 from nasc.dsl import ast as nas_ast
 from nasc.dsl.errors import Span

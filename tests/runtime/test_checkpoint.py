@@ -6,6 +6,7 @@ import os
 
 import pytest
 import torch
+
 from nasc.dsl import NascUsageError
 from nasc.runtime.checkpoint import (
     CorruptCheckpoint,

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from PIL import Image
+
 from nasc.dsl import NascUsageError
 from nasc.runtime.data import Batches, load_data, load_digits, random_crop
-from PIL import Image
 
 
 def _folder(root, layout, size=(6, 6)):

@@ -8,6 +8,7 @@ import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
+
 from nasc.compiler import catalog, compile_space
 from nasc.dsl import parse_space
 from nasc.runtime.strategies.isdarts import (

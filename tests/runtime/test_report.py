@@ -10,12 +10,13 @@ import subprocess
 import numpy
 import pytest
 import torch
+from PIL import Image
+
 from nasc.compiler import catalog
 from nasc.dsl import load_space
 from nasc.dsl.macro import instantiate
 from nasc.runtime.cli import main
 from nasc.runtime.report import draw_space
-from PIL import Image
 
 TABLE_HEADER = (
     "CIFAR10TestAccuracy200Epochs,CIFAR100TestAccuracy200Epochs,"

@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+
 from nasc.compiler import catalog
 from nasc.dsl import NascUsageError, load_space
 from nasc.dsl.genotype import check_genotype

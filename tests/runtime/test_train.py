@@ -6,6 +6,7 @@ from __future__ import annotations
 import attrs
 import pytest
 import torch
+
 from nasc.compiler import CompileOptions, catalog, compile_space
 from nasc.compiler.codegen import drop_path
 from nasc.dsl import apply_genotype, load_space, parse_arch
