@@ -26,12 +26,12 @@ from nasc.compiler import (
 )
 from nasc.dsl import NascUsageError, SpaceIR, find_space, load_space, parse_space, read_source
 
-from .checkpoint import load_checkpoint, load_latest, save_checkpoint, write_atomic
+from .checkpoint import load_checkpoint, save_checkpoint, write_atomic
 from .data import Batches, ImageData, load_data
 from .faults import die_at, poison
 from .progress import Display
 from .rundir import RunDir
-from .trainer import NonFiniteLoss, cosine_lr, epoch_seed, resolve_device
+from .trainer import NonFiniteLoss, cosine_lr, epoch_seed, resolve_device, resume_state
 
 
 @attrs.frozen(kw_only=True)
@@ -324,22 +324,15 @@ class Trainer:
             write_atomic(self.run.path / "best.pt", path.read_bytes())
 
     def restore(self, warn=print) -> bool:
-        found = load_latest(self.run.checkpoints, warn=warn, map_location=self.device)
-        if found is None:
-            self.run.truncate_metrics(0)
+        """Continue from the newest good checkpoint; False when there is none."""
+        state = resume_state(self.run, self.fingerprint, None, warn)
+        if state is None:
             return False
-        path, state = found
-        if state.get("fingerprint") != self.fingerprint:
-            raise NascUsageError(
-                f"{path} was written by another training run",
-                hint="resume with the run directory's own architecture",
-            )
         self.net.load_state_dict(state["net"])
         self.optimizer.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["rng"].cpu())
         self.epoch, self.best = int(state["epoch"]), float(state["best"])
         self.metric_lines = int(state["metric_lines"])
-        self.run.truncate_metrics(self.metric_lines)
         return True
 
 

@@ -13,7 +13,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from nasc.compiler import CompileOptions, Supernet, compile_space
-from nasc.dsl import NascError, SpaceIR
+from nasc.dsl import NascError, NascUsageError, SpaceIR
 
 from .checkpoint import load_latest, save_checkpoint
 from .config import SearchConfig
@@ -320,28 +320,41 @@ class Searcher:
         Raises:
             NascUsageError: the checkpoint belongs to a different space or settings.
         """
-        found = None
-        if self.run is not None:  # rank 0 reads, and hands the state to the other ranks
-            found = load_latest(self.run.checkpoints, warn=warn, map_location="cpu")
-        found = broadcast(found, self.dist)
-        if found is None:
-            if self.run is not None:  # lines of a first epoch that never reached a checkpoint
-                self.run.truncate_metrics(0)
+        state = resume_state(self.run, self.fingerprint, self.dist, warn)
+        if state is None:
             return False
-        path, state = found
-        if state.get("fingerprint") != self.fingerprint:
-            from nasc.dsl import NascUsageError
-
-            raise NascUsageError(
-                f"{path} was written by a search of another space or with other settings",
-                hint="resume with the run directory's own space and -D values, or start anew",
-            )
         self.net.load_state_dict(state["net"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.strategy.load_state_dict(state["strategy"])
         torch.set_rng_state(state["rng"].cpu())
         self.epoch = int(state["epoch"])
         self.metric_lines = int(state["metric_lines"])
-        if self.run is not None:
-            self.run.truncate_metrics(self.metric_lines)
         return True
+
+
+def resume_state(run, fingerprint: str, dist: Dist | None, warn=print) -> dict | None:
+    """The newest good checkpoint's state for a resumed run, or None when there is none.
+
+    Rank 0 (the process holding the run directory) reads it and hands it to the other ranks.
+    The run's metrics are cut back to the lines that checkpoint had seen.
+
+    Raises:
+        NascUsageError: the checkpoint was written for another space or other settings.
+    """
+    found = None
+    if run is not None:
+        found = load_latest(run.checkpoints, warn=warn, map_location="cpu")
+    found = broadcast(found, dist)
+    if found is None:
+        if run is not None:  # lines of a first epoch that never reached a checkpoint
+            run.truncate_metrics(0)
+        return None
+    path, state = found
+    if state.get("fingerprint") != fingerprint:
+        raise NascUsageError(
+            f"{path} was written by another run (another space, -D values, strategy, data or seed)",
+            hint="resume with the run directory's own settings, or start anew",
+        )
+    if run is not None:
+        run.truncate_metrics(int(state["metric_lines"]))
+    return state

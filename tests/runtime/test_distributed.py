@@ -50,7 +50,9 @@ def test_two_ranks_hold_one_architecture_and_write_one_run(uninterrupted):
     result = json.loads((run / "result.json").read_text())
     assert len(result["ranks"]) == 2
     assert result["ranks"][0] == result["ranks"][1]
-    assert result["ranks"][0]["genotype"] == json.loads((run / "genotype.json").read_text())["cells"]
+    assert (
+        result["ranks"][0]["genotype"] == json.loads((run / "genotype.json").read_text())["cells"]
+    )
     assert json.loads((run / "config.json").read_text())["world_size"] == 2
     assert [line for line in done.stdout.splitlines() if line.startswith("run directory:")]
     assert done.stdout.count("found by isdarts") == 1
