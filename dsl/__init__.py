@@ -25,11 +25,13 @@ def _check_size_and_nesting(text: str, file: str) -> None:
             span=Span(file=file),
             hint="is this the right file? search spaces are a few dozen lines",
         )
-    depth, line, column = 0, 1, 0
+    depth, line, column, in_comment = 0, 1, 0, False
     for char in text:
         column += 1
         if char == "\n":
-            line, column = line + 1, 0
+            line, column, in_comment = line + 1, 0, False
+        elif in_comment or char == "#":
+            in_comment = True  # brackets in comments are prose, not nesting
         elif char in "({[":
             depth += 1
             if depth > MAX_NESTING:

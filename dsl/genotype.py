@@ -348,7 +348,7 @@ def genotype_from_darts(space: SpaceIR, darts: str | Mapping) -> Genotype:
         concat = darts.get(f"{role}_concat")
         if concat is not None and (
             not isinstance(concat, (list, tuple))
-            or not all(isinstance(j, int) and 0 <= j < len(order) for j in concat)
+            or not all(_is_index(j) and 0 <= j < len(order) for j in concat)
             or [order[j] for j in concat] != list(cell.output)
         ):
             raise NascUsageError(
@@ -365,7 +365,7 @@ def genotype_from_darts(space: SpaceIR, darts: str | Mapping) -> Genotype:
                     hint="DARTS pairs look like ('sep_conv_3x3', 0)",
                 )
             op, j = pair
-            if not isinstance(j, int) or not 0 <= j < order.index(node):
+            if not _is_index(j) or not 0 <= j < order.index(node):
                 raise NascUsageError(
                     f"the {role} pair {pair} reads node {j}, which `{node}` cannot read"
                 )
@@ -410,3 +410,8 @@ def parse_arch(space: SpaceIR, arch: str) -> Genotype:
     genotype = Genotype.from_json(data, source=str(path))
     check_genotype(space, genotype)
     return genotype
+
+
+def _is_index(value: object) -> bool:
+    """An int node index; JSON `true` loads as a bool, which Python counts as the int 1."""
+    return isinstance(value, int) and not isinstance(value, bool)

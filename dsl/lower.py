@@ -71,6 +71,10 @@ def _lower_cell(space: str, decl: ast.CellDecl, opsets: dict[str, ir.OpSet]) -> 
             nodes.append(
                 ir.Node(name=statement.name, combine=statement.combine, span=statement.span)
             )
+            if any(node.name == statement.name for node in nodes[:-1]):
+                # Merging a second definition's terms into the first's edges would blame
+                # an edge; lint names the real mistake, the repeated node.
+                continue
             for term in statement.terms:
                 _add_term(base, statement.name, term, edges, opsets)
         elif isinstance(statement, ast.KeepDecl):

@@ -253,6 +253,17 @@ def test_duplicate_node():
     )
 
 
+def test_node_defined_twice_with_the_same_edge():
+    """A repeated node is named as such, not blamed on the edge its two definitions share."""
+    text = edit(space(), "    keep", "    n1 = x:small\n    keep")
+    fails(
+        text,
+        "duplicate node `n1` in cell `c`: it is already a node",
+        at=position(text, "n1 =", 2),
+        path="net.c.n1",
+    )
+
+
 def test_duplicate_input():
     """Two inputs with one name are reported at the second."""
     text = edit(space(), "cell c(x)", "cell c(x, x)")

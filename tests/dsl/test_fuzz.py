@@ -168,3 +168,9 @@ def test_nesting_within_the_limit_parses():
     """Sixty levels of parentheses are fine."""
     text = "network n(C = " + "(" * 60 + "16" + ")" * 60 + ") { input(3, 8) head pool_linear(C) }"
     assert parse_space(text).network.params[0].name == "C"
+
+
+def test_brackets_in_comments_do_not_count_as_nesting():
+    """A comment full of opening brackets is prose; the space parses."""
+    text = "# " + "(" * 200 + "\nnetwork n(C = 16) { input(3, 8) head pool_linear(C) }"
+    assert parse_space(text).network.params[0].name == "C"

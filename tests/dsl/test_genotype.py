@@ -213,6 +213,13 @@ def test_darts_pair_reading_a_later_node(darts):
         genotype_from_darts(darts, data)
 
 
+def test_darts_pair_with_a_boolean_node_index(darts):
+    """JSON `true` is not node 1: a bool index is refused, though Python counts it as an int."""
+    pairs = [("sep_conv_3x3", 0), ("sep_conv_3x3", True)] + [("sep_conv_3x3", 0)] * 6
+    with pytest.raises(NascUsageError, match=re.escape("reads node True")):
+        genotype_from_darts(darts, {"normal": pairs, "reduce": pairs})
+
+
 def test_darts_pair_on_a_fixed_edge():
     """A DARTS-shaped space with a fixed edge refuses a pair on that edge, without a KeyError."""
     space = parse_space(
