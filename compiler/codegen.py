@@ -99,9 +99,13 @@ def cell_source(cell: Cell, arch: ArchState, drop: bool = False) -> tuple[str, s
     # Which nodes does the output need? Walk back from the output through edges with live ops.
     terms = {edge.key: live_terms(edge) for edge in cell.edges}
     needed = set(cell.output)
-    for node in reversed(cell.node_names):
-        if node in needed:
-            needed.update(e.source for e in cell.edges_into(node) if edge_terms(e.key))
+    for node in reversed(cell.nodes):
+        if node.name not in needed:
+            continue
+        into = cell.edges_into(node.name)
+        if node.combine == "product" and not all(edge_terms(e.key) for e in into):
+            continue  # one dead factor makes the product zero: its other sources go unread
+        needed.update(e.source for e in into if edge_terms(e.key))
 
     stride = 2 if cell.reduction else 1
     reference = var[cell.inputs[-1].name]

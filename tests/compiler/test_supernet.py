@@ -356,6 +356,22 @@ def test_dead_parts_of_product_and_concat_nodes():
     assert torch.allclose(output[:, 8:], from_a)
 
 
+def test_product_with_a_dead_factor_runs_none_of_its_factors():
+    """A dead edge into a product node makes it zero: the node feeding its other factor is
+    not computed when nothing else reads it."""
+    text = COMBINERS.replace("    q = concat(x:two, a:two)\n", "").replace("concat(p, q)", "p")
+    net = compile_space(parse_space(text, catalog=catalog())).eval()
+    with torch.no_grad():
+        calls, _ = count_calls(net, image(6))
+        assert calls[(0, "x->a", "nor_conv_1x1")] == 1
+        net.arch.discard("comb", [("x->p", "nor_conv_1x1")])
+        calls, _ = count_calls(net, image(6))
+        _, output = run_cell(net, image(6))
+    assert calls[(0, "x->a", "nor_conv_1x1")] == 0
+    assert calls[(0, "a->p", "nor_conv_1x1")] == 0
+    assert not output.any()
+
+
 def test_reduction_cell_with_a_dead_node_keeps_its_shape():
     """In a DARTS reduction cell, a node with only `none` edges is a zero slice of the concat."""
     net = build("darts").eval()
