@@ -56,6 +56,7 @@ class CellModule(nn.Module):
         self.node_channels = dict(stage.node_channels)
         self.drop_prob = 0.0
         self.program = None
+        self.program_version = -1  # the ArchState version `program` was generated for
         affine = not options.search
         track = options.track_running_stats
         self.adapters = nn.ModuleDict()
@@ -86,6 +87,12 @@ class CellModule(nn.Module):
             self.edges[edge.key] = ops
 
     def forward(self, *inputs):
+        arch = self.__dict__.get("arch_state")
+        if arch is not None and self.program_version != arch.version:
+            raise RuntimeError(
+                f"the masks of `{self.cell_type}` changed since its code was generated: "
+                "call the supernet, or its recompile(), before calling a cell on its own"
+            )
         *features, weights = inputs
         return self.program(self, *features, w=weights)
 
@@ -93,6 +100,7 @@ class CellModule(nn.Module):
         # The generated program cannot be pickled; the supernet rebuilds it after loading.
         state = self.__dict__.copy()
         state["program"] = None
+        state["program_version"] = -1
         return state
 
     def extra_repr(self) -> str:
@@ -161,6 +169,9 @@ class Supernet(nn.Module):
         for module in self.stages:
             if isinstance(module, CellModule):
                 module.program = programs[module.cell_type]
+                module.program_version = self.arch.version
+                # A plain reference, not a submodule: the cell checks its code is current.
+                module.__dict__["arch_state"] = self.arch
         source = codegen.network_source(self)
         self._forward = codegen.compile_source(source, "forward", self.space.name)
         sources["<network>"] = source
