@@ -177,7 +177,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_flags_of(train, TrainConfig)
 
     report = commands.add_parser("report", help="write report.html and figures for a search run")
-    report.add_argument("run_dir", metavar="RUN_DIR", help="a finished search run directory")
+    report.add_argument(
+        "run_dir",
+        metavar="RUN_DIR",
+        help="a finished search run directory, or the seeds-<time> directory of --seeds N",
+    )
 
     evaluate = commands.add_parser("eval", help="test accuracy of a trained network")
     evaluate.add_argument(
@@ -292,13 +296,17 @@ def cmd_train(args, console: Console) -> int:
 
 
 def cmd_report(args, console: Console) -> int:
-    from .report import write_report
+    from .report import write_report, write_seeds_report
 
     run = Path(args.run_dir)
+    if (run / "summary.json").is_file():
+        console.print(f"wrote {write_seeds_report(run)}", highlight=False)
+        return 0
     if not (run / "result.json").is_file():
         raise NascUsageError(
             f"{run} is not a finished search run (it has no result.json)",
-            hint="give a run directory that `nasc search` completed",
+            hint="give a run directory that `nasc search` completed, or the seeds-<time> "
+            "directory of a `--seeds N` search",
         )
     console.print(f"wrote {write_report(run)}", highlight=False)
     return 0

@@ -124,3 +124,15 @@ def lookup_nats(arch: str, path: str | None = None) -> dict[str, float]:
         info = api.get_more_info(index, dataset, hp="200", is_random=False)
         results[dataset] = float(info["test-accuracy"])
     return results
+
+
+def accuracy_spread(accuracies: list[dict[str, float]]) -> dict[str, dict[str, float]]:
+    """Mean and sample standard deviation of each dataset's accuracy over several found cells
+    (the papers report searches as mean +- std over seeds)."""
+    spread = {}
+    for key in dict.fromkeys(k for found in accuracies for k in found):
+        values = [found[key] for found in accuracies if key in found]
+        mean = sum(values) / len(values)
+        std = (sum((v - mean) ** 2 for v in values) / max(len(values) - 1, 1)) ** 0.5
+        spread[key] = {"mean": mean, "std": std, "runs": len(values)}
+    return spread

@@ -6,6 +6,7 @@ from __future__ import annotations
 import html
 import json
 import math
+import os
 from pathlib import Path
 
 from nasc.dsl import Genotype, SpaceIR, apply_genotype, parse_space, read_source
@@ -357,6 +358,91 @@ def write_report(run_dir: Path) -> Path:
             drawn["nb201"] = rank
     (run_dir / "report.html").write_text(_html(run_dir, config, result, drawn))
     return run_dir / "report.html"
+
+
+def _found_space(run_dir: Path, cells: dict) -> SpaceIR:
+    """The space a run searched with its found decisions applied."""
+    from nasc.compiler import catalog
+
+    space = parse_space(
+        read_source(run_dir / "space.nas"), str(run_dir / "space.nas"), catalog=catalog()
+    )
+    return apply_genotype(space, Genotype.from_json({"cells": cells}, str(run_dir)))
+
+
+def write_seeds_report(directory: Path) -> Path:
+    """Write `report.html` and `figures/found.png` for `--seeds N` searches (`summary.json` in
+    `directory`): every seed's found cells side by side, one column per seed, and a table of
+    the genotypes with their NB201 accuracies and the mean and spread over seeds."""
+    directory = Path(directory)
+    summary = json.loads((directory / "summary.json").read_text())
+    runs = summary["runs"]
+    found = [_found_space(Path(r["run"]), r["genotype"]) for r in runs]
+    searched = [name for name in runs[0]["genotype"] if runs[0]["genotype"][name]]
+    plt = _pyplot()
+    figure, axes = plt.subplots(
+        len(searched),
+        len(runs),
+        figsize=(5.2 * len(runs), 3.2 * len(searched)),
+        squeeze=False,
+    )
+    for column, (result, space) in enumerate(zip(runs, found)):
+        for row, name in enumerate(searched):
+            draw_cell(axes[row][column], space.cell(name), title=f"seed {result['seed']}: {name}")
+    figure.tight_layout()
+    figures = directory / "figures"
+    figures.mkdir(exist_ok=True)
+    figure.savefig(figures / "found.png", dpi=110)
+    plt.close(figure)
+
+    datasets = list(summary.get("nb201_accuracy") or {})
+    header = ["seed", "found", *(f"NB201 {d}" for d in datasets), "supernet test", "run"]
+    rows = []
+    for result in runs:
+        accuracy = result.get("nb201_accuracy") or {}
+        report = Path(result["run"]) / "report.html"
+        link = os.path.relpath(report if report.is_file() else result["run"], directory)
+        cells = [
+            html.escape(str(result["seed"])),
+            html.escape(
+                result.get("nb201") or result.get("darts") or json.dumps(result["genotype"])
+            ),
+            *(f"{accuracy[d]:.2f}%" if d in accuracy else "" for d in datasets),
+            f"{result['final_test_acc']:.2f}%" if result.get("final_test_acc") is not None else "",
+            f'<a href="{html.escape(link)}">{html.escape(Path(result["run"]).name)}</a>',
+        ]
+        rows.append("<tr>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>")
+    if datasets:
+        spread = summary["nb201_accuracy"]
+        cells = [
+            "mean",
+            "",
+            *(f"{spread[d]['mean']:.2f} &plusmn; {spread[d]['std']:.2f}%" for d in datasets),
+            "",
+            "",
+        ]
+        rows.append("<tr>" + "".join(f"<th>{cell}</th>" for cell in cells) + "</tr>")
+    title = f"nasc search: {len(runs)} seeds of {html.escape(runs[0]['space'])}"
+    page = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<title>{title}</title>
+<style>
+body {{ font-family: sans-serif; max-width: 1400px; margin: 2em auto; color: #222; }}
+table {{ border-collapse: collapse; margin: 1em 0; }}
+th, td {{ text-align: left; padding: 0.2em 0.8em; border-bottom: 1px solid #ddd;
+         font-size: 0.9em; }}
+td {{ font-family: monospace; word-break: break-all; }}
+img {{ max-width: 100%; }} figcaption {{ color: #555; font-size: 0.9em; }}
+</style></head>
+<body data-seeds="{len(runs)}">
+<h1>{title} ({html.escape(runs[0]["strategy"])})</h1>
+<table><tr>{"".join(f"<th>{html.escape(h)}</th>" for h in header)}</tr>{"".join(rows)}</table>
+<figure><img src="figures/found.png" alt="found cells">
+<figcaption>The cells every seed found, one column per seed.</figcaption></figure>
+</body></html>
+"""
+    (directory / "report.html").write_text(page)
+    return directory / "report.html"
 
 
 def _html(run_dir: Path, config: dict, result: dict, drawn: dict) -> str:

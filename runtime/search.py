@@ -19,7 +19,7 @@ from .config import SearchConfig, make_config
 from .data import ImageData, load_data
 from .distributed import broadcast, gather, setup, shutdown
 from .memory import check_fits
-from .nb201 import NB201Table, lookup_nats, parse_columns
+from .nb201 import NB201Table, accuracy_spread, lookup_nats, parse_columns
 from .progress import Display
 from .rundir import RunDir
 from .trainer import Searcher, resolve_device
@@ -103,7 +103,7 @@ def run_search(args, console: Console) -> int:
             overrides = {**overrides, "seed": first + offset}
             results.append(_search_once(args, console, overrides, dist_, device_name))
         if dist_ is None or dist_.main:
-            summarise_seeds(console, Path(args.runs_dir) / f"seeds-{stamp}.json", results)
+            summarise_seeds(console, Path(args.runs_dir) / f"seeds-{stamp}", results)
         return 0
     finally:
         shutdown()
@@ -222,25 +222,29 @@ def _search_once(args, console, overrides, dist_, device_name) -> dict | None:
     return result
 
 
-def summarise_seeds(console: Console, path: Path, results: list[dict]) -> None:
-    """One table of the genotypes (and NB201 accuracies) that independent seeds found."""
+def summarise_seeds(console: Console, directory: Path, results: list[dict]) -> None:
+    """One summary of the genotypes (and NB201 accuracies) that independent seeds found:
+    `summary.json` and `report.html` with the found cells side by side, in `directory`."""
+    spread = accuracy_spread([r["nb201_accuracy"] for r in results if r.get("nb201_accuracy")])
+    directory.mkdir(parents=True, exist_ok=True)
+    summary = directory / "summary.json"
+    summary.write_text(json.dumps({"runs": results, "nb201_accuracy": spread}, indent=2) + "\n")
     lines = [f"{len(results)} seeds:"]
-    accuracies: dict[str, list[float]] = {}
     for result in results:
         found = result.get("nb201") or result.get("darts") or json.dumps(result["genotype"])
         extra = ""
         if result.get("nb201_accuracy"):
-            for key, value in result["nb201_accuracy"].items():
-                accuracies.setdefault(key, []).append(value)
             extra = f"  cifar10 {result['nb201_accuracy'].get('cifar10', float('nan')):.2f}%"
         lines.append(f"  seed {result['seed']}: {found}{extra}  ({result['run']})")
-    for key, values in accuracies.items():
-        mean = sum(values) / len(values)
-        spread = (sum((v - mean) ** 2 for v in values) / max(len(values) - 1, 1)) ** 0.5
-        lines.append(f"  NAS-Bench-201 {key}: {mean:.2f} +- {spread:.2f}%")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"runs": results}, indent=2) + "\n")
-    lines.append(f"  summary: {path}")
+    for key, value in spread.items():
+        lines.append(f"  NAS-Bench-201 {key}: {value['mean']:.2f} +- {value['std']:.2f}%")
+    lines.append(f"  summary: {summary}")
+    try:
+        from .report import write_seeds_report
+
+        lines.append(f"  report: {write_seeds_report(directory)}")
+    except Exception as error:  # noqa: BLE001 - the summary is written; pictures are extra
+        lines.append(f"  no report ({type(error).__name__}: {error}); try: nasc report {directory}")
     for line in lines:
         console.print(line, soft_wrap=True, highlight=False, markup=False)
 

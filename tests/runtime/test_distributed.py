@@ -99,9 +99,9 @@ def test_a_dead_rank_ends_the_job_and_a_restart_resumes(uninterrupted, tmp_path)
 def test_seeds_run_independent_searches_and_summarise(tmp_path, capsys):
     """`--seeds 2` runs two searches with consecutive seeds and writes one summary."""
     assert main(["search", "nb201", *TINY, "--seeds", "2", "--runs-dir", str(tmp_path)]) == 0
-    runs = sorted(p for p in tmp_path.iterdir() if p.is_dir())
+    runs = sorted(p for p in tmp_path.iterdir() if (p / "result.json").is_file())
     assert len(runs) == 2
-    [summary] = tmp_path.glob("seeds-*.json")
+    [summary] = tmp_path.glob("seeds-*/summary.json")
     results = json.loads(summary.read_text())["runs"]
     assert [r["seed"] for r in results] == [1, 2]
     assert "2 seeds:" in capsys.readouterr().out

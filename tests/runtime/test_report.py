@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
 import subprocess
+from pathlib import Path
 
 import numpy
 import pytest
@@ -113,6 +115,41 @@ def test_show_draws_cells_and_the_network(name, panels, tmp_path):
     assert_real_picture(tmp_path / "cells.png")
     assert main(["show", name, "--draw", str(tmp_path / "cells.svg")]) == 0
     assert (tmp_path / "cells.svg").read_text().lstrip().startswith("<?xml")
+
+
+def test_seeds_report_shows_the_found_cells_side_by_side(tmp_path):
+    """`--seeds 2` with a table of all 15,625 cells writes one report: both genotypes, their
+    accuracies and the mean +- std, and a figure with one column per seed."""
+    ops = ["none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"]
+    rows = []
+    for picks in itertools.product(ops, repeat=6):
+        p = [f"{op}~{j}" for op, j in zip(picks, [0, 0, 1, 0, 1, 2])]
+        arch = f"|{p[0]}|+|{p[1]}|{p[2]}|+|{p[3]}|{p[4]}|{p[5]}|"
+        score = sum(ops.index(op) for op in picks)  # a made-up accuracy that differs by cell
+        rows.append(f"{50 + score},{20 + score},{10 + score},{arch}")
+    table = tmp_path / "all.csv"
+    table.write_text(TABLE_HEADER + "\n".join(rows) + "\n")
+    runs = tmp_path / "runs"
+    tiny = ["--data", "digits", "--subset", "64", "-D", "C=4", "-D", "N=1", "--epochs", "3"]
+    tiny += ["--batch-size", "16", "--measure-samples", "16", "--shrink-steps", "2"]
+    tiny += ["--shrink-interval", "1", "--quiet", "--runs-dir", str(runs)]
+    assert main(["search", "nb201", *tiny, "--seeds", "2", "--nb201-table", str(table)]) == 0
+    [seeds] = runs.glob("seeds-*")
+    summary = json.loads((seeds / "summary.json").read_text())
+    cifar = [run["nb201_accuracy"]["cifar10"] for run in summary["runs"]]
+    assert summary["nb201_accuracy"]["cifar10"]["mean"] == pytest.approx(sum(cifar) / 2)
+    assert summary["nb201_accuracy"]["cifar10"]["std"] == pytest.approx(
+        abs(cifar[0] - cifar[1]) / 2**0.5
+    )
+    page = (seeds / "report.html").read_text()
+    assert 'data-seeds="2"' in page and "&plusmn;" in page
+    for run in summary["runs"]:
+        assert run["nb201"] in page
+        assert os.path.relpath(Path(run["run"]) / "report.html", seeds) in page
+    assert_real_picture(seeds / "figures" / "found.png", min_width=800)
+    (seeds / "report.html").unlink()
+    assert main(["report", str(seeds)]) == 0
+    assert (seeds / "report.html").read_text() == page
 
 
 def _chromium():
