@@ -136,6 +136,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     search.add_argument("--quiet", action="store_true", help="plain log lines instead of bars")
     search.add_argument(
+        "--tensorboard",
+        action="store_true",
+        help="also write the metrics as TensorBoard event files in <run>/tensorboard/",
+    )
+    search.add_argument(
         "--no-memory-check",
         action="store_true",
         help="start even when the memory estimate exceeds the free memory",
@@ -172,6 +177,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--runs-dir", default="runs", help="where run directories go")
     train.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped or killed run")
     train.add_argument("--quiet", action="store_true", help="plain log lines instead of bars")
+    train.add_argument(
+        "--tensorboard",
+        action="store_true",
+        help="also write the metrics as TensorBoard event files in <run>/tensorboard/",
+    )
     from .train import TrainConfig
 
     add_flags_of(train, TrainConfig)

@@ -11,6 +11,7 @@ runs/<space>-<strategy>-<time>/
     nb201.txt         the NB201 string, for NB201-shaped spaces
     darts.txt         the DARTS genotype, for DARTS-shaped spaces
     result.json       a summary: genotype strings, accuracies, benchmark look-up, time
+    tensorboard/      with --tensorboard: the same scalars as TensorBoard event files
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 from nasc.dsl import NascUsageError
 
 from .checkpoint import write_atomic
+from .scalars import ScalarLog
 
 
 class RunDir:
@@ -32,6 +34,11 @@ class RunDir:
     def __init__(self, path: Path):
         self.path = path
         self._lock = None
+        self.scalars: ScalarLog | None = None  # TensorBoard mirror of the metrics, if asked
+
+    def open_scalars(self, purge_step: int | None = None) -> None:
+        """Mirror metrics (and strategy scalars) to TensorBoard files in `tensorboard/`."""
+        self.scalars = ScalarLog(self.path / "tensorboard", purge_step)
 
     @classmethod
     def create(cls, root: Path, space: str, strategy: str) -> RunDir:
@@ -93,6 +100,9 @@ class RunDir:
         self._lock = handle
 
     def close(self) -> None:
+        if self.scalars is not None:
+            self.scalars.close()
+            self.scalars = None
         if self._lock is not None:
             fcntl.flock(self._lock, fcntl.LOCK_UN)
             self._lock.close()
@@ -145,3 +155,5 @@ class RunDir:
                 f"cannot write {self.path / 'metrics.jsonl'}: {error.strerror or error}",
                 hint="free disk space or make the run directory writable, then --resume",
             ) from None
+        if self.scalars is not None:
+            self.scalars.record(record)

@@ -22,6 +22,7 @@ from .memory import check_fits
 from .nb201 import NB201Table, accuracy_spread, lookup_nats, parse_columns
 from .progress import Display
 from .rundir import RunDir
+from .scalars import require_tensorboard
 from .trainer import Searcher, resolve_device
 
 DATA_PARAMS = ("channels", "size", "classes")
@@ -90,6 +91,8 @@ def run_search(args, console: Console) -> int:
     from .config import config_overrides
 
     overrides = config_overrides(args)
+    if args.tensorboard:
+        require_tensorboard()
     dist_, device_name = setup(overrides.get("device") or "auto")
     try:
         seeds = getattr(args, "seeds", None) or 1
@@ -196,6 +199,8 @@ def _search_once(args, console, overrides, dist_, device_name) -> dict | None:
                     if resumed
                     else "no checkpoint yet: starting from the first epoch"
                 )
+        if run is not None and (args.tensorboard or (run.path / "tensorboard").is_dir()):
+            run.open_scalars(purge_step=searcher.epoch + 1 if args.resume else None)
         started = time.perf_counter()
         searcher.run_epochs()
         # What every rank ended with, for result.json: the masks and the derived architecture.

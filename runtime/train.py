@@ -31,6 +31,7 @@ from .data import Batches, ImageData, load_data
 from .faults import die_at, poison
 from .progress import Display
 from .rundir import RunDir
+from .scalars import require_tensorboard
 from .trainer import NonFiniteLoss, cosine_lr, epoch_seed, resolve_device, resume_state
 
 
@@ -373,6 +374,8 @@ def run_train(args, console: Console) -> int:
     from .search import fingerprint as make_fingerprint
 
     overrides = {f.name: getattr(args, f.name, None) for f in attrs.fields(TrainConfig)}
+    if args.tensorboard:
+        require_tensorboard()
     if args.resume:
         run = RunDir.open(Path(args.resume))
         saved = run.read_json("config.json")
@@ -431,6 +434,8 @@ def run_train(args, console: Console) -> int:
         )
         if args.resume and trainer.restore(warn=display.print):
             display.print(f"resumed after epoch {trainer.epoch}")
+        if args.tensorboard or (run.path / "tensorboard").is_dir():
+            run.open_scalars(purge_step=trainer.epoch + 1 if args.resume else None)
         started = time.perf_counter()
         trainer.run_epochs()
         display.close()

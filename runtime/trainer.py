@@ -282,6 +282,8 @@ class Searcher:
         records = [record] + self.strategy.end_of_epoch(self, self.epoch)
         for item in records:
             self._log(item)
+        if self.run is not None and self.run.scalars is not None:
+            self.run.scalars.add(self.strategy.scalars(self.net, self.epoch), self.epoch)
         die_at("metrics", self.epoch)
         self.save()
 

@@ -78,6 +78,10 @@ class Strategy:
         """The architecture the search found."""
         raise NotImplementedError
 
+    def scalars(self, net: Supernet, epoch: int) -> dict[str, float]:
+        """Named numbers worth plotting after `epoch` (TensorBoard only; default none)."""
+        return {}
+
     def state_dict(self) -> dict:
         return {}
 

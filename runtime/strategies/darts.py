@@ -59,6 +59,17 @@ class _Darts(Strategy):
         net.arch.set_mixing("softmax")
         self.optimizer = arch_optimizer(net, self.config)
 
+    def scalars(self, net: Supernet, epoch: int) -> dict[str, float]:
+        """The softmax weight of every live candidate, as `weight/<cell>.<edge>:<op>`."""
+        values = {}
+        for cell, table in net.arch.choices.items():
+            weights = net.arch.mixing_weights(cell).detach().cpu()
+            for row, edge in enumerate(table.edges):
+                for op in net.arch.live(cell, edge):
+                    column = table.candidates[row].index(op)
+                    values[f"weight/{cell}.{edge}:{op}"] = float(weights[row, column])
+        return values
+
     def derive(self, net: Supernet) -> Genotype:
         return derive_darts(net)
 

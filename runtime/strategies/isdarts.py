@@ -205,6 +205,17 @@ class ISDarts(Strategy):
     def derive(self, net: Supernet) -> Genotype:
         return net.arch.genotype()
 
+    def scalars(self, net: Supernet, epoch: int) -> dict[str, float]:
+        """After a shrink step: the information F of every candidate it compared, as
+        `information/<cell>.<edge>:<op>` (larger: closer to noise; see importance.json)."""
+        if not self.history or self.history[-1]["epoch"] != epoch:
+            return {}
+        return {
+            f"information/{subset['cell']}.{c['edge']}:{c['op']}": float(c["F"])  # "inf" too
+            for subset in self.history[-1]["subsets"]
+            for c in subset["candidates"]
+        }
+
     def state_dict(self) -> dict:
         return {"history": self.history}
 
