@@ -423,24 +423,12 @@ def write_seeds_report(directory: Path) -> Path:
         ]
         rows.append("<tr>" + "".join(f"<th>{cell}</th>" for cell in cells) + "</tr>")
     title = f"nasc search: {len(runs)} seeds of {html.escape(runs[0]['space'])}"
-    page = f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<title>{title}</title>
-<style>
-body {{ font-family: sans-serif; max-width: 1400px; margin: 2em auto; color: #222; }}
-table {{ border-collapse: collapse; margin: 1em 0; }}
-th, td {{ text-align: left; padding: 0.2em 0.8em; border-bottom: 1px solid #ddd;
-         font-size: 0.9em; }}
-td {{ font-family: monospace; word-break: break-all; }}
-img {{ max-width: 100%; }} figcaption {{ color: #555; font-size: 0.9em; }}
-</style></head>
-<body data-seeds="{len(runs)}">
-<h1>{title} ({html.escape(runs[0]["strategy"])})</h1>
+    body = f"""<h1>{title} ({html.escape(runs[0]["strategy"])})</h1>
 <table><tr>{"".join(f"<th>{html.escape(h)}</th>" for h in header)}</tr>{"".join(rows)}</table>
 <figure><img src="figures/found.png" alt="found cells">
 <figcaption>The cells every seed found, one column per seed.</figcaption></figure>
-</body></html>
 """
+    page = _page(title, f'data-seeds="{len(runs)}"', body)
     (directory / "report.html").write_text(page)
     return directory / "report.html"
 
@@ -487,31 +475,44 @@ def _html(run_dir: Path, config: dict, result: dict, drawn: dict) -> str:
                 f'<figure><img src="figures/{name}" alt="{key}">'
                 f"<figcaption>{html.escape(captions[key])}</figcaption></figure>"
             )
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<title>nasc report: {html.escape(run_dir.name)}</title>
-<style>
-body {{ font-family: sans-serif; max-width: 1200px; margin: 2em auto; color: #222; }}
-table {{ border-collapse: collapse; margin: 1em 0; }}
-th, td {{ text-align: left; padding: 0.2em 0.8em; border-bottom: 1px solid #ddd;
-         font-size: 0.9em; }}
-td {{ font-family: monospace; word-break: break-all; }}
-figure {{ margin: 2em 0; }} img {{ max-width: 100%; }}
-figcaption {{ color: #555; font-size: 0.9em; }}
-</style></head>
-<body data-images="{len(sections)}">
-<h1>nasc search: {html.escape(run_dir.name)}</h1>
+    body = f"""<h1>nasc search: {html.escape(run_dir.name)}</h1>
 <table>{"".join(summary)}</table>
 {"".join(sections)}
 <h2>Settings</h2>
 <table>{"".join(settings)}</table>
-<script>
-window.addEventListener("load", function () {{
-  var broken = Array.prototype.filter.call(document.images, function (img) {{
+"""
+    return _page(
+        f"nasc report: {html.escape(run_dir.name)}", f'data-images="{len(sections)}"', body
+    )
+
+
+PAGE_STYLE = """body { font-family: sans-serif; max-width: 1400px; margin: 2em auto; color: #222; }
+table { border-collapse: collapse; margin: 1em 0; }
+th, td { text-align: left; padding: 0.2em 0.8em; border-bottom: 1px solid #ddd; font-size: 0.9em; }
+td { font-family: monospace; word-break: break-all; }
+figure { margin: 2em 0; } img { max-width: 100%; }
+figcaption { color: #555; font-size: 0.9em; }"""
+
+# Marks the page once its images have loaded, so a headless browser can count broken ones.
+IMAGE_CHECK = """window.addEventListener("load", function () {
+  var broken = Array.prototype.filter.call(document.images, function (img) {
     return !img.complete || img.naturalWidth === 0;
-  }});
+  });
   document.body.setAttribute("data-broken-images", String(broken.length));
-}});
+});"""
+
+
+def _page(title: str, body_attributes: str, body: str) -> str:
+    """A self-contained HTML page (figures are linked PNGs beside it)."""
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<title>{title}</title>
+<style>
+{PAGE_STYLE}
+</style></head>
+<body {body_attributes}>
+{body}<script>
+{IMAGE_CHECK}
 </script>
 </body></html>
 """
