@@ -38,7 +38,6 @@ class ScalarLog:
         require_tensorboard()
         from torch.utils.tensorboard import SummaryWriter
 
-        self.folder = folder
         self.writer = SummaryWriter(str(folder), purge_step=purge_step)
 
     def record(self, record: dict) -> None:
