@@ -8,14 +8,11 @@ import subprocess
 import sys
 
 import pytest
+from tiny_search import TINY_SEARCH
 
 from nasc.runtime.cli import main
 
-TINY = [
-    "--data", "digits", "--subset", "64", "-D", "C=4", "-D", "N=1", "--epochs", "3",
-    "--batch-size", "16", "--measure-samples", "16", "--shrink-steps", "2",
-    "--shrink-interval", "1", "--seed", "1", "--quiet",
-]  # fmt: skip
+TINY = [*TINY_SEARCH, "--seed", "1"]
 
 
 def torchrun(args, processes=2, env=None):

@@ -14,34 +14,11 @@ import subprocess
 import sys
 
 import pytest
+from tiny_search import TINY_SEARCH
 
 from nasc.runtime.rundir import RunDir
 
-SEARCH = [
-    "search",
-    "nb201",
-    "--data",
-    "digits",
-    "--subset",
-    "64",
-    "-D",
-    "C=4",
-    "-D",
-    "N=1",
-    "--epochs",
-    "3",
-    "--shrink-steps",
-    "2",
-    "--shrink-interval",
-    "1",
-    "--batch-size",
-    "16",
-    "--measure-samples",
-    "16",
-    "--seed",
-    "3",
-    "--quiet",
-]
+SEARCH = ["search", "nb201", *TINY_SEARCH, "--seed", "3"]
 TIMING = ("seconds", "images_per_s")
 
 

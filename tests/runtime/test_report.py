@@ -13,6 +13,7 @@ import numpy
 import pytest
 import torch
 from PIL import Image
+from tiny_search import TINY_SEARCH
 
 from nasc.compiler import catalog
 from nasc.dsl import load_space
@@ -47,27 +48,9 @@ def search_run(tmp_path_factory):
     args = [
         "search",
         "nb201",
-        "--data",
-        "digits",
-        "--subset",
-        "64",
-        "-D",
-        "C=4",
-        "-D",
-        "N=1",
-        "--epochs",
-        "3",
-        "--shrink-steps",
-        "2",
-        "--shrink-interval",
-        "1",
-        "--batch-size",
-        "16",
-        "--measure-samples",
-        "16",
+        *TINY_SEARCH,
         "--runs-dir",
         str(runs),
-        "--quiet",
     ]
     assert main(args) == 0
     [run] = runs.iterdir()
@@ -130,10 +113,8 @@ def test_seeds_report_shows_the_found_cells_side_by_side(tmp_path):
     table = tmp_path / "all.csv"
     table.write_text(TABLE_HEADER + "\n".join(rows) + "\n")
     runs = tmp_path / "runs"
-    tiny = ["--data", "digits", "--subset", "64", "-D", "C=4", "-D", "N=1", "--epochs", "3"]
-    tiny += ["--batch-size", "16", "--measure-samples", "16", "--shrink-steps", "2"]
-    tiny += ["--shrink-interval", "1", "--quiet", "--runs-dir", str(runs)]
-    assert main(["search", "nb201", *tiny, "--seeds", "2", "--nb201-table", str(table)]) == 0
+    args = ["search", "nb201", *TINY_SEARCH, "--runs-dir", str(runs), "--seeds", "2"]
+    assert main([*args, "--nb201-table", str(table)]) == 0
     [seeds] = runs.glob("seeds-*")
     summary = json.loads((seeds / "summary.json").read_text())
     cifar = [run["nb201_accuracy"]["cifar10"] for run in summary["runs"]]

@@ -11,14 +11,11 @@ import sys
 
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tiny_search import TINY_SEARCH
 
 from nasc.runtime.cli import main
 
-TINY = [
-    "--data", "digits", "--subset", "64", "-D", "C=4", "-D", "N=1", "--epochs", "3",
-    "--batch-size", "16", "--measure-samples", "16", "--shrink-steps", "2",
-    "--shrink-interval", "1", "--seed", "3", "--quiet",
-]  # fmt: skip
+TINY = [*TINY_SEARCH, "--seed", "3"]
 
 
 def events(run):

@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+from tiny_search import TINY_SEARCH
 
 from nasc.compiler import catalog
 from nasc.dsl import NascUsageError, load_space
@@ -126,27 +127,9 @@ def test_nasc_search_writes_the_run_directory(tmp_path, capsys):
         [
             "search",
             "nb201",
-            "--data",
-            "digits",
-            "--subset",
-            "64",
-            "-D",
-            "C=4",
-            "-D",
-            "N=1",
-            "--epochs",
-            "3",
-            "--shrink-steps",
-            "2",
-            "--shrink-interval",
-            "1",
-            "--batch-size",
-            "16",
-            "--measure-samples",
-            "16",
+            *TINY_SEARCH,
             "--runs-dir",
             str(tmp_path / "runs"),
-            "--quiet",
         ]
     )
     assert code == 0
@@ -182,27 +165,9 @@ def test_nasc_search_resume_finishes_a_run(tmp_path):
     args = [
         "search",
         "nb201",
-        "--data",
-        "digits",
-        "--subset",
-        "64",
-        "-D",
-        "C=4",
-        "-D",
-        "N=1",
-        "--epochs",
-        "3",
-        "--shrink-steps",
-        "2",
-        "--shrink-interval",
-        "1",
-        "--batch-size",
-        "16",
-        "--measure-samples",
-        "16",
+        *TINY_SEARCH,
         "--runs-dir",
         str(tmp_path),
-        "--quiet",
     ]
     assert main(args) == 0
     [run] = tmp_path.iterdir()
