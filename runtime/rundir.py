@@ -36,9 +36,20 @@ class RunDir:
         self._lock = None
         self.scalars: ScalarLog | None = None  # TensorBoard mirror of the metrics, if asked
 
-    def open_scalars(self, purge_step: int | None = None) -> None:
-        """Mirror metrics (and strategy scalars) to TensorBoard files in `tensorboard/`."""
-        self.scalars = ScalarLog(self.path / "tensorboard", purge_step)
+    def open_scalars(self, resumed: bool = False) -> None:
+        """Mirror metrics (and strategy scalars) to TensorBoard files in `tensorboard/`.
+
+        On resume the old files are replaced by a replay of the metrics the checkpoint kept:
+        TensorBoard orders files by name, so purging re-run epochs in a new file is unreliable.
+        """
+        folder = self.path / "tensorboard"
+        if resumed and folder.is_dir():
+            for old in folder.glob("events.out.tfevents.*"):
+                old.unlink()
+        self.scalars = ScalarLog(folder)
+        if resumed:
+            for record in self.metrics_lines():
+                self.scalars.record(record)
 
     @classmethod
     def create(cls, root: Path, space: str, strategy: str) -> RunDir:

@@ -29,16 +29,11 @@ def require_tensorboard() -> None:
 class ScalarLog:
     """One run's TensorBoard writer; the step of every scalar is the epoch it belongs to."""
 
-    def __init__(self, folder: Path, purge_step: int | None = None):
-        """Args:
-        folder: where the event files go.
-        purge_step: on resume, the first epoch to be run again: events a killed run wrote
-            from that epoch on are hidden, so curves do not fold back on themselves.
-        """
+    def __init__(self, folder: Path):
         require_tensorboard()
         from torch.utils.tensorboard import SummaryWriter
 
-        self.writer = SummaryWriter(str(folder), purge_step=purge_step)
+        self.writer = SummaryWriter(str(folder))
 
     def record(self, record: dict) -> None:
         """The numbers of one metrics line, as `<event>/<key>` (e.g. `epoch/test_acc`)."""

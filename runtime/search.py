@@ -200,7 +200,7 @@ def _search_once(args, console, overrides, dist_, device_name) -> dict | None:
                     else "no checkpoint yet: starting from the first epoch"
                 )
         if run is not None and (args.tensorboard or (run.path / "tensorboard").is_dir()):
-            run.open_scalars(purge_step=searcher.epoch + 1 if args.resume else None)
+            run.open_scalars(resumed=bool(args.resume))
         started = time.perf_counter()
         searcher.run_epochs()
         # What every rank ended with, for result.json: the masks and the derived architecture.

@@ -435,7 +435,7 @@ def run_train(args, console: Console) -> int:
         if args.resume and trainer.restore(warn=display.print):
             display.print(f"resumed after epoch {trainer.epoch}")
         if args.tensorboard or (run.path / "tensorboard").is_dir():
-            run.open_scalars(purge_step=trainer.epoch + 1 if args.resume else None)
+            run.open_scalars(resumed=bool(args.resume))
         started = time.perf_counter()
         trainer.run_epochs()
         display.close()
