@@ -32,7 +32,10 @@ def describe(
         space = apply_genotype(space, genotype)
     from nasc.compiler import catalog
 
-    plan = instantiate(space, overrides, catalog())
+    # A fixed architecture is reported as the network one would train (affine BNs, no aux, the
+    # `train` statements); a space as its supernet (the `search` statements).
+    search = not space.is_fixed
+    plan = instantiate(space, overrides, catalog(), phase="search" if search else "train")
     facts: dict = {
         "space": space.name,
         "file": space.file,
@@ -67,9 +70,7 @@ def describe(
     elif space.is_fixed:
         facts["arch"] = genotype_strings(space, Genotype({}))
     if measure:
-        # A fixed architecture is reported as the network one would train (affine BNs, no aux);
-        # a space as its supernet.
-        network = compile_space(space, overrides, CompileOptions(search=not space.is_fixed))
+        network = compile_space(space, overrides, CompileOptions(search=search))
         facts["parameters"] = network.num_parameters()
         facts["flops"] = count_flops(network, plan.channels, plan.size)
     return facts
