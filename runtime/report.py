@@ -449,6 +449,15 @@ def _html(run_dir: Path, config: dict, result: dict, drawn: dict) -> str:
             rank = f" (rank {ranks[key]:,} of 15,625)" if ranks.get(key) else ""
             summary.append(row(f"NAS-Bench-201 {key}", f"{value:.2f}%{rank}"))
     summary.append(row("search time", f"{result.get('search_seconds', 0) / 60:.1f} min"))
+    if result.get("measure_on"):
+        share = result["measure_seconds"] / max(result.get("search_seconds") or 0, 1e-9)
+        summary.append(
+            row(
+                "information measured on",
+                f"{result['measure_on']} protocol ({result['measure_seconds'] / 60:.1f} min, "
+                f"{100 * min(share, 1.0):.0f}% of the search)",
+            )
+        )
     settings = [
         row(k, v)
         for k, v in {

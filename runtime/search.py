@@ -15,7 +15,7 @@ from nasc.compiler import CompileOptions, catalog, fixed_source, genotype_string
 from nasc.dsl import NascUsageError, SpaceIR, find_space, parse_space, read_source
 from nasc.dsl.macro import instantiate
 
-from .config import SearchConfig, make_config
+from .config import MEASURE_PROTOCOLS, SearchConfig, make_config
 from .data import ImageData, load_data
 from .distributed import broadcast, gather, setup, shutdown
 from .memory import check_fits
@@ -131,6 +131,7 @@ def _search_once(args, console, overrides, dist_, device_name) -> dict | None:
                 hint="resume without --strategy, or start a new search",
             )
         values = {**saved["config"], **{k: v for k, v in overrides.items() if v is not None}}
+        values.setdefault("measure_on", "train-sample")  # how runs measured before protocols
         config = SearchConfig(**values)
         data_spec, subset = saved["data"], saved.get("subset")
         where = str(Path(args.resume) / "space.nas")
@@ -274,6 +275,8 @@ def validate(config: SearchConfig) -> None:
                     f"{config.shrink_steps * config.shrink_interval + 1} epochs",
                 )
             )
+        if config.measure_on not in MEASURE_PROTOCOLS:
+            problems.append(("--measure-on", f"must be one of {', '.join(MEASURE_PROTOCOLS)}"))
         if config.measure_samples < 2:
             problems.append(("--measure-samples", "must be at least 2"))
         if config.mixing not in ("mean", "live_mean"):
@@ -330,6 +333,10 @@ def finish(
         "run": str(run.path),
         "ranks": ranks,
     }
+    shrinks = [line for line in run.metrics_lines() if line.get("event") == "shrink"]
+    if any("measure_seconds" in line for line in shrinks):
+        result["measure_on"] = searcher.config.measure_on
+        result["measure_seconds"] = sum(line.get("measure_seconds", 0.0) for line in shrinks)
     if "nb201" in strings and (args.nb201_table or args.nats_bench):
         if args.nb201_table:
             table = NB201Table.load(args.nb201_table, parse_columns(args.nb201_columns))
@@ -363,6 +370,12 @@ def show_result(console: Console, run: RunDir, result: dict) -> None:
             lines.append(f"  {cell}: {chosen}")
     if result.get("final_test_acc") is not None:
         lines.append(f"  supernet test accuracy: {result['final_test_acc']:.2f}%")
+    if result.get("measure_seconds") is not None and result["search_seconds"] > 0:
+        share = 100.0 * result["measure_seconds"] / result["search_seconds"]
+        lines.append(
+            f"  information measured on `{result['measure_on']}` data: "
+            f"{result['measure_seconds']:.0f} s, {share:.0f}% of the search"
+        )
     accuracy = result.get("nb201_accuracy")
     if accuracy:
         ranks = result.get("nb201_rank") or {}
