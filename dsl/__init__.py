@@ -107,7 +107,11 @@ def find_space(name_or_path: str | Path) -> Path:
 
 
 def read_source(path: Path) -> str:
-    """Read a `.nas` file, turning OS and encoding failures into `NascUsageError`."""
+    """Read a `.nas` file, turning OS and encoding failures into `NascUsageError`.
+
+    Only a regular file is read (a FIFO, a device such as `/dev/zero` or a directory is refused
+    without blocking), and never more than `MAX_SOURCE_BYTES`.
+    """
     try:
         size = path.stat().st_size
         if size > MAX_SOURCE_BYTES:
@@ -117,7 +121,7 @@ def read_source(path: Path) -> str:
                 span=Span(file=str(path)),
                 hint="is this the right file? search spaces are a few dozen lines",
             )
-        return path.read_text(encoding="utf-8")
+        return _read_capped(path).decode("utf-8")
     except PermissionError:
         raise NascUsageError(
             f"{path}: permission denied", hint="check the file's permissions"
@@ -128,6 +132,41 @@ def read_source(path: Path) -> str:
         ) from None
     except OSError as error:
         raise NascUsageError(f"{path}: {error.strerror or error}") from None
+
+
+def _read_capped(path: Path) -> bytes:
+    """At most `MAX_SOURCE_BYTES` of a regular file; anything else is a `NascUsageError`."""
+    import os
+    import stat
+
+    handle = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        mode = os.fstat(handle).st_mode
+        if not stat.S_ISREG(mode):
+            kind = (
+                "a FIFO (named pipe)"
+                if stat.S_ISFIFO(mode)
+                else "a device"
+                if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+                else "a directory"
+                if stat.S_ISDIR(mode)
+                else "not a plain file"
+            )
+            raise NascUsageError(
+                f"{path} is {kind}, not a regular file", hint="give a .nas file (plain text)"
+            )
+        data = b""
+        while chunk := os.read(handle, MAX_SOURCE_BYTES + 1 - len(data)):
+            data += chunk
+            if len(data) > MAX_SOURCE_BYTES:
+                raise NasSyntaxError(
+                    f"the file is more than {MAX_SOURCE_BYTES >> 10} KiB",
+                    span=Span(file=str(path)),
+                    hint="is this the right file? search spaces are a few dozen lines",
+                )
+        return data
+    finally:
+        os.close(handle)
 
 
 def load_space(

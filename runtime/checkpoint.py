@@ -7,6 +7,7 @@ import hashlib
 import io
 import os
 import re
+import stat
 from pathlib import Path
 
 import torch
@@ -48,9 +49,7 @@ def write_atomic(path: Path, data: bytes, fault=None) -> None:
         except OSError:
             pass
         raise NascUsageError(
-            f"cannot write {path}: {error.strerror or error}",
-            hint="free disk space or make the run directory writable, then --resume the run; "
-            "the previous checkpoint is intact",
+            f"cannot write {path}: {error.strerror or error}", hint=_write_hint(path)
         ) from None
     try:  # make the rename itself durable
         directory = os.open(path.parent, os.O_RDONLY)
@@ -89,9 +88,13 @@ def load_checkpoint(path: Path, map_location="cpu") -> dict:
     """Read and verify one checkpoint.
 
     Raises:
-        CorruptCheckpoint: a short file, a wrong header or a checksum mismatch.
+        CorruptCheckpoint: not a regular file, larger than `MAX_CHECKPOINT_BYTES`, a short file,
+            a wrong header, a checksum mismatch, or a payload that is not a dict.
     """
-    data = path.read_bytes()
+    try:
+        data = read_regular(path, MAX_CHECKPOINT_BYTES)
+    except NascUsageError as error:
+        raise CorruptCheckpoint(error.message) from None
     header = len(MAGIC) + 32
     if len(data) < header or not data.startswith(MAGIC):
         raise CorruptCheckpoint(
@@ -101,16 +104,141 @@ def load_checkpoint(path: Path, map_location="cpu") -> dict:
     if hashlib.sha256(payload).digest() != data[len(MAGIC) : header]:
         raise CorruptCheckpoint(f"{path} is damaged: its checksum does not match")
     try:
-        return torch.load(io.BytesIO(payload), map_location=map_location, weights_only=True)
+        state = torch.load(io.BytesIO(payload), map_location=map_location, weights_only=True)
     except Exception as error:  # noqa: BLE001 - unpickling errors of any kind mean a bad file
         raise CorruptCheckpoint(f"{path} cannot be read: {error}") from None
+    if not isinstance(state, dict):
+        raise CorruptCheckpoint(f"{path} holds a {type(state).__name__}, not a checkpoint")
+    return state
 
 
-def load_latest(folder: Path, warn=print, map_location="cpu") -> tuple[Path, dict] | None:
-    """The newest checkpoint that verifies; damaged ones are reported with `warn` and skipped."""
+def load_latest(
+    folder: Path, warn=print, map_location="cpu", check=None
+) -> tuple[Path, dict] | None:
+    """The newest checkpoint that verifies; damaged ones are reported with `warn` and skipped.
+
+    Args:
+        check: called with (path, state); raises `CorruptCheckpoint` for a state that verifies
+            but cannot be used (another structure, non-finite values): it is skipped too.
+    """
     for path in reversed(checkpoints(folder)):
         try:
-            return path, load_checkpoint(path, map_location)
+            state = load_checkpoint(path, map_location)
+            if check is not None:
+                check(path, state)
+            return path, state
         except CorruptCheckpoint as error:
             warn(f"warning: {error.message}; trying the previous checkpoint")
     return None
+
+
+# --- hardening ------------------------------------------------------------------------------------
+
+MAX_CHECKPOINT_BYTES = int(os.environ.get("NASC_MAX_CHECKPOINT_BYTES", str(64 << 30)))
+MAX_JSON_BYTES = 64 << 20
+_TEMPORARY = re.compile(r"^\..+\.tmp-\d+$")
+
+
+def read_regular(path: Path, limit: int) -> bytes:
+    """The bytes of a regular file of at most `limit` bytes (symlinks to one are followed).
+
+    A directory, FIFO, socket or device (`/dev/zero`) in its place is refused without blocking.
+
+    Raises:
+        NascUsageError: naming the file and what it is instead.
+    """
+    try:
+        handle = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except IsADirectoryError:
+        raise NascUsageError(f"{path} is a directory, not a file") from None
+    except OSError as error:
+        raise NascUsageError(f"cannot read {path}: {error.strerror or error}") from None
+    try:
+        info = os.fstat(handle)
+        if not stat.S_ISREG(info.st_mode):
+            kind = _file_kind(info.st_mode)
+            raise NascUsageError(f"{path} is {kind}, not a regular file")
+        if info.st_size > limit:
+            raise NascUsageError(
+                f"{path} is {info.st_size:,} bytes, more than the {limit:,} a file of its kind "
+                "can be"
+            )
+        chunks, total = [], 0
+        while chunk := os.read(handle, min(1 << 24, limit + 1 - total)):
+            chunks.append(chunk)
+            total += len(chunk)
+            if total > limit:
+                raise NascUsageError(f"{path} grew past {limit:,} bytes while being read")
+        return b"".join(chunks)
+    except OSError as error:
+        raise NascUsageError(f"cannot read {path}: {error.strerror or error}") from None
+    finally:
+        os.close(handle)
+
+
+def _file_kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a plain file"
+
+
+def _write_hint(path: Path) -> str:
+    """What to do after a failed write of `path`, true to what is on disk."""
+    if path.parent.name == "checkpoints":
+        return (
+            "free disk space or make the run directory writable, then --resume the run; "
+            "the previous checkpoint is intact"
+        )
+    if not (path.parent / "config.json").is_file():
+        return (
+            f"free disk space or make the folder writable, then start again: {path.parent} "
+            "has no config.json, so it cannot be resumed (remove it)"
+        )
+    return (
+        "free disk space or make the run directory writable, then --resume the run; "
+        f"the previous {path.name} and the checkpoints are intact"
+    )
+
+
+def remove_temporaries(folder: Path) -> list[Path]:
+    """Delete the temporary files (`.NAME.tmp-PID`) that killed writes left in `folder`.
+
+    Call only while holding the run directory's lock: no other writer is alive then.
+    """
+    removed = []
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        if _TEMPORARY.match(entry.name) and entry.is_file() and not entry.is_symlink():
+            try:
+                entry.unlink()
+                removed.append(entry)
+            except OSError:
+                pass
+    return removed
+
+
+def nonfinite(value, prefix: str = "") -> list[str]:
+    """The names of floating-point tensors in a nested state (dicts, lists) holding NaN or inf."""
+    found = []
+    if isinstance(value, torch.Tensor):
+        if (value.is_floating_point() or value.is_complex()) and value.numel():
+            if not bool(torch.isfinite(value).all()):
+                found.append(prefix or "value")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            found.extend(nonfinite(item, f"{prefix}.{key}" if prefix else str(key)))
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            found.extend(nonfinite(item, f"{prefix}[{index}]"))
+    elif isinstance(value, float) and not (value == value and abs(value) != float("inf")):
+        found.append(prefix or "value")
+    return found

@@ -163,3 +163,45 @@ def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
         for field in attrs.fields(SearchConfig)
         if field.name != "strategy"
     }
+
+
+def check_values(values, cls, where: str) -> dict[str, Any]:
+    """Check a recorded configuration (a run's config.json) against an attrs config class.
+
+    Raises:
+        NascUsageError: not an object, an unknown key, or a value of the wrong type, naming the
+            file and the key.
+    """
+    if not isinstance(values, dict):
+        raise NascUsageError(
+            f"{where}: `config` must be an object, not {type(values).__name__}",
+            hint="restore the file from the run's own copy, or start a new search",
+        )
+    fields = {field.name: field for field in attrs.fields(cls)}
+    for key, value in values.items():
+        if key not in fields:
+            raise NascUsageError(
+                f"{where}: unknown setting `{key}`",
+                hint=f"known settings: {', '.join(sorted(fields))}",
+            )
+        kind = str(fields[key].type)
+        allowed = {
+            "int": (int,),
+            "float": (int, float),
+            "str": (str,),
+            "bool": (bool,),
+        }.get(kind, (object,))
+        if not isinstance(value, allowed) or (kind in ("int", "float") and isinstance(value, bool)):
+            raise NascUsageError(
+                f"{where}: `{key}` must be {'an' if kind == 'int' else 'a'} {kind}, "
+                f"not {json_repr(value)}",
+                hint=f"write {key} as a JSON {'number' if kind in ('int', 'float') else kind}",
+            )
+    return values
+
+
+def json_repr(value) -> str:
+    import json
+
+    text = json.dumps(value) if not isinstance(value, float) else repr(value)
+    return text if len(text) < 40 else text[:37] + "..."

@@ -3,9 +3,10 @@
 `NASC_FAULT=POINT@EPOCH[.STEP]` makes a run fail for real when it reaches that point:
 `kill@E.S` (SIGKILL after training step S of epoch E), `shrink@E` (SIGKILL in the middle of the
 shrink step after epoch E), `checkpoint@E` (SIGKILL halfway through writing checkpoint E),
-`metrics@E` (SIGKILL after epoch E's metrics, before its checkpoint) and `nan@E.S` (the loss of step
-S of epoch E becomes NaN). `NASC_FAULT_RANK=R` limits the fault to rank R of a torchrun job.
-Unset, every check is one dictionary lookup.
+`metrics@E` (SIGKILL after epoch E's metrics, before its checkpoint), `nan@E.S` (the loss of step
+S of epoch E becomes NaN) and `inf@E` (after training epoch E, a BN running variance becomes
+infinite while the training loss stays finite). `NASC_FAULT_RANK=R` limits the fault to rank R of
+a torchrun job. Unset, every check is one dictionary lookup.
 """
 
 from __future__ import annotations

@@ -16,15 +16,18 @@ runs/<space>-<strategy>-<time>/
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
+import math
 import os
+import stat
 import time
 from pathlib import Path
 
 from nasc.dsl import NascUsageError
 
-from .checkpoint import write_atomic
+from .checkpoint import MAX_JSON_BYTES, read_regular, remove_temporaries, write_atomic
 from .scalars import ScalarLog
 
 
@@ -57,6 +60,7 @@ class RunDir:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         base = root / f"{space}-{strategy}-{stamp}"
         path, suffix = base, 1
+        prepare_root(root)
         while True:
             try:
                 path.mkdir(parents=True)
@@ -81,6 +85,16 @@ class RunDir:
         Raises:
             NascUsageError: the folder is not a run directory or another process holds it.
         """
+        if (
+            path.is_dir()
+            and not (path / "config.json").exists()
+            and list(path.glob(".config.json.tmp-*"))
+        ):
+            raise NascUsageError(
+                f"{path} cannot be resumed: its search stopped while writing config.json, "
+                "before any training",
+                hint="start the search again (and remove this folder)",
+            )
         if not path.is_dir() or not (path / "config.json").is_file():
             raise NascUsageError(
                 f"{path} is not a search run directory (it has no config.json)",
@@ -89,11 +103,13 @@ class RunDir:
         run = cls(path)
         run.lock()
         (path / "checkpoints").mkdir(exist_ok=True)
+        for folder in (path, path / "checkpoints"):  # what killed writes left behind
+            remove_temporaries(folder)
         return run
 
     def lock(self) -> None:
         """Hold an exclusive lock on the folder; a second `nasc` on it is refused."""
-        handle = open(self.path / ".lock", "a+")
+        handle = open_lock_file(self.path / ".lock")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -133,8 +149,8 @@ class RunDir:
 
     def read_json(self, name: str):
         try:
-            return json.loads((self.path / name).read_text())
-        except (OSError, json.JSONDecodeError) as error:
+            return json.loads(read_regular(self.path / name, MAX_JSON_BYTES).decode("utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
             raise NascUsageError(f"cannot read {self.path / name}: {error}") from None
 
     # --- metrics ---------------------------------------------------------------------------------
@@ -144,23 +160,45 @@ class RunDir:
         if not path.is_file():
             return []
         lines = []
-        for line in path.read_text().splitlines():
+        try:
+            text = read_regular(path, MAX_JSON_BYTES << 2).decode("utf-8", errors="replace")
+        except NascUsageError:
+            return []
+        for line in text.splitlines():
             try:
-                lines.append(json.loads(line))
+                record = json.loads(line)
             except json.JSONDecodeError:
-                break  # a torn last line from a killed run
+                continue  # a torn last line from a killed run, or a garbled one: keep the rest
+            if isinstance(record, dict):
+                lines.append(record)
         return lines
 
     def truncate_metrics(self, count: int) -> None:
         """Keep the first `count` metric lines: those the resumed checkpoint had seen."""
         lines = self.metrics_lines()[:count]
-        self.write_text("metrics.jsonl", "".join(json.dumps(line) + "\n" for line in lines))
+        self.write_text("metrics.jsonl", "".join(metric_line(line) for line in lines))
+
+    def rewrite_metrics(self, records: list[dict]) -> None:
+        """Make metrics.jsonl exactly the lines a checkpoint kept (a deleted, garbled or longer
+        file is rebuilt)."""
+        self.write_text("metrics.jsonl", "".join(metric_line(record) for record in records))
+
+    def set_aside_metrics(self) -> Path | None:
+        """Move metrics.jsonl aside (to metrics-<time>.jsonl) before a restart from the first
+        epoch, so no finished work is emptied; None when there is nothing to keep."""
+        path = self.path / "metrics.jsonl"
+        if not path.is_file() or path.stat().st_size == 0:
+            return None
+        kept = self.path / f"metrics-{time.strftime('%Y%m%d-%H%M%S')}.jsonl"
+        os.replace(path, kept)
+        return kept
 
     def log_metrics(self, record: dict) -> None:
         try:
             with open(self.path / "metrics.jsonl", "a") as handle:
-                handle.write(json.dumps(record) + "\n")
+                handle.write(metric_line(record))
                 handle.flush()
+                os.fsync(handle.fileno())
         except OSError as error:
             raise NascUsageError(
                 f"cannot write {self.path / 'metrics.jsonl'}: {error.strerror or error}",
@@ -168,3 +206,92 @@ class RunDir:
             ) from None
         if self.scalars is not None:
             self.scalars.record(record)
+
+
+# --- hardening ------------------------------------------------------------------------------------
+
+
+def _json_safe(value):
+    """Non-finite floats as None (JSON null: strict readers refuse bare NaN), recursively."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(item) for item in value]
+    return value
+
+
+def metric_line(record: dict) -> str:
+    """One line of metrics.jsonl: strict JSON, NaN and infinities written as null."""
+    return json.dumps(_json_safe(record), allow_nan=False) + "\n"
+
+
+def prepare_root(root: Path) -> None:
+    """Make the folder that run directories go in (`--runs-dir`).
+
+    Raises:
+        NascUsageError: it is a dangling symlink, a file, or cannot be made.
+    """
+    if root.is_symlink() and not root.exists():
+        raise NascUsageError(
+            f"--runs-dir {root} is a symlink to {os.readlink(root)}, which does not exist",
+            hint="create the folder it points to, or choose another --runs-dir",
+        )
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise NascUsageError(
+            f"--runs-dir {root} exists but is not a folder",
+            hint="choose a folder with --runs-dir",
+        ) from None
+    except OSError as error:
+        raise NascUsageError(
+            f"cannot create {root}: {error.strerror or error}",
+            hint="choose a writable folder with --runs-dir",
+        ) from None
+
+
+def unique_directory(root: Path, name: str) -> Path:
+    """Create and return a new folder `root/name` (or `name-2`, `name-3`, ...), never one that
+    another process created first."""
+    prepare_root(root)
+    path, suffix = root / name, 1
+    while True:
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            suffix += 1
+            path = root / f"{name}-{suffix}"
+        except OSError as error:
+            raise NascUsageError(
+                f"cannot create {path}: {error.strerror or error}",
+                hint="choose a writable folder with --runs-dir",
+            ) from None
+
+
+def open_lock_file(path: Path):
+    """Open a run directory's `.lock` for reading and writing, never through a symlink and never
+    a FIFO or device in its place.
+
+    Raises:
+        NascUsageError: `.lock` is a symlink or not a regular file.
+    """
+    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    try:
+        descriptor = os.open(path, flags, 0o644)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise NascUsageError(
+                f"{path} is a symlink; nasc does not lock or write through links",
+                hint=f"remove {path} (nasc makes its own), then run again",
+            ) from None
+        raise NascUsageError(f"cannot open {path}: {error.strerror or error}") from None
+    if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+        os.close(descriptor)
+        raise NascUsageError(
+            f"{path} is not a regular file", hint=f"remove {path} (nasc makes its own)"
+        )
+    os.set_blocking(descriptor, True)
+    return os.fdopen(descriptor, "r+")

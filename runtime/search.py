@@ -21,9 +21,9 @@ from .distributed import broadcast, gather, setup, shutdown
 from .memory import check_fits
 from .nb201 import NB201Table, accuracy_spread, lookup_nats, parse_columns
 from .progress import Display
-from .rundir import RunDir
+from .rundir import RunDir, unique_directory
 from .scalars import require_tensorboard
-from .trainer import Searcher, resolve_device
+from .trainer import RESUME_OVERRIDES, Searcher, resolve_device
 
 DATA_PARAMS = ("channels", "size", "classes")
 
@@ -106,7 +106,9 @@ def run_search(args, console: Console) -> int:
             overrides = {**overrides, "seed": first + offset}
             results.append(_search_once(args, console, overrides, dist_, device_name))
         if dist_ is None or dist_.main:
-            summarise_seeds(console, Path(args.runs_dir) / f"seeds-{stamp}", results)
+            summarise_seeds(
+                console, unique_directory(Path(args.runs_dir), f"seeds-{stamp}"), results
+            )
         return 0
     finally:
         shutdown()
@@ -123,6 +125,7 @@ def _search_once(args, console, overrides, dist_, device_name) -> dict | None:
             (run.read_json("config.json"), read_source(run.path / "space.nas")) if main else None,
             dist_,
         )
+        check_run_config(saved, Path(args.resume) / "config.json")
         defines = saved["defines"]
         strategy = saved["config"]["strategy"]
         if args.strategy and args.strategy != strategy:
@@ -130,6 +133,7 @@ def _search_once(args, console, overrides, dist_, device_name) -> dict | None:
                 f"{args.resume} searched with {strategy}, not {args.strategy}",
                 hint="resume without --strategy, or start a new search",
             )
+        changes = resume_changes(saved, overrides, args, dist_)
         values = {**saved["config"], **{k: v for k, v in overrides.items() if v is not None}}
         values.setdefault("measure_on", "train-sample")  # how runs measured before protocols
         config = SearchConfig(**values)
@@ -192,8 +196,11 @@ def _search_once(args, console, overrides, dist_, device_name) -> dict | None:
             ),
             dist=dist_,
         )
+        searcher.settings = result_settings(config, data_spec, subset, dist_)
         if args.resume:
+            searcher.overrides = set(changes) | recorded_overrides(saved, config)
             resumed = searcher.restore(warn=display.print if display else print)
+            record_overrides(run, saved, changes, searcher, resumed)
             if display is not None:
                 display.print(
                     f"resumed after epoch {searcher.epoch}"
@@ -395,3 +402,146 @@ def show_result(console: Console, run: RunDir, result: dict) -> None:
         lines.append(f"  no report ({result['report_error']}); try: nasc report {run.path}")
     for line in lines:
         console.print(line, soft_wrap=True, highlight=False, markup=False)
+
+
+# --- resumes that keep their settings -------------------------------------------------------------
+
+
+def check_run_config(saved, where: Path) -> None:
+    """Refuse a run's config.json that is not what `nasc search` wrote, naming the key.
+
+    Raises:
+        NascUsageError: not an object, a missing or mistyped field, an unknown setting.
+    """
+    from .config import check_values
+
+    if not isinstance(saved, dict):
+        raise NascUsageError(
+            f"{where} must hold a JSON object, not {type(saved).__name__}",
+            hint="restore the file, or start a new search",
+        )
+    for key, kind in (("defines", dict), ("data", str), ("config", dict)):
+        if key not in saved:
+            raise NascUsageError(
+                f"{where} has no `{key}`", hint="restore the file, or start a new search"
+            )
+        if not isinstance(saved[key], kind):
+            raise NascUsageError(
+                f"{where}: `{key}` must be a JSON {'object' if kind is dict else 'string'}",
+                hint="restore the file, or start a new search",
+            )
+    for name, value in saved["defines"].items():
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise NascUsageError(
+                f"{where}: the value of `{name}` in `defines` must be an integer, not {value!r}",
+                hint="restore the file, or start a new search",
+            )
+    for key in ("subset", "world_size"):
+        value = saved.get(key)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+            raise NascUsageError(
+                f"{where}: `{key}` must be an integer or null, not {value!r}",
+                hint="restore the file, or start a new search",
+            )
+    check_values(saved["config"], SearchConfig, str(where))
+    if "strategy" not in saved["config"]:
+        raise NascUsageError(f"{where}: `config` has no `strategy`", hint="restore the file")
+    if not isinstance(saved.get("overrides", []), list):
+        raise NascUsageError(f"{where}: `overrides` must be a list", hint="restore the file")
+
+
+def resume_changes(saved: dict, overrides: dict, args, dist_) -> dict:
+    """The settings a resume's flags change, refusing those that cannot change on resume.
+
+    Returns:
+        {setting: new value} for the accepted overrides (see `trainer.RESUME_OVERRIDES`).
+
+    Raises:
+        NascUsageError: naming the setting (epochs, batch_size, seed, subset, -D, world size...).
+    """
+    from .cli import parse_defines
+
+    changes = {}
+    for key, value in overrides.items():
+        if value is None or saved["config"].get(key) == value:
+            continue
+        flag = "--" + key.replace("_", "-")
+        if key not in RESUME_OVERRIDES:
+            raise NascUsageError(
+                f"{flag} {value}: this run has {key} = {saved['config'].get(key)!r}, and {key} "
+                "cannot change on resume (it changes what the run computes)",
+                hint=f"resume without {flag}, or start a new search with it",
+            )
+        changes[key] = value
+    if args.subset is not None and args.subset != saved.get("subset"):
+        raise NascUsageError(
+            f"--subset {args.subset}: this run searched on subset = {saved.get('subset')!r}, and "
+            "the data cannot change on resume",
+            hint="resume without --subset, or start a new search with it",
+        )
+    if args.defines and parse_defines(args.defines) != {
+        k: v for k, v in saved["defines"].items() if k in parse_defines(args.defines)
+    }:
+        raise NascUsageError(
+            f"-D {' -D '.join(args.defines)}: this run searched with {saved['defines']}; "
+            "network parameters cannot change on resume",
+            hint="resume without -D, or start a new search with it",
+        )
+    world = dist_.world if dist_ is not None else 1
+    if saved.get("world_size", 1) != world:
+        was = saved.get("world_size", 1)
+        raise NascUsageError(
+            f"this run was searched by {was} process{'es' if was != 1 else ''}, not {world}; "
+            "the world size cannot change on resume (each step's batch is split across them)",
+            hint=f"resume with torchrun --nproc-per-node {was} ... --resume RUN"
+            if was > 1
+            else "resume without torchrun",
+        )
+    return changes
+
+
+def result_settings(config: SearchConfig, data_spec, subset, dist_) -> dict:
+    """The settings that change what a search computes, as checkpoints record them."""
+    values = {k: v for k, v in config.to_json().items() if k != "device"}
+    return {
+        **values,
+        "data": data_spec,
+        "subset": subset,
+        "world_size": dist_.world if dist_ is not None else 1,
+    }
+
+
+def recorded_overrides(saved: dict, config: SearchConfig) -> set[str]:
+    """Settings an earlier resume changed explicitly (recorded in config.json), still in force."""
+    last = {}
+    for entry in saved.get("overrides", []):
+        if isinstance(entry, dict) and isinstance(entry.get("settings"), dict):
+            last.update(entry["settings"])
+    current = config.to_json()
+    return {key for key, value in last.items() if current.get(key) == value}
+
+
+def record_overrides(run, saved: dict, changes: dict, searcher, resumed: bool) -> None:
+    """Record a resume's accepted overrides: in config.json (so a later plain --resume keeps
+    them) and, where they differ from the checkpoint's, as an `override` line in the metrics."""
+    recorded = searcher.settings or {}
+    differ = {}
+    if resumed and searcher.last_settings is not None:
+        differ = {
+            key: recorded[key]
+            for key in sorted(searcher.overrides)
+            if key in recorded and searcher.last_settings.get(key) != recorded[key]
+        }
+    if changes and run is not None:
+        saved = {**saved, "config": {**saved["config"], **changes}}
+        saved["overrides"] = [
+            *saved.get("overrides", []),
+            {
+                "after_epoch": searcher.epoch,
+                "settings": changes,
+                "at": time.strftime("%Y-%m-%d %H:%M:%S"),
+            },
+        ]
+        run.write_json("config.json", saved)
+    if differ or (changes and not resumed):
+        searcher._log({"event": "override", "epoch": searcher.epoch, "settings": differ or changes})

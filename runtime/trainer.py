@@ -15,7 +15,7 @@ from torch.nn.parallel import DistributedDataParallel
 from nasc.compiler import CompileOptions, Supernet, compile_space
 from nasc.dsl import NascError, NascUsageError, SpaceIR
 
-from .checkpoint import load_latest, save_checkpoint
+from .checkpoint import CorruptCheckpoint, load_latest, nonfinite, save_checkpoint
 from .config import SearchConfig
 from .data import Batches, ImageData
 from .distributed import Dist, broadcast, sum_tensor
@@ -25,6 +25,16 @@ from .strategies import make_strategy
 
 class NonFiniteLoss(NascError):
     """The training loss became NaN or infinite."""
+
+
+class Diverged(NonFiniteLoss):
+    """The weights, buffers (BN running statistics) or losses are no longer finite, or a loss
+    exploded past `DIVERGED_LOSS`: the run diverged, and its state is not saved."""
+
+
+# A mean cross-entropy above this means logits a million apart: no healthy run gets there.
+DIVERGED_LOSS = 1e6
+SAFE_DEFAULT_LR = 0.025  # the presets' learning rate, suggested when the run shows none safe
 
 
 def resolve_device(name: str) -> torch.device:
@@ -145,6 +155,12 @@ class Searcher:
         self.epoch = 0
         self.current_lr = config.lr
         self.metric_lines = 0
+        self.metric_records: list[dict] = []  # kept in checkpoints: metrics.jsonl is rebuilt
+        # What changes the result, recorded in checkpoints and checked on resume; `overrides`
+        # are the settings a resume may change (given explicitly, or recorded in config.json).
+        self.settings: dict | None = None
+        self.overrides: set[str] = set()
+        self.last_settings: dict | None = None  # those of the checkpoint resumed from
 
     # --- hooks for strategies --------------------------------------------------------------------
 
@@ -253,10 +269,132 @@ class Searcher:
 
     def _nan_hint(self) -> str:
         where = "no checkpoint yet"
+        resume_epoch = 0
         if self.run is not None and (last := sorted(self.run.checkpoints.glob("ckpt-*.pt"))):
             where = f"the last good checkpoint is {last[-1]}"
-        lower = self.config.lr / 4
-        return f"{where}; resume with a lower learning rate, e.g. --resume RUN_DIR --lr {lower:g}"
+            digits = last[-1].name[5:10]
+            resume_epoch = int(digits) if digits.isdigit() else 0
+        lower = safe_lr(self.config, self.metric_records, resume_epoch, self.data.num_classes)
+        run = str(self.run.path) if self.run is not None else "RUN_DIR"
+        if resume_epoch == 0:
+            return (
+                f"{where}; start again with a lower learning rate, e.g. --lr {lower:.2g} "
+                f"(or --resume {run} --lr {lower:.2g})"
+            )
+        return (
+            f"{where}; resume from it with a lower learning rate, e.g. "
+            f"--resume {run} --lr {lower:.2g}"
+        )
+
+    def check_diverged(self, record: dict | None = None, everywhere: bool = True) -> None:
+        """Refuse to go on (shrink, checkpoint) from a diverged state; with `everywhere`, every
+        rank must call it (they agree by a sum over ranks), else it checks this rank alone.
+
+        Raises:
+            Diverged: a non-finite weight, buffer or optimizer value, or an epoch's training or
+                test loss that is not finite or exploded past `DIVERGED_LOSS`.
+        """
+        problems = []
+        for key in ("train_loss", "test_loss"):
+            value = (record or {}).get(key)
+            if isinstance(value, float) and not (math.isfinite(value) and value < DIVERGED_LOSS):
+                problems.append(f"the {key.replace('_', ' ')} is {value:.4g}")
+        bad = nonfinite(self.net.state_dict()) + nonfinite(self.optimizer.state_dict())
+        bad_flags = sum_tensor(
+            torch.tensor([float(bool(bad)), float(bool(problems))], device=self.device),
+            self.dist if everywhere else None,
+        ).tolist()
+        if bad:
+            shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+            problems.append(f"non-finite values in {shown}")
+        elif bad_flags[0] > 0:
+            problems.append("non-finite values on another rank")
+        if not problems and bad_flags[1] > 0:
+            problems.append("a loss exploded on another rank")
+        if problems:
+            epoch = (record or {}).get("epoch", self.epoch)
+            raise Diverged(
+                f"the run diverged at epoch {epoch}: {'; '.join(problems)}; its state is not saved",
+                hint=self._nan_hint(),
+            )
+
+    def check_checkpoint(self, path, state: dict) -> None:
+        """Refuse a checkpoint that verifies but cannot be resumed here.
+
+        Raises:
+            NascUsageError: it belongs to another run, or its settings differ from this run's
+                in a setting that no override explains (named).
+            CorruptCheckpoint: another structure (keys, types, shapes) or non-finite values;
+                the previous checkpoint is tried.
+        """
+        from nasc.dsl import NascUsageError
+
+        kinds = {
+            "fingerprint": str,
+            "epoch": int,
+            "metric_lines": int,
+            "net": dict,
+            "optimizer": dict,
+            "strategy": dict,
+            "rng": torch.Tensor,
+        }
+        for key, kind in kinds.items():
+            value = state.get(key)
+            if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+                got = "missing" if key not in state else f"a {type(value).__name__}"
+                raise CorruptCheckpoint(
+                    f"{path} has no valid `{key}` ({got}, not a {kind.__name__})"
+                )
+        recorded = state.get("settings")
+        if isinstance(recorded, dict) and self.settings is not None:
+            for key in sorted(set(recorded) | set(self.settings)):
+                was, now = recorded.get(key), self.settings.get(key)
+                if was != now and key not in self.overrides:
+                    raise NascUsageError(
+                        f"{path} was trained with {key} = {was!r}, but the run's config.json "
+                        f"now says {now!r}",
+                        hint=f"restore {key} in config.json"
+                        + (
+                            f", or change it explicitly: --resume RUN --{key.replace('_', '-')} "
+                            f"{now}"
+                            if key in RESUME_OVERRIDES
+                            else f"; {key} cannot change on resume, start a new search for it"
+                        ),
+                    )
+        if state["fingerprint"] != self.fingerprint:
+            raise NascUsageError(
+                f"{path} was written by another run (another space, -D values, strategy, data, "
+                "seed or number of epochs)",
+                hint="resume with the run directory's own settings, or start anew",
+            )
+        if not 0 <= state["epoch"] <= self.config.epochs or state["metric_lines"] < 0:
+            raise CorruptCheckpoint(f"{path} has an impossible epoch ({state['epoch']})")
+        if state["rng"].dtype != torch.uint8:
+            raise CorruptCheckpoint(f"{path} has no valid random state")
+        expected = self.net.state_dict()
+        net = state["net"]
+        missing, extra = sorted(set(expected) - set(net)), sorted(set(net) - set(expected))
+        if missing or extra:
+            what = (f"lacks {missing[0]}" if missing else f"has an unknown {extra[0]}") + (
+                f" ({len(missing) + len(extra)} keys differ)"
+                if len(missing) + len(extra) > 1
+                else ""
+            )
+            raise CorruptCheckpoint(f"{path} does not fit this network: it {what}")
+        for key, value in expected.items():
+            if torch.is_tensor(value) and (
+                not torch.is_tensor(net[key]) or net[key].shape != value.shape
+            ):
+                shape = tuple(net[key].shape) if torch.is_tensor(net[key]) else type(net[key])
+                raise CorruptCheckpoint(
+                    f"{path} does not fit this network: {key} is {shape}, not {tuple(value.shape)}"
+                )
+        bad = nonfinite(net) + nonfinite(state["optimizer"])
+        if bad:
+            raise CorruptCheckpoint(
+                f"{path} holds non-finite values ({', '.join(bad[:3])}): the run had diverged "
+                "before it was written"
+            )
 
     @torch.no_grad()
     def evaluate(self) -> dict:
@@ -287,8 +425,12 @@ class Searcher:
             "lr": cosine_lr(self.config.lr, self.config.lr_min, self.config.epochs, self.epoch),
         }
         record.update(self.train_epoch())
+        if poison("inf", self.epoch + 1):  # a BN's running variance overflows, the loss does not
+            buffers = self.net.named_buffers()
+            next(b for n, b in buffers if n.endswith("running_var")).fill_(math.inf)
         record.update(self.evaluate())
         record["live"] = self.net.arch.live_count()
+        self.check_diverged(record)
         self.epoch += 1
         records = [record] + self.strategy.end_of_epoch(self, self.epoch)
         for item in records:
@@ -302,6 +444,7 @@ class Searcher:
         if self.run is not None:
             self.run.log_metrics(record)
         self.metric_lines += 1
+        self.metric_records.append(record)
         if self.display is not None:
             self.display.record(record)
 
@@ -316,10 +459,13 @@ class Searcher:
             "optimizer": self.optimizer.state_dict(),
             "strategy": self.strategy.state_dict(),
             "rng": torch.get_rng_state(),
+            "metrics": list(self.metric_records),
+            "settings": self.settings,
         }
 
     def save(self) -> None:
         if self.run is not None:
+            self.check_diverged(everywhere=False)  # rank 0 alone saves
             save_checkpoint(
                 self.run.checkpoints,
                 self.epoch,
@@ -333,41 +479,116 @@ class Searcher:
         Raises:
             NascUsageError: the checkpoint belongs to a different space or settings.
         """
-        state = resume_state(self.run, self.fingerprint, self.dist, warn)
+        state = resume_state(self.run, self.fingerprint, self.dist, warn, self.check_checkpoint)
         if state is None:
             return False
-        self.net.load_state_dict(state["net"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.strategy.load_state_dict(state["strategy"])
+        try:
+            self.net.load_state_dict(state["net"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.strategy.load_state_dict(state["strategy"])
+        except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as error:
+            raise CorruptCheckpoint(
+                f"{state.get('_path', 'the checkpoint')} does not fit this run: {error}"
+            ) from None
         torch.set_rng_state(state["rng"].cpu())
         self.epoch = int(state["epoch"])
         self.metric_lines = int(state["metric_lines"])
+        self.metric_records = metric_records(state)
+        settings = state.get("settings")
+        self.last_settings = settings if isinstance(settings, dict) else None
         return True
 
 
-def resume_state(run, fingerprint: str, dist: Dist | None, warn=print) -> dict | None:
+def resume_state(run, fingerprint: str, dist: Dist | None, warn=print, check=None) -> dict | None:
     """The newest good checkpoint's state for a resumed run, or None when there is none.
 
     Rank 0 (the process holding the run directory) reads it and hands it to the other ranks.
-    The run's metrics are cut back to the lines that checkpoint had seen.
+    The run's metrics are rebuilt from the history that checkpoint kept (older checkpoints: cut
+    back to the lines it had seen). When checkpoints exist but none can be used, the earlier
+    metrics are kept in a side file, and `warn` says so.
+
+    Args:
+        check: called with (path, state) on rank 0; see `checkpoint.load_latest`.
 
     Raises:
         NascUsageError: the checkpoint was written for another space or other settings.
     """
     found = None
     if run is not None:
-        found = load_latest(run.checkpoints, warn=warn, map_location="cpu")
+        found = load_latest(run.checkpoints, warn=warn, map_location="cpu", check=check)
+        if found is not None:
+            found[1]["_path"] = str(found[0])
     found = broadcast(found, dist)
     if found is None:
         if run is not None:  # lines of a first epoch that never reached a checkpoint
+            kept = run.set_aside_metrics() if list(run.checkpoints.glob("ckpt-*.pt")) else None
+            if kept is not None:
+                warn(
+                    f"warning: no checkpoint of {run.path} can be used; starting from the first "
+                    f"epoch; the earlier metrics are kept in {kept}"
+                )
             run.truncate_metrics(0)
         return None
     path, state = found
     if state.get("fingerprint") != fingerprint:
         raise NascUsageError(
-            f"{path} was written by another run (another space, -D values, strategy, data or seed)",
+            f"{path} was written by another run (another space, -D values, strategy, data, seed "
+            "or number of epochs)",
             hint="resume with the run directory's own settings, or start anew",
         )
     if run is not None:
-        run.truncate_metrics(int(state["metric_lines"]))
+        if "metrics" in state:
+            run.rewrite_metrics(metric_records(state))
+        else:
+            run.truncate_metrics(int(state["metric_lines"]))
     return state
+
+
+def metric_records(state: dict) -> list[dict]:
+    """The metric lines a checkpoint kept (none for checkpoints older than that)."""
+    records = state.get("metrics")
+    if not isinstance(records, list):
+        return []
+    return [record for record in records if isinstance(record, dict)]
+
+
+# Settings a resume may change, explicitly (`--resume RUN --lr X`), and records in config.json.
+RESUME_OVERRIDES = (
+    "lr",
+    "lr_min",
+    "momentum",
+    "nesterov",
+    "weight_decay",
+    "grad_clip",
+    "arch_lr",
+    "arch_beta1",
+    "arch_beta2",
+    "arch_weight_decay",
+    "device",
+)
+
+
+def safe_lr(config, records: list[dict], resume_epoch: int, classes: int) -> float:
+    """A learning rate to resume a diverged run with, from what its schedule showed safe.
+
+    An epoch is healthy when its training loss is finite and at most twice that of guessing
+    (ln classes). The largest rate a healthy epoch started at was safe; the suggestion is the
+    base rate whose cosine schedule, from the epoch the run resumes after, starts at that rate,
+    at most half the rate that diverged. With no healthy epoch: the presets' rate, or a tenth of
+    the run's when that is lower.
+    """
+    limit = 2 * math.log(max(classes, 2))
+    safe = [
+        r["lr"]
+        for r in records
+        if r.get("event") == "epoch"
+        and isinstance(r.get("train_loss"), (int, float))
+        and isinstance(r.get("lr"), (int, float))
+        and math.isfinite(r["train_loss"])
+        and r["train_loss"] <= limit
+    ]
+    if not safe:
+        return min(SAFE_DEFAULT_LR, config.lr / 10)
+    shape = 0.5 * (1 + math.cos(math.pi * min(resume_epoch, config.epochs) / config.epochs))
+    base = config.lr_min + (max(safe) - config.lr_min) / max(shape, 1e-3)
+    return max(min(base, config.lr / 2), config.lr_min, 1e-6)
