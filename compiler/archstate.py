@@ -71,6 +71,9 @@ class CellChoices:
         return row, self.candidates[row].index(op)
 
 
+_MODULE_ATTRIBUTES = frozenset(dir(nn.ParameterDict()))
+
+
 class ArchState(nn.Module):
     """Masks (buffers) and architecture parameters (`alphas`) of every searched cell type.
 
@@ -93,11 +96,16 @@ class ArchState(nn.Module):
                 valid[row, : len(ops)] = True
             self.register_buffer(f"valid__{name}", valid, persistent=False)
             self.register_buffer(f"mask__{name}", valid.clone())
-            self.alphas[name] = nn.Parameter(
+            self.alphas[self.alpha_key(name)] = nn.Parameter(
                 1e-3 * torch.randn(len(table.edges), table.width, generator=generator)
             )
         self.mixing = "sum"
         self.version = 0
+
+    def alpha_key(self, cell: str) -> str:
+        """The `alphas` key of a cell type: its name, unless a module attribute has that name
+        (a cell named `type` or `train`), which the key then does not shadow."""
+        return f"cell__{cell}" if cell in _MODULE_ATTRIBUTES else cell
 
     # --- reading -------------------------------------------------------------------------------
 
@@ -130,7 +138,7 @@ class ArchState(nn.Module):
 
     def mixing_weights(self, cell: str) -> torch.Tensor:
         """Softmax of the alphas over each edge's live candidates; dead entries weigh 0."""
-        alphas = self.alphas[cell]
+        alphas = self.alphas[self.alpha_key(cell)]
         masked = alphas.masked_fill(~self.mask(cell), float("-inf"))
         return torch.softmax(masked, dim=-1).nan_to_num(0.0)
 

@@ -7,7 +7,9 @@ the generated lines (as torch.fx's GraphModule does).
 
 from __future__ import annotations
 
+import builtins
 import itertools
+import keyword
 import linecache
 
 import torch
@@ -48,8 +50,28 @@ def compile_source(source: str, name: str, tag: str):
     return namespace[name]
 
 
+# Names a user's name must not become: the generated code's own, and Python's.
+_RESERVED = frozenset(
+    [*keyword.kwlist, *keyword.softkwlist, *dir(builtins), *GLOBALS]
+    + ["self", "w", "e", "image", "logits", "forward"]
+)
+
+
 def _identifier(name: str) -> str:
-    return name if name.isidentifier() else "v_" + "".join(c if c.isalnum() else "_" for c in name)
+    """A user's name as a Python name that collides with nothing: kept as written when it is safe,
+    else prefixed with `v_` (a keyword such as `import` or `None`, a builtin, a name of the
+    generated code such as `self`, `w`, `e` or `torch`, a private `_name`, `s0`). Names that
+    start with `v_` are always prefixed, so two user names never meet."""
+    safe = "".join(c if c.isalnum() or c == "_" else "_" for c in name)
+    if (
+        safe == name
+        and name.isidentifier()
+        and name not in _RESERVED
+        and not name.startswith(("_", "v_"))
+        and not (name[:1] == "s" and name[1:].isdigit())
+    ):
+        return name
+    return "v_" + safe
 
 
 def cell_source(cell: Cell, arch: ArchState, drop: bool = False) -> tuple[str, str]:
