@@ -7,7 +7,17 @@ checkpoint's), and every metric line but timings. Finished work is what was on d
 of the fault: completed checkpoints and metric lines; lost bytes are those of it that the resumed
 run no longer holds, or holds changed.
 
-    python benchmarks/faults.py
+Then the hardening cases, by class: divergence (a huge learning rate, a BN buffer that
+overflows), resume overrides (recorded and kept; settings that change the result refused by name),
+hostile files (checkpoints of another structure, a directory, FIFO or /dev/zero in a checkpoint's
+place, malformed config.json values, a symlinked lock, a dangling --runs-dir, damaged metrics,
+a FIFO or /dev/zero as a .nas file) and names (keywords, builtins and the generated code's own
+names as node and input names). Each is tried and counted as survived when it ends as it should
+with nothing lost: a clear error naming the file or setting (no traceback, no hang), or a resume
+to the uninterrupted result.
+
+    python benchmarks/faults.py               # both tables
+    python benchmarks/faults.py --hardening   # the hardening table only
 """
 
 from __future__ import annotations
@@ -15,6 +25,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -42,7 +53,7 @@ FAULTS = [
 ]
 
 
-def nasc(args, env=None, file_limit=None):
+def nasc(args, env=None, file_limit=None, timeout=600):
     environment = {k: v for k, v in os.environ.items() if k != "NASC_FAULT"}
     environment.update(env or {})
 
@@ -57,6 +68,7 @@ def nasc(args, env=None, file_limit=None):
         text=True,
         env=environment,
         preexec_fn=limits,
+        timeout=timeout,
     )
 
 
@@ -131,28 +143,280 @@ def drill(name, fault, expected, reference, root: Path):
 
 
 def main() -> None:
+    hardening_only = "--hardening" in sys.argv[1:]
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
         done = nasc([*SEARCH, "--runs-dir", str(root / "reference")])
         assert done.returncode == 0, done.stderr
         reference = outcome(next((root / "reference").iterdir()))
-        injected = identical = lost_total = 0
-        print(
-            f"{'fault':<42}{'failed as it should':>20}{'resumed identical':>19}{'bytes lost':>12}"
+        if not hardening_only:
+            drill_table(reference, root)
+        hardening_table(reference, root)
+
+
+def drill_table(reference, root: Path) -> None:
+    injected = identical = lost_total = 0
+    print(f"{'fault':<42}{'failed as it should':>20}{'resumed identical':>19}{'bytes lost':>12}")
+    for name, fault, expected in FAULTS:
+        ok_fault, same, lost, _ = drill(name, fault, expected, reference, root)
+        injected += 1
+        identical += same
+        lost_total += lost
+        print(f"{name:<42}{'yes' if ok_fault else 'NO':>20}{'yes' if same else 'NO':>19}{lost:>12}")
+    print(
+        f"\nfaults injected: {injected}; runs resumed to the identical result: {identical}; "
+        f"bytes of finished work lost: {lost_total}\n"
+    )
+
+
+# --- hardening cases ------------------------------------------------------------------------------
+
+
+def clear_error(done, *words) -> bool:
+    """Exit 2 with every word in the message, and no traceback."""
+    text = done.stderr + done.stdout
+    return done.returncode == 2 and "Traceback" not in text and all(w in text for w in words)
+
+
+def copy_run(run: Path, root: Path, name: str) -> Path:
+    copy = root / name
+    shutil.copytree(run, copy)
+    (copy / ".lock").unlink(missing_ok=True)
+    return copy
+
+
+def resumes_to_reference(run: Path, reference, *words) -> bool:
+    done = nasc(["search", "--resume", str(run), "--quiet"])
+    text = done.stdout + done.stderr
+    return done.returncode == 0 and outcome(run) == reference and all(w in text for w in words)
+
+
+def divergence_cases(root: Path):
+    from nasc.runtime.checkpoint import load_checkpoint, nonfinite
+
+    def finite_checkpoints(run: Path) -> bool:
+        return all(
+            not nonfinite(load_checkpoint(p)["net"]) for p in run.glob("checkpoints/ckpt-*.pt")
         )
-        for name, fault, expected in FAULTS:
-            ok_fault, same, lost, _ = drill(name, fault, expected, reference, root)
-            injected += 1
-            identical += same
-            lost_total += lost
-            print(
-                f"{name:<42}{'yes' if ok_fault else 'NO':>20}{'yes' if same else 'NO':>19}"
-                f"{lost:>12}"
-            )
-        print(
-            f"\nfaults injected: {injected}; runs resumed to the identical result: {identical}; "
-            f"bytes of finished work lost: {lost_total}"
+
+    for lr in ("1e4", "1e5", "1e6"):
+        runs = root / f"lr-{lr}"
+        done = nasc([*SEARCH, "--lr", lr, "--runs-dir", str(runs)])
+        [run] = runs.iterdir()
+        quarter = f"{float(lr) / 4:g}"
+        yield (
+            f"--lr {lr}",
+            clear_error(done, "--lr")
+            and ("diverged" in done.stderr or "training loss is nan" in done.stderr)
+            and quarter not in done.stderr
+            and not (run / "result.json").exists()
+            and finite_checkpoints(run),
         )
+    runs = root / "inf-buffer"
+    done = nasc([*SEARCH, "--runs-dir", str(runs)], env={"NASC_FAULT": "inf@2"})
+    [run] = runs.iterdir()
+    ok = clear_error(done, "diverged at epoch 2", "running_var", "ckpt-00001.pt")
+    suggested = done.stderr.split("--lr ")[-1].split()[0].rstrip(")") if ok else "0.01"
+    resumed = nasc(["search", "--resume", str(run), "--lr", suggested, "--quiet"])
+    yield (
+        "BN running variance overflows, loss finite",
+        ok and resumed.returncode == 0 and finite_checkpoints(run),
+    )
+
+
+def override_cases(root: Path, killed: Path, reference):
+    run = copy_run(killed, root, "override")
+    (run / "checkpoints" / "ckpt-00002.pt").unlink()
+    first = nasc(
+        ["search", "--resume", str(run), "--lr", "0.01", "--quiet"],
+        env={"NASC_FAULT": "kill@2.2"},
+    )
+    plain = nasc(["search", "--resume", str(run), "--quiet"])
+    saved = json.loads((run / "config.json").read_text())
+    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    kept = [x for x in lines if x.get("event") == "override"] == [
+        {"event": "override", "epoch": 1, "settings": {"lr": 0.01}}
+    ]
+    yield (
+        "--resume --lr, killed, then a plain --resume",
+        first.returncode == -signal.SIGKILL
+        and plain.returncode == 0
+        and saved["config"]["lr"] == 0.01
+        and kept,
+    )
+    for flags, named in (
+        (["--epochs", "6"], "epochs"),
+        (["--batch-size", "8"], "batch_size"),
+        (["--measure-samples", "8"], "measure_samples"),
+        (["--subset", "32"], "subset"),
+        (["--seed", "9"], "seed"),
+        (["-D", "C=8"], "C=8"),
+    ):
+        run = copy_run(killed, root, f"refuse-{named}")
+        before = {p.name: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+        done = nasc(["search", "--resume", str(run), "--quiet", *flags])
+        after = {p.name: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+        yield (
+            f"--resume {' '.join(flags)} refused",
+            clear_error(done, named)
+            and before.keys() <= after.keys()
+            and all(after[k] == v for k, v in before.items() if k != ".lock"),
+        )
+    for key, value in (("batch_size", 8), ("lr", 1e6), ("measure_samples", 8), ("subset", 32)):
+        run = copy_run(killed, root, f"edit-{key}")
+        saved = json.loads((run / "config.json").read_text())
+        (saved if key == "subset" else saved["config"])[key] = value
+        (run / "config.json").write_text(json.dumps(saved))
+        done = nasc(["search", "--resume", str(run), "--quiet"])
+        yield (f"config.json {key} edited", clear_error(done, key, "config.json"))
+
+
+def hostile_cases(root: Path, killed: Path, reference):
+    from nasc.runtime.checkpoint import load_checkpoint, save_checkpoint
+
+    def first_weight(state):
+        return next(k for k, v in state["net"].items() if hasattr(v, "dim") and v.dim() > 1)
+
+    import torch
+
+    damages = {
+        "checkpoint without `net`": lambda s: s.pop("net"),
+        "checkpoint with a string epoch": lambda s: s.update(epoch="2"),
+        "checkpoint with a wrong shape": lambda s: s["net"].update(
+            {first_weight(s): torch.zeros(1)}
+        ),
+    }
+    for name, damage in damages.items():
+        run = copy_run(killed, root, name.replace(" ", "-").replace("`", ""))
+        state = load_checkpoint(run / "checkpoints" / "ckpt-00002.pt")
+        damage(state)
+        save_checkpoint(run / "checkpoints", 2, state)
+        yield name, resumes_to_reference(run, reference, "ckpt-00002.pt", "resumed after epoch 1")
+    for kind in ("directory", "FIFO", "/dev/zero"):
+        run = copy_run(killed, root, "odd-" + kind.strip("/").replace("/", "-"))
+        newest = run / "checkpoints" / "ckpt-00002.pt"
+        newest.unlink()
+        if kind == "directory":
+            newest.mkdir()
+        elif kind == "FIFO":
+            os.mkfifo(newest)
+        else:
+            newest.symlink_to("/dev/zero")
+        yield (
+            f"a {kind} as the newest checkpoint",
+            resumes_to_reference(run, reference, "ckpt-00002.pt", "resumed after epoch 1"),
+        )
+    edits = {
+        "config.json: a string epoch count": lambda s: s["config"].update(epochs="4"),
+        "config.json: a list for `config`": lambda s: s.update(config=[1]),
+        "config.json: an unknown key": lambda s: s["config"].update(colour=1),
+        "config.json: a missing field": lambda s: s.pop("data"),
+    }
+    for name, edit in edits.items():
+        run = copy_run(killed, root, name.split(": ")[1].replace(" ", "-").replace("`", ""))
+        saved = json.loads((run / "config.json").read_text())
+        edit(saved)
+        (run / "config.json").write_text(json.dumps(saved))
+        yield name, clear_error(nasc(["search", "--resume", str(run), "--quiet"]), "config.json")
+    run = copy_run(killed, root, "lock-link")
+    victim = root / "victim.txt"
+    victim.write_text("precious\n")
+    (run / ".lock").symlink_to(victim)
+    done = nasc(["search", "--resume", str(run), "--quiet"])
+    yield ".lock is a symlink", clear_error(done, "symlink") and victim.read_text() == "precious\n"
+    link = root / "dangling-runs"
+    link.symlink_to(root / "nowhere")
+    try:
+        done = nasc([*SEARCH, "--runs-dir", str(link)], timeout=120)
+        yield "--runs-dir is a dangling symlink", clear_error(done, "does not exist")
+    except subprocess.TimeoutExpired:
+        yield "--runs-dir is a dangling symlink", False
+    for damage in ("deleted", "garbled"):
+        run = copy_run(killed, root, f"metrics-{damage}")
+        path = run / "metrics.jsonl"
+        if damage == "deleted":
+            path.unlink()
+        else:
+            text = path.read_text().splitlines()
+            path.write_text("\n".join(["{garbled", *text[1:]]) + "\n")
+        yield f"metrics.jsonl {damage}", resumes_to_reference(run, reference)
+    for kind in ("FIFO", "/dev/zero"):
+        path = root / f"space-{kind.strip('/').replace('/', '-')}.nas"
+        if kind == "FIFO":
+            os.mkfifo(path)
+        else:
+            path.symlink_to("/dev/zero")
+        try:
+            done = nasc(["check", str(path)], timeout=60)
+            yield f"a {kind} as the .nas file", clear_error(done, "not a regular file")
+        except subprocess.TimeoutExpired:
+            yield f"a {kind} as the .nas file", False
+
+
+NAMED = """
+ops s = {{none, skip_connect, nor_conv_3x3}}
+cell {cell}({a}, {b}) {{
+    {n} = {a}:s + {b}:s
+    keep 1 per edge
+    out {n}
+}}
+network net(C = 4, classes = 10, channels = 1, size = 8) {{
+    input(channels, size)
+    stem conv3x3_bn(C)
+    {cell} @ C
+    {cell} @ C
+    head bn_relu_pool_linear(classes)
+}}
+"""
+
+
+def name_cases(root: Path):
+    for cell, a, b, n in (
+        ("c", "w", "y", "import"),
+        ("c", "x", "y", "None"),
+        ("c", "w", "self", "e"),
+        ("type", "torch", "_zeros", "s0"),
+    ):
+        path = root / f"names-{n}.nas"
+        path.write_text(NAMED.format(cell=cell, a=a, b=b, n=n))
+        check = nasc(["check", str(path)])
+        code = nasc(["show", str(path), "--code"])
+        search = nasc(
+            [
+                "search", str(path), "--data", "digits", "--subset", "32", "--epochs", "2",
+                "--shrink-steps", "1", "--shrink-interval", "1", "--batch-size", "16",
+                "--quiet", "--runs-dir", str(root / f"names-{n}"),
+            ]
+        )  # fmt: skip
+        yield (
+            f"names {cell}({a}, {b}) {{ {n} = ... }}",
+            check.returncode == 0 and code.returncode == 0 and search.returncode == 0,
+        )
+
+
+def hardening_table(reference, root: Path) -> None:
+    runs = root / "killed"
+    killed = nasc([*SEARCH, "--runs-dir", str(runs)], env={"NASC_FAULT": "kill@3.1"})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    [run] = runs.iterdir()
+    classes = [
+        ("divergence", divergence_cases(root)),
+        ("resume overrides", override_cases(root, run, reference)),
+        ("hostile files", hostile_cases(root, run, reference)),
+        ("names", name_cases(root)),
+    ]
+    print(f"{'fault class':<18}{'case':<48}{'survived':>10}")
+    totals = []
+    for name, cases in classes:
+        tried = survived = 0
+        for case, ok in cases:
+            tried += 1
+            survived += bool(ok)
+            print(f"{name:<18}{case[:47]:<48}{'yes' if ok else 'NO':>10}", flush=True)
+        totals.append((name, tried, survived))
+    print(f"\n{'fault class':<18}{'tried':>8}{'survived with nothing lost':>30}")
+    for name, tried, survived in totals:
+        print(f"{name:<18}{tried:>8}{survived:>30}")
 
 
 if __name__ == "__main__":

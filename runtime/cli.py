@@ -141,6 +141,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="also write the metrics as TensorBoard event files in <run>/tensorboard/",
     )
     search.add_argument(
+        "--dist-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="under torchrun: how long a rank waits for a silent one before the job ends, "
+        "naming it (default: 600)",
+    )
+    search.add_argument(
         "--no-memory-check",
         action="store_true",
         help="start even when the memory estimate exceeds the free memory",

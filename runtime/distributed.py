@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import time
 
 import attrs
 import torch
@@ -42,8 +43,12 @@ def launched() -> bool:
     return "WORLD_SIZE" in os.environ and "RANK" in os.environ
 
 
-def setup(device_name: str) -> tuple[Dist | None, str]:
+def setup(device_name: str, timeout_s: float | None = None) -> tuple[Dist | None, str]:
     """Join the process group when launched by torchrun.
+
+    Args:
+        timeout_s: how long a collective waits for a silent rank (`--dist-timeout`); default
+            `NASC_DIST_TIMEOUT_MIN` minutes (10).
 
     Returns:
         (the rank's Dist or None for a plain run, the device name to use).
@@ -58,7 +63,8 @@ def setup(device_name: str) -> tuple[Dist | None, str]:
     if not dist.is_initialized():
         if cuda:
             torch.cuda.set_device(local)
-        dist.init_process_group(backend="nccl" if cuda else "gloo", timeout=TIMEOUT)
+        timeout = TIMEOUT if timeout_s is None else datetime.timedelta(seconds=timeout_s)
+        dist.init_process_group(backend="nccl" if cuda else "gloo", timeout=timeout)
     return Dist(rank=rank, world=world, local_rank=local), (f"cuda:{local}" if cuda else "cpu")
 
 
@@ -116,3 +122,46 @@ def check_same(value: str, what: str, dist_: Dist | None) -> None:
             hint="every rank must run the same nasc, data and seed; a nondeterministic kernel "
             "may also cause this; the last checkpoint precedes the mismatch",
         )
+
+
+class RankLost(NascError):
+    """A rank stopped answering (stopped, hung or dead) and the process-group timeout ran out."""
+
+
+def silent_ranks(dist_: Dist, grace_s: float = 10.0) -> list[int]:
+    """After a failed collective: the ranks that do not report, asked through the rendezvous
+    store (which does not depend on the broken process group). Survivors report themselves and
+    wait up to `grace_s` for each other; ranks that never report are the silent ones."""
+    try:
+        store = dist.distributed_c10d._get_default_store()
+        store.set(f"nasc/alive/{dist_.rank}", "1")
+        silent = list(range(dist_.world))
+        deadline = time.monotonic() + grace_s
+        while True:
+            silent = [
+                rank for rank in range(dist_.world) if store.check([f"nasc/alive/{rank}"]) is False
+            ]
+            if not silent or time.monotonic() > deadline:
+                return silent
+            time.sleep(0.2)
+    except Exception:  # noqa: BLE001 - the store went with the job: nothing more to learn
+        return []
+
+
+def rank_lost(dist_: Dist, error: Exception, timeout_s: float | None, resume: str) -> RankLost:
+    """The error a surviving rank exits with when a collective failed: naming the silent rank
+    and how to resume."""
+    silent = silent_ranks(dist_)
+    who = (
+        f"rank {', '.join(map(str, silent))} stopped answering"
+        if silent
+        else "another rank stopped answering"
+    )
+    limit = timeout_s if timeout_s is not None else TIMEOUT.total_seconds()
+    cause = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
+    return RankLost(
+        f"{who} (rank {dist_.rank} gave up after the {limit:g} s process-group timeout, "
+        f"--dist-timeout): {cause}",
+        hint=f"the last checkpoint is intact; resume with torchrun --nproc-per-node "
+        f"{dist_.world} -m nasc.runtime search --resume {resume}",
+    )

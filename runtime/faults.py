@@ -5,7 +5,8 @@
 shrink step after epoch E), `checkpoint@E` (SIGKILL halfway through writing checkpoint E),
 `metrics@E` (SIGKILL after epoch E's metrics, before its checkpoint), `nan@E.S` (the loss of step
 S of epoch E becomes NaN) and `inf@E` (after training epoch E, a BN running variance becomes
-infinite while the training loss stays finite). `NASC_FAULT_RANK=R` limits the fault to rank R of
+infinite while the training loss stays finite); `stop@E.S` hangs the process after step S of
+epoch E (a silent rank). `NASC_FAULT_RANK=R` limits the fault to rank R of
 a torchrun job. Unset, every check is one dictionary lookup.
 """
 
@@ -37,6 +38,16 @@ def die_at(point: str, epoch: int, step: int | None = None) -> None:
     """SIGKILL this process when `NASC_FAULT` names this point: no cleanup, as a crash would."""
     if _wanted(point, epoch, step):
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+def stop_at(point: str, epoch: int, step: int | None = None) -> None:
+    """Hang this process when `NASC_FAULT` names `stop@...`: a rank alive but silent (it still
+    dies of SIGTERM, so the launcher can end it)."""
+    if _wanted(point, epoch, step):
+        import time
+
+        while True:
+            time.sleep(3600)
 
 
 def poison(point: str, epoch: int, step: int | None = None) -> bool:

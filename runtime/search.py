@@ -17,7 +17,7 @@ from nasc.dsl.macro import instantiate
 
 from .config import MEASURE_PROTOCOLS, SearchConfig, make_config
 from .data import ImageData, load_data
-from .distributed import broadcast, gather, setup, shutdown
+from .distributed import broadcast, gather, rank_lost, setup, shutdown
 from .memory import check_fits
 from .nb201 import NB201Table, accuracy_spread, lookup_nats, parse_columns
 from .progress import Display
@@ -93,11 +93,18 @@ def run_search(args, console: Console) -> int:
     overrides = config_overrides(args)
     if args.tensorboard:
         require_tensorboard()
-    dist_, device_name = setup(overrides.get("device") or "auto")
+    timeout_s = getattr(args, "dist_timeout", None)
+    dist_, device_name = setup(overrides.get("device") or "auto", timeout_s)
     try:
         seeds = getattr(args, "seeds", None) or 1
         if seeds == 1 or args.resume:
-            _search_once(args, console, overrides, dist_, device_name)
+            try:
+                _search_once(args, console, overrides, dist_, device_name)
+            except RuntimeError as error:  # a collective failed: a rank went silent
+                if dist_ is None:
+                    raise
+                where = getattr(args, "run_dir_made", None) or args.resume or "RUN_DIR"
+                raise rank_lost(dist_, error, timeout_s, where) from None
             return 0
         first = overrides.get("seed") or 0
         stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -177,6 +184,7 @@ def _search_once(args, console, overrides, dist_, device_name) -> dict | None:
     display = Display(console, quiet=args.quiet) if main else None
     if display is not None:
         display.print(f"run directory: {run.path}")
+        args.run_dir_made = str(run.path)  # for the message of a lost rank
         if dist_ is not None:
             display.print(
                 f"{dist_.world} processes, {config.batch_size} images each per step "

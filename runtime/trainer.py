@@ -19,7 +19,7 @@ from .checkpoint import CorruptCheckpoint, load_latest, nonfinite, save_checkpoi
 from .config import SearchConfig
 from .data import Batches, ImageData
 from .distributed import Dist, broadcast, sum_tensor
-from .faults import die_at, poison
+from .faults import die_at, poison, stop_at
 from .strategies import make_strategy
 
 
@@ -241,6 +241,7 @@ class Searcher:
                 nn.utils.clip_grad_norm_(self.net.weights(), config.grad_clip)
             self.optimizer.step()
             die_at("kill", self.epoch + 1, step + 1)
+            stop_at("stop", self.epoch + 1, step + 1)
             total_loss += loss.detach() * len(labels)
             correct += (logits.argmax(1) == labels).sum()
             seen += len(labels)
