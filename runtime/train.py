@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import time
 import warnings
 from collections.abc import Mapping
@@ -26,13 +27,23 @@ from nasc.compiler import (
 )
 from nasc.dsl import NascUsageError, SpaceIR, find_space, load_space, parse_space, read_source
 
-from .checkpoint import load_checkpoint, save_checkpoint, write_atomic
+from .checkpoint import load_checkpoint, nonfinite, save_checkpoint, write_atomic
 from .data import Batches, ImageData, load_data
 from .faults import die_at, poison
 from .progress import Display
 from .rundir import RunDir
 from .scalars import require_tensorboard
-from .trainer import NonFiniteLoss, cosine_lr, epoch_seed, resolve_device, resume_state
+from .trainer import (
+    DIVERGED_LOSS,
+    Diverged,
+    NonFiniteLoss,
+    cosine_lr,
+    epoch_seed,
+    metric_records,
+    resolve_device,
+    resume_state,
+    safe_lr,
+)
 
 
 @attrs.frozen(kw_only=True)
@@ -212,6 +223,8 @@ class Trainer:
         self.epoch = 0
         self.best = 0.0
         self.metric_lines = 0
+        self.metric_records: list[dict] = []  # kept in checkpoints: metrics.jsonl is rebuilt
+        self.classes = data.num_classes
 
     def _autocast(self):
         enabled = self.cuda and self.config.amp
@@ -254,8 +267,7 @@ class Trainer:
                 raise NonFiniteLoss(
                     f"the training loss is {loss.item()} "
                     f"at epoch {self.epoch + 1}, step {step + 1}",
-                    hint="resume with a lower learning rate: --resume RUN_DIR --lr "
-                    f"{config.lr / 4:g}",
+                    hint=self._lower_lr_hint(),
                 )
             loss.backward()
             if config.grad_clip > 0:
@@ -290,6 +302,7 @@ class Trainer:
             record = {"event": "epoch", "epoch": self.epoch + 1}
             record.update(self.train_epoch())
             record.update(self.evaluate())
+            self._check_diverged(record)
             self.epoch += 1
             improved = record["test_acc"] > self.best
             self.best = max(self.best, record["test_acc"])
@@ -297,9 +310,43 @@ class Trainer:
             if self.run is not None:
                 self.run.log_metrics(record)
             self.metric_lines += 1
+            self.metric_records.append(record)
             if self.display is not None:
                 self.display.record(record)
             self.save(best=improved)
+
+    def _lower_lr_hint(self) -> str:
+        lower = safe_lr(self.config, self.metric_records, self.epoch, self.classes)
+        if self.epoch == 0:
+            return (
+                f"no checkpoint yet; start again with a lower learning rate, e.g. --lr {lower:.2g}"
+            )
+        return (
+            f"the last good checkpoint is after epoch {self.epoch}; resume with a lower learning "
+            f"rate: --resume RUN_DIR --lr {lower:.2g}"
+        )
+
+    def _check_diverged(self, record: dict) -> None:
+        """Refuse to checkpoint non-finite weights, buffers or optimizer state, or exploded losses.
+
+        Raises:
+            Diverged: naming what is not finite and a learning rate to resume with.
+        """
+        problems = [
+            f"the {key.replace('_', ' ')} is {record[key]:.4g}"
+            for key in ("train_loss", "test_loss")
+            if isinstance(record.get(key), float)
+            and not (math.isfinite(record[key]) and record[key] < DIVERGED_LOSS)
+        ]
+        bad = nonfinite(self.net.state_dict()) + nonfinite(self.optimizer.state_dict())
+        if bad:
+            problems.append(f"non-finite values in {', '.join(bad[:3])}")
+        if problems:
+            raise Diverged(
+                f"the run diverged at epoch {record['epoch']}: {'; '.join(problems)}; its state "
+                "is not saved",
+                hint=self._lower_lr_hint(),
+            )
 
     def state(self) -> dict:
         return {
@@ -310,6 +357,7 @@ class Trainer:
             "net": self.net.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "rng": torch.get_rng_state(),
+            "metrics": list(self.metric_records),
         }
 
     def save(self, best: bool) -> None:
@@ -334,6 +382,7 @@ class Trainer:
         torch.set_rng_state(state["rng"].cpu())
         self.epoch, self.best = int(state["epoch"]), float(state["best"])
         self.metric_lines = int(state["metric_lines"])
+        self.metric_records = metric_records(state)
         return True
 
 

@@ -369,3 +369,23 @@ def test_seeds_directories_of_the_same_second_are_distinct(tmp_path):
     first = unique_directory(tmp_path, "seeds-20260101-000000")
     second = unique_directory(tmp_path, "seeds-20260101-000000")
     assert first != second and first.is_dir() and second.is_dir()
+
+
+def test_nasc_train_at_a_huge_learning_rate_saves_nothing_diverged(tmp_path, capsys):
+    """`nasc train` checks the same: a diverged network is not checkpointed, and the suggested
+    rate is not lr/4."""
+    cell = (
+        "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|"
+        "+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+    )
+    code = main(
+        ["train", "nb201", "--arch", cell, "--data", "digits", "--subset", "64", "-D", "C=4",
+         "-D", "N=1", "--epochs", "2", "--batch-size", "32", "--lr", "1e6", "--runs-dir",
+         str(tmp_path), "--quiet"]
+    )  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and ("diverged" in err or "loss is nan" in err)
+    assert "250000" not in err and "--lr" in err
+    [run] = tmp_path.iterdir()
+    for path in (run / "checkpoints").glob("ckpt-*.pt"):
+        assert not nonfinite(load_checkpoint(path)["net"])
