@@ -514,12 +514,17 @@ def resume_state(run, fingerprint: str, dist: Dist | None, warn=print, check=Non
     Raises:
         NascUsageError: the checkpoint was written for another space or other settings.
     """
-    found = None
+    found, refused = None, None
     if run is not None:
-        found = load_latest(run.checkpoints, warn=warn, map_location="cpu", check=check)
+        try:
+            found = load_latest(run.checkpoints, warn=warn, map_location="cpu", check=check)
+        except NascUsageError as error:  # refused on rank 0: every rank stops with it
+            refused = (error.message, error.hint)
         if found is not None:
             found[1]["_path"] = str(found[0])
-    found = broadcast(found, dist)
+    found, refused = broadcast((found, refused), dist)
+    if refused is not None:
+        raise NascUsageError(refused[0], hint=refused[1])
     if found is None:
         if run is not None:  # lines of a first epoch that never reached a checkpoint
             kept = run.set_aside_metrics() if list(run.checkpoints.glob("ckpt-*.pt")) else None

@@ -389,3 +389,12 @@ def test_nasc_train_at_a_huge_learning_rate_saves_nothing_diverged(tmp_path, cap
     [run] = tmp_path.iterdir()
     for path in (run / "checkpoints").glob("ckpt-*.pt"):
         assert not nonfinite(load_checkpoint(path)["net"])
+
+
+def test_a_run_killed_while_writing_its_config_says_it_cannot_be_resumed(tmp_path):
+    run = tmp_path / "nb201-isdarts-20260101-000000"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / ".config.json.tmp-4242").write_text("{")
+    with pytest.raises(NascUsageError, match="cannot be resumed") as error:
+        RunDir.open(run)
+    assert "start the search again" in error.value.hint
