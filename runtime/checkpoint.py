@@ -67,6 +67,8 @@ def save_checkpoint(folder: Path, index: int, state: dict, fault=None) -> Path:
     torch.save(state, buffer)
     payload = buffer.getvalue()
     path = folder / f"ckpt-{index:05d}.pt"
+    if path.is_dir() and not path.is_symlink():  # a folder in its place: kept, but moved aside
+        os.replace(path, path.with_name(f"{path.name}.not-a-checkpoint-{os.getpid()}"))
     write_atomic(path, MAGIC + hashlib.sha256(payload).digest() + payload, fault)
     for old in checkpoints(folder)[:-KEEP]:
         try:

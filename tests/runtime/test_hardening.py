@@ -260,6 +260,8 @@ def test_odd_files_in_a_checkpoints_place_are_refused(tmp_path, kind, monkeypatc
         return
     path, state = load_latest(tmp_path, warn=warnings.append)
     assert path.name == "ckpt-00001.pt" and "ckpt-00002.pt" in warnings[0]
+    save_checkpoint(tmp_path, 2, {"epoch": 2})  # the resumed run writes it again
+    assert load_checkpoint(odd)["epoch"] == 2
 
 
 @pytest.mark.parametrize("kind", ["fifo", "dev-zero"])
