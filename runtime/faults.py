@@ -6,8 +6,9 @@ shrink step after epoch E), `checkpoint@E` (SIGKILL halfway through writing chec
 `metrics@E` (SIGKILL after epoch E's metrics, before its checkpoint), `nan@E.S` (the loss of step
 S of epoch E becomes NaN) and `inf@E` (after training epoch E, a BN running variance becomes
 infinite while the training loss stays finite); `stop@E.S` hangs the process after step S of
-epoch E (a silent rank). `NASC_FAULT_RANK=R` limits the fault to rank R of
-a torchrun job. Unset, every check is one dictionary lookup.
+epoch E (a silent rank; `stop@E` for the epoch after the last: once training has ended).
+`NASC_FAULT_RANK=R` limits the fault to rank R of a torchrun job. Unset, every check is one
+dictionary lookup.
 """
 
 from __future__ import annotations

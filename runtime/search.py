@@ -18,6 +18,7 @@ from nasc.dsl.macro import instantiate
 from .config import MEASURE_PROTOCOLS, SearchConfig, make_config
 from .data import ImageData, load_data
 from .distributed import broadcast, gather, rank_lost, setup, shutdown
+from .faults import stop_at
 from .memory import check_fits
 from .nb201 import NB201Table, accuracy_spread, lookup_nats, parse_columns
 from .progress import Display
@@ -219,6 +220,7 @@ def _search_once(args, console, overrides, dist_, device_name) -> dict | None:
             run.open_scalars(resumed=bool(args.resume))
         started = time.perf_counter()
         searcher.run_epochs()
+        stop_at("stop", searcher.epoch + 1)  # fault injection: a rank silent after training
         # What every rank ended with, for result.json: the masks and the derived architecture.
         ranks = gather(
             {
