@@ -148,6 +148,15 @@ def silent_ranks(dist_: Dist, grace_s: float = 10.0) -> list[int]:
         return []
 
 
+def collective_failed(error: BaseException) -> bool:
+    """Whether an error is the process group's (a timeout, a closed connection), not the
+    rank's own computation."""
+    text = str(error)
+    return isinstance(error, dist.DistError) or any(
+        word in text for word in ("gloo", "NCCL", "Timed out", "Connection closed", "timeout")
+    )
+
+
 def rank_lost(dist_: Dist, error: Exception, timeout_s: float | None, resume: str) -> RankLost:
     """The error a surviving rank exits with when a collective failed: naming the silent rank
     and how to resume."""
@@ -155,7 +164,7 @@ def rank_lost(dist_: Dist, error: Exception, timeout_s: float | None, resume: st
     who = (
         f"rank {', '.join(map(str, silent))} stopped answering"
         if silent
-        else "another rank stopped answering"
+        else "a collective operation failed (every other rank still answers)"
     )
     limit = timeout_s if timeout_s is not None else TIMEOUT.total_seconds()
     cause = str(error).splitlines()[0][:200] if str(error) else type(error).__name__

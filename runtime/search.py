@@ -17,7 +17,7 @@ from nasc.dsl.macro import instantiate
 
 from .config import MEASURE_PROTOCOLS, SearchConfig, make_config
 from .data import ImageData, load_data
-from .distributed import broadcast, gather, rank_lost, setup, shutdown
+from .distributed import broadcast, collective_failed, gather, rank_lost, setup, shutdown
 from .faults import stop_at
 from .memory import check_fits
 from .nb201 import NB201Table, accuracy_spread, lookup_nats, parse_columns
@@ -102,7 +102,7 @@ def run_search(args, console: Console) -> int:
             try:
                 _search_once(args, console, overrides, dist_, device_name)
             except RuntimeError as error:  # a collective failed: a rank went silent
-                if dist_ is None:
+                if dist_ is None or not collective_failed(error):
                     raise
                 where = getattr(args, "run_dir_made", None) or args.resume or "RUN_DIR"
                 raise rank_lost(dist_, error, timeout_s, where) from None
