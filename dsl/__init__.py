@@ -121,7 +121,8 @@ def read_source(path: Path) -> str:
                 span=Span(file=str(path)),
                 hint="is this the right file? search spaces are a few dozen lines",
             )
-        return _read_capped(path).decode("utf-8")
+        _require_regular(path)
+        return path.read_text(encoding="utf-8")
     except PermissionError:
         raise NascUsageError(
             f"{path}: permission denied", hint="check the file's permissions"
@@ -134,39 +135,30 @@ def read_source(path: Path) -> str:
         raise NascUsageError(f"{path}: {error.strerror or error}") from None
 
 
-def _read_capped(path: Path) -> bytes:
-    """At most `MAX_SOURCE_BYTES` of a regular file; anything else is a `NascUsageError`."""
+def _require_regular(path: Path) -> None:
+    """Refuse, without blocking, what is not a regular file: a FIFO, a device (`/dev/zero`, whose
+    reported size of 0 says nothing of what reading it gives), a directory."""
     import os
     import stat
 
     handle = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     try:
         mode = os.fstat(handle).st_mode
-        if not stat.S_ISREG(mode):
-            kind = (
-                "a FIFO (named pipe)"
-                if stat.S_ISFIFO(mode)
-                else "a device"
-                if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
-                else "a directory"
-                if stat.S_ISDIR(mode)
-                else "not a plain file"
-            )
-            raise NascUsageError(
-                f"{path} is {kind}, not a regular file", hint="give a .nas file (plain text)"
-            )
-        data = b""
-        while chunk := os.read(handle, MAX_SOURCE_BYTES + 1 - len(data)):
-            data += chunk
-            if len(data) > MAX_SOURCE_BYTES:
-                raise NasSyntaxError(
-                    f"the file is more than {MAX_SOURCE_BYTES >> 10} KiB",
-                    span=Span(file=str(path)),
-                    hint="is this the right file? search spaces are a few dozen lines",
-                )
-        return data
     finally:
         os.close(handle)
+    if not stat.S_ISREG(mode):
+        kind = (
+            "a FIFO (named pipe)"
+            if stat.S_ISFIFO(mode)
+            else "a device"
+            if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+            else "a directory"
+            if stat.S_ISDIR(mode)
+            else "not a plain file"
+        )
+        raise NascUsageError(
+            f"{path}: {kind}, not a regular file", hint="give a .nas file (plain text)"
+        )
 
 
 def load_space(
