@@ -145,6 +145,7 @@ class Searcher:
         self.epoch = 0
         self.current_lr = config.lr
         self.metric_lines = 0
+        self.seconds = 0.0  # time spent on the epochs checkpointed so far, over every session
 
     # --- hooks for strategies --------------------------------------------------------------------
 
@@ -268,6 +269,7 @@ class Searcher:
 
     def run_one_epoch(self) -> None:
         """Train one epoch, evaluate, let the strategy act, log, and checkpoint."""
+        started = time.perf_counter()
         if self.display is not None:
             self.display.start_epoch(self.epoch + 1, self.config.epochs, len(self.train_batches))
         record = {
@@ -285,6 +287,7 @@ class Searcher:
         if self.run is not None and self.run.scalars is not None:
             self.run.scalars.add(self.strategy.scalars(self.net, self.epoch), self.epoch)
         die_at("metrics", self.epoch)
+        self.seconds += time.perf_counter() - started
         self.save()
 
     def _log(self, record: dict) -> None:
@@ -301,6 +304,7 @@ class Searcher:
             "fingerprint": self.fingerprint,
             "epoch": self.epoch,
             "metric_lines": self.metric_lines,
+            "seconds": self.seconds,
             "net": self.net.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "strategy": self.strategy.state_dict(),
@@ -331,6 +335,7 @@ class Searcher:
         torch.set_rng_state(state["rng"].cpu())
         self.epoch = int(state["epoch"])
         self.metric_lines = int(state["metric_lines"])
+        self.seconds = float(state.get("seconds", 0.0))
         return True
 
 
