@@ -396,7 +396,13 @@ def write_seeds_report(directory: Path) -> Path:
     plt.close(figure)
 
     datasets = list(summary.get("nb201_accuracy") or {})
-    header = ["seed", "found", *(f"NB201 {d}" for d in datasets), "supernet test", "run"]
+    header = [
+        "seed",
+        "found",
+        *(f"NB201 {d}" for d in datasets),
+        "supernet test (discretised)",
+        "run",
+    ]
     rows = []
     for result in runs:
         accuracy = result.get("nb201_accuracy") or {}
@@ -408,20 +414,29 @@ def write_seeds_report(directory: Path) -> Path:
                 result.get("nb201") or result.get("darts") or json.dumps(result["genotype"])
             ),
             *(f"{accuracy[d]:.2f}%" if d in accuracy else "" for d in datasets),
-            f"{result['final_test_acc']:.2f}%" if result.get("final_test_acc") is not None else "",
+            _discretised(result),
             f'<a href="{html.escape(link)}">{html.escape(Path(result["run"]).name)}</a>',
         ]
         rows.append("<tr>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>")
-    if datasets:
-        spread = summary["nb201_accuracy"]
-        cells = [
-            "mean",
-            "",
-            *(f"{spread[d]['mean']:.2f} &plusmn; {spread[d]['std']:.2f}%" for d in datasets),
-            "",
-            "",
-        ]
-        rows.append("<tr>" + "".join(f"<th>{cell}</th>" for cell in cells) + "</tr>")
+    count = len(runs)
+
+    def mean(value, unit="%"):
+        if not value:
+            return ""
+        over = f"{value['runs']} of {count} seeds"
+        if value["runs"] < 2:
+            return f"{value['mean']:.2f}{unit} ({over})"
+        return f"{value['mean']:.2f} &plusmn; {value['std']:.2f}{unit} ({over})"
+
+    spread = summary.get("nb201_accuracy") or {}
+    cells = [
+        "mean",
+        "",
+        *(mean(spread.get(d)) for d in datasets),
+        mean(summary.get("supernet_discretised")),
+        "search time " + mean(summary.get("search_seconds"), " s"),
+    ]
+    rows.append("<tr>" + "".join(f"<th>{cell}</th>" for cell in cells) + "</tr>")
     title = f"nasc search: {len(runs)} seeds of {html.escape(runs[0]['space'])}"
     body = f"""<h1>{title} ({html.escape(runs[0]["strategy"])})</h1>
 <table><tr>{"".join(f"<th>{html.escape(h)}</th>" for h in header)}</tr>{"".join(rows)}</table>
@@ -433,6 +448,13 @@ def write_seeds_report(directory: Path) -> Path:
     return directory / "report.html"
 
 
+def _discretised(result: dict) -> str:
+    value = (result.get("supernet_test_acc") or {}).get("discretised")
+    if value is None:
+        value = result.get("final_test_acc")
+    return f"{value:.2f}%" if value is not None else ""
+
+
 def _html(run_dir: Path, config: dict, result: dict, drawn: dict) -> str:
     def row(key, value):
         return f"<tr><th>{html.escape(str(key))}</th><td>{html.escape(str(value))}</td></tr>"
@@ -441,14 +463,50 @@ def _html(run_dir: Path, config: dict, result: dict, drawn: dict) -> str:
     for key in ("nb201", "darts"):
         if key in result:
             summary.append(row(key, result[key]))
-    if result.get("final_test_acc") is not None:
-        summary.append(row("supernet test accuracy", f"{result['final_test_acc']:.2f}%"))
+    supernet = result.get("supernet_test_acc") or {}
+    if supernet.get("before_discretisation") is not None:
+        summary.append(
+            row(
+                "supernet test accuracy before discretisation (shared weights)",
+                f"{supernet['before_discretisation']:.2f}% (epoch {supernet.get('before_epoch')})",
+            )
+        )
+    if supernet.get("discretised") is not None:
+        summary.append(
+            row(
+                "supernet test accuracy discretised to the found architecture (shared weights)",
+                f"{supernet['discretised']:.2f}%",
+            )
+        )
+    if not supernet and result.get("final_test_acc") is not None:
+        summary.append(
+            row("supernet test accuracy (last epoch)", f"{result['final_test_acc']:.2f}%")
+        )
     if result.get("nb201_accuracy"):
         ranks = result.get("nb201_rank") or {}
         for key, value in result["nb201_accuracy"].items():
             rank = f" (rank {ranks[key]:,} of 15,625)" if ranks.get(key) else ""
-            summary.append(row(f"NAS-Bench-201 {key}", f"{value:.2f}%{rank}"))
+            summary.append(
+                row(
+                    f"NAS-Bench-201 {key} (the found cell trained from scratch)",
+                    f"{value:.2f}%{rank}",
+                )
+            )
+    elif "nb201_accuracy" in result:
+        summary.append(row("NAS-Bench-201", "the cell is not in the table"))
     summary.append(row("search time", f"{result.get('search_seconds', 0) / 60:.1f} min"))
+    if result.get("searched_with"):
+        values = ", ".join(f"{k}={v}" for k, v in result["searched_with"].items())
+        summary.append(row("searched with", values))
+    env = config.get("environment") or result.get("environment")
+    if env:
+        summary.append(
+            row(
+                "versions",
+                f"nasc {env.get('nasc')}, torch {env.get('torch')}, Python {env.get('python')}; "
+                f"device {env.get('device')} ({env.get('device_name')})",
+            )
+        )
     settings = [
         row(k, v)
         for k, v in {
