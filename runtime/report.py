@@ -27,6 +27,10 @@ SUBSET_COLOURS = [
 ]
 
 
+COMBINER_MARKS = {"product": "\u00d7", "concat": "\u2225"}  # x (Hadamard), parallel
+LINE_STYLES = ["-", "--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (1, 3))]
+
+
 def _pyplot():
     import matplotlib
 
@@ -87,10 +91,15 @@ def draw_cell(ax, cell: Cell, title: str | None = None) -> None:
             "#999999",
             dashed=True,
         )
+    combiners = {node.name: node.combine for node in cell.nodes}
     for name, (x, y) in positions.items():
         kind = "input" if name in cell.input_names else ("out" if name == "out" else "node")
         face = {"input": "#fde0c5", "node": "#d6e6f5", "out": "#e2f0d9"}[kind]
         text = ("concat" if cell.concat else "out") if kind == "out" else name
+        if kind == "node" and combiners.get(name, "sum") != "sum":
+            # Sum is the default and goes unmarked; a product (Hadamard) or concat node says so.
+            text = f"{name} {COMBINER_MARKS.get(combiners[name], combiners[name])}"
+            face = "#f6e7b4"
         ax.text(
             x,
             y,
@@ -217,24 +226,39 @@ def draw_importance(history: list[dict], path: Path) -> dict:
         if math.isfinite(_f(c["F"])) and _f(c["F"]) > 0
     ]
     ceiling = (max(finite) if finite else 1.0) * 8
+    # One legend for the whole figure: colour names the op, line style the edge's source (in
+    # panels that compare the candidates of several edges, e.g. DARTS' `keep 2 per node`).
+    ops = list(
+        dict.fromkeys(c["op"] for _, e in panels.items() for _, s in e for c in s["candidates"])
+    )
+    colour_of = {op: SUBSET_COLOURS[i % len(SUBSET_COLOURS)] for i, op in enumerate(ops)}
+    sources = list(
+        dict.fromkeys(
+            c["edge"].split("->")[0]
+            for (_, label), entries in panels.items()
+            if "->" not in label
+            for _, subset in entries
+            for c in subset["candidates"]
+        )
+    )
+    style_of = {source: LINE_STYLES[i % len(LINE_STYLES)] for i, source in enumerate(sources)}
     for ax, ((cell, label), entries) in zip(axes.flat, panels.items()):
-        series: dict[str, list] = {}
+        series: dict[tuple[str, str], list] = {}
         for step, subset in entries:
             for candidate in subset["candidates"]:
-                name = (
-                    candidate["op"] if "->" in label else f"{candidate['edge']}:{candidate['op']}"
-                )
                 value = _f(candidate["F"])
-                series.setdefault(name, []).append(
+                series.setdefault((candidate["edge"], candidate["op"]), []).append(
                     (step["epoch"], min(value, ceiling), candidate["discarded"], math.isinf(value))
                 )
-        for name, points in series.items():
+        for (edge, op), points in series.items():
             xs = [p[0] for p in points]
             ys = [p[1] for p in points]
-            (line,) = ax.plot(xs, ys, marker="o", ms=3, lw=1, label=name)
+            style = "-" if "->" in label else style_of[edge.split("->")[0]]
+            colour = colour_of[op]
+            ax.plot(xs, ys, marker="o", ms=3, lw=1, color=colour, ls=style)
             for x, y, discarded, infinite in points:
                 if discarded:
-                    ax.plot([x], [y], marker="x", ms=9, mew=2, color=line.get_color())
+                    ax.plot([x], [y], marker="x", ms=9, mew=2, color=colour)
                 if infinite:
                     ax.annotate(
                         "inf", (x, y), fontsize=6, xytext=(2, 2), textcoords="offset points"
@@ -244,16 +268,31 @@ def draw_importance(history: list[dict], path: Path) -> dict:
         ax.set_xlabel("epoch of the shrink step", fontsize=7)
         ax.set_ylabel("F", fontsize=7)
         ax.tick_params(labelsize=6)
-        ax.legend(fontsize=5, loc="best", ncol=1 if len(series) < 8 else 2)
     for ax in list(axes.flat)[len(panels) :]:
         ax.axis("off")
-    figure.suptitle(
-        "information of every candidate at every shrink step (x: discarded)", fontsize=10
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([0], [0], color=colour_of[op], lw=2, label=op) for op in ops]
+    handles += [
+        Line2D([0], [0], color="#555555", lw=1.2, ls=style_of[s], label=f"edge from {s}")
+        for s in sources
+    ]
+    handles.append(Line2D([0], [0], color="#555555", marker="x", ls="none", label="discarded"))
+    columns_of_legend = min(len(handles), 6)
+    legend_rows = math.ceil(len(handles) / columns_of_legend)
+    height = 2.8 * rows + 0.25 * legend_rows + 0.4
+    figure.set_size_inches(3.6 * columns, height)
+    figure.legend(
+        handles=handles, loc="lower center", ncol=columns_of_legend, fontsize=7, frameon=False
     )
-    figure.tight_layout()
+    figure.suptitle(
+        "information of every candidate at every shrink step (colour: op; x: discarded)",
+        fontsize=10,
+    )
+    figure.tight_layout(rect=(0, (0.25 * legend_rows + 0.15) / height, 1, 1))
     figure.savefig(path, dpi=120)
     plt.close(figure)
-    return {"panels": len(panels), "path": str(path)}
+    return {"panels": len(panels), "path": str(path), "legend_entries": len(handles)}
 
 
 def draw_curves(metrics: list[dict], path: Path) -> dict:
