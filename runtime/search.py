@@ -263,7 +263,9 @@ def _search_once(args, console, overrides, dist_, device_name, table=None) -> di
         previous = None
         if main and finished and (run.path / "result.json").is_file():
             previous = run.read_json("result.json")
-        discretised = None if previous else discretised_accuracy(searcher)
+        # Every rank evaluates, or none does: the evaluation sums over ranks.
+        kept = broadcast(previous is not None if main else None, dist_)
+        discretised = None if kept else discretised_accuracy(searcher)
         # What every rank ended with, for result.json: the masks and the derived architecture.
         ranks = gather(
             {
