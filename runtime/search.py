@@ -114,6 +114,14 @@ def lookup_table(args) -> NB201Table | None:
     return None
 
 
+def validate_minutes(minutes: float | None) -> None:
+    if minutes is not None and minutes < 0:
+        raise NascUsageError(
+            f"--checkpoint-minutes {minutes:g}: must not be negative",
+            hint="0 checkpoints at epoch ends only",
+        )
+
+
 def validate_counts(**counts: int | None) -> None:
     """Refuse counts given as zero or less (`--subset 0` would otherwise mean all the data).
 
@@ -140,6 +148,7 @@ def run_search(args, console: Console) -> int:
     overrides = config_overrides(args)
     validate_counts(seeds=getattr(args, "seeds", None), subset=args.subset)
     validate_counts(image_size=getattr(args, "image_size", None))
+    validate_minutes(getattr(args, "checkpoint_minutes", None))
     if args.tensorboard:
         require_tensorboard()
     table = lookup_table(args)
@@ -238,6 +247,8 @@ def _search_once(args, console, overrides, dist_, device_name, table=None) -> di
             )
         display = Display(console, quiet=args.quiet) if main else None
         searcher.run, searcher.display = run, display
+        minutes = getattr(args, "checkpoint_minutes", None)
+        searcher.checkpoint_seconds = 60.0 * minutes if minutes else None
         if display is not None:
             display.print(f"run directory: {run.path}")
             if dist_ is not None:
@@ -252,6 +263,11 @@ def _search_once(args, console, overrides, dist_, device_name, table=None) -> di
             finished = searcher.epoch >= config.epochs
             if display is not None:
                 said = f"resumed after epoch {searcher.epoch}"
+                if searcher.partial is not None:
+                    said = (
+                        f"resumed in epoch {searcher.epoch + 1}, after step "
+                        f"{searcher.partial['step']} of {len(searcher.train_batches)}"
+                    )
                 if finished:
                     said = "the search had finished; its results stand"
                 if not resumed:

@@ -167,6 +167,7 @@ TABLE_HEADER = (
 )
 
 
+@pytest.mark.slow
 def test_nasc_search_resume_keeps_what_a_finished_run_recorded(tmp_path, capsys):
     """`--resume` on a finished run re-derives the same genotype and leaves its results as they
     were (time included); a resume with a table adds the NB201 accuracies, and a later one
@@ -319,3 +320,72 @@ def test_a_space_without_data_parameters_must_fit_the_data(digits):
     )
     with pytest.raises(NascUsageError, match="expects 3 image channels"):
         bind_data(space, {}, digits)
+
+
+@pytest.mark.slow
+def test_a_search_killed_inside_an_epoch_resumes_there_to_the_same_result(
+    tmp_path, digits, monkeypatch
+):
+    """With checkpoints inside epochs, a search killed in the middle of its second epoch resumes
+    at that step and ends with the weights, alphas and metrics of an uninterrupted run."""
+    from nasc.runtime import trainer as trainer_module
+    from nasc.runtime.checkpoint import checkpoints
+    from nasc.runtime.rundir import RunDir
+
+    whole_run = RunDir.create(tmp_path / "a", "nb201", "darts-1st")
+    _, whole = _searcher("nb201", "darts-1st", digits, epochs=2, run=whole_run)
+    whole.run_epochs()
+    whole_run.close()
+
+    class Killed(Exception):
+        pass
+
+    def die_at(point, epoch, step=None):
+        if (point, epoch, step) == ("kill", 2, 2):
+            raise Killed
+
+    part_run = RunDir.create(tmp_path / "b", "nb201", "darts-1st")
+    part_run.write_json("config.json", {})
+    _, first = _searcher("nb201", "darts-1st", digits, epochs=2, run=part_run)
+    first.checkpoint_seconds = 0.0  # a checkpoint after every step
+    monkeypatch.setattr(trainer_module, "die_at", die_at)
+    with pytest.raises(Killed):
+        first.run_epochs()
+    monkeypatch.undo()
+    part_run.close()
+    assert checkpoints(part_run.checkpoints)[-1].name == "ckpt-00001-s000002.pt"
+
+    resumed_run = RunDir.open(part_run.path)
+    _, second = _searcher("nb201", "darts-1st", digits, epochs=2, run=resumed_run)
+    assert second.restore()
+    assert second.epoch == 1 and second.partial["step"] == 2
+    second.run_epochs()
+    resumed_run.close()
+
+    def strip(lines):
+        timing = ("seconds", "images_per_s")
+        return [{k: v for k, v in line.items() if k not in timing} for line in lines]
+
+    assert strip(whole_run.metrics_lines()) == strip(resumed_run.metrics_lines())
+    for key, value in whole.net.state_dict().items():
+        if torch.is_tensor(value):
+            assert torch.equal(value, second.net.state_dict()[key]), key
+    assert whole.strategy.derive(whole.net) == second.strategy.derive(second.net)
+    assert second.seconds > 0
+
+
+def test_the_run_eta_is_known_from_the_first_steps():
+    """Ten steps of a hundred in the first of ten epochs, one second each: about 990 s left."""
+    import time
+
+    from rich.console import Console
+
+    from nasc.runtime.progress import Display
+
+    display = Display(Console(quiet=True), quiet=True)
+    display.start_epoch(1, 10, 100)
+    display.epoch_started = time.perf_counter() - 10.0
+    assert 980 < display.run_eta(10, 100) < 1000
+    display.start_epoch(1, 10, 100, done=50)  # resumed halfway through the epoch
+    display.epoch_started = time.perf_counter() - 10.0
+    assert 940 < display.run_eta(60, 100) < 960
