@@ -26,7 +26,7 @@ SEARCH = [
     "--epochs", "4", "--shrink-steps", "2", "--shrink-interval", "1", "--batch-size", "16",
     "--measure-samples", "16", "--seed", "5", "--quiet",
 ]  # fmt: skip
-TIMING = ("seconds", "images_per_s")
+TIMING = ("seconds", "images_per_s", "measure_seconds")
 
 # (name, NASC_FAULT or an action, expected exit of the faulty run)
 FAULTS = [

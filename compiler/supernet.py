@@ -231,11 +231,12 @@ def compile_space(
         options: search or evaluation conventions; see `CompileOptions`.
         seed: seeds the architecture parameters' initialisation (weights follow torch's RNG).
     """
-    plan = instantiate(space, overrides, catalog())
+    options = options or CompileOptions()
+    plan = instantiate(space, overrides, catalog(), phase="search" if options.search else "train")
     generator = None
     if seed is not None:
         generator = torch.Generator().manual_seed(seed)
-    return Supernet(space, plan, options or CompileOptions(), generator)
+    return Supernet(space, plan, options, generator)
 
 
 def count_flops(net: nn.Module, channels: int, size: int) -> int:

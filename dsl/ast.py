@@ -244,10 +244,15 @@ class MacroDecl:
     """One statement of a network body.
 
     `kind` is one of `input`, `stem`, `block`, `cells`, `aux`, `head`. `input` uses `args`
-    (channels, size); `cells` uses `cell`, `width` and `repeat`; the others use `call`.
+    (channels, size); `cells` uses `cell`, `width` and `repeat`; the others use `call`. `phase`
+    is `search` or `train` for a statement that exists only in the search supernet or only in
+    the standalone network, None for one in both.
     """
 
     kind: str
+    phase: str | None = attrs.field(
+        default=None, validator=attrs.validators.in_((None, "search", "train"))
+    )
     call: CallDecl | None = None
     cell: str | None = None
     width: Expr | None = None

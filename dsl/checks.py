@@ -90,7 +90,8 @@ def lint_space(
         names[cell.name] = cell
         _check_cell(space, cell, catalog)
     _check_network(space, catalog)
-    instantiate(space, overrides, catalog)
+    for phase in ("search", "train") if space.network.phased else ("search",):
+        instantiate(space, overrides, catalog, phase=phase)
 
 
 def _check_opsets(space: SpaceIR, catalog) -> None:
@@ -375,6 +376,50 @@ def _check_keeps(space: SpaceIR, cell: Cell) -> None:
             )
 
 
+def _check_statements(space: SpaceIR, items, phase: str | None) -> None:
+    """One input, one head that comes last and at most one auxiliary head, in each phase."""
+    network = space.network
+    base = f"{space.name}.network"
+    where = f"{phase} network " if phase else "network "
+    inputs = [item for item in items if item.kind == "input"]
+    if len(inputs) != 1:
+        raise NasSemanticError(
+            f"the {where}needs exactly one `input(channels, size)` statement"
+            if not inputs
+            else f"the {where}has two `input` statements",
+            span=inputs[1].span if inputs else network.span,
+            path=base,
+            hint="write `input(channels, size)` first, e.g. `input(3, 32)` for CIFAR-10",
+        )
+    heads = [item for item in items if item.kind == "head"]
+    if len(heads) != 1:
+        raise NasSemanticError(
+            f"the {where}needs exactly one `head`" if not heads else f"the {where}has two heads",
+            span=heads[1].span if heads else network.span,
+            path=base,
+            hint="give each phase one head: an unmarked `head ...`, or a `search head ...` and a "
+            "`train head ...`"
+            if phase
+            else "end the network with a head, e.g. `head pool_linear(classes)`",
+        )
+    if items[-1].kind != "head":
+        raise NasSemanticError(
+            f"statements after the head of the {phase} network"
+            if phase
+            else "statements after the head",
+            span=items[-1].span,
+            path=base,
+            hint="the head ends the network; move it last",
+        )
+    if sum(item.kind == "aux" for item in items) > 1:
+        raise NasSemanticError(
+            f"the {where}has two auxiliary heads",
+            span=[item for item in items if item.kind == "aux"][1].span,
+            path=base,
+            hint="keep one `aux` statement",
+        )
+
+
 def _check_network(space: SpaceIR, catalog) -> None:
     network = space.network
     base = f"{space.name}.network"
@@ -388,38 +433,8 @@ def _check_network(space: SpaceIR, catalog) -> None:
                 hint="declare each parameter once",
             )
         seen.add(param.name)
-    inputs = [item for item in network.items if item.kind == "input"]
-    if len(inputs) != 1:
-        raise NasSemanticError(
-            "the network needs exactly one `input(channels, size)` statement"
-            if not inputs
-            else "the network has two `input` statements",
-            span=inputs[1].span if inputs else network.span,
-            path=base,
-            hint="write `input(channels, size)` first, e.g. `input(3, 32)` for CIFAR-10",
-        )
-    heads = [item for item in network.items if item.kind == "head"]
-    if len(heads) != 1:
-        raise NasSemanticError(
-            "the network needs exactly one `head`" if not heads else "the network has two heads",
-            span=heads[1].span if heads else network.span,
-            path=base,
-            hint="end the network with a head, e.g. `head pool_linear(classes)`",
-        )
-    if network.items[-1].kind != "head":
-        raise NasSemanticError(
-            "statements after the head",
-            span=network.items[-1].span,
-            path=base,
-            hint="the head ends the network; move it last",
-        )
-    if sum(item.kind == "aux" for item in network.items) > 1:
-        raise NasSemanticError(
-            "the network has two auxiliary heads",
-            span=[item for item in network.items if item.kind == "aux"][1].span,
-            path=base,
-            hint="keep one `aux` statement",
-        )
+    for phase in ("search", "train") if network.phased else (None,):
+        _check_statements(space, network.items_for(phase or "search"), phase)
     cells = {cell.name for cell in space.cells}
     for item in network.items:
         if item.kind == "cells":

@@ -259,7 +259,17 @@ class Network:
         return tuple(param.name for param in self.params)
 
     def cell_uses(self) -> tuple[MacroDecl, ...]:
+        """The cell statements of both phases."""
         return tuple(item for item in self.items if item.kind == "cells")
+
+    @property
+    def phased(self) -> bool:
+        """Whether some statement exists in only one phase (`search` or `train`)."""
+        return any(item.phase is not None for item in self.items)
+
+    def items_for(self, phase: str) -> tuple[MacroDecl, ...]:
+        """The statements of the search supernet (`search`) or the standalone network (`train`)."""
+        return tuple(item for item in self.items if item.phase in (None, phase))
 
 
 @attrs.frozen(kw_only=True)

@@ -173,8 +173,13 @@ def instantiate(
     space: SpaceIR,
     overrides: Mapping[str, int] | None = None,
     catalog: Mapping[str, OpInfo] | None = None,
+    phase: str = "search",
 ) -> Plan:
     """Resolve the macro network for the given parameter values.
+
+    Args:
+        phase: `search` places the statements of the search supernet, `train` those of the
+            standalone network (statements marked with the other phase are left out).
 
     Assumes the space's cells are linted; checks the macro statements and shapes as it goes.
 
@@ -196,7 +201,8 @@ def instantiate(
             )
         return result
 
-    inputs = [item for item in network.items if item.kind == "input"]
+    items = network.items_for(phase)
+    inputs = [item for item in items if item.kind == "input"]
     channels = value(inputs[0].args[0], "the input's channels", inputs[0].span)
     size = value(inputs[0].args[1], "the input's size", inputs[0].span)
 
@@ -215,7 +221,7 @@ def instantiate(
                 hint="check the repeat counts and the parameter values (`-D`)",
             )
 
-    for item in network.items:
+    for item in items:
         if item.kind == "input":
             continue
         if item.kind == "cells":

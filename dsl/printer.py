@@ -90,18 +90,19 @@ def format_network(network: Network) -> str:
     params = ", ".join(f"{p.name} = {format_expr(p.default)}" for p in network.params)
     lines = [f"network {network.name}({params}) {{"]
     for item in network.items:
+        indent = f"    {item.phase} " if item.phase else "    "
         if item.kind == "input":
-            lines.append(f"    input({format_expr(item.args[0])}, {format_expr(item.args[1])})")
+            lines.append(f"{indent}input({format_expr(item.args[0])}, {format_expr(item.args[1])})")
         elif item.kind == "cells":
             where = f"{item.cell} @ {format_expr(item.width)}"
             if item.repeat == ast.Num(value=1):
-                lines.append(f"    {where}")
+                lines.append(f"{indent}{where}")
             else:
-                lines.append(f"    repeat {format_expr(item.repeat)} {where}")
+                lines.append(f"{indent}repeat {format_expr(item.repeat)} {where}")
         elif item.kind == "block":
-            lines.append(f"    {_format_call(item.call)}")
+            lines.append(f"{indent}{_format_call(item.call)}")
         else:
-            lines.append(f"    {item.kind} {_format_call(item.call)}")
+            lines.append(f"{indent}{item.kind} {_format_call(item.call)}")
     lines.append("}")
     return "\n".join(lines)
 

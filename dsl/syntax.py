@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import re
 
+import attrs
 from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import (
     UnexpectedCharacters,
@@ -379,6 +380,12 @@ class _ToAst(Transformer):
             span=self._s(meta),
             cell_span=self._s(cell),
         )
+
+    def search_only(self, meta, statement):
+        return attrs.evolve(statement, phase="search", span=self._s(meta))
+
+    def train_only(self, meta, statement):
+        return attrs.evolve(statement, phase="train", span=self._s(meta))
 
     def network(self, meta, name, *rest):
         params = [item for item in rest if isinstance(item, ast.ParamDecl)]

@@ -355,12 +355,13 @@ class Batches:
         return full if self.drop_last or rest == 0 else full + 1
 
     def epoch(
-        self, seed: int | None, start: int = 0
+        self, seed: int | None, start: int = 0, shuffle: bool = True
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Yield the batches of one pass; `seed` fixes order and augmentation (None: in order).
 
         Args:
             start: skip this many batches (to resume inside an epoch).
+            shuffle: False keeps the images in order and uses `seed` for augmentation only.
         """
         count = len(self.labels)
         if seed is None:
@@ -368,7 +369,7 @@ class Batches:
             generator = None
         else:
             generator = torch.Generator().manual_seed(seed)
-            order = torch.randperm(count, generator=generator)
+            order = torch.randperm(count, generator=generator) if shuffle else torch.arange(count)
         if self.world > 1:
             if self.drop_last:
                 order = order[: count - count % self.world]

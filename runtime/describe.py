@@ -48,7 +48,10 @@ def describe(
     searched = space
     if genotype is not None:
         space = apply_genotype(space, genotype)
-    plan = instantiate(space, overrides, language_catalog())
+    # A fixed architecture is reported as the network one would train (affine BNs, no aux, the
+    # `train` statements); a space as its supernet (the `search` statements).
+    search = not space.is_fixed
+    plan = instantiate(space, overrides, language_catalog(), phase="search" if search else "train")
     facts: dict = {
         "space": space.name,
         "file": space.file,
@@ -83,14 +86,12 @@ def describe(
     elif space.is_fixed:
         facts["arch"] = genotype_strings(space, Genotype({}))
     if measure:
-        # A fixed architecture is reported as the network one would train (affine BNs, no aux);
-        # a space as its supernet.
         from nasc.compiler import CompileOptions, compile_space, count_flops
 
         from .memory import check_builds
 
         check_builds(space, overrides or {})
-        network = compile_space(space, overrides, CompileOptions(search=not space.is_fixed))
+        network = compile_space(space, overrides, CompileOptions(search=search))
         facts["parameters"] = network.num_parameters()
         facts["flops"] = count_flops(network, plan.channels, plan.size)
     return facts

@@ -35,9 +35,15 @@ def _op_profile(op: str, c_in: int, c_out: int, stride: int) -> tuple[int, int]:
     return parameters, max(layers, 1)
 
 
-def _walk(space: SpaceIR, overrides: Mapping[str, int], batch: int, options: CompileOptions):
+def _walk(
+    space: SpaceIR,
+    overrides: Mapping[str, int],
+    batch: int,
+    options: CompileOptions,
+    phase: str = "search",
+):
     """(parameters, activation elements) of the all-live network at this batch size."""
-    plan = instantiate(space, overrides, catalog())
+    plan = instantiate(space, overrides, catalog(), phase=phase)
     parameters = activations = 0
 
     def add(op, c_in, c_out, stride, size):
@@ -73,8 +79,11 @@ def estimate_training_bytes(
 
 
 def estimate_build_bytes(space: SpaceIR, overrides: Mapping[str, int]) -> int:
-    """Bytes to build the network and run one image through it (what `nasc show` measures)."""
-    parameters, activations = _walk(space, overrides, 1, CompileOptions(search=True))
+    """Bytes to build the network and run one image through it (what `nasc show` measures):
+    a space as its search supernet, a fixed architecture as the network one would train."""
+    search = not space.is_fixed
+    phase = "search" if search else "train"
+    parameters, activations = _walk(space, overrides, 1, CompileOptions(search=search), phase)
     return BYTES * (parameters + activations)
 
 

@@ -91,6 +91,11 @@ class Display:
                 f"shrink {record['step']}/{record['steps']} after epoch {record['epoch']}: "
                 f"discarded {len(record['discarded'])}, {record['live']} candidates live"
             )
+            if "measure_seconds" in record:
+                line += (
+                    f"  (measured on {record['samples']:,} images, {record['measure_on']}, "
+                    f"in {record['measure_seconds']:.1f} s)"
+                )
         else:
             line = str(record)
         self.print(line)

@@ -546,6 +546,15 @@ def _html(run_dir: Path, config: dict, result: dict, drawn: dict) -> str:
                 f"device {env.get('device')} ({env.get('device_name')})",
             )
         )
+    if result.get("measure_on"):
+        share = result["measure_seconds"] / max(result.get("search_seconds") or 0, 1e-9)
+        summary.append(
+            row(
+                "information measured on",
+                f"{result['measure_on']} protocol ({result['measure_seconds'] / 60:.1f} min, "
+                f"{100 * min(share, 1.0):.0f}% of the search)",
+            )
+        )
     settings = [
         row(k, v)
         for k, v in {

@@ -16,7 +16,7 @@ from nasc.compiler import CompileOptions, catalog, fixed_source, genotype_string
 from nasc.dsl import NascUsageError, SpaceIR, find_space, parse_space, read_source
 from nasc.dsl.macro import instantiate
 
-from .config import SearchConfig, make_config
+from .config import MEASURE_PROTOCOLS, SearchConfig, make_config
 from .data import ImageData, load_data
 from .distributed import broadcast, gather, setup, shutdown
 from .memory import check_fits
@@ -193,6 +193,7 @@ def _search_once(args, console, overrides, dist_, device_name, table=None) -> di
                     hint="resume without --strategy, or start a new search",
                 )
             values = {**saved["config"], **{k: v for k, v in overrides.items() if v is not None}}
+            values.setdefault("measure_on", "train-sample")  # how runs measured before protocols
             config = SearchConfig(**values)
             data_spec, subset = saved["data"], saved.get("subset")
             where = str(Path(args.resume) / "space.nas")
@@ -419,6 +420,10 @@ def validate(config: SearchConfig) -> None:
                     hint,
                 )
             )
+        if config.measure_on not in MEASURE_PROTOCOLS:
+            problems.append(
+                ("--measure-on", f"must be one of {', '.join(MEASURE_PROTOCOLS)}", None)
+            )
         if config.measure_samples < 2:
             problems.append(("--measure-samples", "must be at least 2", None))
         if config.mixing not in ("mean", "live_mean"):
@@ -501,6 +506,10 @@ def finish(
         "ranks": ranks,
         "environment": environment(searcher.device),
     }
+    measured = [line for line in metrics if line.get("event") == "shrink"]
+    if any("measure_seconds" in line for line in measured):
+        result["measure_on"] = searcher.config.measure_on
+        result["measure_seconds"] = sum(line.get("measure_seconds", 0.0) for line in measured)
     previous = run.read_json("result.json") if (run.path / "result.json").is_file() else {}
     looked_up = lookup(result, args, table)
     if not looked_up:  # what an earlier look-up of this run knew, it keeps
@@ -599,6 +608,12 @@ def show_result(console: Console, run: RunDir, result: dict) -> None:
             chosen = ", ".join(f"{e}:{'+'.join(ops) or '-'}" for e, ops in edges.items())
             lines.append(f"  {cell}: {chosen}")
     lines.extend(f"  {line}" for line in accuracy_lines(result))
+    if result.get("measure_seconds") is not None and result["search_seconds"] > 0:
+        share = 100.0 * result["measure_seconds"] / result["search_seconds"]
+        lines.append(
+            f"  information measured on `{result['measure_on']}` data: "
+            f"{result['measure_seconds']:.0f} s, {share:.0f}% of the search"
+        )
     lines.append(f"  run directory: {run.path} (arch.nas, genotype.json, result.json)")
     if result.get("report"):
         lines.append(f"  report: {result['report']}")

@@ -158,21 +158,32 @@ class Searcher:
         output = self.net(images)
         return output[0] if isinstance(output, tuple) else output
 
-    def measurement_batches(self, samples: int, step: int):
-        """`samples` training images (no augmentation), drawn anew for each step from the seed."""
-        generator = torch.Generator().manual_seed(epoch_seed(self.config.seed, step, 7))
-        chosen = torch.randperm(len(self.data.train_labels), generator=generator)[:samples]
+    def measurement_batches(self, step: int):
+        """The images IS-DARTS measures its information on at shrink step `step`, by protocol.
+
+        `reference`: every training image, augmented as for training, in dataset order (the
+        reference code reads its unshuffled training loader). `paper`: `measure_samples` images
+        of the held-out split, not augmented. `train-sample`: `measure_samples` training images,
+        not augmented. Samples are drawn, and augmentations made, anew for each step from the seed.
+
+        Returns:
+            (the number of images, an iterator over their batches).
+        """
+        config, data = self.config, self.data
+        seed = epoch_seed(config.seed, step, 7)
+        if config.measure_on == "reference":
+            images, labels, augment = data.train_images, data.train_labels, True
+        else:
+            held_out = config.measure_on == "paper"
+            pool = data.test_labels if held_out else data.train_labels
+            chosen = torch.randperm(len(pool), generator=torch.Generator().manual_seed(seed))
+            chosen = chosen[: config.measure_samples]
+            images = (data.test_images if held_out else data.train_images)[chosen]
+            labels, augment = pool[chosen], False
         batches = Batches(
-            self.data,
-            self.data.train_images[chosen],
-            self.data.train_labels[chosen],
-            self.config.batch_size,
-            self.device,
-            False,
-            False,
-            shard=self.shard,
+            data, images, labels, config.batch_size, self.device, augment, False, shard=self.shard
         )
-        return batches.epoch(None)
+        return len(labels), batches.epoch(seed if augment else None, shuffle=False)
 
     # --- the loop ---------------------------------------------------------------------------------
 

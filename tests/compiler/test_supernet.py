@@ -27,6 +27,7 @@ from nasc.dsl import Genotype, NascUsageError, builtin_spaces, load_space, parse
 SMALL = {
     "nb201": {"C": 4, "N": 1, "size": 8},
     "darts": {"C": 4, "layers": 4, "size": 8},
+    "darts_original": {"C": 4, "layers": 4, "size": 8},
     "tricell": {"C": 4, "N": 1, "size": 8},
     "darts_imagenet": {"C": 4, "layers": 4, "classes": 10, "size": 32},
 }

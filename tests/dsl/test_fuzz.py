@@ -23,7 +23,8 @@ REFERENCES = {name: path.read_text() for name, path in sorted(builtin_spaces().i
 TOKEN = re.compile(r"\s+|#[^\n]*|->|//|\w+|\S")
 TOKENS = [
     "ops", "cell", "network", "preset", "with", "keep", "per", "of", "out", "concat", "input",
-    "stem", "head", "aux", "repeat", "edge", "node", "reduction", "pool_bn", "x", "n1", "n2",
+    "stem", "head", "aux", "repeat", "search", "train", "edge", "node", "reduction", "pool_bn",
+    "x", "n1", "n2",
     "C", "N", "none", "skip_connect", "nor_conv_3x3", "sep_conv_3x3", "preprocess", "resblock",
     "pool_linear", "conv3x3_bn", "nb201", "darts", "0", "1", "2", "3", "16", "-1", "2C", "1.5",
     "1e3", "=", "{", "}", "(", ")", ",", ":", ";", "@", "->", "+", "-", "*", "//", "/", "%",

@@ -85,12 +85,26 @@ def test_darts_architecture_count(darts):
     assert darts.architectures() == per_cell**2
 
 
+REFERENCE_DARTS_ORDER = (
+    "none",
+    "skip_connect",
+    "sep_conv_3x3",
+    "sep_conv_5x5",
+    "dil_conv_3x3",
+    "dil_conv_5x5",
+    "avg_pool_3x3",
+    "max_pool_3x3",
+)
+
+
 def test_darts_node_subset_spans_its_edges(darts):
-    """A per-node subset holds every candidate of every edge into the node."""
+    """A per-node subset holds every candidate of every edge into the node, in the IS-DARTS
+    reference's order (sources first, then its candidate order), which breaks exact ties."""
     subset = darts.cell("normal").subsets[1]
     assert subset.edges == ("c_k2->n1", "c_k1->n1", "n0->n1")
-    assert subset.members[:2] == (("c_k2->n1", "none"), ("c_k2->n1", "max_pool_3x3"))
-    assert subset.members[8] == ("c_k1->n1", "none")
+    assert subset.members == tuple(
+        (edge, op) for edge in subset.edges for op in REFERENCE_DARTS_ORDER
+    )
 
 
 def test_tricell_has_1792_architectures(catalog):
@@ -272,10 +286,13 @@ def test_darts_macro(darts, catalog, layers):
     head = plan.stages[-1]
     assert (head.kind, head.name, head.inputs, head.in_channels) == (
         "head",
-        "pool_linear",
+        "bn_relu_pool_linear",  # the IS-DARTS reference's search network
         (cells[-1].index,),
         (256,),
     )
+    trained = instantiate(darts, {"layers": layers}, catalog, phase="train")
+    assert trained.stages[:-1] == plan.stages[:-1]
+    assert trained.stages[-1] == attrs.evolve(head, name="pool_linear")  # DARTS' evaluation net
 
 
 def test_darts_cell_after_aux_skips_the_aux_head(darts, catalog):

@@ -30,6 +30,8 @@ KEYWORDS = {
     "head",
     "aux",
     "repeat",
+    "search",
+    "train",
 }
 FLAGS = ("reduction", "pool_bn")
 

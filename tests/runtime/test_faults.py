@@ -19,7 +19,7 @@ from tiny_search import TINY_SEARCH
 from nasc.runtime.rundir import RunDir
 
 SEARCH = ["search", "nb201", *TINY_SEARCH, "--seed", "3"]
-TIMING = ("seconds", "images_per_s")
+TIMING = ("seconds", "images_per_s", "measure_seconds")
 
 
 def nasc(args, env=None, limit_file_size=None):

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
+import random
+from pathlib import Path
 
 import pytest
 import torch
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nasc.compiler import catalog, compile_space
@@ -214,3 +216,148 @@ def test_masks_only_shrink_and_end_with_exactly_k(text, steps, rng):
             if step == steps - 1:
                 assert alive == k
         previous = mask.clone()
+
+
+def direct_information(output: torch.Tensor) -> torch.Tensor:
+    """The paper's formula element by element, in float64: the oracle for `information`."""
+    x = output.double()
+    mu = x.mean(dim=1, keepdim=True)
+    sigma = x.std(dim=1, keepdim=True)
+    f = 3.0 * (x - mu).pow(2) / sigma.pow(6)
+    f = torch.where(torch.isnan(f), torch.full_like(f, math.inf), f)
+    return f.mean(dim=(1, 2, 3))
+
+
+@given(
+    shape=st.tuples(st.integers(1, 3), st.integers(1, 9), st.integers(1, 4), st.integers(1, 4)),
+    scale=st.sampled_from([1e-2, 1.0, 30.0]),
+    offset=st.sampled_from([0.0, 1.0, -50.0]),
+    constant_pixel=st.booleans(),
+    relu=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_closed_form_equals_the_direct_formula(shape, scale, offset, constant_pixel, relu, seed):
+    """F from per-pixel channel variances equals the element-wise formula, infinities included
+    (one channel, a constant pixel, a ReLU's all-zero pixels)."""
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(shape, generator=generator) * scale + offset
+    if relu:
+        x = torch.relu(x)
+    if constant_pixel:
+        x[0, :, 0, 0] = 0.5
+    fast, oracle = information(x), direct_information(x)
+    assert torch.equal(torch.isinf(fast), torch.isinf(oracle))
+    finite = torch.isfinite(oracle)
+    assert torch.allclose(fast[finite].double(), oracle[finite], rtol=1e-4)
+
+
+# --- agreement with the IS-DARTS reference's rule on the DARTS space ----------------------------
+
+# The reference code's DARTS candidate list, in its order.
+REFERENCE_OPS = (
+    "none",
+    "skip_connect",
+    "sep_conv_3x3",
+    "sep_conv_5x5",
+    "dil_conv_3x3",
+    "dil_conv_5x5",
+    "avg_pool_3x3",
+    "max_pool_3x3",
+)
+DARTS_SOURCES = ("c_k2", "c_k1", "n0", "n1", "n2")
+
+
+def reference_discards(masks: dict, scores: dict, step: int, steps: int) -> set:
+    """The reference's mask update, written from its description: for node i, the live
+    candidates listed by source j, then by op in the reference's order; sorted by F, largest
+    first (a stable sort, so ties keep that order); the first ceil((live - 2) / (steps - step))
+    are discarded. `masks` maps (edge, op) to 0/1 and is updated in place."""
+    discarded = set()
+    for node in range(4):
+        listed = [
+            (f"{DARTS_SOURCES[j]}->n{node}", op)
+            for j in range(2 + node)
+            for op in REFERENCE_OPS
+            if masks[(f"{DARTS_SOURCES[j]}->n{node}", op)] == 1
+        ]
+        listed.sort(key=lambda member: -scores[member])
+        count = int(math.ceil((len(listed) - 2) / (steps - step)))
+        for member in listed[:count]:
+            masks[member] = 0
+            discarded.add(member)
+    return discarded
+
+
+def live_members(net, cell: str) -> set:
+    table = net.arch.choices[cell]
+    return {(edge, op) for edge in table.edges for op in net.arch.live(cell, edge)}
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 2**32 - 1))
+def test_shrink_agrees_with_the_reference_rule_on_every_darts_step(seed):
+    """Given the same F tables (with ties and infinities), nasc's `shrink` on `spaces/darts.nas`
+    discards exactly what the reference's rule does at each of 7 steps, and every node keeps
+    at least 2 candidates, exactly 2 at the end."""
+    space = parse_space(
+        (Path(__file__).parents[2] / "spaces" / "darts.nas").read_text(), catalog=catalog()
+    )
+    net = compile_space(space, {"C": 2, "layers": 3, "size": 4})
+    rng = random.Random(seed)
+    masks = {
+        cell: {(edge, op): 1 for edge in table.edges for op in table.candidates[0]}
+        for cell, table in net.arch.choices.items()
+    }
+    for step in range(7):
+        scores = {
+            cell: {
+                member: rng.choice([math.inf, rng.random(), float(rng.randint(0, 2))])
+                for member in masks[cell]
+            }
+            for cell in masks
+        }
+        before = {cell: live_members(net, cell) for cell in masks}
+        shrink(net, scores, step, 7)
+        for cell in masks:
+            expected = reference_discards(masks[cell], scores[cell], step, 7)
+            assert before[cell] - live_members(net, cell) == expected, (cell, step)
+            for node in range(4):
+                alive = sum(1 for edge, _ in live_members(net, cell) if edge.endswith(f"n{node}"))
+                assert alive >= 2 and (step < 6 or alive == 2)
+
+
+@pytest.mark.slow
+def test_a_real_darts_search_discards_as_the_reference_rule():
+    """A search of `spaces/darts.nas` (C=8, 5 cells, the digits, 7 shrink steps): at every step,
+    the reference's rule applied to the F table nasc measured discards what nasc discarded."""
+    from nasc.runtime.config import make_config
+    from nasc.runtime.data import load_digits
+    from nasc.runtime.search import bind_data
+    from nasc.runtime.trainer import Searcher
+
+    data = load_digits().subset(48, seed=0)
+    space = parse_space(
+        (Path(__file__).parents[2] / "spaces" / "darts.nas").read_text(), catalog=catalog()
+    )
+    defines = bind_data(space, {"C": 8, "layers": 5}, data)
+    values = dict(epochs=8, batch_size=16, shrink_steps=7, shrink_interval=1, device="cpu")
+    config = make_config(space.preset, "isdarts", values)
+    searcher = Searcher(space, defines, config, data, torch.device("cpu"))
+    searcher.run_epochs()
+    history = searcher.strategy.history
+    assert [record["step"] for record in history] == list(range(1, 8))
+    masks = {
+        cell: {(edge, op): 1 for edge in table.edges for op in table.candidates[0]}
+        for cell, table in searcher.net.arch.choices.items()
+    }
+    for step, record in enumerate(history):
+        for cell in masks:
+            subsets = [s for s in record["subsets"] if s["cell"] == cell]
+            scores = {(c["edge"], c["op"]): float(c["F"]) for s in subsets for c in s["candidates"]}
+            done = {
+                (c["edge"], c["op"]) for s in subsets for c in s["candidates"] if c["discarded"]
+            }
+            assert set(scores) == {m for m, live in masks[cell].items() if live}
+            assert reference_discards(masks[cell], scores, step, 7) == done, (cell, step + 1)
+    for cell in searcher.net.arch.choices:
+        assert live_members(searcher.net, cell) == {m for m, live in masks[cell].items() if live}

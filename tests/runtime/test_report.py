@@ -237,3 +237,21 @@ def test_product_nodes_are_drawn_with_their_combiner():
     texts = [text.get_text() for text in ax.texts]
     plt.close(figure)
     assert "b \u00d7" in texts and "a" in texts
+
+
+def test_the_run_records_its_measurement_protocol(search_run):
+    """config.json, every shrink line, result.json and the report name the protocol and the
+    measurement's time."""
+    config = json.loads((search_run / "config.json").read_text())
+    assert config["config"]["measure_on"] == "reference"
+    lines = [json.loads(line) for line in (search_run / "metrics.jsonl").read_text().splitlines()]
+    shrinks = [line for line in lines if line.get("event") == "shrink"]
+    assert shrinks and all(line["measure_on"] == "reference" for line in shrinks)
+    assert all(line["measure_seconds"] > 0 and line["samples"] > 0 for line in shrinks)
+    result = json.loads((search_run / "result.json").read_text())
+    assert result["measure_on"] == "reference"
+    assert result["measure_seconds"] == pytest.approx(sum(s["measure_seconds"] for s in shrinks))
+    assert (
+        "information measured on</th><td>reference protocol"
+        in (search_run / "report.html").read_text()
+    )
