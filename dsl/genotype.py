@@ -326,7 +326,19 @@ def _parse_darts_text(text: str) -> dict:
         call = python_ast.parse(f"f({body})", mode="eval").body
         return {kw.arg: python_ast.literal_eval(kw.value) for kw in call.keywords}
     except (SyntaxError, ValueError, TypeError) as error:  # TypeError: `{[1]: 2}`
-        raise NascUsageError(f"malformed DARTS genotype: {error}") from None
+        what = error.msg if isinstance(error, SyntaxError) else str(error)
+        where = ""
+        if isinstance(error, SyntaxError) and error.offset and "\n" not in body:
+            # `f(` was put in front of the body; count columns in what the user wrote.
+            at = min(len(body), max(0, error.offset - 3))
+            if snippet := body[max(0, at - 12) : at + 1].strip():
+                where = f" at `...{snippet}`"
+        raise NascUsageError(
+            f"malformed DARTS genotype: {what}{where}",
+            hint="write it as DARTS prints it: Genotype(normal=[('sep_conv_3x3', 0), "
+            "('skip_connect', 1), ...], normal_concat=[2, 3, 4, 5], reduce=[...], "
+            "reduce_concat=[2, 3, 4, 5]), quoted for the shell; or name DARTS_V1 or DARTS_V2",
+        ) from None
 
 
 def genotype_from_darts(space: SpaceIR, darts: str | Mapping) -> Genotype:

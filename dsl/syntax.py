@@ -119,8 +119,36 @@ COMMON_MISTAKES: dict[str, list[str]] = {
         "cell c(x) { n1 = x:a",
         "network n(C = 16) { stem conv3x3_bn(C)",
         "ops a = {none",
+        "cell c(x) { n1 = x:a out n1 network n(C = 16) { }",
+        "cell c(x) { n1 = x:a out n1 cell d(x) { out x }",
+    ],
+    # Found by spelling, not by parser state: the lexer splits `opss` into `ops` and `s`.
+    "a declaration starts with `ops`, `cell`, `network` or `preset`: check its spelling": [
+        "opss tiny = {none, skip_connect}",
+        "celll block(x) { n1 = x:a }",
+        "networks n(C = 16) { }",
+    ],
+    "the file starts with a byte-order mark (U+FEFF): save it as UTF-8 without a BOM": [
+        "\ufeffops a = {none}",
+    ],
+    "an expression this long nests too deeply: write repeated terms as a product, e.g. `4C` "
+    "for `C + C + C + C`": [
+        "network n(C = 16) { c @ " + " + ".join(["C"] * 5000) + " }",
     ],
 }
+
+# Words that start a declaration, and invisible characters worth naming in an error.
+DECLARATIONS = ("ops", "cell", "network", "preset")
+INVISIBLE = {
+    "\ufeff": "U+FEFF, a byte-order mark",
+    "\u200b": "U+200B, a zero-width space",
+    "\u00a0": "U+00A0, a no-break space",
+}
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+DEEP_HINT = next(hint for hint in COMMON_MISTAKES if hint.startswith("an expression this long"))
+BOM_HINT = next(hint for hint in COMMON_MISTAKES if "byte-order mark" in hint)
+SPELLING_HINT = next(hint for hint in COMMON_MISTAKES if hint.startswith("a declaration starts"))
+UNCLOSED_HINT = next(hint for hint in COMMON_MISTAKES if hint.startswith("a `{` is not closed"))
 
 
 def _load_parser() -> Lark:
@@ -383,7 +411,12 @@ def _syntax_error(error: UnexpectedInput, text: str, file: str) -> NasSyntaxErro
         lines = text.rstrip().splitlines() or [""]
         line, column = len(lines), len(lines[-1]) + 1
     if isinstance(error, UnexpectedCharacters):
-        what = f"unexpected character `{text[error.pos_in_stream]}`"
+        char = text[error.pos_in_stream]
+        what = f"unexpected character `{char}`"
+        if char in INVISIBLE:
+            what = f"unexpected invisible character {INVISIBLE[char]}"
+            if char == "\ufeff" and error.pos_in_stream == 0:
+                return NasSyntaxError(what, span=Span(file=file, line=1, column=1), hint=BOM_HINT)
     elif isinstance(error, UnexpectedToken):
         what = f"unexpected {_describe(error.token)}"
         expected = sorted(
@@ -393,12 +426,93 @@ def _syntax_error(error: UnexpectedInput, text: str, file: str) -> NasSyntaxErro
             what += "; expected " + ", ".join(_terminal_text(name) for name in expected)
     else:
         what = "unexpected end of file"
+    if isinstance(error, UnexpectedToken):
+        special = _misspelt_or_unclosed(error, text, file)
+        if special is not None:
+            return special
     hint = None
     try:
         hint = _match_mistake(error)
     except Exception:  # noqa: BLE001 - a hint is a courtesy; never let it hide the real error
         hint = None
     return NasSyntaxError(what, span=Span(file=file, line=line, column=column), hint=hint)
+
+
+def _position(text: str, index: int) -> tuple[int, int]:
+    line = text.count("\n", 0, index) + 1
+    return line, index - (text.rfind("\n", 0, index) + 1) + 1
+
+
+def _misspelt_or_unclosed(error: UnexpectedToken, text: str, file: str) -> NasSyntaxError | None:
+    """Two mistakes the parser state misreads: a misspelt declaration word (`opss` lexes as
+    `ops` and a name `s`, so the parser asks for `=`), and a cell or network whose `}` is
+    missing (the next `network` is read as a node name, so the parser asks for `=` at the line
+    after it)."""
+    end = getattr(error.token, "start_pos", None)
+    if end is None or error.token.type == "$END":
+        return None
+    before = list(_WORD.finditer(_without_comments(text[:end])))[-2:]
+    for word in before:
+        name = word[0]
+        keyword = next((k for k in DECLARATIONS if name.startswith(k) and name != k), None)
+        if keyword is not None and _starts_declaration(text[: word.start()]):
+            line, column = _position(text, word.start())
+            return NasSyntaxError(
+                f"unknown word `{name}`; did you mean `{keyword}`?",
+                span=Span(
+                    file=file,
+                    line=line,
+                    column=column,
+                    end_line=line,
+                    end_column=column + len(name),
+                ),
+                hint=SPELLING_HINT,
+            )
+    if before and before[-1][0] in DECLARATIONS:
+        word = before[-1]
+        opened = _unclosed(text[: word.start()])
+        if opened is not None:
+            line, column = _position(text, word.start())
+            where, _ = _position(text, opened)
+            return NasSyntaxError(
+                f"`{word[0]}` inside the `{{` opened at line {where}: a `}}` is missing before it",
+                span=Span(
+                    file=file,
+                    line=line,
+                    column=column,
+                    end_line=line,
+                    end_column=column + len(word[0]),
+                ),
+                hint=UNCLOSED_HINT,
+            )
+    return None
+
+
+def _starts_declaration(text: str) -> bool:
+    """Whether a word after `text` stands where a declaration begins (top level, after the
+    start of the file, a `}` or a `preset NAME`)."""
+    text = _without_comments(text)
+    return _depth(text) == 0 and re.search(r"(\A|\}|\bpreset\s+\w+)\s*\Z", text) is not None
+
+
+def _without_comments(text: str) -> str:
+    return re.sub(r"#[^\n]*", lambda m: " " * len(m[0]), text)
+
+
+def _depth(text: str) -> int:
+    text = _without_comments(text)
+    return text.count("{") - text.count("}")
+
+
+def _unclosed(text: str) -> int | None:
+    """The index of the last `{` in `text` that no `}` closes, or None."""
+    stack = []
+    for index, char in enumerate(_without_comments(text)):
+        if char == "{":
+            stack.append(index)
+        elif char == "}" and stack:
+            stack.pop()
+    return stack[-1] if stack else None
 
 
 @functools.lru_cache(maxsize=1)
@@ -476,7 +590,21 @@ def parse_module(text: str, file: str = "<string>") -> ast.Module:
             raise cause from None
         if not isinstance(cause, RecursionError):
             raise
-        raise NasSyntaxError(
-            "the file nests too deeply to parse", span=Span(file=file), hint="simplify expressions"
-        ) from None
+        raise _too_deep(text, file) from None
     return ast.Module(items=items, file=file)
+
+
+def _too_deep(text: str, file: str) -> NasSyntaxError:
+    """The error for an expression too long to read, placed at the first operator of the longest
+    chain of them."""
+    best_count, best_at = 0, 0
+    for match in re.finditer(r"[^\n{};]+", _without_comments(text)):
+        operators = list(re.finditer(r"//|[-+*]", match[0]))
+        if len(operators) > best_count:
+            best_count, best_at = len(operators), match.start() + operators[0].start()
+    line, column = _position(text, best_at)
+    return NasSyntaxError(
+        f"an expression of {best_count:,} operators nests too deeply to parse",
+        span=Span(file=file, line=line, column=column),
+        hint=DEEP_HINT,
+    )

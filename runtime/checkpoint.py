@@ -16,7 +16,8 @@ from nasc.dsl import NascUsageError
 
 MAGIC = b"NASCKPT1"
 KEEP = 2
-_NAME = re.compile(r"ckpt-(\d+)\.pt$")
+# ckpt-<epochs done>.pt at the end of an epoch; ckpt-<epochs done>-s<steps>.pt inside the next one.
+_NAME = re.compile(r"ckpt-(\d+)(?:-s(\d+))?\.pt$")
 
 
 class CorruptCheckpoint(NascUsageError):
@@ -61,12 +62,15 @@ def write_atomic(path: Path, data: bytes, fault=None) -> None:
         pass
 
 
-def save_checkpoint(folder: Path, index: int, state: dict, fault=None) -> Path:
-    """Write `ckpt-<index>.pt` (magic, sha256, payload) atomically and keep the last two."""
+def save_checkpoint(
+    folder: Path, index: int, state: dict, fault=None, step: int | None = None
+) -> Path:
+    """Write `ckpt-<index>.pt` (magic, sha256, payload) atomically and keep the last two; with
+    `step`, `ckpt-<index>-s<step>.pt`, `step` training steps into the epoch after `index`."""
     buffer = io.BytesIO()
     torch.save(state, buffer)
     payload = buffer.getvalue()
-    path = folder / f"ckpt-{index:05d}.pt"
+    path = folder / (f"ckpt-{index:05d}.pt" if step is None else f"ckpt-{index:05d}-s{step:06d}.pt")
     if path.is_dir() and not path.is_symlink():  # a folder in its place: kept, but moved aside
         os.replace(path, path.with_name(f"{path.name}.not-a-checkpoint-{os.getpid()}"))
     write_atomic(path, MAGIC + hashlib.sha256(payload).digest() + payload, fault)
@@ -82,7 +86,9 @@ def checkpoints(folder: Path) -> list[Path]:
     """Checkpoint files in a folder, oldest first."""
     if not folder.is_dir():
         return []
-    found = [(int(m[1]), p) for p in folder.iterdir() if (m := _NAME.search(p.name))]
+    found = [
+        ((int(m[1]), int(m[2] or 0)), p) for p in folder.iterdir() if (m := _NAME.search(p.name))
+    ]
     return [path for _, path in sorted(found)]
 
 

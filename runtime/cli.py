@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from rich.console import Console
@@ -44,11 +45,26 @@ def _add_defines(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _version() -> str:
+    """`nasc X (torch Y)`, without importing PyTorch to learn its version."""
+    from importlib import metadata
+
+    versions = {}
+    for package in ("nasc", "torch"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = "unknown"
+    python = sys.version.split()[0]
+    return f"nasc {versions['nasc']} (torch {versions['torch']}, Python {python})"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nasc",
         description="Search neural architectures in spaces written in the .nas language.",
     )
+    parser.add_argument("--version", action="version", version=_version())
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     check = commands.add_parser("check", help="check .nas files; exit 2 on the first error")
@@ -136,6 +152,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     search.add_argument("--quiet", action="store_true", help="plain log lines instead of bars")
     search.add_argument(
+        "--checkpoint-minutes",
+        type=float,
+        default=10.0,
+        metavar="M",
+        help="inside an epoch, also checkpoint every M minutes, so a long epoch killed midway "
+        "resumes where it was (0: at epoch ends only; not under torchrun; default: 10)",
+    )
+    search.add_argument(
         "--tensorboard",
         action="store_true",
         help="also write the metrics as TensorBoard event files in <run>/tensorboard/",
@@ -189,7 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also write the metrics as TensorBoard event files in <run>/tensorboard/",
     )
-    from .train import TrainConfig
+    from .trainconfig import TrainConfig
 
     add_flags_of(train, TrainConfig)
 
@@ -215,17 +239,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _load(path: str, defines):
-    from nasc.compiler import catalog
     from nasc.dsl import load_space
 
-    return load_space(path, catalog=catalog(), overrides=parse_defines(defines))
+    from .optable import language_catalog
+
+    return load_space(path, catalog=language_catalog(), overrides=parse_defines(defines))
 
 
 def cmd_check(args, console: Console) -> int:
-    from nasc.compiler import catalog
+    """Check files without importing PyTorch (the op names come from `optable`)."""
     from nasc.dsl import NasSemanticError, find_space, load_space, read_source
 
     from .config import PRESETS
+    from .optable import language_catalog as catalog
 
     overrides = parse_defines(args.defines)
     for file in args.files:
@@ -256,14 +282,17 @@ def cmd_show(args, console: Console) -> int:
         from nasc.compiler import compile_space
         from nasc.dsl import apply_genotype
 
+        from .memory import check_builds
+
         fixed = apply_genotype(space, genotype) if genotype else space
+        check_builds(fixed, parse_defines(args.defines))
         print(compile_space(fixed, parse_defines(args.defines)).code)
         return 0
     if args.draw:
-        from nasc.compiler import catalog
         from nasc.dsl import apply_genotype
         from nasc.dsl.macro import instantiate
 
+        from .optable import language_catalog as catalog
         from .report import draw_space
 
         drawn = apply_genotype(space, genotype) if genotype else space
@@ -361,3 +390,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         errors.print("interrupted", markup=False)
         return 130
+
+
+if __name__ == "__main__":  # python -m nasc.runtime.cli, e.g. in a torchrun line
+    sys.exit(main())

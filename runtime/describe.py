@@ -10,9 +10,26 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from nasc.compiler import CompileOptions, compile_space, count_flops, genotype_strings
-from nasc.dsl import Genotype, SpaceIR, apply_genotype
+from nasc.dsl import Genotype, NascUsageError, SpaceIR, apply_genotype
+from nasc.dsl.genotype import darts_genotype, format_darts, nb201_string
 from nasc.dsl.macro import Plan, instantiate
+
+from .optable import language_catalog
+
+
+def genotype_strings(space: SpaceIR, genotype: Genotype) -> dict[str, str]:
+    """The NB201 string and the DARTS genotype where the space has their shape (as the
+    compiler's `genotype_strings`, without importing PyTorch)."""
+    strings = {}
+    try:
+        strings["nb201"] = nb201_string(space, genotype)
+    except NascUsageError:
+        pass
+    try:
+        strings["darts"] = format_darts(darts_genotype(space, genotype))
+    except NascUsageError:
+        pass
+    return strings
 
 
 def describe(
@@ -25,17 +42,16 @@ def describe(
 
     Args:
         genotype: decisions to apply (`--arch`); the facts are then those of the fixed network.
-        measure: compile the network to count `parameters` and `flops`.
+        measure: compile the network to count `parameters` and `flops` (only this imports
+            PyTorch; a network too large for the memory is refused before it is built).
     """
     searched = space
     if genotype is not None:
         space = apply_genotype(space, genotype)
-    from nasc.compiler import catalog
-
     # A fixed architecture is reported as the network one would train (affine BNs, no aux, the
     # `train` statements); a space as its supernet (the `search` statements).
     search = not space.is_fixed
-    plan = instantiate(space, overrides, catalog(), phase="search" if search else "train")
+    plan = instantiate(space, overrides, language_catalog(), phase="search" if search else "train")
     facts: dict = {
         "space": space.name,
         "file": space.file,
@@ -70,6 +86,11 @@ def describe(
     elif space.is_fixed:
         facts["arch"] = genotype_strings(space, Genotype({}))
     if measure:
+        from nasc.compiler import CompileOptions, compile_space, count_flops
+
+        from .memory import check_builds
+
+        check_builds(space, overrides or {})
         network = compile_space(space, overrides, CompileOptions(search=search))
         facts["parameters"] = network.num_parameters()
         facts["flops"] = count_flops(network, plan.channels, plan.size)

@@ -8,6 +8,7 @@ layers; each layer keeps about one output of the op's size for the backward pass
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -34,11 +35,15 @@ def _op_profile(op: str, c_in: int, c_out: int, stride: int) -> tuple[int, int]:
     return parameters, max(layers, 1)
 
 
-def estimate_training_bytes(
-    space: SpaceIR, overrides: Mapping[str, int], batch: int, options: CompileOptions
-) -> int:
-    """Bytes a training step of the all-live supernet needs at this batch size, roughly."""
-    plan = instantiate(space, overrides, catalog())
+def _walk(
+    space: SpaceIR,
+    overrides: Mapping[str, int],
+    batch: int,
+    options: CompileOptions,
+    phase: str = "search",
+):
+    """(parameters, activation elements) of the all-live network at this batch size."""
+    plan = instantiate(space, overrides, catalog(), phase=phase)
     parameters = activations = 0
 
     def add(op, c_in, c_out, stride, size):
@@ -61,7 +66,57 @@ def estimate_training_bytes(
             stride = 2 if cell.reduction and edge.source in inputs else 1
             for op in (*edge.ops, *edge.candidates):
                 add(op, stage.node_channels[edge.source], stage.width, stride, stage.out_size)
+    return parameters, activations
+
+
+def estimate_training_bytes(
+    space: SpaceIR, overrides: Mapping[str, int], batch: int, options: CompileOptions
+) -> int:
+    """Bytes a training step of the all-live supernet needs at this batch size, roughly (on top
+    of what the process already holds)."""
+    parameters, activations = _walk(space, overrides, batch, options)
     return BYTES * (STATE_COPIES * parameters + activations)
+
+
+def estimate_build_bytes(space: SpaceIR, overrides: Mapping[str, int]) -> int:
+    """Bytes to build the network and run one image through it (what `nasc show` measures):
+    a space as its search supernet, a fixed architecture as the network one would train."""
+    search = not space.is_fixed
+    phase = "search" if search else "train"
+    parameters, activations = _walk(space, overrides, 1, CompileOptions(search=search), phase)
+    return BYTES * (parameters + activations)
+
+
+def process_bytes() -> int:
+    """Memory this process holds now (its resident set: PyTorch alone is most of a GiB)."""
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+        return pages * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def check_builds(space: SpaceIR, overrides: Mapping[str, int]) -> int:
+    """Refuse to build a network (for `nasc show`'s sizes or code) that cannot fit in memory.
+
+    Raises:
+        NascUsageError: with the estimate and what to lower.
+    """
+    need = estimate_build_bytes(space, overrides)
+    free = available_bytes(torch.device("cpu"))
+    if free is not None and need > free:
+        raise NascUsageError(
+            f"building `{space.name}` needs about {_gib(need)} GiB for its weights alone, but only "
+            f"{_gib(free)} GiB is free",
+            hint="lower the width or depth (-D C=..., -D N=..., -D layers=...); "
+            "--no-measure shows the space without building it",
+        )
+    return need
+
+
+def _gib(count: int) -> str:
+    value = count / (1 << 30)
+    return f"{value:,.1f}" if value < 1e6 else f"{value:.2g}"
 
 
 def available_bytes(device: torch.device) -> int | None:
@@ -85,19 +140,22 @@ def check_fits(
     options: CompileOptions,
     device: torch.device,
 ) -> int:
-    """Refuse a search whose estimate exceeds the free memory; returns the estimate.
+    """Refuse a search whose estimate exceeds the free memory; returns the estimate, including
+    what the process holds already (on the CPU, where that memory is counted as used).
 
     Raises:
         NascUsageError: with the estimate, what is free, and what to lower.
     """
     need = estimate_training_bytes(space, overrides, batch, options)
+    held = process_bytes() if device.type == "cpu" else 0
     free = available_bytes(device)
     if free is not None and need > free:
-        gib = 1 << 30
+        baseline = f" (this process holds {_gib(held)} GiB besides)" if held else ""
         raise NascUsageError(
-            f"the supernet needs about {need / gib:.1f} GiB to train at batch {batch}, but only "
-            f"{free / gib:.1f} GiB is free on {device}",
+            f"the supernet needs about {_gib(need + held)} GiB to train at batch {batch}: "
+            f"{_gib(need)} GiB more than this process holds, but only {_gib(free)} GiB is free "
+            f"on {device}{baseline}",
             hint="lower the width or depth (-D C=..., -D N=..., -D layers=...) or --batch-size; "
             "--no-memory-check skips this check",
         )
-    return need
+    return need + held

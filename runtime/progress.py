@@ -39,23 +39,40 @@ class Display:
             self.progress.start()
             self.task = None
 
-    def start_epoch(self, epoch: int, epochs: int, steps: int) -> None:
+    def start_epoch(self, epoch: int, epochs: int, steps: int, done: int = 0) -> None:
+        """Show epoch `epoch` of `epochs`; `done` steps of it ran before a resume."""
         self.epoch, self.epochs = epoch, epochs
         self.epoch_started = time.perf_counter()
+        self.first_step = done
         if self.progress is not None:
             if self.task is not None:
                 self.progress.remove_task(self.task)
             self.task = self.progress.add_task(
-                "", total=steps, epoch=f"{epoch}/{epochs}", status=self.last
+                "", total=steps, completed=done, epoch=f"{epoch}/{epochs}", status=self.last
             )
 
     def step(self, step: int, steps: int, loss: float | None) -> None:
         if self.progress is None:
             return
         fields = {}
-        if loss is not None:
-            fields["status"] = f"loss {loss:.3f}  {self.last}"
+        left = self.run_eta(step, steps)
+        if loss is not None or (left is not None and not self.epoch_times):
+            shown = f"loss {loss:.3f}  " if loss is not None else ""
+            run = f"  run ETA {_clock(left)}" if left is not None and not self.epoch_times else ""
+            fields["status"] = f"{shown}{self.last}{run}"
         self.progress.update(self.task, completed=step, **fields)
+
+    def run_eta(self, step: int, steps: int) -> float | None:
+        """Seconds left in the whole run, from the steps of this epoch so far (and the epochs
+        done): known from the first step on, not only after the first epoch."""
+        ran = step - getattr(self, "first_step", 0)
+        if ran < 1 or not steps:
+            return None
+        per_step = (time.perf_counter() - self.epoch_started) / ran
+        per_epoch = (
+            sum(self.epoch_times) / len(self.epoch_times) if self.epoch_times else per_step * steps
+        )
+        return per_step * (steps - step) + (self.epochs - self.epoch) * per_epoch
 
     def record(self, record: dict) -> None:
         if record["event"] == "epoch":

@@ -27,6 +27,10 @@ SUBSET_COLOURS = [
 ]
 
 
+COMBINER_MARKS = {"product": "\u00d7", "concat": "\u2225"}  # x (Hadamard), parallel
+LINE_STYLES = ["-", "--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (1, 3))]
+
+
 def _pyplot():
     import matplotlib
 
@@ -87,10 +91,15 @@ def draw_cell(ax, cell: Cell, title: str | None = None) -> None:
             "#999999",
             dashed=True,
         )
+    combiners = {node.name: node.combine for node in cell.nodes}
     for name, (x, y) in positions.items():
         kind = "input" if name in cell.input_names else ("out" if name == "out" else "node")
         face = {"input": "#fde0c5", "node": "#d6e6f5", "out": "#e2f0d9"}[kind]
         text = ("concat" if cell.concat else "out") if kind == "out" else name
+        if kind == "node" and combiners.get(name, "sum") != "sum":
+            # Sum is the default and goes unmarked; a product (Hadamard) or concat node says so.
+            text = f"{name} {COMBINER_MARKS.get(combiners[name], combiners[name])}"
+            face = "#f6e7b4"
         ax.text(
             x,
             y,
@@ -217,24 +226,39 @@ def draw_importance(history: list[dict], path: Path) -> dict:
         if math.isfinite(_f(c["F"])) and _f(c["F"]) > 0
     ]
     ceiling = (max(finite) if finite else 1.0) * 8
+    # One legend for the whole figure: colour names the op, line style the edge's source (in
+    # panels that compare the candidates of several edges, e.g. DARTS' `keep 2 per node`).
+    ops = list(
+        dict.fromkeys(c["op"] for _, e in panels.items() for _, s in e for c in s["candidates"])
+    )
+    colour_of = {op: SUBSET_COLOURS[i % len(SUBSET_COLOURS)] for i, op in enumerate(ops)}
+    sources = list(
+        dict.fromkeys(
+            c["edge"].split("->")[0]
+            for (_, label), entries in panels.items()
+            if "->" not in label
+            for _, subset in entries
+            for c in subset["candidates"]
+        )
+    )
+    style_of = {source: LINE_STYLES[i % len(LINE_STYLES)] for i, source in enumerate(sources)}
     for ax, ((cell, label), entries) in zip(axes.flat, panels.items()):
-        series: dict[str, list] = {}
+        series: dict[tuple[str, str], list] = {}
         for step, subset in entries:
             for candidate in subset["candidates"]:
-                name = (
-                    candidate["op"] if "->" in label else f"{candidate['edge']}:{candidate['op']}"
-                )
                 value = _f(candidate["F"])
-                series.setdefault(name, []).append(
+                series.setdefault((candidate["edge"], candidate["op"]), []).append(
                     (step["epoch"], min(value, ceiling), candidate["discarded"], math.isinf(value))
                 )
-        for name, points in series.items():
+        for (edge, op), points in series.items():
             xs = [p[0] for p in points]
             ys = [p[1] for p in points]
-            (line,) = ax.plot(xs, ys, marker="o", ms=3, lw=1, label=name)
+            style = "-" if "->" in label else style_of[edge.split("->")[0]]
+            colour = colour_of[op]
+            ax.plot(xs, ys, marker="o", ms=3, lw=1, color=colour, ls=style)
             for x, y, discarded, infinite in points:
                 if discarded:
-                    ax.plot([x], [y], marker="x", ms=9, mew=2, color=line.get_color())
+                    ax.plot([x], [y], marker="x", ms=9, mew=2, color=colour)
                 if infinite:
                     ax.annotate(
                         "inf", (x, y), fontsize=6, xytext=(2, 2), textcoords="offset points"
@@ -244,16 +268,31 @@ def draw_importance(history: list[dict], path: Path) -> dict:
         ax.set_xlabel("epoch of the shrink step", fontsize=7)
         ax.set_ylabel("F", fontsize=7)
         ax.tick_params(labelsize=6)
-        ax.legend(fontsize=5, loc="best", ncol=1 if len(series) < 8 else 2)
     for ax in list(axes.flat)[len(panels) :]:
         ax.axis("off")
-    figure.suptitle(
-        "information of every candidate at every shrink step (x: discarded)", fontsize=10
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([0], [0], color=colour_of[op], lw=2, label=op) for op in ops]
+    handles += [
+        Line2D([0], [0], color="#555555", lw=1.2, ls=style_of[s], label=f"edge from {s}")
+        for s in sources
+    ]
+    handles.append(Line2D([0], [0], color="#555555", marker="x", ls="none", label="discarded"))
+    columns_of_legend = min(len(handles), 6)
+    legend_rows = math.ceil(len(handles) / columns_of_legend)
+    height = 2.8 * rows + 0.25 * legend_rows + 0.4
+    figure.set_size_inches(3.6 * columns, height)
+    figure.legend(
+        handles=handles, loc="lower center", ncol=columns_of_legend, fontsize=7, frameon=False
     )
-    figure.tight_layout()
+    figure.suptitle(
+        "information of every candidate at every shrink step (colour: op; x: discarded)",
+        fontsize=10,
+    )
+    figure.tight_layout(rect=(0, (0.25 * legend_rows + 0.15) / height, 1, 1))
     figure.savefig(path, dpi=120)
     plt.close(figure)
-    return {"panels": len(panels), "path": str(path)}
+    return {"panels": len(panels), "path": str(path), "legend_entries": len(handles)}
 
 
 def draw_curves(metrics: list[dict], path: Path) -> dict:
@@ -396,7 +435,13 @@ def write_seeds_report(directory: Path) -> Path:
     plt.close(figure)
 
     datasets = list(summary.get("nb201_accuracy") or {})
-    header = ["seed", "found", *(f"NB201 {d}" for d in datasets), "supernet test", "run"]
+    header = [
+        "seed",
+        "found",
+        *(f"NB201 {d}" for d in datasets),
+        "supernet test (discretised)",
+        "run",
+    ]
     rows = []
     for result in runs:
         accuracy = result.get("nb201_accuracy") or {}
@@ -408,20 +453,29 @@ def write_seeds_report(directory: Path) -> Path:
                 result.get("nb201") or result.get("darts") or json.dumps(result["genotype"])
             ),
             *(f"{accuracy[d]:.2f}%" if d in accuracy else "" for d in datasets),
-            f"{result['final_test_acc']:.2f}%" if result.get("final_test_acc") is not None else "",
+            _discretised(result),
             f'<a href="{html.escape(link)}">{html.escape(Path(result["run"]).name)}</a>',
         ]
         rows.append("<tr>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>")
-    if datasets:
-        spread = summary["nb201_accuracy"]
-        cells = [
-            "mean",
-            "",
-            *(f"{spread[d]['mean']:.2f} &plusmn; {spread[d]['std']:.2f}%" for d in datasets),
-            "",
-            "",
-        ]
-        rows.append("<tr>" + "".join(f"<th>{cell}</th>" for cell in cells) + "</tr>")
+    count = len(runs)
+
+    def mean(value, unit="%"):
+        if not value:
+            return ""
+        over = f"{value['runs']} of {count} seeds"
+        if value["runs"] < 2:
+            return f"{value['mean']:.2f}{unit} ({over})"
+        return f"{value['mean']:.2f} &plusmn; {value['std']:.2f}{unit} ({over})"
+
+    spread = summary.get("nb201_accuracy") or {}
+    cells = [
+        "mean",
+        "",
+        *(mean(spread.get(d)) for d in datasets),
+        mean(summary.get("supernet_discretised")),
+        "search time " + mean(summary.get("search_seconds"), " s"),
+    ]
+    rows.append("<tr>" + "".join(f"<th>{cell}</th>" for cell in cells) + "</tr>")
     title = f"nasc search: {len(runs)} seeds of {html.escape(runs[0]['space'])}"
     body = f"""<h1>{title} ({html.escape(runs[0]["strategy"])})</h1>
 <table><tr>{"".join(f"<th>{html.escape(h)}</th>" for h in header)}</tr>{"".join(rows)}</table>
@@ -433,6 +487,13 @@ def write_seeds_report(directory: Path) -> Path:
     return directory / "report.html"
 
 
+def _discretised(result: dict) -> str:
+    value = (result.get("supernet_test_acc") or {}).get("discretised")
+    if value is None:
+        value = result.get("final_test_acc")
+    return f"{value:.2f}%" if value is not None else ""
+
+
 def _html(run_dir: Path, config: dict, result: dict, drawn: dict) -> str:
     def row(key, value):
         return f"<tr><th>{html.escape(str(key))}</th><td>{html.escape(str(value))}</td></tr>"
@@ -441,14 +502,50 @@ def _html(run_dir: Path, config: dict, result: dict, drawn: dict) -> str:
     for key in ("nb201", "darts"):
         if key in result:
             summary.append(row(key, result[key]))
-    if result.get("final_test_acc") is not None:
-        summary.append(row("supernet test accuracy", f"{result['final_test_acc']:.2f}%"))
+    supernet = result.get("supernet_test_acc") or {}
+    if supernet.get("before_discretisation") is not None:
+        summary.append(
+            row(
+                "supernet test accuracy before discretisation (shared weights)",
+                f"{supernet['before_discretisation']:.2f}% (epoch {supernet.get('before_epoch')})",
+            )
+        )
+    if supernet.get("discretised") is not None:
+        summary.append(
+            row(
+                "supernet test accuracy discretised to the found architecture (shared weights)",
+                f"{supernet['discretised']:.2f}%",
+            )
+        )
+    if not supernet and result.get("final_test_acc") is not None:
+        summary.append(
+            row("supernet test accuracy (last epoch)", f"{result['final_test_acc']:.2f}%")
+        )
     if result.get("nb201_accuracy"):
         ranks = result.get("nb201_rank") or {}
         for key, value in result["nb201_accuracy"].items():
             rank = f" (rank {ranks[key]:,} of 15,625)" if ranks.get(key) else ""
-            summary.append(row(f"NAS-Bench-201 {key}", f"{value:.2f}%{rank}"))
+            summary.append(
+                row(
+                    f"NAS-Bench-201 {key} (the found cell trained from scratch)",
+                    f"{value:.2f}%{rank}",
+                )
+            )
+    elif "nb201_accuracy" in result:
+        summary.append(row("NAS-Bench-201", "the cell is not in the table"))
     summary.append(row("search time", f"{result.get('search_seconds', 0) / 60:.1f} min"))
+    if result.get("searched_with"):
+        values = ", ".join(f"{k}={v}" for k, v in result["searched_with"].items())
+        summary.append(row("searched with", values))
+    env = config.get("environment") or result.get("environment")
+    if env:
+        summary.append(
+            row(
+                "versions",
+                f"nasc {env.get('nasc')}, torch {env.get('torch')}, Python {env.get('python')}; "
+                f"device {env.get('device')} ({env.get('device_name')})",
+            )
+        )
     if result.get("measure_on"):
         share = result["measure_seconds"] / max(result.get("search_seconds") or 0, 1e-9)
         summary.append(

@@ -21,6 +21,7 @@ import fcntl
 import json
 import math
 import os
+import platform
 import stat
 import time
 from pathlib import Path
@@ -31,8 +32,37 @@ from .checkpoint import MAX_JSON_BYTES, read_regular, remove_temporaries, write_
 from .scalars import ScalarLog
 
 
+def nasc_version() -> str:
+    """The installed nasc's version (`unknown` when it runs from a tree that is not installed)."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("nasc")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def environment(device=None) -> dict:
+    """What ran a command: the versions of nasc, PyTorch and Python, and the device."""
+    import torch
+
+    facts = {
+        "nasc": nasc_version(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "device": str(device) if device is not None else "cpu",
+    }
+    if device is not None and getattr(device, "type", None) == "cuda":
+        facts["device_name"] = torch.cuda.get_device_name(device)
+        facts["cuda"] = torch.version.cuda
+    else:
+        facts["device_name"] = platform.processor() or platform.machine()
+    return facts
+
+
 class RunDir:
-    """An open run directory, locked against a second process for as long as it is open."""
+    """An open run directory, locked against a second process for as long as it is open; the
+    lock file goes when the run closes."""
 
     def __init__(self, path: Path):
         self.path = path
@@ -109,17 +139,26 @@ class RunDir:
 
     def lock(self) -> None:
         """Hold an exclusive lock on the folder; a second `nasc` on it is refused."""
-        handle = open_lock_file(self.path / ".lock")
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            owner = handle.read().strip() or "another process"
+        path = self.path / ".lock"
+        while True:
+            handle = open_lock_file(path)
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.seek(0)
+                owner = handle.read().strip() or "another process"
+                handle.close()
+                raise NascUsageError(
+                    f"{self.path} is in use by {owner}",
+                    hint="wait for that run to end, or resume a different run directory",
+                ) from None
+            # The holder removes the file when it ends: a lock taken on a removed file is no lock.
+            try:
+                if os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino:
+                    break
+            except FileNotFoundError:
+                pass
             handle.close()
-            raise NascUsageError(
-                f"{self.path} is in use by {owner}",
-                hint="wait for that run to end, or resume a different run directory",
-            ) from None
         handle.seek(0)
         handle.truncate()
         handle.write(f"nasc process {os.getpid()}\n")
@@ -131,6 +170,10 @@ class RunDir:
             self.scalars.close()
             self.scalars = None
         if self._lock is not None:
+            try:
+                (self.path / ".lock").unlink()  # while still held, so no one else locks it
+            except OSError:
+                pass
             fcntl.flock(self._lock, fcntl.LOCK_UN)
             self._lock.close()
             self._lock = None

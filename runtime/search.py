@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import platform
 import time
@@ -22,7 +23,7 @@ from .faults import stop_at
 from .memory import check_fits
 from .nb201 import NB201Table, accuracy_spread, lookup_nats, parse_columns
 from .progress import Display
-from .rundir import RunDir, unique_directory
+from .rundir import RunDir, environment, unique_directory
 from .scalars import require_tensorboard
 from .trainer import RESUME_OVERRIDES, Searcher, resolve_device
 
@@ -84,23 +85,81 @@ def fingerprint(
     return hashlib.sha256(key.encode()).hexdigest()[:24]
 
 
+def lookup_table(args) -> NB201Table | None:
+    """The NB201 table of `--nb201-table`, read now, and `--nats-bench` checked, so that a bad
+    look-up is refused before the search rather than after it.
+
+    Raises:
+        NascUsageError: a missing or malformed table, or `--nats-bench` without its package.
+    """
+    if getattr(args, "nats_bench", None) is not None and not args.nb201_table:
+        if importlib.util.find_spec("nats_bench") is None:
+            raise NascUsageError(
+                "--nats-bench needs the nats_bench package, which is not installed",
+                hint="pip install nats_bench and download its benchmark file (NATS-tss-v1_0-3ffb9"
+                "-simple), or give the accuracies as a CSV with --nb201-table",
+            )
+        if args.nats_bench and not Path(args.nats_bench).exists():
+            raise NascUsageError(
+                f"--nats-bench {args.nats_bench}: no such file or folder",
+                hint="give the path of the NATS-Bench topology benchmark, or --nats-bench alone "
+                "for its default place ($TORCH_HOME)",
+            )
+    if getattr(args, "nb201_columns", None) and not getattr(args, "nb201_table", None):
+        raise NascUsageError(
+            "--nb201-columns names the columns of --nb201-table, which is not given",
+            hint="add --nb201-table CSV",
+        )
+    if getattr(args, "nb201_table", None):
+        return NB201Table.load(args.nb201_table, parse_columns(args.nb201_columns))
+    return None
+
+
+def validate_minutes(minutes: float | None) -> None:
+    if minutes is not None and minutes < 0:
+        raise NascUsageError(
+            f"--checkpoint-minutes {minutes:g}: must not be negative",
+            hint="0 checkpoints at epoch ends only",
+        )
+
+
+def validate_counts(**counts: int | None) -> None:
+    """Refuse counts given as zero or less (`--subset 0` would otherwise mean all the data).
+
+    Raises:
+        NascUsageError: naming the flag.
+    """
+    for name, value in counts.items():
+        if value is not None and value < 1:
+            flag = "--" + name.replace("_", "-")
+            raise NascUsageError(
+                f"{flag} {value}: must be at least 1",
+                hint=f"leave {flag} out to use the default, or give a positive number",
+            )
+
+
 def run_search(args, console: Console) -> int:
     """Run or resume a search (or `--seeds N` independent searches) from parsed arguments.
 
     Under torchrun every rank runs this; rank 0 alone writes the run directory and prints.
+    Every input is checked before the first epoch.
     """
     from .config import config_overrides
 
     overrides = config_overrides(args)
+    validate_counts(seeds=getattr(args, "seeds", None), subset=args.subset)
+    validate_counts(image_size=getattr(args, "image_size", None))
+    validate_minutes(getattr(args, "checkpoint_minutes", None))
     if args.tensorboard:
         require_tensorboard()
+    table = lookup_table(args)
     timeout_s = getattr(args, "dist_timeout", None)
     dist_, device_name = setup(overrides.get("device") or "auto", timeout_s)
     try:
         seeds = getattr(args, "seeds", None) or 1
         if seeds == 1 or args.resume:
             try:
-                _search_once(args, console, overrides, dist_, device_name)
+                _search_once(args, console, overrides, dist_, device_name, table)
             except RuntimeError as error:  # a collective failed: a rank went silent
                 if dist_ is None or not collective_failed(error):
                     raise
@@ -112,7 +171,7 @@ def run_search(args, console: Console) -> int:
         results = []
         for offset in range(seeds):
             overrides = {**overrides, "seed": first + offset}
-            results.append(_search_once(args, console, overrides, dist_, device_name))
+            results.append(_search_once(args, console, overrides, dist_, device_name, table))
         if dist_ is None or dist_.main:
             summarise_seeds(
                 console, unique_directory(Path(args.runs_dir), f"seeds-{stamp}"), results
@@ -122,47 +181,67 @@ def run_search(args, console: Console) -> int:
         shutdown()
 
 
-def _search_once(args, console, overrides, dist_, device_name) -> dict | None:
+def _search_once(args, console, overrides, dist_, device_name, table=None) -> dict | None:
     from .cli import parse_defines
 
     main = dist_ is None or dist_.main
-    run = None
-    if args.resume:
-        run = RunDir.open(Path(args.resume)) if main else None
-        saved, source = broadcast(
-            (run.read_json("config.json"), read_source(run.path / "space.nas")) if main else None,
-            dist_,
-        )
-        check_run_config(saved, Path(args.resume) / "config.json")
-        defines = saved["defines"]
-        strategy = saved["config"]["strategy"]
-        if args.strategy and args.strategy != strategy:
-            raise NascUsageError(
-                f"{args.resume} searched with {strategy}, not {args.strategy}",
-                hint="resume without --strategy, or start a new search",
+    run = display = None
+    try:
+        if args.resume:
+            run = RunDir.open(Path(args.resume)) if main else None
+            saved, source = broadcast(
+                (run.read_json("config.json"), read_source(run.path / "space.nas"))
+                if main
+                else None,
+                dist_,
             )
-        changes = resume_changes(saved, overrides, args, dist_)
-        values = {**saved["config"], **{k: v for k, v in overrides.items() if v is not None}}
-        values.setdefault("measure_on", "train-sample")  # how runs measured before protocols
-        config = SearchConfig(**values)
-        data_spec, subset = saved["data"], saved.get("subset")
-        where = str(Path(args.resume) / "space.nas")
-        space = parse_space(source, where, catalog=catalog(), overrides=defines)
-    else:
-        source = read_source(find_space(args.space))
-        user_defines = parse_defines(args.defines)
-        space = parse_space(source, str(args.space), catalog=catalog(), overrides=user_defines)
-        strategy = args.strategy or "isdarts"
-        config = make_config(args.preset or space.preset, strategy, overrides)
-        data_spec, subset = args.data, args.subset
-    validate(config)
-    device = torch.device(device_name) if dist_ is not None else resolve_device(config.device)
-    data = load_data(data_spec, args.cache_dir, getattr(args, "image_size", None))
-    if subset:
-        data = data.subset(subset, seed=0)
-    if not args.resume:
-        defines = bind_data(space, user_defines, data)
-        if main:
+            check_run_config(saved, Path(args.resume) / "config.json")
+            defines = saved["defines"]
+            strategy = saved["config"]["strategy"]
+            if args.strategy and args.strategy != strategy:
+                raise NascUsageError(
+                    f"{args.resume} searched with {strategy}, not {args.strategy}",
+                    hint="resume without --strategy, or start a new search",
+                )
+            changes = resume_changes(saved, overrides, args, dist_)
+            values = {**saved["config"], **{k: v for k, v in overrides.items() if v is not None}}
+            values.setdefault("measure_on", "train-sample")  # how runs measured before protocols
+            config = SearchConfig(**values)
+            data_spec, subset = saved["data"], saved.get("subset")
+            where = str(Path(args.resume) / "space.nas")
+            space = parse_space(source, where, catalog=catalog(), overrides=defines)
+        else:
+            source = read_source(find_space(args.space))
+            user_defines = parse_defines(args.defines)
+            space = parse_space(source, str(args.space), catalog=catalog(), overrides=user_defines)
+            strategy = args.strategy or "isdarts"
+            config = make_config(args.preset or space.preset, strategy, overrides)
+            data_spec, subset = args.data, args.subset
+        validate(config)
+        device = torch.device(device_name) if dist_ is not None else resolve_device(config.device)
+        data = load_data(data_spec, args.cache_dir, getattr(args, "image_size", None))
+        if subset:
+            data = data.subset(subset, seed=0)
+        if not args.resume:
+            defines = bind_data(space, user_defines, data)
+        if not args.no_memory_check:
+            options = CompileOptions(search=True, track_running_stats=config.track_running_stats)
+            check_fits(space, defines, config.batch_size, options, device)
+        # The searcher is built (strategy, supernet) before the run directory exists, so a
+        # command that cannot start leaves no half-made run behind.
+        searcher = Searcher(
+            space,
+            defines,
+            config,
+            data,
+            device,
+            fingerprint=fingerprint(
+                source, defines, config.strategy, data_spec, config.seed, config.epochs
+            ),
+            dist=dist_,
+        )
+        searcher.settings = result_settings(config, data_spec, subset, dist_)
+        if main and not args.resume:
             run = RunDir.create(Path(args.runs_dir), space.name, strategy)
             run.write_text("space.nas", source)
             run.write_json(
@@ -177,50 +256,50 @@ def _search_once(args, console, overrides, dist_, device_name) -> dict | None:
                     "world_size": dist_.world if dist_ else 1,
                     "created": time.strftime("%Y-%m-%d %H:%M:%S"),
                     "host": platform.node(),
+                    "environment": environment(device),
                 },
             )
-    if not args.no_memory_check:
-        options = CompileOptions(search=True, track_running_stats=config.track_running_stats)
-        check_fits(space, defines, config.batch_size, options, device)
-    display = Display(console, quiet=args.quiet) if main else None
-    if display is not None:
-        display.print(f"run directory: {run.path}")
-        args.run_dir_made = str(run.path)  # for the message of a lost rank
-        if dist_ is not None:
-            display.print(
-                f"{dist_.world} processes, {config.batch_size} images each per step "
-                f"(effective batch {config.batch_size * dist_.world}, learning rate {config.lr})"
-            )
-    try:
-        searcher = Searcher(
-            space,
-            defines,
-            config,
-            data,
-            device,
-            run=run,
-            display=display,
-            fingerprint=fingerprint(
-                source, defines, config.strategy, data_spec, config.seed, config.epochs
-            ),
-            dist=dist_,
-        )
-        searcher.settings = result_settings(config, data_spec, subset, dist_)
+        display = Display(console, quiet=args.quiet) if main else None
+        searcher.run, searcher.display = run, display
+        minutes = getattr(args, "checkpoint_minutes", None)
+        searcher.checkpoint_seconds = 60.0 * minutes if minutes else None
+        if display is not None:
+            display.print(f"run directory: {run.path}")
+            args.run_dir_made = str(run.path)  # for the message of a lost rank
+            if dist_ is not None:
+                display.print(
+                    f"{dist_.world} processes, {config.batch_size} images each per step "
+                    f"(effective batch {config.batch_size * dist_.world}, "
+                    f"learning rate {config.lr})"
+                )
+        finished = False
         if args.resume:
             searcher.overrides = set(changes) | recorded_overrides(saved, config)
             resumed = searcher.restore(warn=display.print if display else print)
             record_overrides(run, saved, changes, searcher, resumed)
+            finished = searcher.epoch >= config.epochs
             if display is not None:
-                display.print(
-                    f"resumed after epoch {searcher.epoch}"
-                    if resumed
-                    else "no checkpoint yet: starting from the first epoch"
-                )
+                said = f"resumed after epoch {searcher.epoch}"
+                if searcher.partial is not None:
+                    said = (
+                        f"resumed in epoch {searcher.epoch + 1}, after step "
+                        f"{searcher.partial['step']} of {len(searcher.train_batches)}"
+                    )
+                if finished:
+                    said = "the search had finished; its results stand"
+                if not resumed:
+                    said = "no checkpoint yet: starting from the first epoch"
+                display.print(said)
         if run is not None and (args.tensorboard or (run.path / "tensorboard").is_dir()):
             run.open_scalars(resumed=bool(args.resume))
-        started = time.perf_counter()
         searcher.run_epochs()
         stop_at("stop", searcher.epoch + 1)  # fault injection: a rank silent after training
+        previous = None
+        if main and finished and (run.path / "result.json").is_file():
+            previous = run.read_json("result.json")
+        # Every rank evaluates, or none does: the evaluation sums over ranks.
+        kept = broadcast(previous is not None if main else None, dist_)
+        discretised = None if kept else discretised_accuracy(searcher)
         # What every rank ended with, for result.json: the masks and the derived architecture.
         ranks = gather(
             {
@@ -232,9 +311,10 @@ def _search_once(args, console, overrides, dist_, device_name) -> dict | None:
         result = None
         if main:
             display.close()
-            result = finish(
-                searcher, run, space, source, args, time.perf_counter() - started, ranks
-            )
+            if previous is not None:
+                result = keep_result(run, previous, args, table)
+            else:
+                result = finish(searcher, run, space, args, ranks, table, defines, discretised)
     finally:
         if display is not None:
             display.close()
@@ -245,22 +325,70 @@ def _search_once(args, console, overrides, dist_, device_name) -> dict | None:
     return result
 
 
+def discretised_accuracy(searcher: Searcher) -> float:
+    """Test accuracy of the supernet restricted to the derived architecture, with the weights
+    it searched with (not trained from scratch); the masks are put back afterwards."""
+    arch = searcher.net.arch
+    masks = {cell: arch.mask(cell).clone() for cell in arch.choices}
+    arch.restrict(searcher.strategy.derive(searcher.net))
+    try:
+        return searcher.evaluate()["test_acc"]
+    finally:
+        with torch.no_grad():
+            for cell, mask in masks.items():
+                arch.mask(cell).copy_(mask)
+        arch.version += 1
+
+
 def summarise_seeds(console: Console, directory: Path, results: list[dict]) -> None:
     """One summary of the genotypes (and NB201 accuracies) that independent seeds found:
-    `summary.json` and `report.html` with the found cells side by side, in `directory`."""
+    `summary.json` and `report.html` with the found cells side by side, in `directory`.
+
+    Every mean says how many seeds it covers: a seed whose cell is not in the table adds nothing
+    to the NB201 figures, and the search time and supernet accuracies are summarised with or
+    without a table."""
+    count = len(results)
     spread = accuracy_spread([r["nb201_accuracy"] for r in results if r.get("nb201_accuracy")])
+    measured = {
+        "search_seconds": [r.get("search_seconds") for r in results],
+        "supernet_before_discretisation": [
+            (r.get("supernet_test_acc") or {}).get("before_discretisation") for r in results
+        ],
+        "supernet_discretised": [
+            (r.get("supernet_test_acc") or {}).get("discretised") for r in results
+        ],
+    }
+    others = {
+        key: accuracy_spread([{"value": v} for v in values if v is not None]).get("value")
+        for key, values in measured.items()
+    }
     directory.mkdir(parents=True, exist_ok=True)
     summary = directory / "summary.json"
-    summary.write_text(json.dumps({"runs": results, "nb201_accuracy": spread}, indent=2) + "\n")
-    lines = [f"{len(results)} seeds:"]
+    summary.write_text(
+        json.dumps({"seeds": count, "runs": results, "nb201_accuracy": spread, **others}, indent=2)
+        + "\n"
+    )
+    lines = [f"{count} seeds:"]
     for result in results:
         found = result.get("nb201") or result.get("darts") or json.dumps(result["genotype"])
         extra = ""
         if result.get("nb201_accuracy"):
             extra = f"  cifar10 {result['nb201_accuracy'].get('cifar10', float('nan')):.2f}%"
+        elif "nb201_accuracy" in result:
+            extra = "  (not in the table)"
         lines.append(f"  seed {result['seed']}: {found}{extra}  ({result['run']})")
+    labels = {
+        "search_seconds": ("search time", " s"),
+        "supernet_before_discretisation": ("supernet test accuracy before discretisation", "%"),
+        "supernet_discretised": ("supernet test accuracy, discretised", "%"),
+    }
+    for key, (label, unit) in labels.items():
+        if others.get(key):
+            lines.append(f"  {label}: {spread_text(others[key], count, unit)}")
     for key, value in spread.items():
-        lines.append(f"  NAS-Bench-201 {key}: {value['mean']:.2f} +- {value['std']:.2f}%")
+        lines.append(f"  NAS-Bench-201 {key}: {spread_text(value, count, '%')}")
+    if any("nb201_accuracy" in r for r in results) and not spread:
+        lines.append("  NAS-Bench-201: no seed's cell is in the table")
     lines.append(f"  summary: {summary}")
     try:
         from .report import write_seeds_report
@@ -272,62 +400,92 @@ def summarise_seeds(console: Console, directory: Path, results: list[dict]) -> N
         console.print(line, soft_wrap=True, highlight=False, markup=False)
 
 
+def spread_text(value: dict, seeds: int, unit: str) -> str:
+    """`mean +- std unit (over k of n seeds)`; one value has no spread to show."""
+    digits = 1 if unit == " s" else 2
+    covered = value["runs"]
+    over = f"all {seeds} seeds" if covered == seeds else f"{covered} of {seeds} seeds"
+    if covered < 2:
+        return f"{value['mean']:.{digits}f}{unit} ({over}; no spread from one)"
+    return f"{value['mean']:.{digits}f} +- {value['std']:.{digits}f}{unit} (over {over})"
+
+
 def validate(config: SearchConfig) -> None:
-    """Refuse settings that cannot run, naming the flag."""
+    """Refuse settings that cannot run, naming the flag and what to pass instead."""
     problems = []
     if config.epochs < 1:
-        problems.append(("--epochs", "must be at least 1"))
+        problems.append(("--epochs", "must be at least 1", None))
     if config.batch_size < 1:
-        problems.append(("--batch-size", "must be at least 1"))
+        problems.append(("--batch-size", "must be at least 1", None))
     if config.strategy == "isdarts":
-        if config.shrink_steps < 1 or config.shrink_interval < 1:
-            problems.append(("--shrink-steps/--shrink-interval", "must be at least 1"))
-        elif config.shrink_steps * config.shrink_interval >= config.epochs:
+        steps, interval, epochs = config.shrink_steps, config.shrink_interval, config.epochs
+        if steps < 1 or interval < 1:
+            problems.append(("--shrink-steps/--shrink-interval", "must be at least 1", None))
+        elif steps * interval >= epochs:
             # The first shrink follows epoch `epochs - steps * interval`, which must be >= 1.
+            fits = (epochs - 1) // interval
+            hint = f"pass --epochs {steps * interval + 1} (or more)"
+            if fits >= 1:
+                hint += f", or --shrink-steps {fits} (the most that fit in {epochs} epochs)"
+            elif epochs > 1:
+                hint += f", or --shrink-steps {epochs - 1} --shrink-interval 1"
             problems.append(
                 (
                     "--shrink-steps",
-                    f"{config.shrink_steps} steps every {config.shrink_interval} "
-                    f"epochs need at least "
-                    f"{config.shrink_steps * config.shrink_interval + 1} epochs",
+                    f"{steps} steps every {interval} epochs need at least "
+                    f"{steps * interval + 1} epochs, not {epochs}",
+                    hint,
                 )
             )
         if config.measure_on not in MEASURE_PROTOCOLS:
-            problems.append(("--measure-on", f"must be one of {', '.join(MEASURE_PROTOCOLS)}"))
+            problems.append(
+                ("--measure-on", f"must be one of {', '.join(MEASURE_PROTOCOLS)}", None)
+            )
         if config.measure_samples < 2:
-            problems.append(("--measure-samples", "must be at least 2"))
+            problems.append(("--measure-samples", "must be at least 2", None))
         if config.mixing not in ("mean", "live_mean"):
-            problems.append(("--mixing", "must be mean or live_mean"))
+            problems.append(("--mixing", "must be mean or live_mean", None))
     if not 0.0 < config.train_portion < 1.0:
-        problems.append(("--train-portion", "must lie between 0 and 1"))
+        problems.append(("--train-portion", "must lie between 0 and 1", None))
     if config.lr <= 0 or config.lr_min < 0:
-        problems.append(("--lr/--lr-min", "must be positive"))
+        problems.append(("--lr/--lr-min", "must be positive", None))
     if config.device not in ("auto", "cpu", "cuda"):
-        problems.append(("--device", "must be auto, cpu or cuda"))
+        problems.append(("--device", "must be auto, cpu or cuda", None))
     if problems:
-        flag, what = problems[0]
-        raise NascUsageError(f"{flag} {what}", hint="see nasc search --help")
+        flag, what, hint = problems[0]
+        raise NascUsageError(f"{flag} {what}", hint=hint or "see nasc search --help")
+
+
+def searched_values(space: SpaceIR, defines: dict[str, int]) -> dict[str, int]:
+    """The network parameters the search ran with (defaults and -D values, data bound)."""
+    plan = instantiate(space, defines, catalog())
+    return dict(plan.params)
 
 
 def finish(
     searcher: Searcher,
     run: RunDir,
     space: SpaceIR,
-    source: str,
     args,
-    seconds: float,
     ranks: list[dict],
+    table: NB201Table | None,
+    defines: dict[str, int],
+    discretised: float | None,
 ) -> dict:
     """Write the found architecture in every form, look it up in NB201, and summarise."""
     genotype = searcher.strategy.derive(searcher.net)
     run.write_json("genotype.json", genotype.to_json())
+    searched = searched_values(space, defines)
+    values = ", ".join(f"{name}={value}" for name, value in searched.items())
     run.write_text(
         "arch.nas",
         fixed_source(
             space,
             genotype,
             header=f"Found by nasc search ({searcher.config.strategy}) in {space.name}; "
-            f"run {run.path.name}.",
+            f"run {run.path.name}.\n"
+            f"Searched with {values}; the network below keeps the space's defaults "
+            "(override them with -D, or let `nasc train --preset` set them).",
         ),
     )
     strings = genotype_strings(space, genotype)
@@ -338,46 +496,127 @@ def finish(
     history = getattr(searcher.strategy, "history", None)
     if history is not None:
         run.write_json("importance.json", history)
-    metrics = [line for line in run.metrics_lines() if line.get("event") == "epoch"]
+    metrics = run.metrics_lines()
+    epochs = [line for line in metrics if line.get("event") == "epoch"]
+    shrinks = [line["epoch"] for line in metrics if line.get("event") == "shrink"]
+    # Before discretisation: the supernet evaluated just before the last shrink step (IS-DARTS),
+    # or at the end (the DARTS family, whose supernet stays mixed until derivation).
+    before = [m for m in epochs if not shrinks or m["epoch"] <= shrinks[-1]]
     result = {
         "space": space.name,
         "strategy": searcher.config.strategy,
         "genotype": genotype.to_json()["cells"],
         **strings,
-        "final_test_acc": metrics[-1]["test_acc"] if metrics else None,
-        "search_seconds": seconds,
+        "searched_with": searched,
+        "final_test_acc": epochs[-1]["test_acc"] if epochs else None,
+        "supernet_test_acc": {
+            "before_discretisation": before[-1]["test_acc"] if before else None,
+            "before_epoch": before[-1]["epoch"] if before else None,
+            "discretised": discretised,
+            "note": "the supernet's shared weights on the test split, not the found network "
+            "trained from scratch",
+        },
+        "search_seconds": searcher.seconds,
+        "epochs": searcher.epoch,
         "seed": searcher.config.seed,
         "run": str(run.path),
         "ranks": ranks,
+        "environment": environment(searcher.device),
     }
-    shrinks = [line for line in run.metrics_lines() if line.get("event") == "shrink"]
-    if any("measure_seconds" in line for line in shrinks):
+    measured = [line for line in metrics if line.get("event") == "shrink"]
+    if any("measure_seconds" in line for line in measured):
         result["measure_on"] = searcher.config.measure_on
-        result["measure_seconds"] = sum(line.get("measure_seconds", 0.0) for line in shrinks)
-    if "nb201" in strings and (args.nb201_table or args.nats_bench):
-        if args.nb201_table:
-            table = NB201Table.load(args.nb201_table, parse_columns(args.nb201_columns))
-            result["nb201_table"] = str(Path(args.nb201_table).resolve())
-            found = table.lookup(strings["nb201"])
-            result["nb201_accuracy"] = found
-            result["nb201_rank"] = (
-                {key: table.rank(strings["nb201"], key) for key in found} if found else None
-            )
-        else:
-            result["nb201_accuracy"] = lookup_nats(strings["nb201"], args.nats_bench)
+        result["measure_seconds"] = sum(line.get("measure_seconds", 0.0) for line in measured)
+    previous = run.read_json("result.json") if (run.path / "result.json").is_file() else {}
+    looked_up = lookup(result, args, table)
+    if not looked_up:  # what an earlier look-up of this run knew, it keeps
+        for key in ("nb201_table", "nb201_accuracy", "nb201_rank"):
+            if key in previous and previous.get("nb201") == result.get("nb201"):
+                result[key] = previous[key]
     run.write_json("result.json", result)
+    _write_report(run, result)
+    return result
+
+
+def lookup(result: dict, args, table: NB201Table | None) -> bool:
+    """Add the NB201 accuracies (and ranks) of the found cell to `result`; False when no
+    look-up was asked for or the space has no NB201 string."""
+    if "nb201" not in result:
+        return False
+    if table is not None:
+        result["nb201_table"] = str(Path(table.path).resolve())
+        found = table.lookup(result["nb201"])
+        result["nb201_accuracy"] = found
+        result["nb201_rank"] = (
+            {key: table.rank(result["nb201"], key) for key in found} if found else None
+        )
+        return True
+    if getattr(args, "nats_bench", None) is not None:
+        result["nb201_accuracy"] = lookup_nats(result["nb201"], args.nats_bench or None)
+        return True
+    return False
+
+
+def keep_result(run: RunDir, previous: dict, args, table: NB201Table | None) -> dict:
+    """A resumed run that had already finished: its results stand; only a new look-up is
+    added."""
+    result = dict(previous)
+    if lookup(result, args, table) and result != previous:
+        run.write_json("result.json", result)
+        _write_report(run, result)
+    elif (run.path / "report.html").is_file():
+        result["report"] = str(run.path / "report.html")
+    return result
+
+
+def _write_report(run: RunDir, result: dict) -> None:
+    result.pop("report_error", None)
     try:
         from .report import write_report
 
         result["report"] = str(write_report(run.path))
     except Exception as error:  # noqa: BLE001 - the search's results are written; pictures are extra
+        result["report"] = None
         result["report_error"] = f"{type(error).__name__}: {error}"
-    return result
+
+
+def accuracy_lines(result: dict) -> list[str]:
+    """What each accuracy of a search is, labelled: the supernet's (shared weights) before and
+    after discretisation, and the found cell's own where a table knows it."""
+    lines = []
+    supernet = result.get("supernet_test_acc") or {}
+    if supernet.get("before_discretisation") is not None or supernet.get("discretised"):
+        parts = []
+        if supernet.get("before_discretisation") is not None:
+            parts.append(
+                f"{supernet['before_discretisation']:.2f}% before discretisation "
+                f"(epoch {supernet.get('before_epoch')})"
+            )
+        if supernet.get("discretised") is not None:
+            parts.append(f"{supernet['discretised']:.2f}% discretised to the found architecture")
+        lines.append(
+            "supernet test accuracy (shared weights, not trained from scratch): " + ", ".join(parts)
+        )
+    elif result.get("final_test_acc") is not None:
+        lines.append(f"supernet test accuracy (last epoch): {result['final_test_acc']:.2f}%")
+    accuracy = result.get("nb201_accuracy")
+    if accuracy:
+        ranks = result.get("nb201_rank") or {}
+        lines.append(
+            "NAS-Bench-201 test accuracy of the found cell (trained from scratch): "
+            + ", ".join(
+                f"{k} {v:.2f}%" + (f" (rank {ranks[k]:,} of 15,625)" if ranks.get(k) else "")
+                for k, v in accuracy.items()
+            )
+        )
+    elif "nb201_accuracy" in result:
+        lines.append("NAS-Bench-201: the cell is not in the table")
+    return lines
 
 
 def show_result(console: Console, run: RunDir, result: dict) -> None:
     """Print what the search found; long strings stay on one line so they can be copied."""
-    lines = [f"found by {result['strategy']} in {result['search_seconds']:.0f} s"]
+    lines = [f"found by {result['strategy']} in {result['search_seconds']:.0f} s of search"]
     for key in ("nb201", "darts"):
         if key in result:
             lines.append(f"  {key}: {result[key]}")
@@ -385,26 +624,13 @@ def show_result(console: Console, run: RunDir, result: dict) -> None:
         for cell, edges in result["genotype"].items():
             chosen = ", ".join(f"{e}:{'+'.join(ops) or '-'}" for e, ops in edges.items())
             lines.append(f"  {cell}: {chosen}")
-    if result.get("final_test_acc") is not None:
-        lines.append(f"  supernet test accuracy: {result['final_test_acc']:.2f}%")
+    lines.extend(f"  {line}" for line in accuracy_lines(result))
     if result.get("measure_seconds") is not None and result["search_seconds"] > 0:
         share = 100.0 * result["measure_seconds"] / result["search_seconds"]
         lines.append(
             f"  information measured on `{result['measure_on']}` data: "
             f"{result['measure_seconds']:.0f} s, {share:.0f}% of the search"
         )
-    accuracy = result.get("nb201_accuracy")
-    if accuracy:
-        ranks = result.get("nb201_rank") or {}
-        lines.append(
-            "  NAS-Bench-201 test accuracy: "
-            + ", ".join(
-                f"{k} {v:.2f}%" + (f" (rank {ranks[k]:,} of 15,625)" if ranks.get(k) else "")
-                for k, v in accuracy.items()
-            )
-        )
-    elif "nb201_accuracy" in result:
-        lines.append("  NAS-Bench-201: the cell is not in the table")
     lines.append(f"  run directory: {run.path} (arch.nas, genotype.json, result.json)")
     if result.get("report"):
         lines.append(f"  report: {result['report']}")

@@ -33,6 +33,7 @@ from .faults import die_at, poison
 from .progress import Display
 from .rundir import RunDir
 from .scalars import require_tensorboard
+from .trainconfig import TrainConfig
 from .trainer import (
     DIVERGED_LOSS,
     Diverged,
@@ -44,38 +45,6 @@ from .trainer import (
     resume_state,
     safe_lr,
 )
-
-
-@attrs.frozen(kw_only=True)
-class TrainConfig:
-    """Every setting of a training run."""
-
-    epochs: int = attrs.field(default=600, metadata={"help": "training epochs"})
-    batch_size: int = attrs.field(default=96, metadata={"help": "images per step"})
-    lr: float = attrs.field(default=0.025, metadata={"help": "initial learning rate"})
-    lr_min: float = attrs.field(default=0.0, metadata={"help": "final learning rate (cosine)"})
-    warmup_epochs: int = attrs.field(default=0, metadata={"help": "linear warm-up epochs"})
-    momentum: float = attrs.field(default=0.9, metadata={"help": "SGD momentum"})
-    nesterov: bool = attrs.field(default=False, metadata={"help": "Nesterov momentum"})
-    weight_decay: float = attrs.field(default=3e-4, metadata={"help": "weight decay"})
-    grad_clip: float = attrs.field(default=5.0, metadata={"help": "gradient norm clip (0: none)"})
-    cutout: int = attrs.field(default=0, metadata={"help": "cutout square side (0: none)"})
-    drop_path: float = attrs.field(
-        default=0.0, metadata={"help": "path dropout, increased linearly to this value"}
-    )
-    auxiliary_weight: float = attrs.field(
-        default=0.0, metadata={"help": "weight of the auxiliary head's loss (0: no aux head)"}
-    )
-    label_smoothing: float = attrs.field(default=0.0, metadata={"help": "label smoothing"})
-    seed: int = attrs.field(default=0, metadata={"help": "random seed"})
-    device: str = attrs.field(default="auto", metadata={"help": "auto, cpu or cuda"})
-    amp: bool = attrs.field(default=True, metadata={"help": "bfloat16 autocast on CUDA"})
-    channels_last: bool = attrs.field(default=True, metadata={"help": "channels-last on CUDA"})
-    compile: bool = attrs.field(default=False, metadata={"help": "torch.compile the network"})
-
-    def to_json(self) -> dict[str, Any]:
-        return attrs.asdict(self)
-
 
 TRAIN_PRESETS: dict[str, dict[str, Any]] = {
     # The DARTS evaluation protocol on CIFAR, as IS-DARTS used it.
@@ -225,6 +194,7 @@ class Trainer:
         self.metric_lines = 0
         self.metric_records: list[dict] = []  # kept in checkpoints: metrics.jsonl is rebuilt
         self.classes = data.num_classes
+        self.seconds = 0.0  # time spent on the epochs checkpointed so far, over every session
 
     def _autocast(self):
         enabled = self.cuda and self.config.amp
@@ -295,6 +265,7 @@ class Trainer:
 
     def run_epochs(self) -> None:
         while self.epoch < self.config.epochs:
+            started = time.perf_counter()
             if self.display is not None:
                 self.display.start_epoch(
                     self.epoch + 1, self.config.epochs, len(self.train_batches)
@@ -313,6 +284,7 @@ class Trainer:
             self.metric_records.append(record)
             if self.display is not None:
                 self.display.record(record)
+            self.seconds += time.perf_counter() - started
             self.save(best=improved)
 
     def _lower_lr_hint(self) -> str:
@@ -354,6 +326,7 @@ class Trainer:
             "epoch": self.epoch,
             "best": self.best,
             "metric_lines": self.metric_lines,
+            "seconds": self.seconds,
             "net": self.net.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "rng": torch.get_rng_state(),
@@ -383,6 +356,7 @@ class Trainer:
         self.epoch, self.best = int(state["epoch"]), float(state["best"])
         self.metric_lines = int(state["metric_lines"])
         self.metric_records = metric_records(state)
+        self.seconds = float(state.get("seconds", 0.0))
         return True
 
 
@@ -416,99 +390,168 @@ def _architecture(args) -> SpaceIR:
     return space
 
 
+def fit_augmentation(
+    config: TrainConfig, data: ImageData, given: Mapping[str, Any], warn
+) -> TrainConfig:
+    """Scale the preset's cutout (sized for 32 x 32 CIFAR images) to smaller images, with a
+    warning; a `--cutout` that covers the whole image is refused.
+
+    Raises:
+        NascUsageError: a given cutout that covers the whole image.
+    """
+    size = data.size
+    if config.cutout == 0:
+        return config
+    if given.get("cutout") is not None:
+        if config.cutout >= size:
+            raise NascUsageError(
+                f"--cutout {config.cutout} covers the whole of {data.name}'s {size} x {size} "
+                "images, which leaves nothing to learn from",
+                hint=f"use a cutout below {size}, e.g. --cutout {max(1, size // 2)}, or 0",
+            )
+        return config
+    scaled = max(1, round(config.cutout * size / 32))
+    if scaled >= config.cutout:
+        return config
+    warn(
+        f"warning: the preset's cutout of {config.cutout} pixels is sized for 32 x 32 images; "
+        f"{data.name} has {size} x {size}, so it is scaled to {scaled} (--cutout N sets it)"
+    )
+    return attrs.evolve(config, cutout=scaled)
+
+
+def validate_train(config: TrainConfig) -> None:
+    """Refuse settings that cannot run, naming the flag."""
+    for flag, value in (("--epochs", config.epochs), ("--batch-size", config.batch_size)):
+        if value < 1:
+            raise NascUsageError(
+                f"{flag} {value}: must be at least 1", hint="see nasc train --help"
+            )
+    if config.cutout < 0 or config.drop_path < 0 or config.auxiliary_weight < 0:
+        raise NascUsageError(
+            "--cutout, --drop-path and --auxiliary-weight cannot be negative",
+            hint="0 turns each off",
+        )
+
+
 def run_train(args, console: Console) -> int:
-    """`nasc train`: run or resume a training run."""
+    """`nasc train`: run or resume a training run. Every input is checked, and the network
+    built, before the run directory is made."""
     from .cli import parse_defines
-    from .search import bind_data
+    from .rundir import environment
+    from .search import bind_data, validate_counts
     from .search import fingerprint as make_fingerprint
 
     overrides = {f.name: getattr(args, f.name, None) for f in attrs.fields(TrainConfig)}
+    validate_counts(subset=args.subset, image_size=getattr(args, "image_size", None))
     if args.tensorboard:
         require_tensorboard()
-    if args.resume:
-        run = RunDir.open(Path(args.resume))
-        saved = run.read_json("config.json")
-        source = read_source(run.path / "arch.nas")
-        space = parse_space(source, str(run.path / "arch.nas"), catalog=catalog())
-        given = {k: v for k, v in overrides.items() if v is not None}
-        config = TrainConfig(**{**saved["config"], **given})
-        defines, data_spec, subset = saved["defines"], saved["data"], saved.get("subset")
-    else:
-        space = _architecture(args)
-        preset_name = args.preset or PRESET_FOR_SPACE_PRESET.get(space.preset or "", "darts-cifar")
-        preset = TRAIN_PRESETS.get(preset_name)
-        config = make_train_config(preset_name, overrides)
-        if preset.get("macro") and not args.keep_macro:
-            space = transplant(space, load_space(preset["macro"], catalog=catalog()))
-        defines = {k: v for k, v in preset["defines"].items() if k in space.network.param_names}
-        defines.update(parse_defines(args.defines))
-        data_spec, subset = args.data, args.subset
-    device = resolve_device(config.device)
-    data = load_data(data_spec, args.cache_dir, getattr(args, "image_size", None))
-    if subset:
-        data = data.subset(subset, seed=0)
-    from nasc.dsl import format_space
-
-    if not args.resume:
-        defines = bind_data(space, defines, data)
-        run = RunDir.create(Path(args.runs_dir), f"train-{space.name}", preset_name)
-        source = format_space(space)
-        run.write_text("arch.nas", source)
-        run.write_json(
-            "config.json",
-            {
-                "arch": str(args.arch_file),
-                "preset": preset_name,
-                "defines": defines,
-                "data": data_spec,
-                "subset": subset,
-                "config": config.to_json(),
-                "created": time.strftime("%Y-%m-%d %H:%M:%S"),
-            },
-        )
-    display = Display(console, quiet=args.quiet)
-    display.print(f"run directory: {run.path}")
+    run = display = None
     try:
+        if args.resume:
+            run = RunDir.open(Path(args.resume))
+            saved = run.read_json("config.json")
+            source = read_source(run.path / "arch.nas")
+            space = parse_space(source, str(run.path / "arch.nas"), catalog=catalog())
+            given = {k: v for k, v in overrides.items() if v is not None}
+            config = TrainConfig(**{**saved["config"], **given})
+            defines, data_spec, subset = saved["defines"], saved["data"], saved.get("subset")
+        else:
+            space = _architecture(args)
+            preset_name = args.preset or PRESET_FOR_SPACE_PRESET.get(
+                space.preset or "", "darts-cifar"
+            )
+            preset = TRAIN_PRESETS.get(preset_name)
+            config = make_train_config(preset_name, overrides)
+            if preset.get("macro") and not args.keep_macro:
+                space = transplant(space, load_space(preset["macro"], catalog=catalog()))
+            defines = {k: v for k, v in preset["defines"].items() if k in space.network.param_names}
+            defines.update(parse_defines(args.defines))
+            data_spec, subset = args.data, args.subset
+        validate_train(config)
+        device = resolve_device(config.device)
+        data = load_data(data_spec, args.cache_dir, getattr(args, "image_size", None))
+        if subset:
+            data = data.subset(subset, seed=0)
+        from nasc.dsl import format_space
+
+        notes = []
+        if not args.resume:
+            defines = bind_data(space, defines, data)
+            config = fit_augmentation(config, data, overrides, notes.append)
+            source = format_space(space)
         trainer = Trainer(
             space,
             defines,
             config,
             data,
             device,
-            run=run,
-            display=display,
             fingerprint=make_fingerprint(
                 source, defines, "train", data_spec, config.seed, config.epochs
             ),
         )
+        if not args.resume:
+            run = RunDir.create(Path(args.runs_dir), f"train-{space.name}", preset_name)
+            run.write_text("arch.nas", source)
+            run.write_json(
+                "config.json",
+                {
+                    "arch": str(args.arch_file),
+                    "preset": preset_name,
+                    "defines": defines,
+                    "data": data_spec,
+                    "subset": subset,
+                    "config": config.to_json(),
+                    "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+                    "environment": environment(device),
+                },
+            )
+        display = Display(console, quiet=args.quiet)
+        trainer.run, trainer.display = run, display
+        for note in notes:
+            display.print(note)
+        display.print(f"run directory: {run.path}")
+        finished = False
         if args.resume and trainer.restore(warn=display.print):
-            display.print(f"resumed after epoch {trainer.epoch}")
+            finished = trainer.epoch >= config.epochs
+            display.print(
+                "the training had finished; its results stand"
+                if finished
+                else f"resumed after epoch {trainer.epoch}"
+            )
         if args.tensorboard or (run.path / "tensorboard").is_dir():
             run.open_scalars(resumed=bool(args.resume))
-        started = time.perf_counter()
         trainer.run_epochs()
         display.close()
-        net = trainer.net
-        result = {
-            "arch": space.name,
-            "final_test_acc": trainer.evaluate()["test_acc"],
-            "best_test_acc": trainer.best,
-            "parameters": sum(
-                p.numel()
-                for n, p in net.named_parameters()
-                if not n.startswith(_aux_prefix(net.plan))
-            ),
-            "flops": count_flops(net, net.plan.channels, net.plan.size),
-            "train_seconds": time.perf_counter() - started,
-        }
-        export_torchscript(_without_aux(space, defines, net), run.path / "model.pt")
-        run.write_json("result.json", result)
+        if finished and (run.path / "result.json").is_file():
+            result = run.read_json("result.json")
+        else:
+            net = trainer.net
+            result = {
+                "arch": space.name,
+                "final_test_acc": trainer.evaluate()["test_acc"],
+                "best_test_acc": trainer.best,
+                "parameters": sum(
+                    p.numel()
+                    for n, p in net.named_parameters()
+                    if not n.startswith(_aux_prefix(net.plan))
+                ),
+                "flops": count_flops(net, net.plan.channels, net.plan.size),
+                "train_seconds": trainer.seconds,
+                "epochs": trainer.epoch,
+                "environment": environment(device),
+            }
+            export_torchscript(_without_aux(space, defines, net), run.path / "model.pt")
+            run.write_json("result.json", result)
     finally:
-        display.close()
-        run.close()
+        if display is not None:
+            display.close()
+        if run is not None:
+            run.close()
     console.print(
         f"test accuracy {result['final_test_acc']:.2f}% (best {result['best_test_acc']:.2f}%), "
-        f"{result['parameters']:,} parameters, {result['flops'] / 1e6:.1f} M multiply-adds; "
+        f"{result['parameters']:,} parameters, {result['flops'] / 1e6:.1f} M multiply-adds, "
+        f"{result['train_seconds']:.0f} s of training; "
         f"run directory {run.path} (model.pt, result.json, metrics.jsonl)",
         soft_wrap=True,
         highlight=False,

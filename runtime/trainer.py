@@ -161,6 +161,12 @@ class Searcher:
         self.settings: dict | None = None
         self.overrides: set[str] = set()
         self.last_settings: dict | None = None  # those of the checkpoint resumed from
+        self.seconds = 0.0  # time spent on the epochs checkpointed so far, over every session
+        # Inside an epoch, a checkpoint is written when this many seconds have passed since the
+        # last one (None: at epoch ends only). Not under torchrun, where ranks would have to agree.
+        self.checkpoint_seconds: float | None = None
+        self.partial: dict | None = None  # progress into the current epoch, from a checkpoint
+        self._saved_at = time.perf_counter()
 
     # --- hooks for strategies --------------------------------------------------------------------
 
@@ -198,30 +204,38 @@ class Searcher:
     # --- the loop ---------------------------------------------------------------------------------
 
     def train_epoch(self) -> dict:
+        """Train one epoch (or its rest, after a checkpoint taken inside it)."""
         net, config = self.net, self.config
         net.train()
         steps = len(self.train_batches)
-        batches = self.train_batches.epoch(epoch_seed(config.seed, self.epoch, 0))
+        partial, self.partial = self.partial, None
+        first = int(partial["step"]) if partial else 0
+        batches = self.train_batches.epoch(epoch_seed(config.seed, self.epoch, 0), start=first)
         arch_batches = (
             self.arch_batches.epoch(epoch_seed(config.seed, self.epoch, 1))
             if self.arch_batches is not None
             else None
         )
+        for _ in range(first):  # the architecture batches the skipped steps took
+            arch_batches = self._next_arch_batch(arch_batches)[0]
         total_loss = torch.zeros((), device=self.device)
         correct = torch.zeros((), device=self.device)
         seen = 0
+        before = 0.0  # seconds of this epoch spent before the checkpoint it resumed from
+        if partial:
+            total_loss = partial["total_loss"].to(self.device)
+            correct = partial["correct"].to(self.device)
+            seen, before = int(partial["seen"]), float(partial["seconds"])
         started = time.perf_counter()
-        for step, (images, labels) in enumerate(batches):
+        self._saved_at = started
+        for step, (images, labels) in enumerate(batches, start=first):
             self.current_lr = cosine_lr(
                 config.lr, config.lr_min, config.epochs, self.epoch + step / steps
             )
             for group in self.optimizer.param_groups:
                 group["lr"] = self.current_lr
             if arch_batches is not None:
-                arch_batch = next(arch_batches, None)
-                if arch_batch is None:  # the architecture half may be a batch shorter
-                    arch_batches = self.arch_batches.epoch(epoch_seed(config.seed, self.epoch, 2))
-                    arch_batch = next(arch_batches)
+                arch_batches, arch_batch = self._next_arch_batch(arch_batches)
                 self.strategy.arch_step(self, (images, labels), arch_batch)
             self.optimizer.zero_grad(set_to_none=True)
             output = self.model(images)
@@ -240,16 +254,19 @@ class Searcher:
             if config.grad_clip > 0:
                 nn.utils.clip_grad_norm_(self.net.weights(), config.grad_clip)
             self.optimizer.step()
-            die_at("kill", self.epoch + 1, step + 1)
-            stop_at("stop", self.epoch + 1, step + 1)
             total_loss += loss.detach() * len(labels)
             correct += (logits.argmax(1) == labels).sum()
             seen += len(labels)
+            if self._checkpoint_due() and step + 1 < steps:
+                session = time.perf_counter() - started
+                self.save_inside(step + 1, total_loss, correct, seen, before + session, session)
+            die_at("kill", self.epoch + 1, step + 1)
+            stop_at("stop", self.epoch + 1, step + 1)
             if self.display is not None:
                 self.display.step(
                     step + 1, steps, float(total_loss) / seen if step % 10 == 0 else None
                 )
-        elapsed = time.perf_counter() - started
+        elapsed = before + time.perf_counter() - started
         totals = sum_tensor(
             torch.stack(
                 [total_loss.float(), correct.float(), torch.tensor(float(seen)).to(self.device)]
@@ -262,6 +279,47 @@ class Searcher:
             "images_per_s": totals[2] / elapsed if elapsed > 0 else 0.0,
             "seconds": elapsed,
         }
+
+    def _next_arch_batch(self, arch_batches):
+        """The next batch of the architecture half; it may be a batch shorter than the weights'
+        half, and then starts again in another order."""
+        arch_batch = next(arch_batches, None)
+        if arch_batch is None:
+            seed = epoch_seed(self.config.seed, self.epoch, 2)
+            arch_batches = self.arch_batches.epoch(seed)
+            arch_batch = next(arch_batches)
+        return arch_batches, arch_batch
+
+    def _checkpoint_due(self) -> bool:
+        return (
+            self.run is not None
+            and self.dist is None
+            and self.checkpoint_seconds is not None
+            and time.perf_counter() - self._saved_at >= self.checkpoint_seconds
+        )
+
+    def save_inside(
+        self, step: int, total_loss, correct, seen: int, seconds: float, session: float
+    ) -> None:
+        """A checkpoint `step` training steps into the current epoch, with what the epoch has
+        summed so far, so a resumed run finishes the epoch exactly as it would have.
+
+        Args:
+            seconds: the epoch's training time so far; `session`: the part of it since this
+                process started the epoch (what `self.seconds` has not counted yet).
+        """
+        self.check_diverged(everywhere=False)  # never only under torchrun: see _checkpoint_due
+        state = self.state()
+        state["seconds"] = self.seconds + session
+        state["partial"] = {
+            "step": step,
+            "total_loss": total_loss.detach().cpu(),
+            "correct": correct.detach().cpu(),
+            "seen": seen,
+            "seconds": seconds,
+        }
+        save_checkpoint(self.run.checkpoints, self.epoch, state, step=step)
+        self._saved_at = time.perf_counter()
 
     def _finite(self, loss: torch.Tensor) -> bool:
         """Whether the loss is finite on every rank (all stop together when one is not)."""
@@ -418,8 +476,12 @@ class Searcher:
 
     def run_one_epoch(self) -> None:
         """Train one epoch, evaluate, let the strategy act, log, and checkpoint."""
+        started = time.perf_counter()
         if self.display is not None:
-            self.display.start_epoch(self.epoch + 1, self.config.epochs, len(self.train_batches))
+            done = int(self.partial["step"]) if self.partial else 0
+            self.display.start_epoch(
+                self.epoch + 1, self.config.epochs, len(self.train_batches), done
+            )
         record = {
             "event": "epoch",
             "epoch": self.epoch + 1,
@@ -439,7 +501,9 @@ class Searcher:
         if self.run is not None and self.run.scalars is not None:
             self.run.scalars.add(self.strategy.scalars(self.net, self.epoch), self.epoch)
         die_at("metrics", self.epoch)
+        self.seconds += time.perf_counter() - started
         self.save()
+        self._saved_at = time.perf_counter()
 
     def _log(self, record: dict) -> None:
         if self.run is not None:
@@ -456,6 +520,7 @@ class Searcher:
             "fingerprint": self.fingerprint,
             "epoch": self.epoch,
             "metric_lines": self.metric_lines,
+            "seconds": self.seconds,
             "net": self.net.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "strategy": self.strategy.state_dict(),
@@ -497,6 +562,8 @@ class Searcher:
         self.metric_records = metric_records(state)
         settings = state.get("settings")
         self.last_settings = settings if isinstance(settings, dict) else None
+        self.seconds = float(state.get("seconds", 0.0))
+        self.partial = state.get("partial")
         return True
 
 

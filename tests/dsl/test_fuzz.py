@@ -153,7 +153,9 @@ def test_deeply_nested_brackets_are_refused_quickly(opening):
 def test_long_operator_chains_are_refused_quickly(chain):
     """An operator chain too deep to walk gives a syntax error, not a RecursionError."""
     text = "network n(C = " + chain * 20_000 + "16) { input(3, 8) head pool_linear(C) }"
-    _fails_fast(text, "the file nests too deeply to parse", limit=5.0)
+    error = _fails_fast(text, "operators nests too deeply to parse", limit=5.0)
+    assert error.span.line == 1 and error.span.column > len("network n(C = ")
+    assert error.span.column <= len("network n(C = ") + len(chain)
 
 
 def test_moderate_operator_chains_still_work():

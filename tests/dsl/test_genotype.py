@@ -493,3 +493,12 @@ def test_a_fixed_architecture_gives_its_own_strings(catalog):
     assert format_darts(darts_genotype(fixed, Genotype({}))) == format_darts(
         darts_genotype(darts, v2)
     )
+
+
+def test_a_malformed_darts_genotype_says_how_to_write_one(darts):
+    """An unclosed bracket names the mistake without Python's `<unknown>` and hints the form."""
+    with pytest.raises(NascUsageError) as info:
+        parse_arch(darts, "Genotype(normal=[('sep_conv_3x3', 0), reduce=[])")
+    error = info.value
+    assert "malformed DARTS genotype" in error.message and "<unknown>" not in error.message
+    assert "normal_concat=[2, 3, 4, 5]" in error.hint

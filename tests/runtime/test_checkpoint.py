@@ -151,3 +151,21 @@ def test_nb201_table_errors_are_clear(tmp_path):
         parse_columns("arch")
     with pytest.raises(NascUsageError, match="No such file"):
         NB201Table.load(tmp_path / "missing.csv")
+
+
+def test_checkpoints_inside_an_epoch_sort_between_its_ends(tmp_path):
+    """`ckpt-1-s2` (two steps into epoch 2) is newer than `ckpt-1` and older than `ckpt-2`, and
+    only the last two files of either kind are kept."""
+    from nasc.runtime.checkpoint import checkpoints, save_checkpoint
+
+    save_checkpoint(tmp_path, 1, {"at": 1})
+    save_checkpoint(tmp_path, 1, {"at": 1.2}, step=2)
+    assert [p.name for p in checkpoints(tmp_path)] == ["ckpt-00001.pt", "ckpt-00001-s000002.pt"]
+    save_checkpoint(tmp_path, 1, {"at": 1.10}, step=10)
+    assert [p.name for p in checkpoints(tmp_path)] == [
+        "ckpt-00001-s000002.pt",
+        "ckpt-00001-s000010.pt",
+    ]
+    save_checkpoint(tmp_path, 2, {"at": 2})
+    assert checkpoints(tmp_path)[-1].name == "ckpt-00002.pt"
+    assert load_latest(tmp_path)[1] == {"at": 2}

@@ -185,6 +185,60 @@ def test_the_report_renders_in_a_browser_without_broken_images(search_run, tmp_p
     assert_real_picture(shot, min_width=1000, min_height=1000)
 
 
+def test_the_importance_figure_has_one_legend_by_op_and_edge(tmp_path):
+    """Panels comparing 8 ops on 4 edges share one figure legend (8 op colours, 4 edge
+    styles), instead of a 32-entry legend over each panel."""
+    from nasc.runtime.report import draw_importance
+
+    ops = ["none", "max_pool_3x3", "avg_pool_3x3", "skip_connect"]
+    ops += ["sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5"]
+    sources = ["c_k-2", "c_k-1", "n0", "n1"]
+    history = [
+        {
+            "epoch": epoch,
+            "subsets": [
+                {
+                    "cell": "normal",
+                    "subset": node,
+                    "k": 2,
+                    "candidates": [
+                        {"edge": f"{s}->{node}", "op": op, "F": 1.0 + i + j, "discarded": False}
+                        for i, s in enumerate(sources[: 2 + n])
+                        for j, op in enumerate(ops)
+                    ],
+                }
+                for n, node in enumerate(["n0", "n1", "n2"])
+            ],
+        }
+        for epoch in (4, 6)
+    ]
+    drawn = draw_importance(history, tmp_path / "importance.png")
+    assert drawn["panels"] == 3
+    assert drawn["legend_entries"] == len(ops) + len(sources) + 1  # and "discarded"
+    assert_real_picture(drawn["path"])
+
+
+def test_product_nodes_are_drawn_with_their_combiner():
+    """A product node's box says it multiplies (x); sum nodes stay plain."""
+    from nasc.dsl import parse_space
+    from nasc.runtime.report import _pyplot, draw_cell
+
+    space = parse_space(
+        """
+        ops o = {skip_connect, nor_conv_1x1}
+        cell c(x) { a = x:o  b = x:o * a:o  keep 1 per edge  out b }
+        network n(C = 4) { input(1, 8) stem conv3x3_bn(C) c @ C head pool_linear(10) }
+        """,
+        catalog=catalog(),
+    )
+    plt = _pyplot()
+    figure, ax = plt.subplots()
+    draw_cell(ax, space.cell("c"))
+    texts = [text.get_text() for text in ax.texts]
+    plt.close(figure)
+    assert "b \u00d7" in texts and "a" in texts
+
+
 def test_the_run_records_its_measurement_protocol(search_run):
     """config.json, every shrink line, result.json and the report name the protocol and the
     measurement's time."""

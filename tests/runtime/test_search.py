@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import pytest
@@ -161,20 +162,110 @@ def test_nasc_search_writes_the_run_directory(tmp_path, capsys):
     assert nb201 in capsys.readouterr().out
 
 
-def test_nasc_search_resume_finishes_a_run(tmp_path):
-    """`--resume RUN_DIR` on a finished run re-derives the same genotype without training."""
-    args = [
-        "search",
-        "nb201",
-        *TINY_SEARCH,
-        "--runs-dir",
-        str(tmp_path),
-    ]
-    assert main(args) == 0
-    [run] = tmp_path.iterdir()
-    first = (run / "genotype.json").read_text()
+TABLE_HEADER = (
+    "ArchitectureString,CIFAR10TestAccuracy200Epochs,CIFAR100TestAccuracy200Epochs,"
+    "ImageNetTestAccuracy200Epochs\n"
+)
+
+
+@pytest.mark.slow
+def test_nasc_search_resume_keeps_what_a_finished_run_recorded(tmp_path, capsys):
+    """`--resume` on a finished run re-derives the same genotype and leaves its results as they
+    were (time included); a resume with a table adds the NB201 accuracies, and a later one
+    without it keeps them. Accuracies are labelled, the searched values and versions recorded,
+    and no lock file outlives a command."""
+    runs = tmp_path / "runs"
+    assert main(["search", "nb201", *TINY_SEARCH, "--runs-dir", str(runs)]) == 0
+    [run] = runs.iterdir()
+    out = capsys.readouterr().out
+    assert "before discretisation (epoch 2)" in out and "discretised to the found" in out
+    first = json.loads((run / "result.json").read_text())
+    genotype = (run / "genotype.json").read_text()
+    assert first["searched_with"]["C"] == 4 and first["searched_with"]["N"] == 1
+    assert first["supernet_test_acc"]["before_epoch"] == 2
+    assert first["supernet_test_acc"]["discretised"] is not None
+    assert first["search_seconds"] > 1 and first["environment"]["torch"] == torch.__version__
+    assert "Searched with C=4, N=1," in (run / "arch.nas").read_text()
+    config = json.loads((run / "config.json").read_text())
+    assert config["environment"]["device"] == "cpu" and config["environment"]["nasc"]
+    report = (run / "report.html").read_text()
+    assert "before discretisation" in report and "torch " + torch.__version__ in report
+    assert not (run / ".lock").exists()
+
     assert main(["search", "--resume", str(run), "--quiet"]) == 0
-    assert (run / "genotype.json").read_text() == first
+    assert "its results stand" in capsys.readouterr().out
+    assert json.loads((run / "result.json").read_text()) == first
+    assert (run / "genotype.json").read_text() == genotype
+
+    table = tmp_path / "table.csv"
+    other = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
+    table.write_text(TABLE_HEADER + f"{first['nb201']},91.5,70.25,40.0\n{other},10,1,1\n")
+    assert main(["search", "--resume", str(run), "--quiet", "--nb201-table", str(table)]) == 0
+    looked_up = json.loads((run / "result.json").read_text())
+    assert looked_up["nb201_accuracy"]["cifar10"] == 91.5
+    assert looked_up["nb201_rank"]["cifar10"] == 1
+    assert looked_up["search_seconds"] == first["search_seconds"]
+    assert main(["search", "--resume", str(run), "--quiet"]) == 0
+    assert json.loads((run / "result.json").read_text()) == looked_up
+    assert "rank 1 of 15,625" in capsys.readouterr().out
+    assert not (run / ".lock").exists()
+
+
+def test_search_time_accumulates_over_a_resume(tmp_path, digits):
+    """A search stopped after its first epoch and resumed counts the time of both parts."""
+    from nasc.runtime.rundir import RunDir
+
+    run = RunDir.create(tmp_path, "nb201", "darts-1st")
+    run.write_json("config.json", {})
+    _, first = _searcher("nb201", "darts-1st", digits, epochs=2, run=run)
+    first.run_one_epoch()
+    spent = first.seconds
+    assert spent > 0
+    run.close()
+    again = RunDir.open(run.path)
+    _, second = _searcher("nb201", "darts-1st", digits, epochs=2, run=again)
+    assert second.restore() and second.seconds == spent
+    second.run_epochs()
+    assert second.seconds > spent
+    again.close()
+
+
+def test_seeds_summary_says_how_many_seeds_each_figure_covers(tmp_path):
+    """With one of two seeds' cells in the table, the NB201 mean says `1 of 2 seeds` (no
+    spread from one), and search time and supernet accuracy are summarised for both."""
+    import io
+
+    from rich.console import Console
+
+    from nasc.runtime.search import summarise_seeds
+
+    def result(seed, accuracy):
+        return {
+            "space": "nb201",
+            "strategy": "isdarts",
+            "seed": seed,
+            "run": str(tmp_path / f"run-{seed}"),
+            "genotype": {},
+            "nb201": f"|cell{seed}|",
+            "nb201_accuracy": accuracy,
+            "search_seconds": 10.0 + 2 * seed,
+            "supernet_test_acc": {"before_discretisation": 80.0 + seed, "discretised": 60.0},
+        }
+
+    buffer = io.StringIO()
+    results = [result(0, {"cifar10": 93.1}), result(1, None)]
+    summarise_seeds(Console(file=buffer, width=200), tmp_path / "seeds", results)
+    out = buffer.getvalue()
+    assert "NAS-Bench-201 cifar10: 93.10% (1 of 2 seeds; no spread from one)" in out
+    assert "search time: 11.0 +- 1.4 s (over all 2 seeds)" in out
+    assert "supernet test accuracy before discretisation: 80.50 +- 0.71%" in out
+    assert "seed 1: |cell1|  (not in the table)" in out
+    summary = json.loads((tmp_path / "seeds" / "summary.json").read_text())
+    assert summary["seeds"] == 2 and summary["nb201_accuracy"]["cifar10"]["runs"] == 1
+    assert summary["search_seconds"]["runs"] == 2
+
+
+NO_NATS = importlib.util.find_spec("nats_bench") is None
 
 
 @pytest.mark.parametrize(
@@ -184,19 +275,36 @@ def test_nasc_search_resume_finishes_a_run(tmp_path):
         (["--preset", "imagenet"], "unknown preset `imagenet`"),
         (["-D", "classes=100"], "contradicts the data"),
         (["-D", "depth=3"], "unknown parameter `depth`"),
-        (["--epochs", "4"], "need at least 9 epochs"),
+        (["--epochs", "4"], "pass --epochs 9 (or more), or --shrink-steps 1 (the most that fit"),
+        (["--epochs", "1"], "need at least 9 epochs, not 1"),
         (["--data", "/nonexistent/folder"], "no such folder"),
+        (["--subset", "0"], "--subset 0: must be at least 1"),
+        (["--subset", "-5"], "--subset -5: must be at least 1"),
+        (["--seeds", "0"], "--seeds 0: must be at least 1"),
+        (["--image-size", "0"], "--image-size 0: must be at least 1"),
+        (["--nb201-table", "/nonexistent/table.csv"], "--nb201-table /nonexistent/table.csv"),
+        (["--nb201-table", "{tmp}/bad.csv"], "has no column CIFAR10TestAccuracy200Epochs"),
+        (["--nb201-columns", "arch=A"], "--nb201-columns names the columns of --nb201-table"),
+        pytest.param(
+            ["--nats-bench"],
+            "needs the nats_bench package",
+            marks=pytest.mark.skipif(not NO_NATS, reason="nats_bench is installed"),
+        ),
+        (["-D", "C=100000"], "GiB to train at batch 64"),
     ],
 )
 def test_nasc_search_rejects_bad_input_with_a_clear_error(argv, message, tmp_path, capsys):
-    """Bad flags end with exit status 2 and a message naming the problem, without a traceback."""
-    code = main(
-        ["search", "nb201", "--data", "digits", "--runs-dir", str(tmp_path), "--quiet", *argv]
-    )
+    """Bad flags end with exit status 2 and a message naming the problem, without a traceback,
+    before the first epoch, and without leaving a run directory behind."""
+    (tmp_path / "bad.csv").write_text("ArchitectureString,accuracy\n|a~0|,1\n")
+    argv = [item.replace("{tmp}", str(tmp_path)) for item in argv]
+    runs = tmp_path / "runs"
+    code = main(["search", "nb201", "--data", "digits", "--runs-dir", str(runs), "--quiet", *argv])
     assert code == 2
     err = capsys.readouterr().err
     assert message in err
     assert "Traceback" not in err
+    assert not runs.exists() or not any(runs.iterdir())
 
 
 def test_a_space_without_data_parameters_must_fit_the_data(digits):
@@ -213,3 +321,72 @@ def test_a_space_without_data_parameters_must_fit_the_data(digits):
     )
     with pytest.raises(NascUsageError, match="expects 3 image channels"):
         bind_data(space, {}, digits)
+
+
+@pytest.mark.slow
+def test_a_search_killed_inside_an_epoch_resumes_there_to_the_same_result(
+    tmp_path, digits, monkeypatch
+):
+    """With checkpoints inside epochs, a search killed in the middle of its second epoch resumes
+    at that step and ends with the weights, alphas and metrics of an uninterrupted run."""
+    from nasc.runtime import trainer as trainer_module
+    from nasc.runtime.checkpoint import checkpoints
+    from nasc.runtime.rundir import RunDir
+
+    whole_run = RunDir.create(tmp_path / "a", "nb201", "darts-1st")
+    _, whole = _searcher("nb201", "darts-1st", digits, epochs=2, run=whole_run)
+    whole.run_epochs()
+    whole_run.close()
+
+    class Killed(Exception):
+        pass
+
+    def die_at(point, epoch, step=None):
+        if (point, epoch, step) == ("kill", 2, 2):
+            raise Killed
+
+    part_run = RunDir.create(tmp_path / "b", "nb201", "darts-1st")
+    part_run.write_json("config.json", {})
+    _, first = _searcher("nb201", "darts-1st", digits, epochs=2, run=part_run)
+    first.checkpoint_seconds = 0.0  # a checkpoint after every step
+    monkeypatch.setattr(trainer_module, "die_at", die_at)
+    with pytest.raises(Killed):
+        first.run_epochs()
+    monkeypatch.undo()
+    part_run.close()
+    assert checkpoints(part_run.checkpoints)[-1].name == "ckpt-00001-s000002.pt"
+
+    resumed_run = RunDir.open(part_run.path)
+    _, second = _searcher("nb201", "darts-1st", digits, epochs=2, run=resumed_run)
+    assert second.restore()
+    assert second.epoch == 1 and second.partial["step"] == 2
+    second.run_epochs()
+    resumed_run.close()
+
+    def strip(lines):
+        timing = ("seconds", "images_per_s")
+        return [{k: v for k, v in line.items() if k not in timing} for line in lines]
+
+    assert strip(whole_run.metrics_lines()) == strip(resumed_run.metrics_lines())
+    for key, value in whole.net.state_dict().items():
+        if torch.is_tensor(value):
+            assert torch.equal(value, second.net.state_dict()[key]), key
+    assert whole.strategy.derive(whole.net) == second.strategy.derive(second.net)
+    assert second.seconds > 0
+
+
+def test_the_run_eta_is_known_from_the_first_steps():
+    """Ten steps of a hundred in the first of ten epochs, one second each: about 990 s left."""
+    import time
+
+    from rich.console import Console
+
+    from nasc.runtime.progress import Display
+
+    display = Display(Console(quiet=True), quiet=True)
+    display.start_epoch(1, 10, 100)
+    display.epoch_started = time.perf_counter() - 10.0
+    assert 980 < display.run_eta(10, 100) < 1000
+    display.start_epoch(1, 10, 100, done=50)  # resumed halfway through the epoch
+    display.epoch_started = time.perf_counter() - 10.0
+    assert 940 < display.run_eta(60, 100) < 960

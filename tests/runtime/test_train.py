@@ -3,6 +3,8 @@ head, cutout, and resume."""
 
 from __future__ import annotations
 
+import json
+
 import attrs
 import pytest
 import torch
@@ -186,7 +188,49 @@ def test_nasc_train_and_eval_from_the_command_line(tmp_path, capsys):
         assert main(["eval", str(target), "--data", "digits", "--device", "cpu"]) == 0
         accuracies.append(capsys.readouterr().out.split("test accuracy ")[1].split("%")[0])
     assert len(set(accuracies)) == 1
+    result = json.loads((run / "result.json").read_text())
+    assert result["train_seconds"] > 0 and result["environment"]["torch"] == torch.__version__
+    assert json.loads((run / "config.json").read_text())["environment"]["device"] == "cpu"
     assert main(["train", "--resume", str(run), "--quiet"]) == 0
+    assert "its results stand" in capsys.readouterr().out
+    assert json.loads((run / "result.json").read_text()) == result  # train_seconds included
+    assert not (run / ".lock").exists()
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["nb201"], "still has choices"),
+        (["nb201", "--arch", NB201_CELL, "--subset", "0"], "--subset 0: must be at least 1"),
+        (["nb201", "--arch", NB201_CELL, "--epochs", "0"], "--epochs 0: must be at least 1"),
+        (["nb201", "--arch", NB201_CELL, "--cutout", "8"], "--cutout 8 covers the whole"),
+        (["darts", "--arch", "DARTS_V2", "-D", "layers=3"], "auxiliary head"),
+    ],
+)
+def test_nasc_train_refuses_before_making_a_run_directory(argv, message, tmp_path, capsys):
+    """A train command that cannot start exits 2 with its reason and leaves no run directory."""
+    runs = tmp_path / "runs"
+    code = main(["train", *argv, "--data", "digits", "--runs-dir", str(runs), "--quiet"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not runs.exists() or not any(runs.iterdir())
+
+
+def test_a_preset_cutout_is_scaled_to_small_images():
+    """darts-cifar's cutout of 16 (for 32 x 32 images) becomes 4 on the 8 x 8 digits, with a
+    warning; on 32 x 32 images it stays, and a given --cutout is kept."""
+    from nasc.runtime.train import fit_augmentation
+
+    config = make_train_config("darts-cifar", {})
+    digits = load_digits()
+    said = []
+    assert fit_augmentation(config, digits, {}, said.append).cutout == 4
+    assert "scaled to 4" in said[0]
+    big = upsampled_digits(4, 16)
+    assert fit_augmentation(config, big, {}, said.append).cutout == 16 and len(said) == 1
+    small = make_train_config("darts-cifar", {"cutout": 3})
+    assert fit_augmentation(small, digits, {"cutout": 3}, said.append).cutout == 3
 
 
 def test_train_resumes_where_it_stopped(tmp_path):
