@@ -269,6 +269,8 @@ def network_source(supernet) -> str:
     """The network's forward: stages in order, each reading the outputs the plan wires to it."""
     arch: ArchState = supernet.arch
     lines = ["def forward(self, image):"]
+    if supernet.options.channels_last:
+        lines.append("    image = image.contiguous(memory_format=torch.channels_last)")
     if arch.mixing == "softmax":
         for cell in arch.choices:
             lines.append(f"    w_{_identifier(cell)} = self.arch.mixing_weights({cell!r})")

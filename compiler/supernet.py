@@ -38,6 +38,9 @@ class CompileOptions:
             cells to use them), as DARTS trains evaluation networks.
         passes: the optimisation passes run over the live ops before code generation, by name
             (see `nasc.compiler.passes.PASSES`); `()` generates one call per live op.
+        channels_last: the network converts its input to the channels-last memory layout, so
+            every convolution and pooling runs channels-last (on the CPU, oneDNN's average
+            pooling is several times faster so).
         cuda_compile: on CUDA inputs, run the generated forward through `torch.compile` with
             this mode (`"reduce-overhead"` captures CUDA graphs, `"max-autotune-no-cudagraphs"`,
             `"default"`), compiled again for every mask version. Never used on the CPU, where
@@ -51,6 +54,7 @@ class CompileOptions:
     passes: tuple[str, ...] = attrs.field(
         default=DEFAULT_PASSES, converter=tuple, validator=lambda _, __, v: _check_passes(v)
     )
+    channels_last: bool = True
     cuda_compile: str | None = None
 
 
