@@ -4,8 +4,9 @@ and DARTS at every IS-DARTS shrink level and for the standalone subnet.
     python benchmarks/all_live.py            # the reference search sizes: about ten minutes
     python benchmarks/all_live.py --quick    # small networks: about a minute
 
-The optimised network is compiled with the default passes (`CompileOptions().passes`), the
-unoptimised one with `passes=()`; both have the same weights. A step is forward, backward and an
+The optimised network is compiled with the default options (every pass of
+`CompileOptions().passes`, channels-last), the unoptimised one with `passes=()` and NCHW, as
+before the passes existed; both have the same weights. A step is forward, backward and an
 SGD step (Nesterov momentum, weight decay) on one fixed batch of random images, with the
 IS-DARTS conventions (`mean` mixing, BatchNorm without affine parameters, batch statistics). The
 shrink levels are those of `supernet_step.py` (NB201: 5, 4, 3, 2, 1 live ops per edge; DARTS: 7
@@ -54,7 +55,9 @@ def build(bench: Bench, level: int | None, optimised: bool):
 
     from nasc.compiler import compile_space, export_network
 
-    options = bench.options if optimised else attrs.evolve(bench.options, passes=())
+    options = bench.options
+    if not optimised:
+        options = attrs.evolve(options, passes=(), channels_last=False)
     bench.torch.manual_seed(0)
     if level is None:
         net = export_network(bench.space, bench.final, bench.overrides, options)
