@@ -203,7 +203,7 @@ class FactorizedReduce(nn.Module):
         if self.stride == 1:
             return self.bn(self.conv(x))
         # This PyTorch's oneDNN backward of a strided 1x1 conv on channels-last input corrupts
-        # the heap when the input has few channels (seen from 1 to 8): run it on plain NCHW.
+        # the heap when the input has few channels (seen with 1 to 6): run it on plain NCHW.
         x = self.relu(x)
         layout = plain_strides(x.shape)
         channels_last = x.stride() != layout
