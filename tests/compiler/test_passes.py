@@ -78,7 +78,9 @@ def masks(arch):
 
 
 def check_same(plain, fast, x, train: bool) -> None:
-    """Same logits (1e-5), same gradients (1e-3 of the largest), same BN statistics."""
+    """Same logits (1e-5, relative to the largest logit where that is above 1: `sum` mixing of
+    many candidates gives logits near 10, where channels-last convolutions round differently),
+    same gradients (1e-3 of the largest), same BN statistics."""
     for net in (plain, fast):
         net.train(train)
         net.zero_grad(set_to_none=True)
@@ -87,7 +89,8 @@ def check_same(plain, fast, x, train: bool) -> None:
         logits = net(x)
         logits.square().mean().backward()
         outputs.append(logits.detach())
-    assert torch.allclose(outputs[0], outputs[1], atol=1e-5, rtol=0)
+    scale = max(1.0, outputs[0].abs().max().item())
+    assert torch.allclose(outputs[0], outputs[1], atol=1e-5 * scale, rtol=0)
     grads = [
         {n: p.grad for n, p in net.named_parameters() if p.grad is not None}
         for net in (plain, fast)
