@@ -132,6 +132,26 @@ def test_darts_code_fuses_separable_convolutions_across_edges():
     assert "e['c_k2->n0']['sep_conv_3x3'][0][1]" in normal
 
 
+def test_drop_path_wraps_every_optimised_term_but_identities():
+    """With drop path, the optimised code wraps each non-identity op's own output (a fused
+    kernel's slice), and with p=0 it computes what the plain code does."""
+    edges = dict.fromkeys(("x->n3", "n1->n2", "n1->n3", "n2->n3"), ("skip_connect",))
+    edges.update({"x->n1": ("nor_conv_3x3",), "x->n2": ("nor_conv_3x3", "skip_connect")})
+    genotype = Genotype({"nb201_cell": edges})
+    nets = []
+    for extra in (PLAIN, {}):
+        torch.manual_seed(0)
+        options = CompileOptions(search=False, drop_path=True, **extra)
+        nets.append(compile_space(space("nb201"), SMALL["nb201"], options))
+        nets[-1].arch.restrict(genotype)
+    nets[1].load_state_dict(nets[0].state_dict())
+    code = nets[1].code
+    assert "_conv(x_relu, (" in code
+    assert code.count("_drop_path(") == 2, code
+    with torch.no_grad():
+        assert torch.allclose(nets[0](image("nb201")), nets[1](image("nb201")), atol=1e-5)
+
+
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
 @pytest.mark.parametrize("name", sorted(SMALL))
 def test_all_live_optimised_supernet_equals_plain(name, variant):
