@@ -145,6 +145,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=32)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--spaces", default="nb201,darts", help="comma-separated")
+    parser.add_argument(
+        "--levels", help="comma-separated shrink levels to run, `subnet` for the standalone one"
+    )
     parser.add_argument("--pair", help=argparse.SUPPRESS)
     parser.add_argument("--peak", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -189,6 +192,11 @@ def main(argv: list[str] | None = None) -> int:
         )
         steps = SHRINK_STEPS[space]
         levels = [0, steps, None] if args.quick else [*range(steps + 1), None]
+        if args.levels:
+            chosen = args.levels.split(",")
+            levels = [
+                level for level in levels if str(level if level is not None else "subnet") in chosen
+            ]
         for level in levels:
             result = run_child("pair", dict(base, level=level))
             name = "standalone subnet" if level is None else f"shrink level {level}/{steps}"

@@ -280,9 +280,10 @@ class SourceBlock:
                 self.terms[(candidate.edge, candidate.op)] = Term(expr=value)
                 continue
             step = candidate.steps[index]
-            # Fusion starts at a convolution; a stateful BN on one value runs per candidate.
+            # Fusion starts at a dense convolution; a stateful BN on one value runs per
+            # candidate, and so do depthwise convolutions (see `_fusable`).
             shares = ("cse" if step.free else "fuse") in self.passes
-            shares = shares and (step.free or step.kind == "conv")
+            shares = shares and (step.free or _fusable(step, lanes=False))
             key = step.key if shares else (step.key, candidate.edge, candidate.op)
             groups.setdefault(key, []).append((candidate, index))
         for group in groups.values():
@@ -328,6 +329,8 @@ class SourceBlock:
         ):
             candidate, index = lanes[0]
             step = candidate.steps[index]
+            if step.kind == "conv" and not _fusable(step, lanes=not shared):
+                break
             last = all(i + 1 == len(c.steps) for c, i in lanes)
             refs = [c.ref(c.steps[i].path) for c, i in lanes]
             name = self.fresh(f"{source}_{tag}_{step.kind}")
@@ -362,6 +365,14 @@ class SourceBlock:
                 self.terms[(candidate.edge, candidate.op)] = Term(expr=name, scaled=scaled)
             else:
                 self._rest(name, candidate, index)
+
+
+def _fusable(step: Step, lanes: bool) -> bool:
+    """Whether fusing this convolution pays: on the CPU, oneDNN runs grouped convolutions (the
+    depthwise ones of several candidates as one, or pointwise ones on one slice per candidate)
+    slower than the separate convolutions, so only dense convolutions of one value fuse (NB201's
+    ReLU-Conv-BN of one node; measured in docs/compiler.md). `fused_conv` can run the others."""
+    return step.kind == "conv" and not lanes and all(key[7] == 1 for key in step.key)
 
 
 def _slug(text: str) -> str:

@@ -77,6 +77,15 @@ def masks(arch):
     return draw()
 
 
+def all_live(net) -> Genotype:
+    return Genotype(
+        {
+            cell: dict(zip(table.edges, table.candidates, strict=True))
+            for cell, table in net.arch.choices.items()
+        }
+    )
+
+
 def check_same(plain, fast, x, train: bool) -> None:
     """Same logits (1e-5, relative to the largest logit where that is above 1: `sum` mixing of
     many candidates gives logits near 10, where channels-last convolutions round differently),
@@ -119,37 +128,32 @@ def test_passes_are_named_and_can_be_switched_off():
         CompileOptions(passes=("nope",))
 
 
-def test_darts_code_fuses_separable_convolutions_across_edges():
-    """DARTS' separable convolutions of one source run as grouped kernels on one wide tensor."""
+def test_darts_code_shares_relus_and_pooling_but_not_grouped_convolutions():
+    """DARTS' convolutions of one source share its ReLU and its pooling; their depthwise and
+    pointwise stages stay separate (grouped convolutions are slower on the CPU), and a shrink
+    takes a candidate out of the code."""
     net = compile_space(space("darts"), SMALL["darts"])
-    code = net.code
-    assert "c_k2_relu = torch.relu(c_k2)" in code
-    assert "], lanes=True)" not in code and "), lanes=True)" in code  # the pointwise stages
-    # A shrink takes a candidate out of its fused kernel; the code never names dead ops.
+    normal = net.code.split("def cell_reduce")[0]
+    assert "c_k2_relu = torch.relu(c_k2)" in normal
+    assert "e['c_k2->n1']['sep_conv_3x3'][0][1](c_k2_relu)" in normal
+    assert "_conv(" not in normal and normal.count(".pool(c_k2)") == 2  # max and avg
     net.arch.discard("normal", [("c_k2->n1", "sep_conv_3x3")])
     normal = net.code.split("def cell_reduce")[0]
     assert "e['c_k2->n1']['sep_conv_3x3']" not in normal
-    assert "e['c_k2->n0']['sep_conv_3x3'][0][1]" in normal
+    assert "e['c_k2->n0']['sep_conv_3x3'][0][1](c_k2_relu)" in normal
 
 
-def test_drop_path_wraps_every_optimised_term_but_identities():
-    """With drop path, the optimised code wraps each non-identity op's own output (a fused
-    kernel's slice), and with p=0 it computes what the plain code does."""
-    edges = dict.fromkeys(("x->n3", "n1->n2", "n1->n3", "n2->n3"), ("skip_connect",))
-    edges.update({"x->n1": ("nor_conv_3x3",), "x->n2": ("nor_conv_3x3", "skip_connect")})
-    genotype = Genotype({"nb201_cell": edges})
-    nets = []
-    for extra in (PLAIN, {}):
-        torch.manual_seed(0)
-        options = CompileOptions(search=False, drop_path=True, **extra)
-        nets.append(compile_space(space("nb201"), SMALL["nb201"], options))
-        nets[-1].arch.restrict(genotype)
-    nets[1].load_state_dict(nets[0].state_dict())
-    code = nets[1].code
-    assert "_conv(x_relu, (" in code
-    assert code.count("_drop_path(") == 2, code
-    with torch.no_grad():
-        assert torch.allclose(nets[0](image("nb201")), nets[1](image("nb201")), atol=1e-5)
+def test_fused_conv_runs_grouped_and_depthwise_convolutions_exactly():
+    """`fused_conv` computes what separate convolutions do, on one input or one slice each,
+    dense, depthwise or grouped (the passes use the dense case only)."""
+    from nasc.compiler.passes import fused_conv
+
+    x = torch.randn(2, 6, 5, 5)
+    for groups, lanes in ((1, False), (6, False), (3, False), (1, True), (6, True)):
+        convs = [torch.nn.Conv2d(6, 6, 3, padding=1, groups=groups) for _ in range(3)]
+        inputs = x.repeat(1, 3, 1, 1) if lanes else x
+        expected = torch.cat([conv(x) for conv in convs], dim=1)
+        assert torch.allclose(fused_conv(inputs, convs, lanes=lanes), expected, atol=1e-5)
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
@@ -157,14 +161,8 @@ def test_drop_path_wraps_every_optimised_term_but_identities():
 def test_all_live_optimised_supernet_equals_plain(name, variant):
     """With every candidate live, the optimised supernet computes what the plain one does."""
     plain, fast = twins(name, variant)
-    everything = Genotype(
-        {
-            cell: dict(zip(table.edges, table.candidates, strict=True))
-            for cell, table in plain.arch.choices.items()
-        }
-    )
     for net in (plain, fast):
-        net.arch.restrict(everything)
+        net.arch.restrict(all_live(net))
         net.arch.set_mixing("mean")
     for train in (True, False):
         check_same(plain, fast, image(name), train)
@@ -195,6 +193,7 @@ def test_isdarts_information_is_the_same(name):
     ratio over sigma^6 of 4 channels, magnifies the layouts' rounding: 1e-3 relative)."""
     plain, fast = twins(name, "batch-stats")
     for net in (plain, fast):
+        net.arch.restrict(all_live(net))
         net.arch.set_mixing("mean")
         table = next(iter(net.arch.choices.values()))
         net.arch.discard(table.cell, [(table.edges[0], table.candidates[0][-1])])
@@ -216,6 +215,7 @@ def test_hooks_see_each_candidates_own_output():
     plain, fast = twins("nb201", "batch-stats")
     seen = []
     for net in (plain, fast):
+        net.arch.restrict(all_live(net))
         net.arch.set_mixing("mean")
         module = net.cells()[0].edges["x->n2"]["nor_conv_3x3"]
         handle = module.register_forward_hook(lambda m, i, o: seen.append(o.detach()))
