@@ -6,11 +6,12 @@ the passes decide how the tree runs:
 
 - `cse`: a step without parameters or state (ReLU, pooling, a BN without affine parameters or
   running statistics) that several candidates apply to the same value is computed once;
-- `fuse`: convolutions (and BNs) of the same shape that several candidates apply to the same
-  value run as one wider convolution with their weights concatenated (grouped where they are
-  depthwise), and the candidates' further identical steps run on the wide tensor too (a
-  pointwise convolution as a grouped one, BN over the concatenated channels, which is
-  per-channel and so the same computation), until the chains end or differ; then it is split;
+- `fuse`: dense convolutions of the same shape that several candidates apply to the same value
+  run as one wider convolution with their weights concatenated, and the candidates' further
+  identical steps without a convolution run on the wide tensor too (BN over the concatenated
+  channels, which is per-channel and so the same computation), until the chains end or differ;
+  then it is split. Grouped and depthwise convolutions could fuse too (`fused_conv` runs them),
+  but oneDNN runs those slower than separate ones on the CPU (see `_fusable`);
 - `fold`: the constant mixing scale (1/|candidates|) of candidates that end in a fused BN is
   multiplied into that BN's weight, where it costs nothing.
 
