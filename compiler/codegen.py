@@ -11,11 +11,13 @@ import builtins
 import itertools
 import keyword
 import linecache
+from collections.abc import Sequence
 
 import torch
 
 from nasc.dsl.ir import Cell
 
+from . import passes as passes_module
 from .archstate import ArchState
 from .ops import OPS
 
@@ -38,7 +40,7 @@ def drop_path(x: torch.Tensor, probability: float, training: bool) -> torch.Tens
     return x / keep * mask
 
 
-GLOBALS = {"torch": torch, "_zeros": zeros, "_drop_path": drop_path}
+GLOBALS = {"torch": torch, "_zeros": zeros, "_drop_path": drop_path, **passes_module.GLOBALS}
 
 
 def compile_source(source: str, name: str, tag: str):
@@ -74,11 +76,21 @@ def _identifier(name: str) -> str:
     return "v_" + safe
 
 
-def cell_source(cell: Cell, arch: ArchState, drop: bool = False) -> tuple[str, str]:
+def cell_source(
+    cell: Cell,
+    arch: ArchState,
+    drop: bool = False,
+    passes: Sequence[str] = (),
+    instances: Sequence | None = None,
+) -> tuple[str, str]:
     """The forward function of a cell type under the current masks and mixing mode.
 
     The function is `def NAME(self, *inputs, w)`: `self` is a `CellModule`, `w` the cell type's
     mixing weights (softmax mode) or None.
+
+    Args:
+        passes: the optimisation passes to run (`passes.PASSES`); none gives one call per op.
+        instances: the cell type's `CellModule`s, whose op modules the passes read.
 
     Returns:
         (function name, source).
@@ -87,47 +99,100 @@ def cell_source(cell: Cell, arch: ArchState, drop: bool = False) -> tuple[str, s
     mode = arch.mixing
     var = {name: _identifier(name) for name in (*cell.input_names, *cell.node_names)}
 
-    def live_terms(edge) -> tuple[list[str], list[str], str | None]:
-        """The edge's live, nonzero ops as (fixed terms, mixed terms, the mixed terms' scale)."""
-        fixed = [
-            _op_call(edge.key, op, var[edge.source], drop) for op in edge.ops if not OPS[op].zero
-        ]
+    def live_ops(edge) -> tuple[list[str], list[str]]:
+        """The edge's fixed and live mixed ops that compute something."""
+        fixed = [op for op in edge.ops if not OPS[op].zero]
+        if not edge.is_choice:
+            return fixed, []
+        return fixed, [op for op in arch.live(cell.name, edge.key) if not OPS[op].zero]
+
+    def edge_scale(edge, mixed) -> str | None:
+        if not mixed or mode not in ("mean", "live_mean"):
+            return None
+        live = arch.live(cell.name, edge.key)
+        return repr(1.0 / (len(edge.candidates) if mode == "mean" else len(live)))
+
+    ops = {edge.key: live_ops(edge) for edge in cell.edges}
+    blocks: dict[tuple[str, str], passes_module.Term] = {}
+
+    def op_term(edge, op: str) -> tuple[str, bool]:
+        term = blocks.get((edge.key, op))
+        if term is None:
+            return _op_call(edge.key, op, var[edge.source], drop), False
+        expr = term.expr
+        if drop and not OPS[op].identity:
+            expr = f"_drop_path({expr}, self.drop_prob, self.training)"
+        return expr, term.scaled
+
+    def live_terms(edge) -> tuple[list[str], list[tuple[str, bool]], str | None]:
+        """The edge's live, nonzero ops as (fixed terms, mixed terms, the mixed terms' scale);
+        a mixed term is (expression, whether the scale is already in it)."""
+        fixed_ops, mixed_ops = ops[edge.key]
+        fixed = [op_term(edge, op)[0] for op in fixed_ops]
         if not edge.is_choice:
             return fixed, [], None
-        live = arch.live(cell.name, edge.key)
         row = table.edges.index(edge.key)
         mixed = []
-        for op in live:
-            if OPS[op].zero:
-                continue
-            call = _op_call(edge.key, op, var[edge.source], drop)
+        for op in mixed_ops:
+            call, ready = op_term(edge, op)
             if mode == "softmax":
                 call = f"w[{row}, {table.candidates[row].index(op)}] * {call}"
-            mixed.append(call)
-        scale = None
-        if mixed and mode in ("mean", "live_mean"):
-            scale = repr(1.0 / (len(edge.candidates) if mode == "mean" else len(live)))
-        return fixed, mixed, scale
+            mixed.append((call, ready))
+        return fixed, mixed, edge_scale(edge, mixed)
 
-    def scaled(terms: list[str], scale: str | None) -> list[str]:
-        if scale is None or not terms:
-            return terms
-        return [f"({' + '.join(terms)}) * {scale}" if len(terms) > 1 else f"{terms[0]} * {scale}"]
+    def scaled(terms: list[tuple[str, bool]], scale: str | None) -> list[str]:
+        if scale is None:
+            return [term for term, _ in terms]
+        ready = [term for term, done in terms if done]
+        rest = [term for term, done in terms if not done]
+        if not rest:
+            return ready
+        product = f"({' + '.join(rest)}) * {scale}" if len(rest) > 1 else f"{rest[0]} * {scale}"
+        return [*ready, product]
 
     def edge_terms(key: str) -> list[str]:
         fixed, mixed, scale = terms[key]
         return fixed + scaled(mixed, scale)
 
+    def has_terms(key: str) -> bool:
+        fixed, mixed = ops[key]
+        return bool(fixed or mixed)
+
     # Which nodes does the output need? Walk back from the output through edges with live ops.
-    terms = {edge.key: live_terms(edge) for edge in cell.edges}
     needed = set(cell.output)
+    used: set[str] = set()  # edges whose terms the code reads
     for node in reversed(cell.nodes):
         if node.name not in needed:
             continue
         into = cell.edges_into(node.name)
-        if node.combine == "product" and not all(edge_terms(e.key) for e in into):
+        if node.combine == "product" and not all(has_terms(e.key) for e in into):
             continue  # one dead factor makes the product zero: its other sources go unread
-        needed.update(e.source for e in into if edge_terms(e.key))
+        used.update(e.key for e in into if has_terms(e.key))
+        needed.update(e.source for e in into if has_terms(e.key))
+
+    # The passes plan, per source, how its readers run; each block follows its source.
+    source_lines: dict[str, list[str]] = {}
+    if passes and instances:
+        fresh = passes_module.namer({*var.values(), "e", "w", "self", "torch"})
+        for source in cell.input_names + cell.node_names:
+            readers, factors = [], {}
+            for edge in cell.edges:
+                if edge.source != source or edge.key not in used:
+                    continue
+                fixed_ops, mixed_ops = ops[edge.key]
+                scale = edge_scale(edge, mixed_ops)
+                for op in fixed_ops + mixed_ops:
+                    modules = [instance.edges[edge.key][op] for instance in instances]
+                    steps = passes_module.op_steps(modules, (edge.key, op))
+                    readers.append(passes_module.Candidate(edge=edge.key, op=op, steps=steps))
+                    if scale is not None and op in mixed_ops and mode != "softmax":
+                        factors[(edge.key, op)] = float(scale)
+            if readers:
+                block = passes_module.SourceBlock(var[source], readers, factors, passes, fresh)
+                blocks.update(block.terms)
+                source_lines[source] = block.lines
+
+    terms = {edge.key: live_terms(edge) for edge in cell.edges}
 
     stride = 2 if cell.reduction else 1
     reference = var[cell.inputs[-1].name]
@@ -135,6 +200,8 @@ def cell_source(cell: Cell, arch: ArchState, drop: bool = False) -> tuple[str, s
     for item in cell.inputs:
         if item.name in needed and item.adapter:
             lines.append(f"    {var[item.name]} = self.adapters[{item.name!r}]({var[item.name]})")
+    for item in cell.inputs:
+        lines.extend(source_lines.get(item.name, ()))
     zero_nodes: set[str] = set()
     for node in cell.nodes:
         if node.name not in needed:
@@ -184,6 +251,14 @@ def cell_source(cell: Cell, arch: ArchState, drop: bool = False) -> tuple[str, s
             lines.append("    )")
         else:
             lines.append(f"    {target} = {value}")
+        if source_lines.get(node.name):
+            if node.name in zero_nodes:
+                lines.append(
+                    f"    {target} = _zeros({reference}, "
+                    f"self.node_channels[{node.name!r}], {stride})"
+                )
+                zero_nodes.discard(node.name)
+            lines.extend(source_lines[node.name])
 
     def output(name: str) -> str:
         if name in zero_nodes:
@@ -196,9 +271,10 @@ def cell_source(cell: Cell, arch: ArchState, drop: bool = False) -> tuple[str, s
         lines.append(f"    return {output(cell.output[0])}")
     name = f"cell_{_identifier(cell.name)}"
     args = ", ".join(var[n] for n in cell.input_names)
+    optimised = f", passes: {', '.join(passes)}" if passes and instances else ""
     header = [
         f"def {name}(self, {args}, w=None):",
-        f'    """Cell `{cell.name}`, mixing: {mode if table else "fixed"}."""',
+        f'    """Cell `{cell.name}`, mixing: {mode if table else "fixed"}{optimised}."""',
         "    e = self.edges",
     ]
     return name, "\n".join(header + lines) + "\n"
@@ -215,6 +291,8 @@ def network_source(supernet) -> str:
     """The network's forward: stages in order, each reading the outputs the plan wires to it."""
     arch: ArchState = supernet.arch
     lines = ["def forward(self, image):"]
+    if supernet.channels_last:
+        lines.append("    image = image.contiguous(memory_format=torch.channels_last)")
     if arch.mixing == "softmax":
         for cell in arch.choices:
             lines.append(f"    w_{_identifier(cell)} = self.arch.mixing_weights({cell!r})")

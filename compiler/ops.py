@@ -172,6 +172,15 @@ class Zero(nn.Module):
         return x.new_zeros((x.shape[0], self.C_out, height, width))
 
 
+def plain_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The strides of a contiguous NCHW tensor of this shape."""
+    strides, step = [], 1
+    for size in reversed(shape):
+        strides.append(step)
+        step *= size
+    return tuple(reversed(strides))
+
+
 class FactorizedReduce(nn.Module):
     """ReLU, two stride-2 1x1 convs on offset pixel grids, concatenated, BatchNorm.
 
@@ -193,9 +202,16 @@ class FactorizedReduce(nn.Module):
     def forward(self, x):
         if self.stride == 1:
             return self.bn(self.conv(x))
+        # This PyTorch's oneDNN backward of a strided 1x1 conv on channels-last input corrupts
+        # the heap when the input has few channels (seen with 1 to 6): run it on plain NCHW.
         x = self.relu(x)
+        layout = plain_strides(x.shape)
+        channels_last = x.stride() != layout
+        if channels_last:  # with one channel, both layouts count as contiguous: compare strides
+            x = x.clone(memory_format=torch.contiguous_format)
         shifted = nn.functional.pad(x, (0, 1, 0, 1))[:, :, 1:, 1:].contiguous()
-        return self.bn(torch.cat([self.conv_1(x), self.conv_2(shifted)], dim=1))
+        output = self.bn(torch.cat([self.conv_1(x), self.conv_2(shifted)], dim=1))
+        return output.contiguous(memory_format=torch.channels_last) if channels_last else output
 
 
 class Pooling(nn.Module):

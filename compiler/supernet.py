@@ -21,6 +21,7 @@ from nasc.dsl.macro import Plan, Stage, instantiate
 from . import codegen
 from .archstate import ArchState
 from .ops import OPS, catalog, get_op
+from .passes import DEFAULT_PASSES, PASSES
 
 
 @attrs.frozen(kw_only=True)
@@ -35,12 +36,44 @@ class CompileOptions:
         auxiliary: build the `aux` head; forward then returns (logits, aux logits or None).
         drop_path: compile drop-path calls after every non-identity op (set `drop_prob` on the
             cells to use them), as DARTS trains evaluation networks.
+        passes: the optimisation passes run over the live ops before code generation, by name
+            (see `nasc.compiler.passes.PASSES`); `()` generates one call per live op.
+        channels_last: the network converts its input to the channels-last memory layout, so
+            every convolution and pooling runs channels-last (on the CPU, oneDNN's average
+            pooling is several times faster so).
+        cuda_compile: on CUDA inputs, run the generated forward through `torch.compile` with
+            this mode (`"reduce-overhead"` captures CUDA graphs, `"max-autotune-no-cudagraphs"`,
+            `"default"`), compiled again for every mask version. Never used on the CPU, where
+            compiling the NB201 supernet takes minutes. None (the default) compiles nothing.
     """
 
     search: bool = True
     track_running_stats: bool = True
     auxiliary: bool = False
     drop_path: bool = False
+    passes: tuple[str, ...] = attrs.field(
+        default=DEFAULT_PASSES, converter=tuple, validator=lambda _, __, v: _check_passes(v)
+    )
+    channels_last: bool = True
+    cuda_compile: str | None = None
+
+
+def _check_passes(names: tuple[str, ...]) -> None:
+    unknown = [name for name in names if name not in PASSES]
+    if unknown:
+        raise NascUsageError(
+            f"unknown compiler pass `{unknown[0]}`", hint=f"known passes: {', '.join(PASSES)}"
+        )
+
+
+def _global_hooks() -> bool:
+    module = nn.modules.module
+    return bool(
+        module._global_forward_hooks
+        or module._global_forward_pre_hooks
+        or module._global_backward_hooks
+        or module._global_backward_pre_hooks
+    )
 
 
 class CellModule(nn.Module):
@@ -56,6 +89,7 @@ class CellModule(nn.Module):
         self.node_channels = dict(stage.node_channels)
         self.drop_prob = 0.0
         self.program = None
+        self.plain_program = None  # one call per op, for when hooks watch the op modules
         self.program_version = -1  # the ArchState version `program` was generated for
         affine = not options.search
         track = options.track_running_stats
@@ -94,13 +128,41 @@ class CellModule(nn.Module):
                 "call the supernet, or its recompile(), before calling a cell on its own"
             )
         *features, weights = inputs
-        return self.program(self, *features, w=weights)
+        program = self.program
+        if self.plain_program is not None and self.hooked():
+            program = self.plain_program
+        return program(self, *features, w=weights)
+
+    def hooked(self) -> bool:
+        """Whether a hook watches an op module (or a module inside one), or every module.
+
+        Optimised code computes shared and fused steps without calling each candidate's module,
+        so a hook would miss calls or see a shared value; while one is registered, the cell runs
+        the plain code, where every live candidate's module computes its own output. IS-DARTS'
+        measurement relies on this.
+        """
+        watched = self.__dict__.get("_watched")
+        if watched is None:
+            watched = []
+            for module in self.edges.modules():
+                watched.extend(
+                    (
+                        module._forward_hooks,
+                        module._forward_pre_hooks,
+                        module._backward_hooks,
+                        module._backward_pre_hooks,
+                    )
+                )
+            self.__dict__["_watched"] = watched
+        return any(watched) or _global_hooks()
 
     def __getstate__(self):
         # The generated program cannot be pickled; the supernet rebuilds it after loading.
         state = self.__dict__.copy()
         state["program"] = None
+        state["plain_program"] = None
         state["program_version"] = -1
+        state.pop("_watched", None)
         return state
 
     def extra_repr(self) -> str:
@@ -153,8 +215,13 @@ class Supernet(nn.Module):
                     stage.in_channels[0], stage.width, stage.stride, True
                 )
             self.stages.append(module)
+        # oneDNN's backward of a strided 1x1 conv on channels-last input with few input channels
+        # corrupts the heap (docs/compiler.md); FactorizedReduce runs its own on NCHW, and a
+        # network with any other runs NCHW throughout.
+        self.channels_last = options.channels_last and not strided_pointwise_convs(self)
         self._compiled_version = -1
         self._forward = None
+        self._cuda_forward = None  # `torch.compile` of `_forward`, built on first CUDA use
         self._sources: dict[str, str] = {}
         self.recompile()
 
@@ -162,13 +229,25 @@ class Supernet(nn.Module):
         """Regenerate the forward code from the current masks and mixing mode."""
         sources = {}
         programs = {}
+        plain = {}
+        passes = self.options.passes
         for cell in self.space.used_cells():
-            name, source = codegen.cell_source(cell, self.arch, self.options.drop_path)
+            instances = [m for m in self.cells() if m.cell_type == cell.name]
+            name, source = codegen.cell_source(
+                cell, self.arch, self.options.drop_path, passes, instances
+            )
             programs[cell.name] = codegen.compile_source(source, name, cell.name)
             sources[cell.name] = source
+            plain[cell.name] = None
+            if passes:
+                name, text = codegen.cell_source(cell, self.arch, self.options.drop_path)
+                if text.split("\n", 2)[2] != source.split("\n", 2)[2]:
+                    plain[cell.name] = codegen.compile_source(text, name, f"{cell.name} plain")
         for module in self.stages:
             if isinstance(module, CellModule):
                 module.program = programs[module.cell_type]
+                module.plain_program = plain[module.cell_type]
+                module.__dict__.pop("_watched", None)
                 module.program_version = self.arch.version
                 # A plain reference, not a submodule: the cell checks its code is current.
                 module.__dict__["arch_state"] = self.arch
@@ -177,6 +256,7 @@ class Supernet(nn.Module):
         sources["<network>"] = source
         self._sources = sources
         self._compiled_version = self.arch.version
+        self._cuda_forward = None  # the masks changed: compile again on the next CUDA call
 
     @property
     def code(self) -> str:
@@ -190,6 +270,14 @@ class Supernet(nn.Module):
 
     def forward(self, image: torch.Tensor):
         self._sync()
+        mode = self.options.cuda_compile
+        if mode is not None and image.is_cuda:
+            if self._cuda_forward is None:
+                self._cuda_forward = torch.compile(self._forward, mode=mode, dynamic=False)
+            if mode == "reduce-overhead":
+                # Each step's outputs live in the graph's own memory until the next step.
+                torch.compiler.cudagraph_mark_step_begin()
+            return self._cuda_forward(self, image)
         return self._forward(self, image)
 
     def weights(self) -> list[nn.Parameter]:
@@ -213,8 +301,29 @@ class Supernet(nn.Module):
         # Generated functions cannot be pickled; they are rebuilt from the masks after loading.
         state = self.__dict__.copy()
         state["_forward"] = None
+        state["_cuda_forward"] = None
         state["_compiled_version"] = -1
         return state
+
+
+def strided_pointwise_convs(net: nn.Module) -> list[str]:
+    """The 1x1 convolutions with a stride, outside FactorizedReduce (which guards its own)."""
+    from .ops import FactorizedReduce
+
+    guarded = {
+        id(conv)
+        for module in net.modules()
+        if isinstance(module, FactorizedReduce)
+        for conv in module.modules()
+    }
+    return [
+        name
+        for name, module in net.named_modules()
+        if isinstance(module, nn.Conv2d)
+        and id(module) not in guarded
+        and module.kernel_size == (1, 1)
+        and module.stride != (1, 1)
+    ]
 
 
 def compile_space(

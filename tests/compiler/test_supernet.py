@@ -171,8 +171,9 @@ def test_darts_auxiliary_head_runs_in_training_only():
 
 @pytest.mark.parametrize("name", sorted(SMALL))
 def test_code_never_mentions_dead_candidates_or_none(name):
-    """Generated code calls exactly the live, nonzero candidates."""
-    net = build(name)
+    """Generated code calls exactly the live, nonzero candidates (without the passes, which
+    share and fuse calls; tests/compiler/test_passes.py checks their code)."""
+    net = build(name, CompileOptions(passes=()))
     for offset, (cell, table) in enumerate(net.arch.choices.items()):
         for edge, candidates in list(zip(table.edges, table.candidates, strict=True))[offset::2]:
             net.arch.discard(cell, [(edge, candidates[-1 - offset])])
@@ -606,7 +607,7 @@ def test_pickled_supernet_regenerates_its_code():
 
 def test_generated_lines_show_in_tracebacks():
     """A failure inside generated code shows the generated line in the traceback."""
-    net = build("nb201")
+    net = build("nb201", CompileOptions(passes=()))
     with pytest.raises(RuntimeError) as info:
         net.cells()[0](torch.randn(2, 5, 8, 8), None)
     frames = [f for f in traceback.extract_tb(info.tb) if f.filename.startswith("<nasc-generated")]

@@ -103,10 +103,12 @@ def test_drop_path_follows_its_definition():
 
 
 def test_path_dropout_skips_identity_ops_in_the_generated_code():
-    """With drop path compiled in, every op but the identity `skip_connect` is wrapped."""
+    """With drop path compiled in, every op but the identity `skip_connect` is wrapped (in the
+    code without the passes, which has one call per op)."""
     space = load_space("darts", catalog=catalog())
     fixed = apply_genotype(space, parse_arch(space, "DARTS_V2"))
-    net = compile_space(fixed, {"C": 4, "layers": 3}, CompileOptions(search=False, drop_path=True))
+    options = CompileOptions(search=False, drop_path=True, passes=())
+    net = compile_space(fixed, {"C": 4, "layers": 3}, options)
     normal = net.code.split("def cell_normal")[1].split("def ")[0]
     assert "_drop_path(e['c_k2->n0']['sep_conv_3x3'](c_k2)" in normal
     assert "e['c_k2->n2']['skip_connect'](c_k2)" in normal
