@@ -10,7 +10,6 @@ from pathlib import Path
 import torch
 
 from nasc.dsl import Genotype, NascUsageError, SpaceIR, apply_genotype, format_space
-from nasc.dsl.genotype import darts_genotype, format_darts, nb201_string
 
 from .supernet import CompileOptions, Supernet, compile_space
 
@@ -58,20 +57,6 @@ def export_network(
 def fixed_source(space: SpaceIR, genotype: Genotype, header: str | None = None) -> str:
     """The `.nas` text of the architecture: the space with every choice decided."""
     return format_space(apply_genotype(space, genotype), header=header)
-
-
-def genotype_strings(space: SpaceIR, genotype: Genotype) -> dict[str, str]:
-    """The NB201 string and the DARTS genotype, for the shapes the space has."""
-    strings = {}
-    try:
-        strings["nb201"] = nb201_string(space, genotype)
-    except NascUsageError:
-        pass
-    try:
-        strings["darts"] = format_darts(darts_genotype(space, genotype))
-    except NascUsageError:
-        pass
-    return strings
 
 
 def export_torchscript(network: Supernet, path: str | Path) -> Path:

@@ -312,6 +312,20 @@ def format_darts(genotype: dict[str, list]) -> str:
     )
 
 
+def genotype_strings(space: SpaceIR, genotype: Genotype) -> dict[str, str]:
+    """The NB201 string and the DARTS genotype, for the shapes the space has."""
+    strings = {}
+    try:
+        strings["nb201"] = nb201_string(space, genotype)
+    except NascUsageError:
+        pass
+    try:
+        strings["darts"] = format_darts(darts_genotype(space, genotype))
+    except NascUsageError:
+        pass
+    return strings
+
+
 def _parse_darts_text(text: str) -> dict:
     match = re.fullmatch(r"\s*Genotype\s*\((.*)\)\s*", text, flags=re.S)
     if not match:

@@ -10,26 +10,11 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from nasc.dsl import Genotype, NascUsageError, SpaceIR, apply_genotype
-from nasc.dsl.genotype import darts_genotype, format_darts, nb201_string
+from nasc.dsl import Genotype, SpaceIR, apply_genotype
+from nasc.dsl.genotype import genotype_strings
 from nasc.dsl.macro import Plan, instantiate
 
 from .optable import language_catalog
-
-
-def genotype_strings(space: SpaceIR, genotype: Genotype) -> dict[str, str]:
-    """The NB201 string and the DARTS genotype where the space has their shape (as the
-    compiler's `genotype_strings`, without importing PyTorch)."""
-    strings = {}
-    try:
-        strings["nb201"] = nb201_string(space, genotype)
-    except NascUsageError:
-        pass
-    try:
-        strings["darts"] = format_darts(darts_genotype(space, genotype))
-    except NascUsageError:
-        pass
-    return strings
 
 
 def describe(

@@ -150,10 +150,15 @@ def run_search(args, console: Console) -> int:
     validate_counts(seeds=getattr(args, "seeds", None), subset=args.subset)
     validate_counts(image_size=getattr(args, "image_size", None))
     validate_minutes(getattr(args, "checkpoint_minutes", None))
+    timeout_s = getattr(args, "dist_timeout", None)
+    if timeout_s is not None and not timeout_s > 0:  # NaN too
+        raise NascUsageError(
+            f"--dist-timeout {timeout_s:g}: must be a positive number of seconds",
+            hint="the default, 600, suits most jobs",
+        )
     if args.tensorboard:
         require_tensorboard()
     table = lookup_table(args)
-    timeout_s = getattr(args, "dist_timeout", None)
     dist_, device_name = setup(overrides.get("device") or "auto", timeout_s)
     try:
         seeds = getattr(args, "seeds", None) or 1

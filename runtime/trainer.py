@@ -152,6 +152,7 @@ class Searcher:
         self.test_batches = Batches(
             data, data.test_images, data.test_labels, batch, device, False, False, shard=self.shard
         )
+        self._reference_batches = None  # built on the first `reference` measurement
         self.epoch = 0
         self.current_lr = config.lr
         self.metric_lines = 0
@@ -188,18 +189,36 @@ class Searcher:
         config, data = self.config, self.data
         seed = epoch_seed(config.seed, step, 7)
         if config.measure_on == "reference":
-            images, labels, augment = data.train_images, data.train_labels, True
-        else:
-            held_out = config.measure_on == "paper"
-            pool = data.test_labels if held_out else data.train_labels
-            chosen = torch.randperm(len(pool), generator=torch.Generator().manual_seed(seed))
-            chosen = chosen[: config.measure_samples]
-            images = (data.test_images if held_out else data.train_images)[chosen]
-            labels, augment = pool[chosen], False
+            # The whole training split, moved to the device once for every step.
+            if self._reference_batches is None:
+                self._reference_batches = Batches(
+                    data,
+                    data.train_images,
+                    data.train_labels,
+                    config.batch_size,
+                    self.device,
+                    True,
+                    False,
+                    shard=self.shard,
+                )
+            batches = self._reference_batches
+            return len(batches.labels), batches.epoch(seed, shuffle=False)
+        held_out = config.measure_on == "paper"
+        pool = data.test_labels if held_out else data.train_labels
+        chosen = torch.randperm(len(pool), generator=torch.Generator().manual_seed(seed))
+        chosen = chosen[: config.measure_samples]
+        images = (data.test_images if held_out else data.train_images)[chosen]
         batches = Batches(
-            data, images, labels, config.batch_size, self.device, augment, False, shard=self.shard
+            data,
+            images,
+            pool[chosen],
+            config.batch_size,
+            self.device,
+            False,
+            False,
+            shard=self.shard,
         )
-        return len(labels), batches.epoch(seed if augment else None, shuffle=False)
+        return len(chosen), batches.epoch(None)
 
     # --- the loop ---------------------------------------------------------------------------------
 

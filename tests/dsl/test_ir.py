@@ -7,6 +7,7 @@ import math
 import attrs
 import networkx as nx
 import pytest
+from darts_reference import REFERENCE_DARTS_ORDER
 
 from nasc.dsl import load_space, parse_space
 from nasc.dsl.ir import Cell, Edge
@@ -83,18 +84,6 @@ def test_darts_architecture_count(darts):
         assert all(subset.k == 2 for subset in cell.subsets)
         assert cell.architectures() == per_cell
     assert darts.architectures() == per_cell**2
-
-
-REFERENCE_DARTS_ORDER = (
-    "none",
-    "skip_connect",
-    "sep_conv_3x3",
-    "sep_conv_5x5",
-    "dil_conv_3x3",
-    "dil_conv_5x5",
-    "avg_pool_3x3",
-    "max_pool_3x3",
-)
 
 
 def test_darts_node_subset_spans_its_edges(darts):

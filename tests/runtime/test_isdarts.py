@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from darts_reference import REFERENCE_DARTS_ORDER
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -253,17 +254,6 @@ def test_closed_form_equals_the_direct_formula(shape, scale, offset, constant_pi
 
 # --- agreement with the IS-DARTS reference's rule on the DARTS space ----------------------------
 
-# The reference code's DARTS candidate list, in its order.
-REFERENCE_OPS = (
-    "none",
-    "skip_connect",
-    "sep_conv_3x3",
-    "sep_conv_5x5",
-    "dil_conv_3x3",
-    "dil_conv_5x5",
-    "avg_pool_3x3",
-    "max_pool_3x3",
-)
 DARTS_SOURCES = ("c_k2", "c_k1", "n0", "n1", "n2")
 
 
@@ -277,7 +267,7 @@ def reference_discards(masks: dict, scores: dict, step: int, steps: int) -> set:
         listed = [
             (f"{DARTS_SOURCES[j]}->n{node}", op)
             for j in range(2 + node)
-            for op in REFERENCE_OPS
+            for op in REFERENCE_DARTS_ORDER
             if masks[(f"{DARTS_SOURCES[j]}->n{node}", op)] == 1
         ]
         listed.sort(key=lambda member: -scores[member])

@@ -282,6 +282,7 @@ NO_NATS = importlib.util.find_spec("nats_bench") is None
         (["--epochs", "1"], "need at least 9 epochs, not 1"),
         (["--data", "/nonexistent/folder"], "no such folder"),
         (["--subset", "0"], "--subset 0: must be at least 1"),
+        (["--dist-timeout", "0"], "--dist-timeout 0: must be a positive number of seconds"),
         (["--subset", "-5"], "--subset -5: must be at least 1"),
         (["--seeds", "0"], "--seeds 0: must be at least 1"),
         (["--image-size", "0"], "--image-size 0: must be at least 1"),
