@@ -9,6 +9,7 @@ averages the weight gradients, and rank 0 alone writes the run directory and pri
 from __future__ import annotations
 
 import datetime
+import gc
 import os
 import time
 
@@ -68,9 +69,21 @@ def setup(device_name: str, timeout_s: float | None = None) -> tuple[Dist | None
     return Dist(rank=rank, world=world, local_rank=local), (f"cuda:{local}" if cuda else "cpu")
 
 
-def shutdown() -> None:
-    if dist.is_initialized():
-        dist.destroy_process_group()
+def shutdown(finished: bool = False) -> None:
+    """Leave the process group.
+
+    Args:
+        finished: every rank reached the end normally; they then wait for each other before
+            tearing down, so no rank closes its connections while a peer still talks on them.
+    """
+    if not dist.is_initialized():
+        return
+    # DDP reducers (and the gloo work they hold) kept alive by reference cycles would otherwise be
+    # destroyed during interpreter shutdown, after the group, which aborts the process.
+    gc.collect()
+    if finished:
+        dist.barrier()
+    dist.destroy_process_group()
 
 
 def broadcast(value, dist_: Dist | None):

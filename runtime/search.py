@@ -160,6 +160,7 @@ def run_search(args, console: Console) -> int:
         require_tensorboard()
     table = lookup_table(args)
     dist_, device_name = setup(overrides.get("device") or "auto", timeout_s)
+    finished = False
     try:
         seeds = getattr(args, "seeds", None) or 1
         if seeds == 1 or args.resume:
@@ -170,6 +171,7 @@ def run_search(args, console: Console) -> int:
                     raise
                 where = getattr(args, "run_dir_made", None) or args.resume or "RUN_DIR"
                 raise rank_lost(dist_, error, timeout_s, where) from None
+            finished = True
             return 0
         first = overrides.get("seed") or 0
         stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -181,9 +183,10 @@ def run_search(args, console: Console) -> int:
             summarise_seeds(
                 console, unique_directory(Path(args.runs_dir), f"seeds-{stamp}"), results
             )
+        finished = True
         return 0
     finally:
-        shutdown()
+        shutdown(finished)
 
 
 def _search_once(args, console, overrides, dist_, device_name, table=None) -> dict | None:

@@ -26,6 +26,11 @@ def torchrun(args, processes=2, env=None):
     return subprocess.run(command, capture_output=True, text=True, env=environment, timeout=600)
 
 
+def output_tail(process) -> str:
+    """What a failed torchrun printed: the end of both streams (progress shows where it died)."""
+    return f"stdout:\n{process.stdout[-1500:]}\nstderr:\n{process.stderr[-3000:]}"
+
+
 def only_run(root):
     [run] = root.iterdir()
     return run
@@ -36,7 +41,7 @@ def uninterrupted(tmp_path_factory):
     """A finished two-process IS-DARTS search."""
     root = tmp_path_factory.mktemp("ddp")
     done = torchrun(["search", "nb201", *TINY, "--runs-dir", str(root)])
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.returncode == 0, output_tail(done)
     return only_run(root), done
 
 
@@ -61,7 +66,7 @@ def test_darts_alphas_stay_identical_across_ranks(tmp_path):
     """A two-process DARTS (first order) search derives the same genotype on both ranks."""
     done = torchrun(["search", "nb201", *TINY, "--strategy", "darts-1st", "--runs-dir",
                      str(tmp_path)])  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.returncode == 0, output_tail(done)
     ranks = json.loads((only_run(tmp_path) / "result.json").read_text())["ranks"]
     assert ranks[0] == ranks[1]
 
@@ -78,7 +83,7 @@ def test_a_dead_rank_ends_the_job_and_a_restart_resumes(uninterrupted, tmp_path)
     run = only_run(tmp_path)
     assert not (run / "result.json").exists()
     resumed = torchrun(["search", "--resume", str(run), "--quiet"])
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert resumed.returncode == 0, output_tail(resumed)
     assert "resumed after epoch 2" in resumed.stdout
     reference = uninterrupted[0]
     assert (run / "genotype.json").read_text() == (reference / "genotype.json").read_text()
