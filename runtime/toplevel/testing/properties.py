@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from types import SimpleNamespace
 
 import attrs
-from hypothesis import HealthCheck, Verbosity, given, settings
+from hypothesis import HealthCheck, Phase, Verbosity, given, settings
 from hypothesis import seed as hypothesis_seed
 
 from nasc.dsl import Genotype, NascError, SpaceIR, format_space, parse_arch, parse_space
@@ -343,6 +343,7 @@ class PropertyResult:
     examples: int
     failure: PropertyFailure | None = None
     counterexample: str | None = None
+    seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
@@ -374,6 +375,9 @@ def _falsify(space: SpaceIR, strategy, check: Callable, examples: int, seed: int
         database=None,
         verbosity=Verbosity.quiet,
         report_multiple_bugs=False,
+        # no database (nothing written into the user's folder) and no `explain` phase, which
+        # reruns a shrunk example many times to say which parts of it matter
+        phases=(Phase.explicit, Phase.generate, Phase.shrink),
         suppress_health_check=list(HealthCheck),
     )
     @given(strategy)
@@ -475,6 +479,7 @@ def check_space(
         "supernet-equals-export": equivalence,
     }
     for name in properties:
+        began = time.perf_counter()
         strategy, check, show = plans[name](name)
         found = _falsify(space, strategy, check, examples, seed)
         failure = counterexample = None
@@ -491,6 +496,7 @@ def check_space(
                 examples=examples,
                 failure=failure,
                 counterexample=counterexample,
+                seconds=time.perf_counter() - began,
             )
         )
     return Report(space=space.name, results=results, seconds=time.perf_counter() - started)
@@ -502,7 +508,7 @@ def render_report(report: Report) -> str:
     lines = []
     for result in report.results:
         mark = "ok  " if result.ok else "FAIL"
-        lines.append(f"{mark} {result.name}: {result.description}")
+        lines.append(f"{mark} {result.name} ({result.seconds:.1f} s): {result.description}")
         if result.ok:
             continue
         lines += ["    " + line for line in result.failure.render().splitlines()]
