@@ -325,7 +325,8 @@ def cmd_test(args, console: Console) -> int:
         from nasc.testing import check_space, render_report
     except ImportError as error:
         raise NascUsageError(
-            f"nasc test needs hypothesis ({error})", hint="pip install hypothesis"
+            f"nasc test needs hypothesis ({error})",
+            hint="pip install 'nasc[testing]' (or hypothesis)",
         ) from None
     if args.examples < 1:
         raise NascUsageError(f"--examples {args.examples}: must be at least 1")

@@ -295,3 +295,33 @@ def test_a_real_darts_search_discards_as_the_reference_rule():
             assert reference_discards(masks[cell], scores, step, 7) == done, (cell, step + 1)
     for cell in searcher.net.arch.choices:
         assert live_members(searcher.net, cell) == {m for m, live in masks[cell].items() if live}
+
+
+def test_shrinker_makes_the_strategys_steps_from_user_code():
+    """`Shrinker.step` measures and shrinks as `measure` + `shrink` do; after its steps every
+    edge keeps one candidate, a further step is refused, and its state restores."""
+    from nasc.dsl import NascUsageError
+    from nasc.runtime.strategies.isdarts import Shrinker
+
+    space = parse_space(SMALL, catalog=catalog())
+    torch.manual_seed(0)
+    net = compile_space(space, seed=0)
+    twin = compile_space(space, seed=0)
+    twin.load_state_dict(net.state_dict())
+    twin.arch.set_mixing("mean")
+    shrinker = Shrinker(net, steps=4)
+    assert net.arch.mixing == "mean"
+    images = [torch.randn(4, 3, 8, 8, generator=torch.Generator().manual_seed(s)) for s in (1, 2)]
+    for step in range(4):
+        record = shrinker.step(images)
+        expected = shrink(twin, measure(twin, [(x, None) for x in images]), step, 4)
+        assert record["subsets"] == expected and record["step"] == step + 1
+        assert net.arch.fingerprint() == twin.arch.fingerprint()
+        assert record["live"] == 3 * (4 - step)
+    assert shrinker.done
+    assert all(len(ops) == 1 for ops in shrinker.genotype().cells["c"].values())
+    with pytest.raises(NascUsageError, match="all 4 shrink steps are made"):
+        shrinker.step(images)
+    again = Shrinker(twin, steps=1)
+    again.load_state_dict(shrinker.state_dict())
+    assert again.done and again.history == shrinker.history
