@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import attrs
 import pytest
+import torch
 from hypothesis import given
 
 from nasc.compiler import catalog, export_network
@@ -12,6 +13,8 @@ from nasc.dsl import Genotype, apply_genotype, find_space, load_space, read_sour
 from nasc.dsl.genotype import check_genotype
 from nasc.runtime.cli import main
 from nasc.testing import check_space, genotypes, render_report
+
+NB201 = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_1x1~1|+|skip_connect~0|none~1|avg_pool_3x3~2|"
 
 # Keeping two of an edge's candidates is fine where the node sums them, but `b` concatenates its
 # inputs and may read `x` once only: such a genotype cannot be written as a fixed `.nas` file.
@@ -141,3 +144,36 @@ def test_nasc_test_refuses_zero_examples(capsys):
     """`--examples 0` is a usage error (exit 2), not a vacuous pass."""
     assert main(["test", "spaces/tricell.nas", "--examples", "0"]) == 2
     assert "--examples 0" in capsys.readouterr().err
+
+
+def test_a_shrink_step_that_revives_a_candidate_fails_masks_only_lose(monkeypatch):
+    """A broken shrink step that brings back a discarded candidate fails `masks-only-lose` at
+    that candidate's edge; the shrunk counterexample has the two steps it takes."""
+    from nasc.runtime.strategies import isdarts
+
+    honest = isdarts.shrink
+
+    def reviving(net, scores, step, steps):
+        records = honest(net, scores, step, steps)
+        if step == 1:  # bring back the first candidate of x->n1, which step 0 may have dropped
+            with torch.no_grad():
+                net.arch.mask("nb201_cell")[0, 0] = True
+        return records
+
+    monkeypatch.setattr(isdarts, "shrink", reviving)
+    space = load_space("nb201", catalog=catalog())
+    report = check_space(space, examples=10, properties=("masks-only-lose",))
+    (loses,) = report.results
+    assert not loses.ok
+    assert loses.failure.path == "nb201.nb201_cell.n1.edge[x]"
+    assert (loses.failure.span.line, loses.failure.span.column) == (10, 10)
+    assert "brought back none on nb201_cell.x->n1" in loses.failure.message
+    assert loses.counterexample.splitlines()[0] == "2 shrink steps"
+
+
+def test_a_fixed_space_passes_with_nothing_to_decide(tmp_path, capsys):
+    """An exported architecture (no choices left) passes `nasc test` too."""
+    path = tmp_path / "arch.nas"
+    assert main(["export", "nb201", "--format", "nas", "-o", str(path), "--arch", NB201]) == 0
+    assert main(["test", str(path), "-D", "C=4", "-D", "N=1", "--examples", "3"]) == 0
+    assert "all 4 properties hold" in capsys.readouterr().out

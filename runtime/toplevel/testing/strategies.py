@@ -355,7 +355,8 @@ _F_VALUES = st.integers(0, 40).map(lambda quarters: quarters / 4) | st.just(math
 def shrink_sequences(space: SpaceIR, max_steps: int = 8) -> st.SearchStrategy[ShrinkSequence]:
     """Sequences of 1 to `max_steps` shrink steps, each with its own F for every candidate.
 
-    Shrinks towards one step and F = 0 everywhere (all tied).
+    Each step's F values are drawn in the candidates' order, the ones left over set to 0; the
+    sequence shrinks towards one step and F = 0 everywhere (all tied).
     """
     members = [
         (cell.name, (edge.key, op))
@@ -369,7 +370,13 @@ def shrink_sequences(space: SpaceIR, max_steps: int = 8) -> st.SearchStrategy[Sh
         steps = draw_from(st.integers(1, max_steps))
         tables = []
         for _ in range(steps):
-            values = draw_from(st.lists(_F_VALUES, min_size=len(members), max_size=len(members)))
+            # A short list leaves the rest at 0 (tied); hypothesis shrinks to that branch and then
+            # by deleting values, far quicker than lowering every value of a full-length list.
+            values = draw_from(
+                st.lists(_F_VALUES, max_size=len(members))
+                | st.lists(_F_VALUES, min_size=len(members), max_size=len(members))
+            )
+            values += [0.0] * (len(members) - len(values))
             table: dict[str, dict[tuple[str, str], float]] = {}
             for (cell, member), value in zip(members, values):
                 table.setdefault(cell, {})[member] = value
