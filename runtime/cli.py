@@ -92,7 +92,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     test.add_argument("file", metavar="FILE", help="a .nas file or a built-in space")
     _add_defines(test)
-    test.add_argument("--examples", type=int, default=20, metavar="N", help="per property")
+    test.add_argument(
+        "--examples",
+        type=int,
+        default=20,
+        metavar="N",
+        help="hypothesis examples per property (default: 20)",
+    )
     test.add_argument("--seed", type=int, default=0, help="hypothesis' seed (default: 0)")
 
     export = commands.add_parser(

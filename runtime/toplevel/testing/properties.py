@@ -405,7 +405,9 @@ def _falsify(space: SpaceIR, strategy, check: Callable, examples: int, seed: int
 
     try:
         run()
-    except PropertyFailure:
+    except Exception:  # PropertyFailure, or hypothesis' own (a flaky failure) after one
+        if not failures:
+            raise
         return failures[-1]
     return None
 
