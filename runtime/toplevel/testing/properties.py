@@ -231,7 +231,8 @@ def check_round_trip(
             prop,
             "the exported .nas text parses back to another architecture",
             span=space.network.span,
-            hint="the printer and the parser disagree on this space: " + text[:200],
+            hint="compare the space with `nasc export FILE --arch ... --format nas`: the "
+            "printer and the parser disagree on it",
         )
     strings = {} if space.is_fixed else genotype_strings(space, genotype)  # nothing to decide
     for kind, string in strings.items():
@@ -243,7 +244,7 @@ def check_round_trip(
             )
 
 
-def parameter_count(module) -> int:
+def _parameter_count(module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
@@ -286,7 +287,7 @@ def check_supernet_equals_export(
         for edge in ir.choices:
             for op in edge.candidates:
                 if op not in decided.get(edge.key, ()):
-                    dead += parameter_count(cell.edges[edge.key][op])
+                    dead += _parameter_count(cell.edges[edge.key][op])
                 elif edge.key not in twin.edges or op not in twin.edges[edge.key]:
                     raise PropertyFailure(
                         prop,
