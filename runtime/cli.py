@@ -86,6 +86,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="draw the cell types and the network into an image",
     )
 
+    test = commands.add_parser(
+        "test",
+        help="property-test a space's masks and exports with hypothesis; exit 1 on a failure",
+    )
+    test.add_argument("file", metavar="FILE", help="a .nas file or a built-in space")
+    _add_defines(test)
+    test.add_argument(
+        "--examples",
+        type=int,
+        default=20,
+        metavar="N",
+        help="hypothesis examples per property (default: 20)",
+    )
+    test.add_argument("--seed", type=int, default=0, help="hypothesis' seed (default: 0)")
+
     export = commands.add_parser(
         "export", help="write a found architecture as .nas, genotype, NB201 string or TorchScript"
     )
@@ -308,6 +323,28 @@ def cmd_show(args, console: Console) -> int:
     return 0
 
 
+def cmd_test(args, console: Console) -> int:
+    """Run nasc.testing's properties on a space; 1 when one fails, with its counterexample."""
+    from nasc.dsl import find_space, read_source
+
+    try:
+        from nasc.testing import check_space, render_report
+    except ImportError as error:
+        raise NascUsageError(
+            f"nasc test needs hypothesis ({error})",
+            hint="pip install 'nasc[testing]' (or hypothesis)",
+        ) from None
+    if args.examples < 1:
+        raise NascUsageError(f"--examples {args.examples}: must be at least 1")
+    space = _load(args.file, args.defines)
+    source = read_source(find_space(args.file))
+    report = check_space(
+        space, parse_defines(args.defines), examples=args.examples, seed=args.seed, source=source
+    )
+    print(render_report(report))
+    return 0 if report.ok else 1
+
+
 def cmd_export(args, console: Console) -> int:
     from .exporting import export
 
@@ -367,6 +404,7 @@ def cmd_eval(args, console: Console) -> int:
 COMMANDS = {
     "check": cmd_check,
     "show": cmd_show,
+    "test": cmd_test,
     "export": cmd_export,
     "search": cmd_search,
     "train": cmd_train,

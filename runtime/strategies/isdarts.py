@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from nasc.dsl import Genotype
+from nasc.dsl import Genotype, NascUsageError
 
 from ..distributed import check_same, sum_tensor
 from ..faults import die_at
@@ -158,6 +158,101 @@ def shrink(
     return records
 
 
+def discarded_names(subsets: list[dict]) -> list[str]:
+    """`cell.edge:op` of every candidate a shrink step discarded, from `shrink`'s records."""
+    return [
+        f"{s['cell']}.{c['edge']}:{c['op']}"
+        for s in subsets
+        for c in s["candidates"]
+        if c["discarded"]
+    ]
+
+
+class Shrinker:
+    """IS-DARTS' shrink steps, for a supernet trained inside any loop.
+
+    The supernet is a plain `nn.Module`: train its weights (`net.weights()`) however the task
+    needs, and call `step` at the times you choose, `steps` times in all (`shrink_epochs` gives
+    the paper's schedule); each step measures the information F of every live candidate on the
+    given inputs and discards, in every comparison subset, the largest-F ones, so that exactly k
+    remain after the last step. `ISDarts` runs the same `measure` and `shrink` at epoch ends.
+
+        net = compile_space(space, options=CompileOptions(track_running_stats=False))
+        shrinker = Shrinker(net, steps=4)          # IS-DARTS mixing: 1/|candidate set|
+        for update in range(updates):
+            ...                                    # any loss through net(x), any optimizer
+            if update + 1 in shrink_epochs(updates, 4, interval):
+                shrinker.step([observations])      # tensors, or (inputs, labels) pairs
+        genotype = shrinker.genotype()             # what survives; export_network(...) builds it
+
+    Args:
+        net: the compiled supernet.
+        steps: how many shrink steps the search makes.
+        mixing: `mean` (the IS-DARTS reference) or `live_mean`; see `MIXING_MODES`.
+        dist: under torchrun, the `Dist` whose ranks measure together and agree on the masks.
+    """
+
+    def __init__(self, net: Supernet, steps: int, *, mixing: str = "mean", dist=None):
+        if steps < 1:
+            raise NascUsageError(f"{steps} shrink steps: need at least 1")
+        self.net, self.steps, self.dist = net, steps, dist
+        self.done_steps = 0
+        self.history: list[dict] = []
+        net.arch.set_mixing(mixing)
+
+    @property
+    def done(self) -> bool:
+        """Every step is made: each subset keeps exactly k live candidates."""
+        return self.done_steps >= self.steps
+
+    def step(self, batches) -> dict:
+        """Measure F on `batches` (tensors, or (inputs, labels) pairs; eval mode, no gradient)
+        and shrink once.
+
+        Returns:
+            the step's record: step, discarded candidates, live count, and per subset every
+            candidate's F and IIM (as `ISDarts` records them in `importance.json`).
+
+        Raises:
+            NascUsageError: every step was already made.
+        """
+        if self.done:
+            raise NascUsageError(
+                f"all {self.steps} shrink steps are made",
+                hint="read the result with genotype(); make a new Shrinker to search again",
+            )
+        pairs = [(b, None) if torch.is_tensor(b) else b for b in batches]
+        scores = measure(self.net, pairs, self.dist)
+        subsets = shrink(self.net, scores, self.done_steps, self.steps)
+        check_same(
+            self.net.arch.fingerprint(),
+            f"the masks after shrink step {self.done_steps + 1}",
+            self.dist,
+        )
+        self.done_steps += 1
+        record = {
+            "step": self.done_steps,
+            "steps": self.steps,
+            "discarded": discarded_names(subsets),
+            "live": self.net.arch.live_count(),
+            "subsets": subsets,
+        }
+        self.history.append(record)
+        return record
+
+    def genotype(self) -> Genotype:
+        """The live candidates: the found architecture once `done`."""
+        return self.net.arch.genotype()
+
+    def state_dict(self) -> dict:
+        """What to checkpoint next to the supernet's own state_dict (which holds the masks)."""
+        return {"done_steps": self.done_steps, "steps": self.steps, "history": self.history}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.done_steps, self.steps = state["done_steps"], state["steps"]
+        self.history = list(state.get("history", []))
+
+
 def _iim(f: float) -> float:
     return 0.0 if math.isinf(f) else (math.inf if f == 0 else 1.0 / f)
 
@@ -201,12 +296,7 @@ class ISDarts(Strategy):
             "measure_on": self.config.measure_on,
             "samples": samples,
             "measure_seconds": seconds,
-            "discarded": [
-                f"{s['cell']}.{c['edge']}:{c['op']}"
-                for s in subsets
-                for c in s["candidates"]
-                if c["discarded"]
-            ],
+            "discarded": discarded_names(subsets),
             "live": searcher.net.arch.live_count(),
         }
         self.history.append({**record, "subsets": subsets})

@@ -17,6 +17,7 @@ from nasc.compiler import CompileOptions, catalog, compile_space
 from nasc.compiler.passes import PASSES
 from nasc.dsl import Genotype, NascUsageError, load_space
 from nasc.runtime.strategies.isdarts import measure
+from nasc.testing import masks
 
 SMALL = {
     "nb201": {"C": 4, "N": 1, "size": 8},
@@ -54,22 +55,6 @@ def twins(name: str, variant: str):
 def image(name: str, seed: int = 1, batch: int = 3) -> torch.Tensor:
     size = SMALL[name]["size"]
     return torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(seed))
-
-
-def masks(arch):
-    """Any masks: every candidate live or not, independently."""
-
-    @st.composite
-    def draw(draw_from):
-        cells = {}
-        for cell, table in arch.choices.items():
-            cells[cell] = {
-                edge: [op for op in ops if draw_from(st.booleans())]
-                for edge, ops in zip(table.edges, table.candidates, strict=True)
-            }
-        return Genotype(cells)
-
-    return draw()
 
 
 def all_live(net) -> Genotype:
@@ -173,7 +158,7 @@ def test_optimised_supernet_equals_plain_under_random_masks(name, data):
     variant = data.draw(st.sampled_from(sorted(VARIANTS)))
     mode = data.draw(st.sampled_from(["mean", "live_mean", "sum", "softmax"]))
     plain, fast = twins(name, variant)
-    genotype = data.draw(masks(plain.arch))
+    genotype = data.draw(masks(plain.space))
     for net in (plain, fast):
         net.arch.restrict(genotype)
         net.arch.set_mixing(mode)

@@ -23,6 +23,7 @@ from nasc.compiler import (
     fixed_source,
 )
 from nasc.dsl import Genotype, NascUsageError, builtin_spaces, load_space, parse_arch, parse_space
+from nasc.testing import genotypes
 
 SMALL = {
     "nb201": {"C": 4, "N": 1, "size": 8},
@@ -447,29 +448,6 @@ def test_count_flops_of_restricted_supernet_equals_export():
     assert count_flops(net, 3, 8) == count_flops(exported, 3, 8) > 0
 
 
-def genotypes(arch):
-    """Genotypes that keep exactly k candidates of every comparison subset."""
-
-    @st.composite
-    def draw(draw_from):
-        cells = {}
-        for cell, table in arch.choices.items():
-            kept = {edge: set() for edge in table.edges}
-            for k, members in table.subsets:
-                chosen = draw_from(
-                    st.lists(st.sampled_from(members), min_size=k, max_size=k, unique=True)
-                )
-                for row, column in chosen:
-                    kept[table.edges[row]].add(table.candidates[row][column])
-            cells[cell] = {
-                edge: [op for op in ops if op in kept[edge]]
-                for edge, ops in zip(table.edges, table.candidates, strict=True)
-            }
-        return Genotype(cells)
-
-    return draw()
-
-
 EQUIVALENCE_OPTIONS = {
     "batch-stats": CompileOptions(search=True, track_running_stats=False),
     "running-stats": CompileOptions(search=True),
@@ -499,7 +477,7 @@ def test_restricted_supernet_equals_exported_network(name, variant, data):
     supernet without its dead candidates.
     """
     net = trained_supernet(name, variant)
-    genotype = data.draw(genotypes(net.arch))
+    genotype = data.draw(genotypes(net.space))
     net.arch.set_mixing("sum")
     net.arch.restrict(genotype)
     assert net.arch.genotype() == genotype

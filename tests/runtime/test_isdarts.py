@@ -21,6 +21,7 @@ from nasc.runtime.strategies.isdarts import (
     shrink,
     shrink_epochs,
 )
+from nasc.testing import check_shrinking, searchable_spaces, shrink_sequences
 
 
 def test_constant_output_has_infinite_information():
@@ -152,71 +153,14 @@ def test_shrink_discards_the_largest_information_inside_each_subset():
     }
 
 
-@st.composite
-def random_space(draw):
-    """A random single-cell space with per-edge, per-node or explicit subsets."""
-    names = [
-        "none",
-        "skip_connect",
-        "nor_conv_1x1",
-        "nor_conv_3x3",
-        "avg_pool_3x3",
-        "max_pool_3x3",
-        "sep_conv_3x3",
-    ]
-    ops = draw(st.lists(st.sampled_from(names), min_size=2, max_size=6, unique=True))
-    nodes = draw(st.integers(1, 4))
-    lines, edges = [], []
-    for index in range(nodes):
-        sources = ["x"] + [f"n{j}" for j in range(index)]
-        chosen = draw(st.lists(st.sampled_from(sources), min_size=1, unique=True))
-        lines.append(f"    n{index} = " + " + ".join(f"{s}:ops_set" for s in chosen))
-        edges.extend(f"{s}->n{index}" for s in chosen)
-    rule = draw(st.sampled_from(["edge", "node", "explicit"]))
-    keeps = []
-    if rule == "explicit" and len(edges) >= 2:
-        group = draw(st.lists(st.sampled_from(edges), min_size=2, max_size=len(edges), unique=True))
-        k = draw(st.integers(1, len(group) * len(ops)))
-        keeps.append(f"    keep {k} of {{{', '.join(group)}}}")
-        keeps.append("    keep 1 per edge")
-    else:
-        k = draw(st.integers(1, len(ops))) if rule != "node" else 1
-        keeps.append(f"    keep {k} per {rule if rule != 'explicit' else 'edge'}")
-    used = {e.split("->")[0] for e in edges}
-    outputs = [f"n{i}" for i in range(nodes) if f"n{i}" not in used] or [f"n{nodes - 1}"]
-    text = (
-        f"ops ops_set = {{{', '.join(ops)}}}\n"
-        "cell c(x) {\n" + "\n".join(lines + keeps) + f"\n    out concat({', '.join(outputs)})\n}}\n"
-        "network n(C = 2) {\n    input(3, 4)\n    stem conv3x3_bn(C)\n    c @ C\n"
-        "    head pool_linear(3)\n}\n"
-    )
-    return text
-
-
-@given(random_space(), st.integers(1, 6), st.randoms(use_true_random=False))
-def test_masks_only_shrink_and_end_with_exactly_k(text, steps, rng):
-    """After any shrink sequence with random F, masks only lose candidates, every subset keeps
-    at least k, and exactly k after the last step."""
-    space = parse_space(text, catalog=catalog())
-    net = compile_space(space)
-    table = net.arch.choices["c"]
-    previous = net.arch.mask("c").clone()
-    for step in range(steps):
-        scores = {"c": {}}
-        for edge, ops in zip(table.edges, table.candidates):
-            for op in ops:
-                scores["c"][(edge, op)] = rng.choice(
-                    [math.inf, rng.random(), float(rng.randint(0, 3))]
-                )
-        shrink(net, scores, step, steps)
-        mask = net.arch.mask("c")
-        assert not (mask & ~previous).any(), "a discarded candidate came back"
-        for k, members in table.subsets:
-            alive = sum(bool(mask[r, c]) for r, c in members)
-            assert alive >= k
-            if step == steps - 1:
-                assert alive == k
-        previous = mask.clone()
+@given(st.data())
+def test_masks_only_shrink_and_end_with_exactly_k(data):
+    """After any shrink sequence with random F (ties and infinities included) on any small space,
+    masks only lose candidates, every subset keeps at least k, and exactly k after the last step."""
+    space = parse_space(data.draw(searchable_spaces(), label="source"), catalog=catalog())
+    sequence = data.draw(shrink_sequences(space, max_steps=6), label="F tables")
+    check_shrinking(space, sequence)
+    compile_space(space)  # the generated spaces are ones a search can run on
 
 
 def direct_information(output: torch.Tensor) -> torch.Tensor:
@@ -351,3 +295,33 @@ def test_a_real_darts_search_discards_as_the_reference_rule():
             assert reference_discards(masks[cell], scores, step, 7) == done, (cell, step + 1)
     for cell in searcher.net.arch.choices:
         assert live_members(searcher.net, cell) == {m for m, live in masks[cell].items() if live}
+
+
+def test_shrinker_makes_the_strategys_steps_from_user_code():
+    """`Shrinker.step` measures and shrinks as `measure` + `shrink` do; after its steps every
+    edge keeps one candidate, a further step is refused, and its state restores."""
+    from nasc.dsl import NascUsageError
+    from nasc.runtime.strategies.isdarts import Shrinker
+
+    space = parse_space(SMALL, catalog=catalog())
+    torch.manual_seed(0)
+    net = compile_space(space, seed=0)
+    twin = compile_space(space, seed=0)
+    twin.load_state_dict(net.state_dict())
+    twin.arch.set_mixing("mean")
+    shrinker = Shrinker(net, steps=4)
+    assert net.arch.mixing == "mean"
+    images = [torch.randn(4, 3, 8, 8, generator=torch.Generator().manual_seed(s)) for s in (1, 2)]
+    for step in range(4):
+        record = shrinker.step(images)
+        expected = shrink(twin, measure(twin, [(x, None) for x in images]), step, 4)
+        assert record["subsets"] == expected and record["step"] == step + 1
+        assert net.arch.fingerprint() == twin.arch.fingerprint()
+        assert record["live"] == 3 * (4 - step)
+    assert shrinker.done
+    assert all(len(ops) == 1 for ops in shrinker.genotype().cells["c"].values())
+    with pytest.raises(NascUsageError, match="all 4 shrink steps are made"):
+        shrinker.step(images)
+    again = Shrinker(twin, steps=1)
+    again.load_state_dict(shrinker.state_dict())
+    assert again.done and again.history == shrinker.history

@@ -1,0 +1,59 @@
+"""`nasc.testing`: hypothesis strategies over search spaces and property checks of a space.
+
+    from hypothesis import given
+    from nasc.dsl import load_space
+    from nasc.testing import check_shrinking, shrink_sequences
+
+    space = load_space("my_space.nas")
+
+    @given(shrink_sequences(space))
+    def test_my_space_shrinks_to_k(sequence):
+        check_shrinking(space, sequence)
+
+`check_space(space)` runs every property of `PROPERTIES` at once (what `nasc test FILE.nas`
+does); see docs/testing.md. PyTorch is imported only by the checks that build networks.
+"""
+
+from .properties import (
+    PROPERTIES,
+    PropertyFailure,
+    PropertyResult,
+    Report,
+    check_round_trip,
+    check_shrinking,
+    check_space,
+    check_supernet_equals_export,
+    describe_genotype,
+    render_report,
+)
+from .strategies import (
+    ShrinkSequence,
+    expressions,
+    genotypes,
+    masks,
+    names,
+    searchable_spaces,
+    shrink_sequences,
+    spaces,
+)
+
+__all__ = [
+    "PROPERTIES",
+    "PropertyFailure",
+    "PropertyResult",
+    "Report",
+    "ShrinkSequence",
+    "check_round_trip",
+    "check_shrinking",
+    "check_space",
+    "check_supernet_equals_export",
+    "describe_genotype",
+    "expressions",
+    "genotypes",
+    "masks",
+    "names",
+    "render_report",
+    "searchable_spaces",
+    "shrink_sequences",
+    "spaces",
+]
