@@ -16,8 +16,9 @@ from pathlib import Path
 
 import attrs
 
+from .ast import CallDecl, MacroDecl
 from .errors import NascUsageError
-from .ir import Cell, Edge, SpaceIR
+from .ir import BLOCK_EDGE, Cell, Edge, SpaceIR
 
 # The DARTS paper's published genotypes (quark0/darts, cnn/genotypes.py), for `--arch DARTS_V2`.
 KNOWN_DARTS_GENOTYPES = {
@@ -153,8 +154,38 @@ def apply_genotype(space: SpaceIR, genotype: Genotype) -> SpaceIR:
         ]
         cells.append(attrs.evolve(cell, nodes=nodes, edges=edges, keeps=()))
     used = {edge.choice for cell in cells for edge in cell.edges if edge.is_choice}
+    network = attrs.evolve(space.network, items=_fixed_items(space, genotype))
     return attrs.evolve(
-        space, cells=cells, opsets=[opset for opset in space.opsets if opset.name in used]
+        space,
+        cells=cells,
+        network=network,
+        opsets=[opset for opset in space.opsets if opset.name in used],
+    )
+
+
+def _fixed_items(space: SpaceIR, genotype: Genotype) -> list:
+    """The network's statements with every block choice replaced by its chosen blocks, one
+    block statement per instance (instances of an unshared choice may differ)."""
+    items = []
+    for item in space.network.items:
+        if item.kind != "choice":
+            items.append(item)
+            continue
+        choice = space.block_choice(item)
+        for instance in range(choice.count):
+            (op,) = genotype.cells[choice.cell_for(instance).name][BLOCK_EDGE]
+            kwargs = [("stride", item.stride)] if item.stride is not None else []
+            call = CallDecl(op=op, args=[item.width], kwargs=kwargs, span=item.span)
+            items.append(MacroDecl(kind="block", phase=item.phase, call=call, span=item.span))
+    return items
+
+
+def blocks_string(space: SpaceIR, genotype: Genotype) -> str:
+    """The chosen block of every block-choice decision: `stage1=resblock stage2_1=skip_connect`."""
+    return " ".join(
+        f"{cell.name}={'+'.join(genotype.cells.get(cell.name, {}).get(BLOCK_EDGE, ())) or '-'}"
+        for choice in space.block_choices
+        for cell in choice.cells
     )
 
 
@@ -168,7 +199,7 @@ def nb201_sources(cell: Cell) -> list[str] | None:
     output the last node, and one op per edge: a choice with `keep 1 per edge`, or (in a fixed
     architecture) one fixed op.
     """
-    if len(cell.inputs) != 1 or cell.concat or len(cell.output) != 1:
+    if cell.block is not None or len(cell.inputs) != 1 or cell.concat or len(cell.output) != 1:
         return None
     order = [cell.inputs[0].name, *cell.node_names]
     if cell.output[0] != order[-1]:
@@ -315,6 +346,8 @@ def format_darts(genotype: dict[str, list]) -> str:
 def genotype_strings(space: SpaceIR, genotype: Genotype) -> dict[str, str]:
     """The NB201 string and the DARTS genotype, for the shapes the space has."""
     strings = {}
+    if space.block_choices:
+        strings["blocks"] = blocks_string(space, genotype)
     try:
         strings["nb201"] = nb201_string(space, genotype)
     except NascUsageError:

@@ -381,6 +381,37 @@ class _ToAst(Transformer):
             cell_span=self._s(cell),
         )
 
+    def shared(self, meta):
+        return True
+
+    def choice_named(self, meta, name):
+        return {"opset": str(name), "cell_span": self._s(name)}
+
+    def choice_inline(self, meta, *names):
+        names = [name for name in names if name is not None]
+        return {
+            "ops": [str(name) for name in names],
+            "op_spans": [self._s(name) for name in names],
+            "cell_span": self._s(meta),
+        }
+
+    def choice(self, meta, shared, label, candidates, width, stride):
+        return ast.MacroDecl(
+            kind="choice",
+            label=str(label) if label is not None else None,
+            shared=bool(shared),
+            width=width,
+            stride=stride,
+            span=self._s(meta),
+            **candidates,
+        )
+
+    def choose_stmt(self, meta, choice):
+        return attrs.evolve(choice, span=self._s(meta))
+
+    def repeat_choose_stmt(self, meta, count, choice):
+        return attrs.evolve(choice, repeat=count, span=self._s(meta))
+
     def search_only(self, meta, statement):
         return attrs.evolve(statement, phase="search", span=self._s(meta))
 

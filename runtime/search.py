@@ -485,6 +485,12 @@ def finish(
     run.write_json("genotype.json", genotype.to_json())
     searched = searched_values(space, defines)
     values = ", ".join(f"{name}={value}" for name, value in searched.items())
+    defaults = "keeps the space's defaults (override them with -D, or let `nasc train --preset` "
+    defaults += "set them)."
+    if space.block_choices:
+        # Its layers were chosen one by one, for these values: they become the defaults.
+        space = space.for_values(searched)
+        defaults = "has these values as its defaults: its layers were chosen for them."
     run.write_text(
         "arch.nas",
         fixed_source(
@@ -492,8 +498,7 @@ def finish(
             genotype,
             header=f"Found by nasc search ({searcher.config.strategy}) in {space.name}; "
             f"run {run.path.name}.\n"
-            f"Searched with {values}; the network below keeps the space's defaults "
-            "(override them with -D, or let `nasc train --preset` set them).",
+            f"Searched with {values}; the network below {defaults}",
         ),
     )
     strings = genotype_strings(space, genotype)
