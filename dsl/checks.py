@@ -529,6 +529,14 @@ def _check_block_choices(space: SpaceIR, catalog, cells: set[str]) -> None:
                 path=path,
                 hint="stack two stride-2 choices to reduce by 4",
             )
+        if f"the block choice `{choice.label}`" in taken.values():
+            raise NasSemanticError(
+                f"two block choices are named `{choice.label}`",
+                span=item.span,
+                path=path,
+                hint="give each `choose` statement its own name; instances of one statement "
+                "share a decision with `choose shared`",
+            )
         for cell in choice.cells:
             if cell.name in taken:
                 raise NasSemanticError(
