@@ -155,7 +155,7 @@ def draw_macro(ax, plan: Plan, space: SpaceIR | None = None) -> None:
         kind, name = stage.kind, stage.name
         if space is not None and kind == "cell" and space.cell(stage.name).block is not None:
             candidates = space.cell(stage.name).edges[0].candidates
-            kind, name = "choice", f"{stage.name}: {' | '.join(candidates)}"
+            kind, name = "choice", f"{stage.name}: 1 of {len(candidates)}"
         ax.add_patch(_box(index, colours.get(kind, "#ffffff")))
         detail = (
             f"{stage.out_channels}ch\n{stage.out_size}px"
@@ -192,7 +192,7 @@ def draw_space(space: SpaceIR, plan: Plan, path: Path, title: str | None = None)
     cells = [cell for cell in space.used_cells() if cell.block is None]
     columns = max(1, min(2, len(cells)))
     rows = math.ceil(len(cells) / columns)
-    figure = plt.figure(figsize=(6.2 * columns, 3.6 * rows + 1.8))
+    figure = plt.figure(figsize=(6.2 * columns, 3.6 * rows + (1.8 if rows else 2.6)))
     grid = figure.add_gridspec(rows + 1, columns, height_ratios=[3.6] * rows + [1.8])
     for index, cell in enumerate(cells):
         draw_cell(figure.add_subplot(grid[index // columns, index % columns]), cell)
