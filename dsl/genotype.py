@@ -180,6 +180,36 @@ def _fixed_items(space: SpaceIR, genotype: Genotype) -> list:
     return items
 
 
+def genotype_from_blocks(space: SpaceIR, text: str) -> Genotype:
+    """Read a blocks string (`blocks_string`): `DECISION=op` for every block-choice decision;
+    the space's cells must have no other choice.
+
+    Raises:
+        NascUsageError: an unknown decision or candidate, a decision left out or named twice.
+    """
+    decisions = {cell.name: cell for choice in space.block_choices for cell in choice.cells}
+    others = [cell.name for cell in space.used_cells() if cell.choices and cell.block is None]
+    if others:
+        raise NascUsageError(
+            f"a blocks string decides only block choices; cell `{others[0]}` has choices too",
+            hint="give the whole genotype as a JSON file",
+        )
+    cells: dict[str, dict[str, tuple[str, ...]]] = {}
+    for pair in text.split():
+        name, op = pair.split("=")
+        if name not in decisions:
+            raise NascUsageError(
+                f"`{name}` is not a block-choice decision of `{space.name}`",
+                hint=f"decisions: {', '.join(decisions)}",
+            )
+        if name in cells:
+            raise NascUsageError(f"the blocks string decides `{name}` twice")
+        cells[name] = {BLOCK_EDGE: (op,)}
+    genotype = Genotype(cells)
+    check_genotype(space, genotype)
+    return genotype
+
+
 def blocks_string(space: SpaceIR, genotype: Genotype) -> str:
     """The chosen block of every block-choice decision: `stage1=resblock stage2_1=skip_connect`."""
     return " ".join(
@@ -441,7 +471,8 @@ def genotype_from_darts(space: SpaceIR, darts: str | Mapping) -> Genotype:
 
 
 def parse_arch(space: SpaceIR, arch: str) -> Genotype:
-    """Read `--arch`: an NB201 string, a DARTS genotype or its name, or a JSON file.
+    """Read `--arch`: an NB201 string, a DARTS genotype or its name, a blocks string
+    (`stage1_1=resblock down1=skip_connect`, for a space of block choices), or a JSON file.
 
     A JSON file holds this project's genotype (`{"cells": ...}`), a DARTS genotype as a dict
     (`{"normal": [...], ...}`), or `{"nb201": "|...|"}`.
@@ -449,6 +480,8 @@ def parse_arch(space: SpaceIR, arch: str) -> Genotype:
     text = arch.strip()
     if text.startswith("|"):
         return genotype_from_nb201(space, text)
+    if re.fullmatch(r"\w+=\w+(\s+\w+=\w+)*", text) and space.block_choices:
+        return genotype_from_blocks(space, text)
     if text in KNOWN_DARTS_GENOTYPES or text.startswith("Genotype"):
         return genotype_from_darts(space, text)
     path = Path(arch)

@@ -267,3 +267,18 @@ def test_a_genotype_keeps_exactly_one_block_per_decision():
     del missing["deep_2"]
     with pytest.raises(NascUsageError, match="does not decide cell `deep_2`"):
         check_genotype(space, Genotype(missing))
+
+
+def test_the_blocks_string_parses_back():
+    """`--arch` reads the blocks string back to the same genotype; a wrong one is refused."""
+    from nasc.dsl import parse_arch
+
+    space = load()
+    genotype = decide(space, PICKS)
+    assert parse_arch(space, genotype_strings(space, genotype)["blocks"]) == genotype
+    with pytest.raises(NascUsageError, match="`deep_3` is not a block-choice decision"):
+        parse_arch(space, "choice1=sep_conv_3x3 deep_3=resblock")
+    with pytest.raises(NascUsageError, match="`none` is not a candidate of deep_1.x->block"):
+        parse_arch(space, "choice1=sep_conv_3x3 deep_1=none deep_2=resblock same=resblock")
+    with pytest.raises(NascUsageError, match="does not decide cell `same`"):
+        parse_arch(space, "choice1=sep_conv_3x3 deep_1=resblock deep_2=resblock")
