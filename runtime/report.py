@@ -509,7 +509,7 @@ def _html(run_dir: Path, config: dict, result: dict, drawn: dict) -> str:
         return f"<tr><th>{html.escape(str(key))}</th><td>{html.escape(str(value))}</td></tr>"
 
     summary = [row("space", result.get("space")), row("strategy", result.get("strategy"))]
-    for key in ("nb201", "darts"):
+    for key in ("blocks", "nb201", "darts"):
         if key in result:
             summary.append(row(key, result[key]))
     supernet = result.get("supernet_test_acc") or {}
