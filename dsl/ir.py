@@ -374,7 +374,7 @@ class SpaceIR:
         """The network's `choose` statements (both phases), in order, with their decisions.
 
         Repeat counts and strides are evaluated with the parameters' defaults; a space compiled
-        with `-D` overrides takes them as its defaults first (`with_defaults`).
+        with `-D` overrides takes them as its defaults first (`for_values`).
         """
         items = [item for item in self.network.items if item.kind == "choice"]
         if not items:

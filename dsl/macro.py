@@ -172,7 +172,7 @@ def _check_decisions(space: SpaceIR, decisions, params: Mapping[str, int]) -> No
             f"these parameter values give stride {stride}",
             span=item.span,
             path=f"{space.name}.network.{decisions.label}",
-            hint="compile the space with `space.with_defaults(values)`, which `compile_space` "
+            hint="compile the space with `space.for_values(values)`, which `compile_space` "
             "and `nasc` do",
         )
 

@@ -282,3 +282,16 @@ def test_the_blocks_string_parses_back():
         parse_arch(space, "choice1=sep_conv_3x3 deep_1=none deep_2=resblock same=resblock")
     with pytest.raises(NascUsageError, match="does not decide cell `same`"):
         parse_arch(space, "choice1=sep_conv_3x3 deep_1=resblock deep_2=resblock")
+
+
+def test_values_that_change_a_stride_need_the_space_for_them():
+    """A stride read from a parameter is fixed with the decisions: the raw space refuses other
+    values (located), and the space for those values places them."""
+    from nasc.dsl.macro import instantiate
+
+    text = SPACE.replace("N = 2,", "N = 2, S = 2,").replace("@ 2C, stride = 2", "@ 2C, stride = S")
+    space = load(text)
+    with pytest.raises(NasSemanticError, match="read with stride 2; these parameter values give "):
+        instantiate(space, {"S": 1}, catalog())
+    plan = instantiate(space.for_values({"S": 1}), {"S": 1}, catalog())
+    assert [stage.stride for stage in plan.stages if stage.name.startswith("deep")] == [1, 1]
