@@ -1,9 +1,10 @@
-"""Training-step time and peak memory of the NB201 and DARTS supernets as IS-DARTS shrinks them,
-against the standalone subnets they shrink to.
+"""Training-step time and peak memory of the NB201, DARTS and macro-choice supernets as IS-DARTS
+shrinks them, against the standalone subnets they shrink to.
 
     python benchmarks/supernet_step.py                 # full sizes: several minutes on two cores
     python benchmarks/supernet_step.py --quick         # a smoke run of about a minute
     python benchmarks/supernet_step.py --device cuda --repeats 30
+    python benchmarks/supernet_step.py --space macro_choice      # one space
 
 A step is forward, backward and an SGD step (Nesterov momentum, weight decay) on one fixed batch
 of random images. Every configuration runs in a fresh subprocess with the same thread count, the
@@ -19,7 +20,9 @@ affine, batch statistics); the standalone subnet is `export_network` with the su
 The shrink levels follow IS-DARTS' schedule: step s of S discards ceil((live - k) / (S - s))
 candidates of every comparison subset, `none` first (its information is infinite), the others in
 a seeded order, never one the final cell keeps. NB201 (S = 4) goes 5, 4, 3, 2, 1 live ops per
-edge; DARTS (S = 7, keep 2 per node) ends at the genotype.
+edge; DARTS (S = 7, keep 2 per node) ends at the genotype; `spaces/macro_choice.nas` (S = 4, a
+block choice per layer) ends with one live block per layer, against the fixed network of those
+blocks.
 
 The supernet-over-subnet ratios come from a separate paired run per final cell: one process
 builds both networks and alternates their steps (ABBA), so both see the same machine load; the
@@ -47,15 +50,39 @@ NB201_CELLS = {
     "avg_pool_3x3~2|",
 }
 DARTS_CELLS = {"V2": "DARTS_V2"}
-SPACES = (("nb201", NB201_CELLS), ("darts", DARTS_CELLS))
-SHRINK_STEPS = {"nb201": 4, "darts": 7}
+# spaces/macro_choice.nas: the block of each layer, by choice; instances of an unshared repeat
+# take the listed blocks in turn. Skips in both searched stages make the found network shallow.
+MACRO_NETWORKS = {
+    "P": "stage1=sep_conv_3x3,skip_connect,resblock down1=resblock "
+    "stage2=nor_conv_3x3,skip_connect,sep_conv_3x3 down2=resblock stage3=resblock",
+}
+SPACES = (("nb201", NB201_CELLS), ("darts", DARTS_CELLS), ("macro_choice", MACRO_NETWORKS))
+SHRINK_STEPS = {"nb201": 4, "darts": 7, "macro_choice": 4}
 
 
 def sizes(quick: bool) -> dict[str, dict[str, int]]:
     """The `-D` values of each space: the reference search sizes, or small ones for a smoke run."""
     if quick:
-        return {"nb201": {"C": 4, "N": 1}, "darts": {"C": 4, "layers": 4}}
-    return {"nb201": {"C": 16, "N": 5}, "darts": {"C": 16, "layers": 8}}
+        return {
+            "nb201": {"C": 4, "N": 1},
+            "darts": {"C": 4, "layers": 4},
+            "macro_choice": {"C": 4, "N": 1},
+        }
+    return {
+        "nb201": {"C": 16, "N": 5},
+        "darts": {"C": 16, "layers": 8},
+        "macro_choice": {"C": 16, "N": 3},
+    }
+
+
+def macro_arch(space, text: str) -> str:
+    """The blocks string (`stage1_1=sep_conv_3x3 ...`) of a `MACRO_NETWORKS` entry."""
+    picks = {label: ops.split(",") for label, ops in (pair.split("=") for pair in text.split())}
+    return " ".join(
+        f"{cell.name}={picks[choice.label][index % len(picks[choice.label])]}"
+        for choice in space.block_choices
+        for index, cell in enumerate(choice.cells)
+    )
 
 
 # --- in the child process: build, step, time -----------------------------------------------------
@@ -113,10 +140,11 @@ def shrink_levels(arch, final, steps: int, seed: int = 0):
 
 
 def ops_run(net) -> int:
-    """Op modules one forward runs, per cell type (fixed ops and live candidates, `none` aside)."""
+    """Op modules one forward runs in cells (fixed ops and live candidates, `none` aside) and as
+    blocks of the network (so a network of block choices compares with its fixed network)."""
     from nasc.compiler import OPS
 
-    total = 0
+    total = sum(1 for stage in net.plan.stages if stage.kind == "block")
     for cell in net.space.used_cells():
         for edge in cell.edges:
             ops = list(edge.ops)
@@ -148,8 +176,12 @@ class Bench:
         self.images = self.images.to(self.device)
         self.labels = self.labels.to(self.device)
         self.overrides = dict(config["overrides"], size=size)
-        self.space = load_space(config["space"], catalog=catalog(), overrides=self.overrides)
-        self.final = parse_arch(self.space, config["final"])
+        space = load_space(config["space"], catalog=catalog(), overrides=self.overrides)
+        self.space = space.for_values(self.overrides)  # block choices decide per instance
+        final = config["final"]
+        if self.space.block_choices:
+            final = macro_arch(self.space, final)
+        self.final = parse_arch(self.space, final)
         self.options = CompileOptions(search=True, track_running_stats=False)
         self.prime()
 
@@ -208,10 +240,16 @@ class Bench:
 
 
 def live_per_subset(net) -> list[int]:
-    """Live candidates of each comparison subset of the first searched cell type."""
-    table = next(iter(net.arch.choices.values()))
-    mask = net.arch.mask(table.cell)
-    return [int(sum(mask[row, column] for row, column in members)) for _, members in table.subsets]
+    """Live candidates of each comparison subset of the first searched cell type (of every
+    decision, for a network of block choices)."""
+    tables = list(net.arch.choices.values())
+    if net.space.cell(tables[0].cell).block is None:
+        tables = tables[:1]
+    live = []
+    for table in tables:
+        mask = net.arch.mask(table.cell)
+        live += [int(sum(mask[r, c] for r, c in members)) for _, members in table.subsets]
+    return live
 
 
 def measure(config: dict) -> dict:
@@ -286,6 +324,8 @@ def configurations(args) -> list[dict]:
     }
     found = []
     for space, cells in SPACES:
+        if args.space and space not in args.space:
+            continue
         steps = SHRINK_STEPS[space]
         levels = [0, steps] if args.quick else list(range(steps + 1))
         for index, (name, arch) in enumerate(cells.items()):
@@ -314,6 +354,8 @@ def describe(config: dict, result: dict) -> str:
     live = result["live"]
     if config["space"] == "nb201" and len(set(live)) == 1:
         return f"supernet, {live[0]} live/edge"
+    if config["space"] == "macro_choice":
+        return f"supernet, step {config['level']}/{SHRINK_STEPS['macro_choice']}, {sum(live)} live"
     steps = SHRINK_STEPS[config["space"]]
     return f"supernet, step {config['level']}/{steps}, live/node {'/'.join(map(str, live))}"
 
@@ -339,6 +381,12 @@ def main(argv: list[str] | None = None) -> int:
         help="torch threads (default 1: on a shared machine, more threads stall "
         "at every op whenever another process holds a core)",
     )
+    parser.add_argument(
+        "--space",
+        action="append",
+        choices=[space for space, _ in SPACES],
+        help="measure only this space (repeatable; default: all)",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--pair", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -363,11 +411,11 @@ def main(argv: list[str] | None = None) -> int:
         )
         + f"; load average {os.getloadavg()[0]:.1f}"
     )
-    for name, arch in {**NB201_CELLS, **DARTS_CELLS}.items():
-        print(f"  cell {name}: {arch}")
+    for name, arch in {**NB201_CELLS, **DARTS_CELLS, **MACRO_NETWORKS}.items():
+        print(f"  {'network' if name in MACRO_NETWORKS else 'cell'} {name}: {arch}")
     cuda = args.device == "cuda"
     header = (
-        f"{'space':6} {'cell':4} {'network':44} {'ops':>4} {'params':>9} {'step ms':>9} "
+        f"{'space':12} {'cell':4} {'network':44} {'ops':>4} {'params':>9} {'step ms':>9} "
         f"{'q1-q3 ms':>17} {'steps':>5} {'RSS +MB':>8}"
     )
     header += f" {'CUDA MB':>8}" if cuda else ""
@@ -381,14 +429,14 @@ def main(argv: list[str] | None = None) -> int:
         if "error" in result:
             failed = True
             print(
-                f"{config['space']:6} {config['cell']:4} level {config['level']}: failed: "
+                f"{config['space']:12} {config['cell']:4} level {config['level']}: failed: "
                 f"{result['error']}",
                 flush=True,
             )
             continue
         spread = f"{result['q1_ms']:.1f}-{result['q3_ms']:.1f}"
         print(
-            f"{config['space']:6} {config['cell']:4} {describe(config, result):44} "
+            f"{config['space']:12} {config['cell']:4} {describe(config, result):44} "
             f"{result['ops']:>4} {result['parameters']:>9,} {result['median_ms']:>9.1f} "
             f"{spread:>17} {result['steps']:>5} {result['rss_mb']:>8.1f}"
             + (f" {result['cuda_mb']:>8.1f}" if cuda else ""),
@@ -408,6 +456,8 @@ def main(argv: list[str] | None = None) -> int:
         "both networks in one process, steps alternating, median of per-pair ratios)"
     )
     for space, cells in SPACES:
+        if args.space and space not in args.space:
+            continue
         last = SHRINK_STEPS[space]
         for cell in cells:
             config = next(c for c, _ in results if c["space"] == space and c["cell"] == cell)

@@ -10,8 +10,24 @@ from pathlib import Path
 import torch
 
 from nasc.dsl import Genotype, NascUsageError, SpaceIR, apply_genotype, format_space
+from nasc.dsl.ir import BLOCK_EDGE
 
 from .supernet import CompileOptions, Supernet, compile_space
+
+
+def _carried_state(supernet: Supernet, genotype: Genotype) -> dict:
+    """The supernet's state with each block choice's chosen block under the path the fixed
+    network gives that block (`stages.3.edges.x->block.resblock.bn` becomes `stages.3.bn`)."""
+    state = supernet.state_dict()
+    for index, module in enumerate(supernet.stages):
+        cell_type = getattr(module, "cell_type", None)
+        if cell_type is None or supernet.space.cell(cell_type).block is None:
+            continue
+        for op in genotype.cells.get(cell_type, {}).get(BLOCK_EDGE, ()):
+            prefix = f"stages.{index}.edges.{BLOCK_EDGE}.{op}."
+            for key in [key for key in state if key.startswith(prefix)]:
+                state[f"stages.{index}.{key[len(prefix) :]}"] = state[key]
+    return state
 
 
 def export_network(
@@ -33,11 +49,12 @@ def export_network(
     """
     if supernet is not None and options is None:
         options = supernet.options
+    space = space.for_values(overrides)
     network = compile_space(
         apply_genotype(space, genotype), overrides, options or CompileOptions(search=False)
     )
     if supernet is not None:
-        source = supernet.state_dict()
+        source = _carried_state(supernet, genotype)
         target = network.state_dict()
         # Tensors must match in shape; other entries (the arch state's mixing mode) just carry.
         mismatched = [

@@ -93,6 +93,10 @@ class CellModule(nn.Module):
         self.program_version = -1  # the ArchState version `program` was generated for
         affine = not options.search
         track = options.track_running_stats
+        if cell.block is not None:
+            # A block choice's candidates are blocks: built as a fixed block would be, so the
+            # choice masked to one block is that block's network.
+            affine, track = True, True
         self.adapters = nn.ModuleDict()
         for item, channels, stride in zip(cell.inputs, stage.in_channels, stage.input_strides):
             if item.adapter:
@@ -341,6 +345,7 @@ def compile_space(
         seed: seeds the architecture parameters' initialisation (weights follow torch's RNG).
     """
     options = options or CompileOptions()
+    space = space.for_values(overrides)
     plan = instantiate(space, overrides, catalog(), phase="search" if options.search else "train")
     generator = None
     if seed is not None:

@@ -243,8 +243,10 @@ class CallDecl:
 class MacroDecl:
     """One statement of a network body.
 
-    `kind` is one of `input`, `stem`, `block`, `cells`, `aux`, `head`. `input` uses `args`
-    (channels, size); `cells` uses `cell`, `width` and `repeat`; the others use `call`. `phase`
+    `kind` is one of `input`, `stem`, `block`, `cells`, `choice`, `aux`, `head`. `input` uses
+    `args` (channels, size); `cells` uses `cell`, `width` and `repeat`; `choice` (a block choice)
+    uses `label`, `opset` or `ops`, `shared`, `width`, `stride` and `repeat` (None when the
+    statement has no `repeat`); the others use `call`. `phase`
     is `search` or `train` for a statement that exists only in the search supernet or only in
     the standalone network, None for one in both.
     """
@@ -258,8 +260,16 @@ class MacroDecl:
     width: Expr | None = None
     repeat: Expr | None = None
     args: tuple[Expr, ...] = attrs.field(default=(), converter=_tuple)
+    label: str | None = None
+    opset: str | None = None
+    ops: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
+    shared: bool = False
+    stride: Expr | None = None
     span: Span | None = _span_field()
     cell_span: Span | None = _span_field()
+    op_spans: tuple[Span | None, ...] = attrs.field(
+        default=(), converter=_tuple, eq=False, repr=False
+    )
 
 
 @attrs.frozen(kw_only=True)

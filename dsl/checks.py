@@ -90,6 +90,7 @@ def lint_space(
         names[cell.name] = cell
         _check_cell(space, cell, catalog)
     _check_network(space, catalog)
+    space = space.for_values(overrides)
     for phase in ("search", "train") if space.network.phased else ("search",):
         instantiate(space, overrides, catalog, phase=phase)
 
@@ -436,7 +437,10 @@ def _check_network(space: SpaceIR, catalog) -> None:
     for phase in ("search", "train") if network.phased else (None,):
         _check_statements(space, network.items_for(phase or "search"), phase)
     cells = {cell.name for cell in space.cells}
+    _check_block_choices(space, catalog, cells)
     for item in network.items:
+        if item.kind == "choice":
+            continue
         if item.kind == "cells":
             if item.cell not in cells:
                 raise NasSemanticError(
@@ -474,3 +478,72 @@ def _check_network(space: SpaceIR, catalog) -> None:
                     else f"`{call.op}` takes only its "
                     f"{'class count' if role == 'head' else 'width'}",
                 )
+
+
+def _check_block_choices(space: SpaceIR, catalog, cells: set[str]) -> None:
+    """Each `choose` statement: known candidates that build as blocks, a stride of 1 or 2, and
+    decision names that no cell type or other choice uses."""
+    taken: dict[str, str] = {name: f"cell `{name}`" for name in cells}
+    for choice in space.block_choices:
+        item = choice.item
+        path = f"{space.name}.network.{choice.label}"
+        if item.opset is not None and space.opset(item.opset) is None:
+            sets = [opset.name for opset in space.opsets]
+            is_op = catalog is not None and item.opset in catalog
+            raise NasSemanticError(
+                f"unknown candidate set `{item.opset}`",
+                span=item.cell_span or item.span,
+                path=path,
+                hint=f"a choice needs candidates: write them in braces, `choose {{{item.opset}, "
+                "skip_connect}} @ C`"
+                if is_op
+                else f"{_suggest(item.opset, sets)}candidate sets in this file: "
+                f"{_known_list(sets)}; or list the candidates: `choose {{resblock, skip_connect}}"
+                " @ C`",
+            )
+        spans = item.op_spans if item.opset is None else ()
+        seen = set()
+        for index, op in enumerate(choice.candidates):
+            span = (spans[index] if index < len(spans) else None) or item.cell_span or item.span
+            if op == "none":
+                raise NasSemanticError(
+                    "`none` cannot be a candidate of a block choice: it would zero the features "
+                    "of every later layer",
+                    span=span,
+                    path=path,
+                    hint="to make the layer skippable (searchable depth), offer `skip_connect`",
+                )
+            if op in seen:
+                raise NasSemanticError(
+                    f"`{op}` is listed twice in the block choice `{choice.label}`",
+                    span=span,
+                    path=path,
+                    hint="list each candidate block once",
+                )
+            seen.add(op)
+            _check_op(space, catalog, op, span, path, in_cell=True)
+        if choice.stride not in (1, 2):
+            raise NasSemanticError(
+                f"the stride of `{choice.label}` must be 1 or 2, not {choice.stride}",
+                span=getattr(item.stride, "span", None) or item.span,
+                path=path,
+                hint="stack two stride-2 choices to reduce by 4",
+            )
+        if f"the block choice `{choice.label}`" in taken.values():
+            raise NasSemanticError(
+                f"two block choices are named `{choice.label}`",
+                span=item.span,
+                path=path,
+                hint="give each `choose` statement its own name; instances of one statement "
+                "share a decision with `choose shared`",
+            )
+        for cell in choice.cells:
+            if cell.name in taken:
+                raise NasSemanticError(
+                    f"the block choice `{choice.label}` names its decision `{cell.name}`, "
+                    f"which {taken[cell.name]} already uses",
+                    span=item.span,
+                    path=path,
+                    hint="name the choice apart: `choose stage2 = {...} @ C`",
+                )
+            taken[cell.name] = f"the block choice `{choice.label}`"

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import attrs
 
+from .ast import CallDecl, MacroDecl
 from .errors import NascUsageError
-from .ir import Cell, Edge, SpaceIR
+from .ir import BLOCK_EDGE, Cell, Edge, SpaceIR
 
 # The DARTS paper's published genotypes (quark0/darts, cnn/genotypes.py), for `--arch DARTS_V2`.
 KNOWN_DARTS_GENOTYPES = {
@@ -153,8 +154,68 @@ def apply_genotype(space: SpaceIR, genotype: Genotype) -> SpaceIR:
         ]
         cells.append(attrs.evolve(cell, nodes=nodes, edges=edges, keeps=()))
     used = {edge.choice for cell in cells for edge in cell.edges if edge.is_choice}
+    network = attrs.evolve(space.network, items=_fixed_items(space, genotype))
     return attrs.evolve(
-        space, cells=cells, opsets=[opset for opset in space.opsets if opset.name in used]
+        space,
+        cells=cells,
+        network=network,
+        opsets=[opset for opset in space.opsets if opset.name in used],
+    )
+
+
+def _fixed_items(space: SpaceIR, genotype: Genotype) -> list:
+    """The network's statements with every block choice replaced by its chosen blocks, one
+    block statement per instance (instances of an unshared choice may differ)."""
+    items = []
+    for item in space.network.items:
+        if item.kind != "choice":
+            items.append(item)
+            continue
+        choice = space.block_choice(item)
+        for instance in range(choice.count):
+            (op,) = genotype.cells[choice.cell_for(instance).name][BLOCK_EDGE]
+            kwargs = [("stride", item.stride)] if item.stride is not None else []
+            call = CallDecl(op=op, args=[item.width], kwargs=kwargs, span=item.span)
+            items.append(MacroDecl(kind="block", phase=item.phase, call=call, span=item.span))
+    return items
+
+
+def genotype_from_blocks(space: SpaceIR, text: str) -> Genotype:
+    """Read a blocks string (`blocks_string`): `DECISION=op` for every block-choice decision;
+    the space's cells must have no other choice.
+
+    Raises:
+        NascUsageError: an unknown decision or candidate, a decision left out or named twice.
+    """
+    decisions = {cell.name: cell for choice in space.block_choices for cell in choice.cells}
+    others = [cell.name for cell in space.used_cells() if cell.choices and cell.block is None]
+    if others:
+        raise NascUsageError(
+            f"a blocks string decides only block choices; cell `{others[0]}` has choices too",
+            hint="give the whole genotype as a JSON file",
+        )
+    cells: dict[str, dict[str, tuple[str, ...]]] = {}
+    for pair in text.split():
+        name, op = pair.split("=")
+        if name not in decisions:
+            raise NascUsageError(
+                f"`{name}` is not a block-choice decision of `{space.name}`",
+                hint=f"decisions: {', '.join(decisions)}",
+            )
+        if name in cells:
+            raise NascUsageError(f"the blocks string decides `{name}` twice")
+        cells[name] = {BLOCK_EDGE: (op,)}
+    genotype = Genotype(cells)
+    check_genotype(space, genotype)
+    return genotype
+
+
+def blocks_string(space: SpaceIR, genotype: Genotype) -> str:
+    """The chosen block of every block-choice decision: `stage1=resblock stage2_1=skip_connect`."""
+    return " ".join(
+        f"{cell.name}={'+'.join(genotype.cells.get(cell.name, {}).get(BLOCK_EDGE, ())) or '-'}"
+        for choice in space.block_choices
+        for cell in choice.cells
     )
 
 
@@ -168,7 +229,7 @@ def nb201_sources(cell: Cell) -> list[str] | None:
     output the last node, and one op per edge: a choice with `keep 1 per edge`, or (in a fixed
     architecture) one fixed op.
     """
-    if len(cell.inputs) != 1 or cell.concat or len(cell.output) != 1:
+    if cell.block is not None or len(cell.inputs) != 1 or cell.concat or len(cell.output) != 1:
         return None
     order = [cell.inputs[0].name, *cell.node_names]
     if cell.output[0] != order[-1]:
@@ -315,6 +376,8 @@ def format_darts(genotype: dict[str, list]) -> str:
 def genotype_strings(space: SpaceIR, genotype: Genotype) -> dict[str, str]:
     """The NB201 string and the DARTS genotype, for the shapes the space has."""
     strings = {}
+    if space.block_choices:
+        strings["blocks"] = blocks_string(space, genotype)
     try:
         strings["nb201"] = nb201_string(space, genotype)
     except NascUsageError:
@@ -408,7 +471,8 @@ def genotype_from_darts(space: SpaceIR, darts: str | Mapping) -> Genotype:
 
 
 def parse_arch(space: SpaceIR, arch: str) -> Genotype:
-    """Read `--arch`: an NB201 string, a DARTS genotype or its name, or a JSON file.
+    """Read `--arch`: an NB201 string, a DARTS genotype or its name, a blocks string
+    (`stage1_1=resblock down1=skip_connect`, for a space of block choices), or a JSON file.
 
     A JSON file holds this project's genotype (`{"cells": ...}`), a DARTS genotype as a dict
     (`{"normal": [...], ...}`), or `{"nb201": "|...|"}`.
@@ -416,6 +480,8 @@ def parse_arch(space: SpaceIR, arch: str) -> Genotype:
     text = arch.strip()
     if text.startswith("|"):
         return genotype_from_nb201(space, text)
+    if re.fullmatch(r"\w+=\w+(\s+\w+=\w+)*", text) and space.block_choices:
+        return genotype_from_blocks(space, text)
     if text in KNOWN_DARTS_GENOTYPES or text.startswith("Genotype"):
         return genotype_from_darts(space, text)
     path = Path(arch)

@@ -21,7 +21,10 @@ CELL_FLAGS = {
     "reduction": "edges that leave the cell's inputs have stride 2: the cell halves the resolution",
     "pool_bn": "in the supernet, a non-affine BatchNorm follows every pooling op (DARTS)",
 }
-MACRO_KINDS = ("input", "stem", "block", "cells", "aux", "head")
+MACRO_KINDS = ("input", "stem", "block", "cells", "choice", "aux", "head")
+# A block choice becomes a one-edge cell type per decision: its input and its node are named so.
+BLOCK_INPUT, BLOCK_NODE = "x", "block"
+BLOCK_EDGE = f"{BLOCK_INPUT}->{BLOCK_NODE}"
 
 
 def _tuple(value) -> tuple:
@@ -146,7 +149,12 @@ class Subset:
 
 @attrs.frozen(kw_only=True)
 class Cell:
-    """A cell type: inputs, intermediate nodes, edges, output, comparison rules and flags."""
+    """A cell type: inputs, intermediate nodes, edges, output, comparison rules and flags.
+
+    `block` names the block choice of the network that made the cell (one decision of a
+    `choose` statement); its ops are built as blocks are, with affine BatchNorms. None for the
+    cells a file declares.
+    """
 
     name: str
     inputs: tuple[Input, ...] = attrs.field(converter=_tuple)
@@ -156,6 +164,7 @@ class Cell:
     concat: bool = False
     flags: tuple[str, ...] = attrs.field(default=(), converter=lambda v: tuple(sorted(set(v))))
     keeps: tuple[Keep, ...] = attrs.field(default=(), converter=_tuple)
+    block: str | None = None
     span: Span | None = _span_field()
     output_span: Span | None = _span_field()
     flag_spans: Mapping[str, Span] = attrs.field(factory=dict, eq=False, repr=False)
@@ -246,6 +255,57 @@ class Cell:
 
 
 @attrs.frozen(kw_only=True)
+class BlockChoice:
+    """A `choose` statement of the network with its decisions.
+
+    Attributes:
+        item: the statement.
+        label: its name: the one written (`choose stage2 = ...`), else `choice1`, `choice2`, ...
+            in the order of the network's choices.
+        candidates: the candidate ops, from the inline set or the named `ops` set.
+        count: the instances the statement places, with the parameters' defaults.
+        stride: the stride of every instance (1 or 2), with the defaults.
+        cells: one cell type per decision: one for a `shared` choice or a statement without
+            `repeat`, else one per instance, named `LABEL_1`, `LABEL_2`, ...
+    """
+
+    item: MacroDecl
+    label: str
+    candidates: tuple[str, ...] = attrs.field(converter=_tuple)
+    count: int
+    stride: int
+    cells: tuple[Cell, ...] = attrs.field(converter=_tuple)
+
+    @property
+    def unshared(self) -> bool:
+        """Whether each instance of the statement decides for itself."""
+        return self.item.repeat is not None and not self.item.shared
+
+    def cell_for(self, instance: int) -> Cell:
+        """The cell type (the decision) of the statement's instance `instance` (0-based), also
+        beyond the defaults' count (the parameters may place more instances)."""
+        if not self.unshared:
+            return self.cells[0]
+        if instance < len(self.cells):
+            return self.cells[instance]
+        return block_cell(f"{self.label}_{instance + 1}", self.label, self.candidates, self.stride)
+
+
+def block_cell(name: str, label: str, candidates: Iterable[str], stride: int) -> Cell:
+    """The one-edge cell type that holds one decision of a block choice."""
+    return Cell(
+        name=name,
+        inputs=[Input(name=BLOCK_INPUT)],
+        nodes=[Node(name=BLOCK_NODE)],
+        edges=[Edge(source=BLOCK_INPUT, target=BLOCK_NODE, choice=label, candidates=candidates)],
+        output=[BLOCK_NODE],
+        flags=("reduction",) if stride == 2 else (),
+        keeps=[Keep(k=1, per="edge")],
+        block=label,
+    )
+
+
+@attrs.frozen(kw_only=True)
 class Network:
     """The macro network: integer parameters with defaults and a sequence of statements."""
 
@@ -288,7 +348,77 @@ class SpaceIR:
         return self.network.name
 
     def cell(self, name: str) -> Cell:
-        return next(cell for cell in self.cells if cell.name == name)
+        """A cell type by name: one the file declares, or the decision of a block choice."""
+        found = next((cell for cell in self.cells if cell.name == name), None)
+        if found is None:
+            found = next(
+                (
+                    cell
+                    for choice in self.block_choices
+                    for cell in choice.cells
+                    if cell.name == name
+                ),
+                None,
+            )
+        if found is None:
+            # An instance of an unshared choice beyond the defaults' count (`-D N=6`).
+            label, _, number = name.rpartition("_")
+            choice = next(c for c in self.block_choices if c.label == label and c.unshared)
+            if not number.isdigit() or number != str(int(number)) or int(number) < 1:
+                raise StopIteration(name)
+            found = choice.cell_for(int(number) - 1)
+        return found
+
+    @functools.cached_property
+    def block_choices(self) -> tuple[BlockChoice, ...]:
+        """The network's `choose` statements (both phases), in order, with their decisions.
+
+        Repeat counts and strides are evaluated with the parameters' defaults; a space compiled
+        with `-D` overrides takes them as its defaults first (`for_values`).
+        """
+        items = [item for item in self.network.items if item.kind == "choice"]
+        if not items:
+            return ()
+        from .ast import evaluate
+        from .macro import resolve_params
+
+        params = resolve_params(self)
+        path = f"{self.name}.network"
+        choices = []
+        for number, item in enumerate(items, start=1):
+            label = item.label or f"choice{number}"
+            if item.opset is not None:
+                opset = self.opset(item.opset)
+                candidates = opset.ops if opset is not None else ()
+            else:
+                candidates = item.ops
+            count = 1
+            if item.repeat is not None:
+                count = evaluate(
+                    item.repeat, params, what=f"the repeat count of `{label}`", path=path
+                )
+            stride = 1
+            if item.stride is not None:
+                stride = evaluate(item.stride, params, what=f"the stride of `{label}`", path=path)
+            if item.repeat is None or item.shared:
+                names = [label]
+            else:
+                names = [f"{label}_{index}" for index in range(1, max(count, 0) + 1)]
+            choices.append(
+                BlockChoice(
+                    item=item,
+                    label=label,
+                    candidates=candidates,
+                    count=count,
+                    stride=stride,
+                    cells=[block_cell(name, label, candidates, stride) for name in names],
+                )
+            )
+        return tuple(choices)
+
+    def block_choice(self, item: MacroDecl) -> BlockChoice:
+        """The block choice of a `choose` statement of this network."""
+        return next(choice for choice in self.block_choices if choice.item is item)
 
     def opset(self, name: str) -> OpSet | None:
         return next((opset for opset in self.opsets if opset.name == name), None)
@@ -299,9 +429,16 @@ class SpaceIR:
         return {cell.name: cell.graph for cell in self.cells}
 
     def used_cells(self) -> tuple[Cell, ...]:
-        """The cell types the network places, in order of first use."""
-        names = dict.fromkeys(item.cell for item in self.network.cell_uses())
-        return tuple(self.cell(name) for name in names)
+        """The cell types the network places, in order of first use, the decisions of its block
+        choices included."""
+        cells: dict[str, Cell] = {}
+        for item in self.network.items:
+            if item.kind == "cells":
+                cells.setdefault(item.cell, self.cell(item.cell))
+            elif item.kind == "choice":
+                for cell in self.block_choice(item).cells:
+                    cells.setdefault(cell.name, cell)
+        return tuple(cells.values())
 
     @property
     def is_fixed(self) -> bool:
@@ -317,6 +454,19 @@ class SpaceIR:
             for param in self.network.params
         ]
         return attrs.evolve(self, network=attrs.evolve(self.network, params=params))
+
+    def for_values(self, overrides: Mapping[str, int] | None) -> SpaceIR:
+        """The space whose block choices are decided for these parameter values.
+
+        An unshared block choice has one decision per instance, so how many it has depends on
+        the repeat count: a space with block choices takes `-D` values as its defaults before it
+        is compiled, searched, exported or drawn. Other spaces are returned unchanged.
+        """
+        if not self.block_choices or not overrides:
+            return self
+        from .macro import resolve_params
+
+        return self.with_defaults(resolve_params(self, overrides))
 
     def architectures(self) -> int:
         """The number of distinct architectures: cell types that the network uses multiply."""
@@ -348,6 +498,7 @@ def ops_of(edges: Iterable[Edge]) -> set[str]:
 
 
 __all__ = [
+    "BlockChoice",
     "CallDecl",
     "Cell",
     "Edge",

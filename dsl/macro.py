@@ -158,6 +158,25 @@ def _adapter_strides(
     return tuple(strides)
 
 
+def _check_decisions(space: SpaceIR, decisions, params: Mapping[str, int]) -> None:
+    """A block choice's decisions were made with the defaults; the values must still agree."""
+    item = decisions.item
+    stride = 1
+    if item.stride is not None:
+        stride = evaluate(
+            item.stride, params, what=f"the stride of `{decisions.label}`", path=space.name
+        )
+    if stride != decisions.stride:
+        raise NasSemanticError(
+            f"the block choice `{decisions.label}` was read with stride {decisions.stride}; "
+            f"these parameter values give stride {stride}",
+            span=item.span,
+            path=f"{space.name}.network.{decisions.label}",
+            hint="compile the space with `space.for_values(values)`, which `compile_space` "
+            "and `nasc` do",
+        )
+
+
 def cell_channels(cell: Cell, in_channels: tuple[int, ...], width: int) -> dict[str, int]:
     """Channels of every input (after its adapter) and node of a cell placed at `width`."""
     channels = {
@@ -224,12 +243,25 @@ def instantiate(
     for item in items:
         if item.kind == "input":
             continue
-        if item.kind == "cells":
-            cell = space.cell(item.cell)
-            count = value(item.repeat, f"the repeat count of `{item.cell}`", item.span, minimum=0)
-            width = value(item.width, f"the width of `{item.cell}`", item.span)
+        if item.kind in ("cells", "choice"):
+            if item.kind == "cells":
+                what = item.cell
+                decisions = None
+            else:
+                decisions = space.block_choice(item)
+                what = decisions.label
+            count = 1
+            if item.repeat is not None:
+                count = value(item.repeat, f"the repeat count of `{what}`", item.span, minimum=0)
+            width = value(item.width, f"the width of `{what}`", item.span)
+            if decisions is not None:
+                _check_decisions(space, decisions, params)
             make_room(count, getattr(item.repeat, "span", None) or item.span)
-            for _ in range(count):
+            for instance in range(count):
+                if decisions is None:
+                    cell = space.cell(item.cell)
+                else:
+                    cell = decisions.cell_for(instance)
                 k = len(cell.inputs)
                 feeding = outputs[-k:] if outputs else [current()]
                 feeding = [feeding[0]] * (k - len(feeding)) + feeding

@@ -86,6 +86,24 @@ def _format_call(call: ast.CallDecl) -> str:
     return f"{call.op}({', '.join(args)})"
 
 
+def format_choice(item: ast.MacroDecl) -> str:
+    """A `choose` statement: `repeat 4 choose shared stage = {a, b} @ 2C, stride = 2`."""
+    words = []
+    if item.repeat is not None:
+        words += ["repeat", format_expr(item.repeat)]
+    words.append("choose")
+    if item.shared:
+        words.append("shared")
+    if item.label is not None:
+        words += [item.label, "="]
+    words.append(item.opset if item.opset is not None else "{" + ", ".join(item.ops) + "}")
+    words += ["@", format_expr(item.width)]
+    text = " ".join(words)
+    if item.stride is not None:
+        text += f", stride = {format_expr(item.stride)}"
+    return text
+
+
 def format_network(network: Network) -> str:
     params = ", ".join(f"{p.name} = {format_expr(p.default)}" for p in network.params)
     lines = [f"network {network.name}({params}) {{"]
@@ -99,6 +117,8 @@ def format_network(network: Network) -> str:
                 lines.append(f"{indent}{where}")
             else:
                 lines.append(f"{indent}repeat {format_expr(item.repeat)} {where}")
+        elif item.kind == "choice":
+            lines.append(f"{indent}{format_choice(item)}")
         elif item.kind == "block":
             lines.append(f"{indent}{_format_call(item.call)}")
         else:

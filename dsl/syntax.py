@@ -100,6 +100,35 @@ COMMON_MISTAKES: dict[str, list[str]] = {
         "network n(C = 16) { head }",
         "network n(C = 16) { stem = conv3x3_bn(C) }",
     ],
+    "a block choice in the network starts with `choose`: `choose {a, b} @ WIDTH` or "
+    "`repeat N choose {a, b} @ WIDTH`": [
+        "network n(C = 16) { {a, b} @ C }",
+        "network n(C = 16) { input(3, 8) {a, b} @ C }",
+        "network n(C = 16) { stem s(C) {a, b} @ C }",
+        "network n(C = 16) { s(C) {a, b} @ C }",
+        "network n(C = 16) { c @ C {a, b} @ C }",
+        "network n(C = 16) { repeat 2 {a, b} @ C }",
+    ],
+    "a block choice is `choose [shared] [NAME =] {op, op} @ WIDTH [, stride = 2]`": [
+        "network n(C = 16) { choose {a, b} }",
+        "network n(C = 16) { choose {a, b} C }",
+        "network n(C = 16) { choose x {a, b} @ C }",
+        "network n(C = 16) { choose @ C }",
+        "network n(C = 16) { choose [a, b] @ C }",
+        "network n(C = 16) { repeat 2 shared choose {a, b} @ C }",
+        "network n(C = 16) { choose {a, b} @ C, stride 2 }",
+        "network n(C = 16) { choose {a, b} @ C, 2 }",
+    ],
+    "candidates of a block choice are op names separated by commas, and the width follows "
+    "`@`: `choose {resblock, skip_connect} @ 2C`": [
+        "network n(C = 16) { choose {a b} @ C }",
+        "network n(C = 16) { choose {a(C), b} @ C }",
+        "network n(C = 16) { choose {} @ C }",
+    ],
+    "a network statement assigns nothing; a block choice's stride follows a comma: "
+    "`choose {a, b} @ 2C, stride = 2`": [
+        "network n(C = 16) { choose {a, b} @ C stride = 2 }",
+    ],
     "expressions use integers, parameters and `+ - * //`, e.g. `2C` or `layers // 3`": [
         "network n(C = 16) { normal @ C / 2 }",
         "network n(C = 16) { normal @ C ** 2 }",
@@ -381,6 +410,37 @@ class _ToAst(Transformer):
             cell_span=self._s(cell),
         )
 
+    def shared(self, meta):
+        return True
+
+    def choice_named(self, meta, name):
+        return {"opset": str(name), "cell_span": self._s(name)}
+
+    def choice_inline(self, meta, *names):
+        names = [name for name in names if name is not None]
+        return {
+            "ops": [str(name) for name in names],
+            "op_spans": [self._s(name) for name in names],
+            "cell_span": self._s(meta),
+        }
+
+    def choice(self, meta, shared, label, candidates, width, stride):
+        return ast.MacroDecl(
+            kind="choice",
+            label=str(label) if label is not None else None,
+            shared=bool(shared),
+            width=width,
+            stride=stride,
+            span=self._s(meta),
+            **candidates,
+        )
+
+    def choose_stmt(self, meta, choice):
+        return attrs.evolve(choice, span=self._s(meta))
+
+    def repeat_choose_stmt(self, meta, count, choice):
+        return attrs.evolve(choice, repeat=count, span=self._s(meta))
+
     def search_only(self, meta, statement):
         return attrs.evolve(statement, phase="search", span=self._s(meta))
 
@@ -435,6 +495,8 @@ def _syntax_error(error: UnexpectedInput, text: str, file: str) -> NasSyntaxErro
         hint = _match_mistake(error)
     except Exception:  # noqa: BLE001 - a hint is a courtesy; never let it hide the real error
         hint = None
+    if hint == UNCLOSED_HINT and _unclosed(text) is None:
+        hint = None  # every `{` is closed: the parser state alone misled the match
     return NasSyntaxError(what, span=Span(file=file, line=line, column=column), hint=hint)
 
 

@@ -258,7 +258,9 @@ def _load(path: str, defines):
 
     from .optable import language_catalog
 
-    return load_space(path, catalog=language_catalog(), overrides=parse_defines(defines))
+    overrides = parse_defines(defines)
+    # Block choices decide per instance: a space's -D values decide how many decisions it has.
+    return load_space(path, catalog=language_catalog(), overrides=overrides).for_values(overrides)
 
 
 def cmd_check(args, console: Console) -> int:
@@ -270,7 +272,7 @@ def cmd_check(args, console: Console) -> int:
 
     overrides = parse_defines(args.defines)
     for file in args.files:
-        space = load_space(file, catalog=catalog(), overrides=overrides)
+        space = load_space(file, catalog=catalog(), overrides=overrides).for_values(overrides)
         if space.preset is not None and space.preset not in PRESETS:
             error = NasSemanticError(
                 f"unknown preset `{space.preset}`",

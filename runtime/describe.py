@@ -30,6 +30,7 @@ def describe(
         measure: compile the network to count `parameters` and `flops` (only this imports
             PyTorch; a network too large for the memory is refused before it is built).
     """
+    space = space.for_values(overrides)
     searched = space
     if genotype is not None:
         space = apply_genotype(space, genotype)
@@ -46,11 +47,14 @@ def describe(
         "fixed": space.is_fixed,
         "architectures": space.architectures(),
         "opsets": {opset.name: list(opset.ops) for opset in space.opsets},
-        "cells": {cell.name: _cell_facts(cell, plan) for cell in space.used_cells()},
+        "cells": {
+            cell.name: _cell_facts(cell, plan) for cell in space.used_cells() if cell.block is None
+        },
+        "choices": {choice.label: _choice_facts(choice) for choice in space.block_choices},
         "macro": [
             {
                 "index": stage.index,
-                "kind": stage.kind,
+                "kind": _stage_kind(space, stage),
                 "name": stage.name,
                 "inputs": list(stage.inputs),
                 "in_channels": list(stage.in_channels),
@@ -80,6 +84,25 @@ def describe(
         facts["parameters"] = network.num_parameters()
         facts["flops"] = count_flops(network, plan.channels, plan.size)
     return facts
+
+
+def _stage_kind(space: SpaceIR, stage) -> str:
+    if stage.kind == "cell" and space.cell(stage.name).block is not None:
+        return "choice"
+    return stage.kind
+
+
+def _choice_facts(choice) -> dict:
+    # `describe` took the values as defaults, so the decisions are those of this network.
+    decisions = [cell.name for cell in choice.cells]
+    return {
+        "candidates": list(choice.candidates),
+        "shared": not choice.unshared,
+        "stride": choice.stride,
+        "instances": choice.count,
+        "decisions": decisions,
+        "architectures": len(choice.candidates) ** len(decisions),
+    }
 
 
 def _cell_facts(cell, plan: Plan) -> dict:
@@ -132,7 +155,7 @@ def render(facts: dict, console: Console) -> None:
         what = "network" if facts["fixed"] else "supernet"
         summary.add_row("weights", f"{facts['parameters']:,} ({what})")
         summary.add_row("FLOPs", f"{facts['flops'] / 1e6:,.2f} M multiply-adds per image")
-    for key in ("nb201", "darts"):
+    for key in ("blocks", "nb201", "darts"):
         if key in facts.get("arch", {}):
             summary.add_row(key, facts["arch"][key])
     console.print(Panel(summary, title=title, box=box.ROUNDED, expand=False))
@@ -141,7 +164,27 @@ def render(facts: dict, console: Console) -> None:
         console.print(f"[bold]ops[/bold] {name} = {{{', '.join(ops)}}}")
     for name, cell in facts["cells"].items():
         console.print(_cell_panel(name, cell))
+    if facts.get("choices"):
+        console.print(_choices_table(facts["choices"]))
     console.print(_macro_table(facts["macro"]))
+
+
+def _choices_table(choices: dict) -> Table:
+    table = Table(title="block choices (keep 1 per decision)", box=box.SIMPLE_HEAD)
+    for column in ("choice", "candidates", "stride", "instances", "decisions"):
+        table.add_column(column)
+    for label, choice in choices.items():
+        decided = ", ".join(choice["decisions"])
+        if choice["shared"] and choice["instances"] > 1:
+            decided += " (shared)"
+        table.add_row(
+            label,
+            ", ".join(choice["candidates"]),
+            str(choice["stride"]),
+            str(choice["instances"]),
+            decided,
+        )
+    return table
 
 
 def _cell_panel(name: str, cell: dict) -> Panel:

@@ -27,12 +27,12 @@ def load_decision(source: str, arch: str | None, overrides: Mapping[str, int]):
         merged = {**config.get("defines", {}), **overrides}
         space = parse_space(
             read_source(space_file), str(space_file), catalog=catalog(), overrides=merged
-        )
+        ).for_values(merged)
         genotype = Genotype.from_json(
             json.loads(genotype_file.read_text()), source=str(genotype_file)
         )
         return space, genotype, merged, path
-    space = load_space(source, catalog=catalog(), overrides=overrides)
+    space = load_space(source, catalog=catalog(), overrides=overrides).for_values(overrides)
     if arch is None:
         if space.is_fixed:
             return space, Genotype({}), dict(overrides), None

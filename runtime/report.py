@@ -140,23 +140,29 @@ def _arc(ax, x0: float, x1: float, apex: float, colour: str, dashed: bool = Fals
     )
 
 
-def draw_macro(ax, plan: Plan) -> None:
-    """The network as a strip of stages with their widths and resolutions."""
+def draw_macro(ax, plan: Plan, space: SpaceIR | None = None) -> None:
+    """The network as a strip of stages with their widths and resolutions; with the space, a
+    block choice's stage is marked and names its candidates."""
     colours = {
         "stem": "#fde0c5",
         "cell": "#d6e6f5",
         "block": "#f2d7e8",
+        "choice": "#fff2b3",
         "aux": "#eeeeee",
         "head": "#e2f0d9",
     }
     for index, stage in enumerate(plan.stages):
-        ax.add_patch(_box(index, colours.get(stage.kind, "#ffffff")))
+        kind, name = stage.kind, stage.name
+        if space is not None and kind == "cell" and space.cell(stage.name).block is not None:
+            candidates = space.cell(stage.name).edges[0].candidates
+            kind, name = "choice", f"{stage.name}: 1 of {len(candidates)}"
+        ax.add_patch(_box(index, colours.get(kind, "#ffffff")))
         detail = (
             f"{stage.out_channels}ch\n{stage.out_size}px"
             if stage.kind not in ("head", "aux")
             else f"{stage.out_channels} cls"
         )
-        ax.text(index + 0.5, 0.62, stage.name, ha="center", va="center", fontsize=6.5, rotation=90)
+        ax.text(index + 0.5, 0.62, name, ha="center", va="center", fontsize=6.5, rotation=90)
         ax.text(index + 0.5, 0.12, detail, ha="center", va="center", fontsize=5.5)
     ax.set_xlim(-0.2, len(plan.stages) + 0.2)
     ax.set_ylim(-0.05, 1.05)
@@ -182,14 +188,15 @@ def draw_space(space: SpaceIR, plan: Plan, path: Path, title: str | None = None)
         {"panels": number of cell panels, "path": the file}.
     """
     plt = _pyplot()
-    cells = space.used_cells()
-    columns = min(2, len(cells))
+    # A block choice's decisions are one-edge cells: the macro strip shows them, not a panel.
+    cells = [cell for cell in space.used_cells() if cell.block is None]
+    columns = max(1, min(2, len(cells)))
     rows = math.ceil(len(cells) / columns)
-    figure = plt.figure(figsize=(6.2 * columns, 3.6 * rows + 1.8))
+    figure = plt.figure(figsize=(6.2 * columns, 3.6 * rows + (1.8 if rows else 2.6)))
     grid = figure.add_gridspec(rows + 1, columns, height_ratios=[3.6] * rows + [1.8])
     for index, cell in enumerate(cells):
         draw_cell(figure.add_subplot(grid[index // columns, index % columns]), cell)
-    draw_macro(figure.add_subplot(grid[rows, :]), plan)
+    draw_macro(figure.add_subplot(grid[rows, :]), plan, space)
     if title:
         figure.suptitle(title, fontsize=11)
     figure.tight_layout()
@@ -371,6 +378,7 @@ def write_report(run_dir: Path) -> Path:
     figures = run_dir / "figures"
     figures.mkdir(exist_ok=True)
     defines = config.get("defines", {})
+    space = space.for_values(defines)
     drawn = {}
     drawn["space"] = draw_space(
         space,
@@ -406,6 +414,8 @@ def _found_space(run_dir: Path, cells: dict) -> SpaceIR:
     space = parse_space(
         read_source(run_dir / "space.nas"), str(run_dir / "space.nas"), catalog=catalog()
     )
+    defines = json.loads((run_dir / "config.json").read_text()).get("defines", {})
+    space = space.for_values(defines)
     return apply_genotype(space, Genotype.from_json({"cells": cells}, str(run_dir)))
 
 
@@ -499,7 +509,7 @@ def _html(run_dir: Path, config: dict, result: dict, drawn: dict) -> str:
         return f"<tr><th>{html.escape(str(key))}</th><td>{html.escape(str(value))}</td></tr>"
 
     summary = [row("space", result.get("space")), row("strategy", result.get("strategy"))]
-    for key in ("nb201", "darts"):
+    for key in ("blocks", "nb201", "darts"):
         if key in result:
             summary.append(row(key, result[key]))
     supernet = result.get("supernet_test_acc") or {}

@@ -378,7 +378,12 @@ def summarise_seeds(console: Console, directory: Path, results: list[dict]) -> N
     )
     lines = [f"{count} seeds:"]
     for result in results:
-        found = result.get("nb201") or result.get("darts") or json.dumps(result["genotype"])
+        found = (
+            result.get("nb201")
+            or result.get("darts")
+            or result.get("blocks")
+            or json.dumps(result["genotype"])
+        )
         extra = ""
         if result.get("nb201_accuracy"):
             extra = f"  cifar10 {result['nb201_accuracy'].get('cifar10', float('nan')):.2f}%"
@@ -485,6 +490,12 @@ def finish(
     run.write_json("genotype.json", genotype.to_json())
     searched = searched_values(space, defines)
     values = ", ".join(f"{name}={value}" for name, value in searched.items())
+    defaults = "keeps the space's defaults (override them with -D, or let `nasc train --preset` "
+    defaults += "set them)."
+    if space.block_choices:
+        # Its layers were chosen one by one, for these values: they become the defaults.
+        space = space.for_values(searched)
+        defaults = "has these values as its defaults: its layers were chosen for them."
     run.write_text(
         "arch.nas",
         fixed_source(
@@ -492,8 +503,7 @@ def finish(
             genotype,
             header=f"Found by nasc search ({searcher.config.strategy}) in {space.name}; "
             f"run {run.path.name}.\n"
-            f"Searched with {values}; the network below keeps the space's defaults "
-            "(override them with -D, or let `nasc train --preset` set them).",
+            f"Searched with {values}; the network below {defaults}",
         ),
     )
     strings = genotype_strings(space, genotype)
@@ -625,11 +635,14 @@ def accuracy_lines(result: dict) -> list[str]:
 def show_result(console: Console, run: RunDir, result: dict) -> None:
     """Print what the search found; long strings stay on one line so they can be copied."""
     lines = [f"found by {result['strategy']} in {result['search_seconds']:.0f} s of search"]
-    for key in ("nb201", "darts"):
+    for key in ("blocks", "nb201", "darts"):
         if key in result:
             lines.append(f"  {key}: {result[key]}")
+    decided = {pair.split("=")[0] for pair in result.get("blocks", "").split()}
     if "nb201" not in result and "darts" not in result:
         for cell, edges in result["genotype"].items():
+            if cell in decided:
+                continue  # the blocks string above names it
             chosen = ", ".join(f"{e}:{'+'.join(ops) or '-'}" for e, ops in edges.items())
             lines.append(f"  {cell}: {chosen}")
     lines.extend(f"  {line}" for line in accuracy_lines(result))

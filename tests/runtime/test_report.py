@@ -89,7 +89,9 @@ def test_the_importance_figure_has_a_panel_per_subset(search_run):
     assert_real_picture(drawn["path"])
 
 
-@pytest.mark.parametrize("name, panels", [("nb201", 1), ("darts", 2), ("tricell", 1)])
+@pytest.mark.parametrize(
+    "name, panels", [("nb201", 1), ("darts", 2), ("tricell", 1), ("macro_choice", 0)]
+)
 def test_show_draws_cells_and_the_network(name, panels, tmp_path):
     """`nasc show --draw` writes a picture with one panel per cell type (PNG and SVG)."""
     space = load_space(name, catalog=catalog())

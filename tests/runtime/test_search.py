@@ -23,6 +23,7 @@ SMALL = {
     "darts": {"C": 4, "layers": 3},
     "darts_original": {"C": 4, "layers": 3},
     "tricell": {"C": 4, "N": 1},
+    "macro_choice": {"C": 4, "N": 1},
 }
 STRATEGIES = ["isdarts", "darts-1st", "darts-2nd", "single-darts"]
 
@@ -47,7 +48,8 @@ def _searcher(name, strategy, data, epochs=3, run=None, **overrides):
     )
     values.update(overrides)
     config = make_config(space.preset, strategy, values)
-    return space, Searcher(
+    # A space's genotypes are those of its searched values (block choices decide per instance).
+    return space.for_values(defines), Searcher(
         space, defines, config, data, torch.device("cpu"), run=run, fingerprint="test"
     )
 
