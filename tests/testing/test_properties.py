@@ -40,7 +40,12 @@ network n(C = 4) {
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "name, defines",
-    [("nb201", ["C=4", "N=1"]), ("darts", ["C=4", "layers=3", "size=8"]), ("tricell", [])],
+    [
+        ("nb201", ["C=4", "N=1"]),
+        ("darts", ["C=4", "layers=3", "size=8"]),
+        ("tricell", []),
+        ("macro_choice", ["C=4", "N=1", "size=8"]),
+    ],
 )
 def test_reference_spaces_pass_nasc_test(name, defines, capsys):
     """`nasc test` on each reference space holds all four properties and exits 0."""
@@ -177,3 +182,30 @@ def test_a_fixed_space_passes_with_nothing_to_decide(tmp_path, capsys):
     assert main(["export", "nb201", "--format", "nas", "-o", str(path), "--arch", NB201]) == 0
     assert main(["test", str(path), "-D", "C=4", "-D", "N=1", "--examples", "3"]) == 0
     assert "all 4 properties hold" in capsys.readouterr().out
+
+
+def first_block_export(space, genotype, overrides=None, options=None, supernet=None):
+    """A broken exporter: every block choice exports its first candidate, whatever was chosen."""
+    first = {
+        cell.name: {edge.key: (edge.candidates[0],) for edge in cell.choices}
+        for choice in space.block_choices
+        for cell in choice.cells
+    }
+    swapped = Genotype({**genotype.cells, **first})
+    return export_network(space, swapped, overrides, options, supernet)
+
+
+def test_an_export_that_ignores_block_choices_fails_the_equivalence():
+    """In a macro space, an exporter that writes the first candidate of every block choice gives
+    the supernet restricted to another block's weights and outputs: the equivalence fails."""
+    defines = {"C": 4, "N": 1, "size": 8}
+    space = load_space("macro_choice", catalog=catalog(), overrides=defines)
+    honest = check_space(space, defines, examples=3, properties=("supernet-equals-export",))
+    assert honest.ok, render_report(honest)
+    report = check_space(
+        space, defines, examples=6, export=first_block_export,
+        properties=("supernet-equals-export",),
+    )  # fmt: skip
+    (result,) = report.results
+    assert not result.ok
+    assert "weights" in result.failure.message or "differ" in result.failure.message

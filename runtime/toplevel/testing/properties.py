@@ -189,8 +189,11 @@ def check_round_trip(
     prop = "genotypes-round-trip"
     network = export(space, genotype, overrides).eval()
     fixed = network.space
+    decisions = _block_decisions(space)
     for cell in space.used_cells():
-        if not cell.choices:
+        # A block choice's decision becomes a plain block statement, not a cell: the output
+        # comparison of `supernet-equals-export` checks those.
+        if not cell.choices or cell.name in decisions:
             continue
         exported = next(
             (c for c in fixed.cells if c.name == cell.name), attrs.evolve(cell, edges=())
@@ -244,6 +247,11 @@ def check_round_trip(
             )
 
 
+def _block_decisions(space: SpaceIR) -> set[str]:
+    """The names of the hidden one-edge cells that hold the network's block choices."""
+    return {cell.name for choice in space.block_choices for cell in choice.cells}
+
+
 def _parameter_count(module) -> int:
     return sum(p.numel() for p in module.parameters())
 
@@ -273,21 +281,28 @@ def check_supernet_equals_export(
     net.arch.restrict(genotype)
     exported = export(space, genotype, overrides, supernet=net).eval()
     net.eval()
-    cells, twins = net.cells(), exported.cells()
+    decisions = _block_decisions(space)
+    everything = net.cells()
+    cells = [cell for cell in everything if cell.cell_type not in decisions]
+    twins = exported.cells()
     if len(cells) != len(twins):
         raise PropertyFailure(
             prop,
             f"the supernet places {len(cells)} cells, the exported network {len(twins)}",
             span=space.network.span,
         )
+    twin_of = dict(zip(map(id, cells), twins))
     dead = 0
-    for cell, twin in zip(cells, twins):
+    for cell in everything:
         ir = space.cell(cell.cell_type)
         decided = genotype.cells.get(cell.cell_type, {})
+        twin = twin_of.get(id(cell))
         for edge in ir.choices:
             for op in edge.candidates:
                 if op not in decided.get(edge.key, ()):
                     dead += _parameter_count(cell.edges[edge.key][op])
+                elif twin is None:  # a chosen block: the output comparison below checks it
+                    continue
                 elif edge.key not in twin.edges or op not in twin.edges[edge.key]:
                     raise PropertyFailure(
                         prop,
@@ -306,8 +321,8 @@ def check_supernet_equals_export(
     outputs: dict[int, list] = {0: [], 1: []}
     handles = [
         cell.register_forward_hook(lambda m, i, o, side=side: outputs[side].append(o))
-        for side, network in enumerate((net, exported))
-        for cell in network.cells()
+        for side, network in enumerate((cells, twins))
+        for cell in network
     ]
     try:
         with torch.no_grad():
@@ -442,6 +457,7 @@ def check_space(
     from nasc.compiler import compile_space
 
     started = time.perf_counter()
+    space = space.for_values(overrides)  # block choices: one decision per instance of these values
     results = []
     supernet: list = []  # built once, for the first property that needs it
 
