@@ -114,7 +114,7 @@ def shrink_levels(arch, final, steps: int, seed: int = 0):
 
 def ops_run(net) -> int:
     """Op modules one forward runs, per cell type (fixed ops and live candidates, `none` aside)."""
-    from nasc.compiler import OPS
+    from nasc.compiler import get_op
 
     total = 0
     for cell in net.space.used_cells():
@@ -122,7 +122,7 @@ def ops_run(net) -> int:
             ops = list(edge.ops)
             if edge.is_choice:
                 ops += net.arch.live(cell.name, edge.key)
-            total += sum(1 for op in ops if not OPS[op].zero)
+            total += sum(1 for op in ops if not get_op(op, net.space.opdefs).zero)
     return total
 
 

@@ -108,6 +108,41 @@ COMMON_MISTAKES: dict[str, list[str]] = {
         "network n(C = ) { }",
         "network n(C = 16) { normal @ (C }",
     ],
+    "choices in the network (`{a, b} @ C`) are not available here yet: put the choice on a "
+    "cell's edge (`ops mb = {a, b}` and `n1 = x:mb`) and place that cell, `layer @ C`": [
+        "network n(C = 16) { {a, b} @ C }",
+        "network n(C = 16) { stem conv3x3_bn(C) {a, b} @ C }",
+        "network n(C = 16) { repeat 2 {a, b} @ C }",
+    ],
+    "an op is defined as `op NAME(params) = body`, e.g. `op mb(e) = conv(1, e * C_in) -> bn`": [
+        "op a conv(1)",
+        "op a(e) conv(1)",
+        "op a(e) with head conv(1)",
+        "op = conv(1)",
+    ],
+    "an op body is a sequence of steps joined by `->`, e.g. `relu -> conv(3) -> bn`": [
+        "op a = conv(1) bn",
+        "op a = ",
+        "op a = relu ->",
+        "op a = conv(1), bn",
+    ],
+    "a condition reads `if COND then A else B`, with both branches: "
+    "`if stride == 1 then identity else conv(1, stride = stride)`": [
+        "op a = if stride == 1 then identity",
+        "op a = if stride == 1 identity else zero",
+        "op a = if stride then identity else zero",
+        "op a = if stride = 1 then identity else zero",
+    ],
+    "a residual wraps a body and optionally a shortcut: `residual(conv(3) -> bn)` or "
+    "`residual(conv(3) -> bn, conv(1))`": [
+        "op a = residual()",
+        "op a = residual(conv(3), conv(1), bn)",
+    ],
+    "a parametric op in a set takes integers, separated by commas: "
+    "`{mbconv(3, 3), mbconv(6, 5)}`": [
+        "ops mb = {mbconv(3 3)}",
+        "ops mb = {mbconv(e = 3)}",
+    ],
     "a file holds `ops`, `cell`, `network` and `preset` declarations": [
         "foo",
         "def f(): pass",
@@ -138,7 +173,7 @@ COMMON_MISTAKES: dict[str, list[str]] = {
 }
 
 # Words that start a declaration, and invisible characters worth naming in an error.
-DECLARATIONS = ("ops", "cell", "network", "preset")
+DECLARATIONS = ("ops", "op", "cell", "network", "preset")
 INVISIBLE = {
     "\ufeff": "U+FEFF, a byte-order mark",
     "\u200b": "U+200B, a zero-width space",
@@ -183,9 +218,10 @@ def _span(file: str, meta_or_token) -> Span:
 class _ToAst(Transformer):
     """Lark tree to `ast` classes, keeping spans."""
 
-    def __init__(self, file: str):
+    def __init__(self, file: str, text: str = ""):
         super().__init__()
         self.file = file
+        self.text = text
 
     def _s(self, meta_or_token) -> Span:
         return _span(self.file, meta_or_token)
@@ -241,9 +277,74 @@ class _ToAst(Transformer):
         names = [op for op in ops if op is not None]
         return ast.OpSetDecl(
             name=str(name),
-            ops=[str(op) for op in names],
-            op_spans=[self._s(op) for op in names],
+            ops=[op for op, _ in names],
+            op_spans=[span for _, span in names],
             span=self._s(meta),
+        )
+
+    # ---- op references and definitions
+    def op_name(self, meta, name):
+        return (str(name), self._s(name))
+
+    def op_args(self, meta, name, *args):
+        values = []
+        for arg in args:
+            if arg is None:
+                continue
+            values.append(
+                ast.evaluate(arg, {}, what=f"an argument of `{name}`", path=f"ops.{name}")
+            )
+        return (ast.op_name(str(name), values), self._s(meta))
+
+    def op_params(self, meta, *names):
+        return [str(name) for name in names if name is not None]
+
+    def op_flag(self, meta, name, value):
+        return (str(name), None if value is None else self._int(value, value))
+
+    def op_flags(self, meta, *flags):
+        return ("flags", [flag for flag in flags if flag is not None])
+
+    def op_prim(self, meta, name):
+        return ast.OpCall(name=str(name), span=self._s(name))
+
+    def op_call(self, meta, name, *args):
+        call = self.call(meta, name, *args)
+        return ast.OpCall(name=call.op, args=call.args, kwargs=call.kwargs, span=self._s(name))
+
+    def op_item(self, meta, label, body):
+        return ast.OpItem(
+            label=None if label is None else str(label), body=body, span=self._s(meta)
+        )
+
+    def op_seq(self, meta, *items):
+        return ast.OpSeq(items=[item for item in items if item is not None], span=self._s(meta))
+
+    def op_residual(self, meta, body, shortcut):
+        return ast.OpResidual(body=body, shortcut=shortcut, span=self._s(meta))
+
+    def op_if(self, meta, cond, then, otherwise):
+        return ast.OpIf(cond=cond, then=then, otherwise=otherwise, span=self._s(meta))
+
+    def comparison(self, meta, left, op, right):
+        return ast.Compare(op=str(op), left=left, right=right, span=self._s(meta))
+
+    def cond_and(self, meta, left, right):
+        return ast.BoolOp(op="and", left=left, right=right, span=self._s(meta))
+
+    def cond_or(self, meta, left, right):
+        return ast.BoolOp(op="or", left=left, right=right, span=self._s(meta))
+
+    def opdef(self, meta, name, params, flags, body):
+        text = self.text[meta.start_pos : meta.end_pos] if self.text else ""
+        return ast.OpDef(
+            name=str(name),
+            params=params or [],
+            flags=flags[1] if flags else [],
+            body=body,
+            text=text,
+            doc=_doc_above(self.text, meta.start_pos) if self.text else "",
+            span=self._s(name),
         )
 
     # ---- cells
@@ -277,7 +378,8 @@ class _ToAst(Transformer):
         )
 
     def term(self, meta, source, op):
-        return ast.Term(source=str(source), op=str(op), span=self._s(meta), op_span=self._s(op))
+        name, span = op
+        return ast.Term(source=str(source), op=name, span=self._s(meta), op_span=span)
 
     def _node(combine):  # noqa: N805 - a factory for the four node rules below
         def method(self, meta, name, *terms):
@@ -396,6 +498,18 @@ class _ToAst(Transformer):
         return list(items)
 
 
+def _doc_above(text: str, start: int) -> str:
+    """The `#` comment lines right above position `start`, joined: an op definition's doc."""
+    before, _, same_line = text[:start].rpartition("\n")
+    if same_line.strip():  # something else precedes the definition on its line
+        return ""
+    lines = before.splitlines()
+    doc = []
+    while lines and lines[-1].lstrip().startswith("#"):
+        doc.insert(0, lines.pop().lstrip()[1:].strip())
+    return " ".join(part for part in doc if part)
+
+
 def _describe(token: Token) -> str:
     if token.type == "$END":
         return "end of file"
@@ -454,7 +568,9 @@ def _misspelt_or_unclosed(error: UnexpectedToken, text: str, file: str) -> NasSy
     before = list(_WORD.finditer(_without_comments(text[:end])))[-2:]
     for word in before:
         name = word[0]
-        keyword = next((k for k in DECLARATIONS if name.startswith(k) and name != k), None)
+        keyword = next(
+            (k for k in DECLARATIONS if name.startswith(k) and name not in DECLARATIONS), None
+        )
         if keyword is not None and _starts_declaration(text[: word.start()]):
             line, column = _position(text, word.start())
             return NasSyntaxError(
@@ -581,7 +697,7 @@ def parse_module(text: str, file: str = "<string>") -> ast.Module:
     """
     try:
         tree = parser().parse(text)
-        items = _ToAst(file).transform(tree)  # recursive: a long operator chain nests deeply
+        items = _ToAst(file, text).transform(tree)  # recursive: a long operator chain nests deeply
     except UnexpectedInput as error:
         raise _syntax_error(error, text, file) from None
     except (RecursionError, VisitError) as error:
