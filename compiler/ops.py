@@ -227,3 +227,4 @@ def _darts_aux_imagenet(C_in, classes, stride, affine, track_running_stats=True)
 from .oplang import register_prelude  # noqa: E402
 
 register_prelude()
+BUILTIN = frozenset(OPS)  # what ships with nasc; anything else a plugin registered

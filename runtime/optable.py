@@ -4,6 +4,8 @@ that stay Python are listed here (a test keeps this equal to the op registry).""
 
 from __future__ import annotations
 
+import sys
+
 from nasc.dsl import OpInfo
 from nasc.dsl.opdefs import prelude_catalog
 
@@ -27,4 +29,9 @@ def language_catalog() -> dict[str, OpInfo]:
         for name, (role, stride, doc) in OP_TABLE.items()
     }
     found.update(prelude_catalog())
+    ops = sys.modules.get("nasc.compiler.ops")
+    if ops is not None:  # `--ops` plugins registered more (and imported torch to do it)
+        for name in set(ops.OPS) - getattr(ops, "BUILTIN", frozenset(ops.OPS)):
+            entry = ops.OPS[name]
+            found.setdefault(name, OpInfo(role=entry.role, stride=entry.stride, doc=entry.doc))
     return found
