@@ -92,7 +92,7 @@ def test_parametric_candidates_search_and_export_by_their_names():
     assert exported.num_parameters() == expected
 
 
-# --- random compositions of primitives -------------------------------------------------------------
+# --- random compositions of primitives ----------------------------------------------------------
 
 ACTIVATIONS = ("relu", "relu6", "hardswish", "sigmoid", "tanh", "gelu")
 
@@ -179,7 +179,7 @@ def test_random_compositions_have_the_sum_of_their_parts_sizes(composition):
     assert tuple(module(torch.randn(2, c_in, 5, 5)).shape) == (2, c_out, 5, 5)
 
 
-# --- errors found when an op is built --------------------------------------------------------------
+# --- errors found when an op is built -----------------------------------------------------------
 
 
 @pytest.mark.parametrize(
