@@ -413,17 +413,18 @@ def defined_entry(name: str, defs: tuple[ast.OpDef, ...] = ()):
         )
 
     def resolve(other: str):
+        inner = by_name.get(split_op_name(other)[0])
+        if inner is not None and inner.params and "(" not in other:
+            return None, inner.stride, inner.params  # its arguments come next
         entry = OPS.get(other) if other in OPS else defined_entry(other, defs)
         if entry is None:
             entry = get_op(other)  # raises, listing the known ops
-        inner = by_name.get(split_op_name(other)[0])
-        params = inner.params if inner is not None and "(" not in other else ()
         return (
             lambda c_in, c_out, stride, affine, track: entry.build(
                 c_in, c_out, stride, affine, track_running_stats=track
             ),
             entry.stride,
-            params,
+            (),
         )
 
     def build(C_in, C_out, stride, affine, track_running_stats=True):  # noqa: N803

@@ -197,3 +197,14 @@ def test_an_op_that_does_not_fit_where_it_is_placed_is_located(body, message):
         get_op("odd", defined(text)).build(4, 4 if "groups" not in body else 6, 2, True)
     assert (info.value.span.line, info.value.path) == (3, "op.odd")
     assert info.value.hint
+
+
+def test_an_op_may_call_another_with_its_arguments_width_and_stride():
+    """A body calls a parametric op with its parameters, then `out` and `stride`."""
+    defs = defined(
+        SPACE.split("ops mb")[0]
+        + "\nop two = mbconv(6, 3, out = C_in, stride = stride) -> mbconv(3, 3)"
+    )
+    module = get_op("two", defs).build(4, 8, 2, True)
+    assert count(module) == mbconv_count(6, 3, 4, 4) + mbconv_count(3, 3, 4, 8)
+    assert tuple(module(torch.randn(1, 4, 8, 8)).shape) == (1, 8, 4, 4)
