@@ -55,3 +55,15 @@ def test_outputs_equal_torchvisions_with_its_weights(name):
         expected = reference(image)
         assert expected.abs().max() > 1e-3  # a real comparison, not one of zeros
         torch.testing.assert_close(net(image), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_show_prints_the_parameter_count(capsys):
+    """`nasc show spaces/resnet18.nas --json` reports torchvision's count and the op definitions."""
+    import json
+
+    from nasc.runtime.cli import main
+
+    assert main(["show", "spaces/resnet18.nas", "--json"]) == 0
+    facts = json.loads(capsys.readouterr().out)
+    assert facts["parameters"] == count(torchvision.models.resnet18())
+    assert facts["fixed"] and set(facts["op_definitions"]) == {"resnet_stem", "basic"}
