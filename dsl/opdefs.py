@@ -179,7 +179,8 @@ def check_definitions(
                 f"op `{defn.name}` is already {what}",
                 span=defn.span,
                 path=path,
-                hint=f"name it differently, e.g. `my_{defn.name}`; the built-in ops are in `nasc/dsl/prelude.nas`",
+                hint=f"name it differently, e.g. `my_{defn.name}`; the built-in ops are "
+                "defined in `nasc/dsl/prelude.nas`",
             )
         seen[defn.name] = defn
         for flag, value in defn.flags:
