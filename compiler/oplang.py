@@ -353,13 +353,11 @@ class Builder:
 
     def nested(self, call: ast.OpCall, shape: Shape) -> tuple[nn.Module, Shape]:
         """Another op inside this one: its parameters, then `out` and `stride`."""
-        from nasc.dsl.ast import op_name
-
         _, fixed, params = self.resolve(call.name)
         a = self.args(call, (*params, "out", "stride"))
         out = a.get("out", self.env["C_out"])
         stride = fixed or a.get("stride", 1)
-        build = self.resolve(op_name(call.name, [a[p] for p in params]))[0]
+        build = self.resolve(ast.op_name(call.name, [a[p] for p in params]))[0]
         module = build(shape.channels, out, stride, bool(self.env["affine"]), self.track)
         return module, Shape(out, shape.stride * stride)
 
