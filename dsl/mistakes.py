@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 # Labelled common mistakes: each hint comes with files that make the mistake. A failing parse is
-# matched against these by the parser state it fails in (`syntax._match_mistake`), so a new file that fails
-# the same way gets the same hint. The tests parse every example here and check its hint.
+# matched against these by the parser state it fails in (`syntax._match_mistake`), so a new file
+# that fails the same way gets the same hint. The tests parse every example here and check its
+# hint.
 COMMON_MISTAKES: dict[str, list[str]] = {
     "missing `=` in op set: write `ops NAME = {op, op}`": [
         "ops nb201 {none, skip_connect}",
