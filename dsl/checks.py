@@ -12,7 +12,7 @@ from .ast import split_op_name
 from .errors import NasSemanticError
 from .ir import CELL_FLAGS, Cell, OpInfo, SpaceIR
 from .macro import instantiate
-from .opdefs import check_definitions, info_of
+from .opdefs import PRIMITIVES, check_definitions, info_of
 
 KEEP_RULES = ("edge", "node")
 
@@ -58,6 +58,12 @@ def _check_op(
             hint=f"write `{example}` with integers for its parameters",
         )
     if info is None:
+        primitive = (
+            f"`{base}` is a primitive of op bodies, not an op: define one from it, e.g. "
+            f"`op {base}_op = {base}`, and use `{base}_op`; "
+            if base in PRIMITIVES
+            else ""
+        )
         choices = [op for op, item in catalog.items() if item.role == role]
         sets = [opset.name for opset in space.opsets] if sets_allowed else []
         extra = f"; candidate sets in this file: {', '.join(sets)}" if sets else ""
@@ -65,7 +71,8 @@ def _check_op(
             f"unknown op `{name}`",
             span=span,
             path=path,
-            hint=f"{_suggest(name, choices + sets)}known ops: {_known_list(choices)}{extra}",
+            hint=primitive
+            + f"{_suggest(name, choices + sets)}known ops: {_known_list(choices)}{extra}",
         )
     if info.role != role:
         what = "a head (it ends in class scores)" if info.role == "head" else "a feature-map op"

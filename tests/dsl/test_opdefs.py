@@ -211,3 +211,16 @@ def test_primitives_are_documented():
     for primitive in PRIMITIVES.values():
         assert primitive.doc
         assert set(primitive.required) <= set(primitive.params)
+
+
+def test_a_primitive_named_as_a_candidate_says_how_to_make_it_an_op(catalog):
+    """`ops gate = {sigmoid, tanh}` names primitives: the error says to define ops from them, and
+    the definitions then work as candidates."""
+    text = space().replace("ops mb = {mbconv(3, 3), ", "ops mb = {sigmoid, mbconv(3, 3), ")
+    with pytest.raises(NasSemanticError, match="unknown op `sigmoid`") as info:
+        parse_space(text, "space.nas", catalog=catalog)
+    assert info.value.span.line == position(text, "sigmoid")[0]
+    assert "`sigmoid` is a primitive of op bodies" in info.value.hint
+    assert "op sigmoid_op = sigmoid" in info.value.hint
+    fixed = "op sigmoid_op = sigmoid\n" + text.replace("{sigmoid,", "{sigmoid_op,")
+    assert parse_space(fixed, catalog=catalog).opset("mb").ops[0] == "sigmoid_op"
