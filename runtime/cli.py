@@ -272,6 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_flags_of(train, TrainConfig)
 
     report = commands.add_parser("report", help="write report.html and figures for a search run")
+    _add_ops(report)
     report.add_argument(
         "run_dir",
         metavar="RUN_DIR",
