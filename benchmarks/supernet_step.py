@@ -142,7 +142,7 @@ def shrink_levels(arch, final, steps: int, seed: int = 0):
 def ops_run(net) -> int:
     """Op modules one forward runs in cells (fixed ops and live candidates, `none` aside) and as
     blocks of the network (so a network of block choices compares with its fixed network)."""
-    from nasc.compiler import OPS
+    from nasc.compiler import get_op
 
     total = sum(1 for stage in net.plan.stages if stage.kind == "block")
     for cell in net.space.used_cells():
@@ -150,7 +150,7 @@ def ops_run(net) -> int:
             ops = list(edge.ops)
             if edge.is_choice:
                 ops += net.arch.live(cell.name, edge.key)
-            total += sum(1 for op in ops if not OPS[op].zero)
+            total += sum(1 for op in ops if not get_op(op, net.space.opdefs).zero)
     return total
 
 

@@ -19,7 +19,7 @@ from nasc.dsl.ir import Cell
 
 from . import passes as passes_module
 from .archstate import ArchState
-from .ops import OPS
+from .ops import get_op
 
 _counter = itertools.count()
 
@@ -82,6 +82,7 @@ def cell_source(
     drop: bool = False,
     passes: Sequence[str] = (),
     instances: Sequence | None = None,
+    defs: tuple = (),
 ) -> tuple[str, str]:
     """The forward function of a cell type under the current masks and mixing mode.
 
@@ -101,10 +102,10 @@ def cell_source(
 
     def live_ops(edge) -> tuple[list[str], list[str]]:
         """The edge's fixed and live mixed ops that compute something."""
-        fixed = [op for op in edge.ops if not OPS[op].zero]
+        fixed = [op for op in edge.ops if not get_op(op, defs).zero]
         if not edge.is_choice:
             return fixed, []
-        return fixed, [op for op in arch.live(cell.name, edge.key) if not OPS[op].zero]
+        return fixed, [op for op in arch.live(cell.name, edge.key) if not get_op(op, defs).zero]
 
     def edge_scale(edge, mixed) -> str | None:
         if not mixed or mode not in ("mean", "live_mean"):
@@ -118,9 +119,9 @@ def cell_source(
     def op_term(edge, op: str) -> tuple[str, bool]:
         term = blocks.get((edge.key, op))
         if term is None:
-            return _op_call(edge.key, op, var[edge.source], drop), False
+            return _op_call(edge.key, op, var[edge.source], drop, defs), False
         expr = term.expr
-        if drop and not OPS[op].identity:
+        if drop and not get_op(op, defs).identity:
             expr = f"_drop_path({expr}, self.drop_prob, self.training)"
         return expr, term.scaled
 
@@ -280,9 +281,9 @@ def cell_source(
     return name, "\n".join(header + lines) + "\n"
 
 
-def _op_call(edge: str, op: str, source: str, drop: bool) -> str:
+def _op_call(edge: str, op: str, source: str, drop: bool, defs: tuple = ()) -> str:
     call = f"e[{edge!r}][{op!r}]({source})"
-    if drop and not OPS[op].identity:
+    if drop and not get_op(op, defs).identity:
         call = f"_drop_path({call}, self.drop_prob, self.training)"
     return call
 

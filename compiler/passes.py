@@ -30,7 +30,7 @@ import torch
 from torch import nn
 from torch.nn import functional
 
-from .ops import Identity, Pooling
+from .ops import Identity
 
 PASSES = {
     "cse": "compute a step without parameters shared by candidates on one value once",
@@ -67,7 +67,8 @@ def _steps(module: nn.Module, path: tuple = ()) -> list[tuple[str, tuple, tuple,
     if isinstance(module, nn.Sequential) and kind.forward is nn.Sequential.forward:
         found = []
         for name, child in module.named_children():
-            inner = _steps(child, (*path, int(name)))
+            # Labelled steps of an op defined in the language have names (`pool`), others numbers.
+            inner = _steps(child, (*path, int(name) if name.isdigit() else name))
             if inner is None:
                 return None
             found.extend(inner)
@@ -102,12 +103,6 @@ def _steps(module: nn.Module, path: tuple = ()) -> list[tuple[str, tuple, tuple,
         key = ("bn", module.num_features, module.eps, module.momentum, module.affine)
         key += (module.track_running_stats,)
         return [("bn", path, key, not module.affine and not module.track_running_stats)]
-    if kind is Pooling:
-        found = (
-            [] if module.preprocess is None else _steps(module.preprocess, (*path, "preprocess"))
-        )
-        pool = _steps(module.pool, (*path, "pool"))
-        return None if found is None or pool is None else found + pool
     return None
 
 

@@ -20,7 +20,7 @@ from nasc.dsl.macro import Plan, Stage, instantiate
 
 from . import codegen
 from .archstate import ArchState
-from .ops import OPS, catalog, get_op
+from .ops import catalog, get_op
 from .passes import DEFAULT_PASSES, PASSES
 
 
@@ -82,7 +82,7 @@ class CellModule(nn.Module):
     Its forward is the code generated for its cell type (shared by every instance).
     """
 
-    def __init__(self, cell: Cell, stage: Stage, options: CompileOptions):
+    def __init__(self, cell: Cell, stage: Stage, options: CompileOptions, defs: tuple = ()):
         super().__init__()
         self.cell_type = cell.name
         self.width = stage.width
@@ -100,7 +100,7 @@ class CellModule(nn.Module):
         self.adapters = nn.ModuleDict()
         for item, channels, stride in zip(cell.inputs, stage.in_channels, stage.input_strides):
             if item.adapter:
-                self.adapters[item.name] = get_op(item.adapter).build(
+                self.adapters[item.name] = get_op(item.adapter, defs).build(
                     channels, stage.width, stride, affine, track_running_stats=track
                 )
         inputs = set(cell.input_names)
@@ -109,14 +109,15 @@ class CellModule(nn.Module):
             stride = 2 if cell.reduction and edge.source in inputs else 1
             ops = nn.ModuleDict()
             for op in (*edge.ops, *edge.candidates):
-                module = get_op(op).build(
+                entry = get_op(op, defs)
+                module = entry.build(
                     self.node_channels[edge.source],
                     stage.width,
                     stride,
                     affine,
                     track_running_stats=track,
                 )
-                if options.search and "pool_bn" in cell.flags and OPS[op].pooling:
+                if options.search and "pool_bn" in cell.flags and entry.pooling:
                     module = nn.Sequential(
                         module,
                         nn.BatchNorm2d(stage.width, affine=False, track_running_stats=track),
@@ -197,15 +198,15 @@ class Supernet(nn.Module):
         self.stages = nn.ModuleList()
         for stage in plan.stages:
             if stage.kind == "cell":
-                module = CellModule(space.cell(stage.name), stage, options)
+                module = CellModule(space.cell(stage.name), stage, options, space.opdefs)
             elif stage.kind == "aux" and not options.auxiliary:
                 module = nn.Identity()  # keeps stage indices aligned; never called
             elif (
                 stage.kind == "aux"
-                and get_op(stage.name).sizes
-                and (stage.in_size not in get_op(stage.name).sizes)
+                and get_op(stage.name, space.opdefs).sizes
+                and (stage.in_size not in get_op(stage.name, space.opdefs).sizes)
             ):
-                sizes = get_op(stage.name).sizes
+                sizes = get_op(stage.name, space.opdefs).sizes
                 raise NascUsageError(
                     f"the auxiliary head `{stage.name}` reads {stage.in_size}x{stage.in_size} "
                     f"features at stage {stage.index}; it works at "
@@ -215,7 +216,7 @@ class Supernet(nn.Module):
                 )
             else:
                 # Stems, blocks and heads sit outside the cells: their BNs are always affine.
-                module = get_op(stage.name).build(
+                module = get_op(stage.name, space.opdefs).build(
                     stage.in_channels[0], stage.width, stage.stride, True
                 )
             self.stages.append(module)
@@ -238,13 +239,15 @@ class Supernet(nn.Module):
         for cell in self.space.used_cells():
             instances = [m for m in self.cells() if m.cell_type == cell.name]
             name, source = codegen.cell_source(
-                cell, self.arch, self.options.drop_path, passes, instances
+                cell, self.arch, self.options.drop_path, passes, instances, self.space.opdefs
             )
             programs[cell.name] = codegen.compile_source(source, name, cell.name)
             sources[cell.name] = source
             plain[cell.name] = None
             if passes:
-                name, text = codegen.cell_source(cell, self.arch, self.options.drop_path)
+                name, text = codegen.cell_source(
+                    cell, self.arch, self.options.drop_path, defs=self.space.opdefs
+                )
                 if text.split("\n", 2)[2] != source.split("\n", 2)[2]:
                     plain[cell.name] = codegen.compile_source(text, name, f"{cell.name} plain")
         for module in self.stages:

@@ -141,6 +141,129 @@ def evaluate(
     return result
 
 
+# --- op definitions ------------------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class Compare:
+    """`left OP right` with OP one of `== != < <= > >=`, in an op body's condition."""
+
+    op: str
+    left: Expr
+    right: Expr
+    span: Span | None = _span_field()
+
+
+@attrs.frozen(kw_only=True)
+class BoolOp:
+    """`left and right`, `left or right`."""
+
+    op: str = attrs.field(validator=attrs.validators.in_(("and", "or")))
+    left: Cond
+    right: Cond
+    span: Span | None = _span_field()
+
+
+Cond = Union[Compare, BoolOp]
+
+
+@attrs.frozen(kw_only=True)
+class OpCall:
+    """A primitive or an op in a body: `relu`, `conv(3, stride = stride)`, `mbconv(6, 3)`."""
+
+    name: str
+    args: tuple[Expr, ...] = attrs.field(default=(), converter=_tuple)
+    kwargs: tuple[tuple[str, Expr], ...] = attrs.field(default=(), converter=_tuple)
+    span: Span | None = _span_field()
+
+
+@attrs.frozen(kw_only=True)
+class OpItem:
+    """One step of a sequence, optionally labelled (`conv_a: ...` names its module)."""
+
+    label: str | None
+    body: OpBody
+    span: Span | None = _span_field()
+
+
+@attrs.frozen(kw_only=True)
+class OpSeq:
+    """`a -> b -> c`."""
+
+    items: tuple[OpItem, ...] = attrs.field(converter=_tuple)
+    span: Span | None = _span_field()
+
+
+@attrs.frozen(kw_only=True)
+class OpResidual:
+    """`residual(body)`: body plus its input when shapes allow; `residual(body, shortcut)`: the
+    sum of the two."""
+
+    body: OpSeq
+    shortcut: OpSeq | None = None
+    span: Span | None = _span_field()
+
+
+@attrs.frozen(kw_only=True)
+class OpIf:
+    """`if COND then A else B`, decided when the op is built."""
+
+    cond: Cond
+    then: OpBody
+    otherwise: OpBody
+    span: Span | None = _span_field()
+
+
+OpBody = Union[OpCall, OpSeq, OpResidual, OpIf]
+
+
+@attrs.frozen(kw_only=True)
+class OpDef:
+    """`op NAME(params) [with flags] = body`.
+
+    Attributes:
+        flags: `head` (the op ends in class scores) and `stride = N` (a fixed reduction).
+        text: the definition as written, which the printer writes back.
+        doc: the comment lines right above the definition.
+    """
+
+    name: str
+    params: tuple[str, ...] = attrs.field(converter=_tuple)
+    flags: tuple[tuple[str, int | None], ...] = attrs.field(default=(), converter=_tuple)
+    body: OpSeq
+    text: str = attrs.field(default="", eq=False, repr=False)
+    doc: str = attrs.field(default="", eq=False, repr=False)
+    span: Span | None = _span_field()
+
+    @property
+    def role(self) -> str:
+        return "head" if any(name == "head" for name, _ in self.flags) else "op"
+
+    @property
+    def stride(self) -> int | None:
+        return next((value for name, value in self.flags if name == "stride"), None)
+
+
+def op_name(name: str, values: tuple[int, ...] | list[int]) -> str:
+    """The canonical name of a parametric op with its arguments: `mbconv(6,5)`."""
+    return f"{name}({','.join(str(value) for value in values)})" if values else name
+
+
+def split_op_name(text: str) -> tuple[str, tuple[int, ...]]:
+    """`mbconv(6,5)` -> (`mbconv`, (6, 5)); a plain name has no arguments.
+
+    Raises:
+        ValueError: for a malformed name.
+    """
+    if "(" not in text:
+        return text, ()
+    base, _, rest = text.partition("(")
+    if not rest.endswith(")"):
+        raise ValueError(text)
+    inner = rest[:-1].strip()
+    return base, tuple(int(part) for part in inner.split(",")) if inner else ()
+
+
 # --- declarations --------------------------------------------------------------------------------
 
 
@@ -294,7 +417,7 @@ class PresetDecl:
 class Module:
     """A whole `.nas` file."""
 
-    items: tuple[OpSetDecl | CellDecl | NetworkDecl | PresetDecl, ...] = attrs.field(
+    items: tuple[OpSetDecl | OpDef | CellDecl | NetworkDecl | PresetDecl, ...] = attrs.field(
         converter=_tuple
     )
     file: str = attrs.field(default="<string>", eq=False)

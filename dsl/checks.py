@@ -8,9 +8,11 @@ from collections.abc import Mapping
 
 import networkx as nx
 
+from .ast import split_op_name
 from .errors import NasSemanticError
 from .ir import CELL_FLAGS, Cell, OpInfo, SpaceIR
 from .macro import instantiate
+from .opdefs import PRIMITIVES, check_definitions, info_of
 
 KEEP_RULES = ("edge", "node")
 
@@ -34,6 +36,7 @@ def _check_op(
     role: str = "op",
     in_cell: bool = False,
     sets_allowed: bool = False,
+    arity: bool = True,
 ) -> None:
     """Check that an op is registered for its role.
 
@@ -43,8 +46,24 @@ def _check_op(
     """
     if catalog is None:
         return
-    info = catalog.get(name)
+    base, values = _split(name, span, path)
+    info = catalog.get(base)
+    if arity and info is not None and len(values) != len(info.params):
+        wanted = len(info.params)
+        example = f"{base}({', '.join(info.params)})" if info.params else base
+        raise NasSemanticError(
+            f"`{base}` takes {wanted} argument{'s' if wanted != 1 else ''}, got {len(values)}",
+            span=span,
+            path=path,
+            hint=f"write `{example}` with integers for its parameters",
+        )
     if info is None:
+        primitive = (
+            f"`{base}` is a primitive of op bodies, not an op: define one from it, e.g. "
+            f"`op {base}_op = {base}`, and use `{base}_op`; "
+            if base in PRIMITIVES
+            else ""
+        )
         choices = [op for op, item in catalog.items() if item.role == role]
         sets = [opset.name for opset in space.opsets] if sets_allowed else []
         extra = f"; candidate sets in this file: {', '.join(sets)}" if sets else ""
@@ -52,7 +71,8 @@ def _check_op(
             f"unknown op `{name}`",
             span=span,
             path=path,
-            hint=f"{_suggest(name, choices + sets)}known ops: {_known_list(choices)}{extra}",
+            hint=primitive
+            + f"{_suggest(name, choices + sets)}known ops: {_known_list(choices)}{extra}",
         )
     if info.role != role:
         what = "a head (it ends in class scores)" if info.role == "head" else "a feature-map op"
@@ -73,10 +93,31 @@ def _check_op(
         )
 
 
+def _split(name: str, span, path: str) -> tuple[str, tuple[int, ...]]:
+    try:
+        return split_op_name(name)
+    except ValueError:
+        raise NasSemanticError(
+            f"`{name}` is not an op name", span=span, path=path, hint="write `op` or `op(1, 2)`"
+        ) from None
+
+
+def with_definitions(space: SpaceIR, catalog: Mapping[str, OpInfo] | None):
+    """The catalog and the space's own op definitions, checked."""
+    if catalog is None:
+        check_definitions(space.opdefs, None)
+        return None
+    builtin = frozenset(catalog)
+    merged = {**catalog, **{defn.name: info_of(defn) for defn in space.opdefs}}
+    check_definitions(space.opdefs, merged, builtin)
+    return merged
+
+
 def lint_space(
     space: SpaceIR, catalog: Mapping[str, OpInfo] | None, overrides: Mapping[str, int]
 ) -> None:
     """Check the whole space; see `SpaceIR.lint`."""
+    catalog = with_definitions(space, catalog)
     _check_opsets(space, catalog)
     names: dict[str, object] = {}
     for cell in space.cells:
@@ -454,9 +495,20 @@ def _check_network(space: SpaceIR, catalog) -> None:
             continue
         call = item.call
         role = "head" if item.kind in ("head", "aux") else "op"
-        _check_op(space, catalog, call.op, call.span, f"{base}.{call.op}", role=role)
-        if len(call.args) != 1:
+        _check_op(space, catalog, call.op, call.span, f"{base}.{call.op}", role=role, arity=False)
+        info = (catalog or {}).get(call.op)
+        params = info.params if info is not None else ()
+        named = {key for key, _ in call.kwargs if key in params}
+        if len(call.args) + len(named) != 1 + len(params) or len(call.args) < 1:
             what = "class count" if role == "head" else "output width"
+            if params:
+                raise NasSemanticError(
+                    f"`{call.op}` takes its {what} and its parameters "
+                    f"{', '.join(params)}; got {len(call.args) + len(named)} arguments",
+                    span=call.span,
+                    path=f"{base}.{call.op}",
+                    hint=f"e.g. `{call.op}(C, {', '.join(params)})`: the {what} first",
+                )
             raise NasSemanticError(
                 f"`{call.op}` takes one positional argument, its {what}; got {len(call.args)}",
                 span=call.span,
@@ -465,8 +517,8 @@ def _check_network(space: SpaceIR, catalog) -> None:
                 if role == "head"
                 else f"e.g. `{call.op}(2C, stride = 2)`",
             )
-        info = (catalog or {}).get(call.op)
         allowed = {"stride"} if role == "op" and (info is None or info.stride is None) else set()
+        allowed |= set(params)
         for key, _ in call.kwargs:
             if key not in allowed:
                 raise NasSemanticError(

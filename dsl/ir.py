@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 import attrs
 import networkx as nx
 
-from .ast import CallDecl, MacroDecl, Num, ParamDecl
+from .ast import CallDecl, MacroDecl, Num, OpDef, ParamDecl
 from .errors import Span
 
 COMBINERS = ("sum", "product", "concat")
@@ -45,11 +45,14 @@ class OpInfo:
         stride: the fixed resolution reduction of ops that choose it themselves (an ImageNet
             stem reduces by 4); None for ops that take a `stride` argument (1 or 2).
         doc: one line for `nasc show` and the docs.
+        params: the parameters of an op defined with some (`mbconv(e, k)`): a use gives their
+            values, `mbconv(6, 5)`.
     """
 
     role: str = attrs.field(validator=attrs.validators.in_(("op", "head")))
     stride: int | None = None
     doc: str = ""
+    params: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
 
 
 @attrs.frozen(kw_only=True)
@@ -342,6 +345,7 @@ class SpaceIR:
     preset: str | None = None
     preset_span: Span | None = _span_field()
     file: str = attrs.field(default="<string>", eq=False)
+    opdefs: tuple[OpDef, ...] = attrs.field(default=(), converter=_tuple)
 
     @property
     def name(self) -> str:

@@ -21,6 +21,7 @@ def lower(module: ast.Module) -> ir.SpaceIR:
     cell_decls = [item for item in module.items if isinstance(item, ast.CellDecl)]
     networks = [item for item in module.items if isinstance(item, ast.NetworkDecl)]
     presets = [item for item in module.items if isinstance(item, ast.PresetDecl)]
+    opdefs = [item for item in module.items if isinstance(item, ast.OpDef)]
 
     if not networks:
         raise NasSemanticError(
@@ -57,6 +58,7 @@ def lower(module: ast.Module) -> ir.SpaceIR:
         preset=presets[0].name if presets else None,
         preset_span=presets[0].span if presets else None,
         file=module.file,
+        opdefs=opdefs,
     )
 
 

@@ -11,9 +11,10 @@ from collections.abc import Mapping
 
 import attrs
 
-from .ast import evaluate, expr_names
+from .ast import evaluate, expr_names, op_name
 from .errors import NasSemanticError
 from .ir import Cell, OpInfo, SpaceIR
+from .opdefs import info_of
 
 IMAGE = -1  # the index that stands for the network's input image
 MAX_STAGES = 10_000  # far more than any real network; keeps a huge repeat count from hanging lint
@@ -208,6 +209,8 @@ def instantiate(
     """
     params = resolve_params(space, overrides)
     network = space.network
+    if catalog is not None and space.opdefs:
+        catalog = {**catalog, **{defn.name: info_of(defn) for defn in space.opdefs}}
 
     def value(expr, what, span, minimum=1):
         result = evaluate(expr, params, what=what, path=f"{space.name}.network")
@@ -294,6 +297,23 @@ def instantiate(
         make_room(1, call.span)
         info = (catalog or {}).get(call.op)
         width = value(call.args[0], f"the width of `{call.op}`", call.span)
+        name = call.op
+        if info is not None and info.params:
+            # A parametric op is placed by its canonical name, `invres(6)`, as a cell names it.
+            given = dict(zip(info.params, call.args[1:]))
+            given.update((key, expr) for key, expr in call.kwargs if key in info.params)
+            name = op_name(
+                call.op,
+                [
+                    evaluate(
+                        given[param],
+                        params,
+                        what=f"the argument `{param}` of `{call.op}`",
+                        path=f"{space.name}.network.{call.op}",
+                    )
+                    for param in info.params
+                ],
+            )
         stride = 1
         for key, expr in call.kwargs:
             if key == "stride":
@@ -317,7 +337,7 @@ def instantiate(
         stage = Stage(
             index=len(stages),
             kind=item.kind,
-            name=call.op,
+            name=name,
             inputs=(source,),
             in_channels=(in_channels,),
             in_size=in_size,

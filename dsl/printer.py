@@ -138,6 +138,7 @@ def format_space(space: SpaceIR, header: str | None = None) -> str:
         blocks.append("\n".join(f"# {line}".rstrip() for line in header.splitlines()))
     if space.preset:
         blocks.append(f"preset {space.preset}")
+    blocks.extend((f"# {defn.doc}\n" if defn.doc else "") + defn.text for defn in space.opdefs)
     for opset in space.opsets:
         blocks.append(f"ops {opset.name} = {{{', '.join(opset.ops)}}}")
     blocks.extend(format_cell(cell) for cell in space.cells)

@@ -17,157 +17,14 @@ from lark.exceptions import (
 
 from . import ast
 from .errors import NascError, NasSyntaxError, Span
+from .mistakes import COMMON_MISTAKES  # matched by parser state in `_match_mistake`
 
 # Integers in a space are widths, depths and counts. Longer literals are refused here (Python also
 # refuses to convert more than 4300 digits), and `ast.evaluate` bounds what arithmetic makes.
 MAX_DIGITS = 18
 
-# Labelled common mistakes: each hint comes with files that make the mistake. A failing parse is
-# matched against these by the parser state it fails in (`_match_mistake`), so a new file that fails
-# the same way gets the same hint. The tests parse every example here and check its hint.
-COMMON_MISTAKES: dict[str, list[str]] = {
-    "missing `=` in op set: write `ops NAME = {op, op}`": [
-        "ops nb201 {none, skip_connect}",
-        "ops darts {sep_conv_3x3}",
-    ],
-    "an op set is written in braces: `ops NAME = {op, op}`": [
-        "ops nb201 = [none, skip_connect]",
-        "ops nb201 = (none, skip_connect)",
-        "ops nb201 = none, skip_connect",
-    ],
-    "op names in a set are separated by commas: `{none, skip_connect}`": [
-        "ops nb201 = {none skip_connect}",
-        "ops nb201 = {none, skip_connect nor_conv_3x3}",
-    ],
-    "an edge is written `source:op`, e.g. `x:nb201` or `n1:skip_connect`": [
-        "cell c(x) { n1 = x }",
-        "cell c(x) { n1 = x + y:a }",
-        "cell c(x) { n1 = x:a + y }",
-        "cell c(x) { n1 = x -> y }",
-        "cell c(x) { n1 = x:a n2 = y }",
-    ],
-    "a node combines its edges with one operator: all `+` (sum), all `*` (product), "
-    "or `concat(...)`": [
-        "cell c(x) { n1 = x:a + x:b * x:c }",
-        "cell c(x) { n1 = x:a * x:b + x:c }",
-    ],
-    "a cell statement is `NAME = edges`, `keep ...` or `out ...`": [
-        "cell c(x) { n1 x:a }",
-        "cell c(x) { 3 }",
-        "cell c(x) { n1 := x:a }",
-    ],
-    "`keep` takes a number and a rule: `keep 1 per edge`, `keep 2 per node` or "
-    "`keep 1 of {a->b, a->c}`": [
-        "cell c(x) { keep per edge }",
-        "cell c(x) { keep 1 edge }",
-        "cell c(x) { keep 1 per }",
-        "cell c(x) { keep one per edge }",
-        "cell c(x) { keep 1 of x->n1 }",
-    ],
-    "edges in an explicit subset are written `source->target`, e.g. `keep 1 of {x->n1, x->n2}`": [
-        "cell c(x) { keep 1 of {x, n1} }",
-        "cell c(x) { keep 1 of {x:n1} }",
-    ],
-    "`out` names a node or a concat of nodes: `out n3` or `out concat(n1, n2)`": [
-        "cell c(x) { out }",
-        "cell c(x) { out n1 + n2 }",
-        "cell c(x) { out n1, n2 }",
-    ],
-    "a cell needs a parameter list: `cell NAME(x) { ... }`": [
-        "cell c { n1 = x:a }",
-        "cell c() { n1 = x:a }",
-    ],
-    "cell flags follow `with`: `cell reduce(s0, s1) with reduction { ... }`": [
-        "cell c(x) reduction { }",
-        "cell c(x) with { }",
-    ],
-    "a network needs a parameter list, maybe empty: `network NAME(C = 16) { ... }`": [
-        "network n { }",
-        "network n(C) { }",
-        "network n(C: 16) { }",
-    ],
-    "a cell in the network is placed with its width: `CELL @ WIDTH` or "
-    "`repeat COUNT CELL @ WIDTH`": [
-        "network n(C = 16) { repeat 2 normal }",
-        "network n(C = 16) { repeat 2 normal C }",
-        "network n(C = 16) { normal C }",
-        "network n(C = 16) { repeat normal @ C }",
-    ],
-    "a network statement is `input(...)`, `stem op(...)`, `op(...)`, `CELL @ WIDTH`, "
-    "`repeat N CELL @ WIDTH`, `aux op(...)` or `head op(...)`": [
-        "network n(C = 16) { 3 }",
-        "network n(C = 16) { stem }",
-        "network n(C = 16) { head }",
-        "network n(C = 16) { stem = conv3x3_bn(C) }",
-    ],
-    "a block choice in the network starts with `choose`: `choose {a, b} @ WIDTH` or "
-    "`repeat N choose {a, b} @ WIDTH`": [
-        "network n(C = 16) { {a, b} @ C }",
-        "network n(C = 16) { input(3, 8) {a, b} @ C }",
-        "network n(C = 16) { stem s(C) {a, b} @ C }",
-        "network n(C = 16) { s(C) {a, b} @ C }",
-        "network n(C = 16) { c @ C {a, b} @ C }",
-        "network n(C = 16) { repeat 2 {a, b} @ C }",
-    ],
-    "a block choice is `choose [shared] [NAME =] {op, op} @ WIDTH [, stride = 2]`": [
-        "network n(C = 16) { choose {a, b} }",
-        "network n(C = 16) { choose {a, b} C }",
-        "network n(C = 16) { choose x {a, b} @ C }",
-        "network n(C = 16) { choose @ C }",
-        "network n(C = 16) { choose [a, b] @ C }",
-        "network n(C = 16) { repeat 2 shared choose {a, b} @ C }",
-        "network n(C = 16) { choose {a, b} @ C, stride 2 }",
-        "network n(C = 16) { choose {a, b} @ C, 2 }",
-    ],
-    "candidates of a block choice are op names separated by commas, and the width follows "
-    "`@`: `choose {resblock, skip_connect} @ 2C`": [
-        "network n(C = 16) { choose {a b} @ C }",
-        "network n(C = 16) { choose {a(C), b} @ C }",
-        "network n(C = 16) { choose {} @ C }",
-    ],
-    "a network statement assigns nothing; a block choice's stride follows a comma: "
-    "`choose {a, b} @ 2C, stride = 2`": [
-        "network n(C = 16) { choose {a, b} @ C stride = 2 }",
-    ],
-    "expressions use integers, parameters and `+ - * //`, e.g. `2C` or `layers // 3`": [
-        "network n(C = 16) { normal @ C / 2 }",
-        "network n(C = 16) { normal @ C ** 2 }",
-        "network n(C = 16) { normal @ C % 2 }",
-        "network n(C = 16) { normal @ }",
-        "network n(C = ) { }",
-        "network n(C = 16) { normal @ (C }",
-    ],
-    "a file holds `ops`, `cell`, `network` and `preset` declarations": [
-        "foo",
-        "def f(): pass",
-        "import torch",
-        "ops",
-        "= 3",
-    ],
-    "a `{` is not closed: every `{` needs its `}`": [
-        "cell c(x) { n1 = x:a",
-        "network n(C = 16) { stem conv3x3_bn(C)",
-        "ops a = {none",
-        "cell c(x) { n1 = x:a out n1 network n(C = 16) { }",
-        "cell c(x) { n1 = x:a out n1 cell d(x) { out x }",
-    ],
-    # Found by spelling, not by parser state: the lexer splits `opss` into `ops` and `s`.
-    "a declaration starts with `ops`, `cell`, `network` or `preset`: check its spelling": [
-        "opss tiny = {none, skip_connect}",
-        "celll block(x) { n1 = x:a }",
-        "networks n(C = 16) { }",
-    ],
-    "the file starts with a byte-order mark (U+FEFF): save it as UTF-8 without a BOM": [
-        "\ufeffops a = {none}",
-    ],
-    "an expression this long nests too deeply: write repeated terms as a product, e.g. `4C` "
-    "for `C + C + C + C`": [
-        "network n(C = 16) { c @ " + " + ".join(["C"] * 5000) + " }",
-    ],
-}
-
 # Words that start a declaration, and invisible characters worth naming in an error.
-DECLARATIONS = ("ops", "cell", "network", "preset")
+DECLARATIONS = ("ops", "op", "cell", "network", "preset")
 INVISIBLE = {
     "\ufeff": "U+FEFF, a byte-order mark",
     "\u200b": "U+200B, a zero-width space",
@@ -212,9 +69,10 @@ def _span(file: str, meta_or_token) -> Span:
 class _ToAst(Transformer):
     """Lark tree to `ast` classes, keeping spans."""
 
-    def __init__(self, file: str):
+    def __init__(self, file: str, text: str = ""):
         super().__init__()
         self.file = file
+        self.text = text
 
     def _s(self, meta_or_token) -> Span:
         return _span(self.file, meta_or_token)
@@ -270,9 +128,74 @@ class _ToAst(Transformer):
         names = [op for op in ops if op is not None]
         return ast.OpSetDecl(
             name=str(name),
-            ops=[str(op) for op in names],
-            op_spans=[self._s(op) for op in names],
+            ops=[op for op, _ in names],
+            op_spans=[span for _, span in names],
             span=self._s(meta),
+        )
+
+    # ---- op references and definitions
+    def op_name(self, meta, name):
+        return (str(name), self._s(name))
+
+    def op_args(self, meta, name, *args):
+        values = []
+        for arg in args:
+            if arg is None:
+                continue
+            values.append(
+                ast.evaluate(arg, {}, what=f"an argument of `{name}`", path=f"ops.{name}")
+            )
+        return (ast.op_name(str(name), values), self._s(meta))
+
+    def op_params(self, meta, *names):
+        return [str(name) for name in names if name is not None]
+
+    def op_flag(self, meta, name, value):
+        return (str(name), None if value is None else self._int(value, value))
+
+    def op_flags(self, meta, *flags):
+        return ("flags", [flag for flag in flags if flag is not None])
+
+    def op_prim(self, meta, name):
+        return ast.OpCall(name=str(name), span=self._s(name))
+
+    def op_call(self, meta, name, *args):
+        call = self.call(meta, name, *args)
+        return ast.OpCall(name=call.op, args=call.args, kwargs=call.kwargs, span=self._s(name))
+
+    def op_item(self, meta, label, body):
+        return ast.OpItem(
+            label=None if label is None else str(label), body=body, span=self._s(meta)
+        )
+
+    def op_seq(self, meta, *items):
+        return ast.OpSeq(items=[item for item in items if item is not None], span=self._s(meta))
+
+    def op_residual(self, meta, body, shortcut):
+        return ast.OpResidual(body=body, shortcut=shortcut, span=self._s(meta))
+
+    def op_if(self, meta, cond, then, otherwise):
+        return ast.OpIf(cond=cond, then=then, otherwise=otherwise, span=self._s(meta))
+
+    def comparison(self, meta, left, op, right):
+        return ast.Compare(op=str(op), left=left, right=right, span=self._s(meta))
+
+    def cond_and(self, meta, left, right):
+        return ast.BoolOp(op="and", left=left, right=right, span=self._s(meta))
+
+    def cond_or(self, meta, left, right):
+        return ast.BoolOp(op="or", left=left, right=right, span=self._s(meta))
+
+    def opdef(self, meta, name, params, flags, body):
+        text = self.text[meta.start_pos : meta.end_pos] if self.text else ""
+        return ast.OpDef(
+            name=str(name),
+            params=params or [],
+            flags=flags[1] if flags else [],
+            body=body,
+            text=text,
+            doc=_doc_above(self.text, meta.start_pos) if self.text else "",
+            span=self._s(name),
         )
 
     # ---- cells
@@ -306,7 +229,8 @@ class _ToAst(Transformer):
         )
 
     def term(self, meta, source, op):
-        return ast.Term(source=str(source), op=str(op), span=self._s(meta), op_span=self._s(op))
+        name, span = op
+        return ast.Term(source=str(source), op=name, span=self._s(meta), op_span=span)
 
     def _node(combine):  # noqa: N805 - a factory for the four node rules below
         def method(self, meta, name, *terms):
@@ -456,6 +380,18 @@ class _ToAst(Transformer):
         return list(items)
 
 
+def _doc_above(text: str, start: int) -> str:
+    """The `#` comment lines right above position `start`, joined: an op definition's doc."""
+    before, _, same_line = text[:start].rpartition("\n")
+    if same_line.strip():  # something else precedes the definition on its line
+        return ""
+    lines = before.splitlines()
+    doc = []
+    while lines and lines[-1].lstrip().startswith("#"):
+        doc.insert(0, lines.pop().lstrip()[1:].strip())
+    return " ".join(part for part in doc if part)
+
+
 def _describe(token: Token) -> str:
     if token.type == "$END":
         return "end of file"
@@ -516,7 +452,9 @@ def _misspelt_or_unclosed(error: UnexpectedToken, text: str, file: str) -> NasSy
     before = list(_WORD.finditer(_without_comments(text[:end])))[-2:]
     for word in before:
         name = word[0]
-        keyword = next((k for k in DECLARATIONS if name.startswith(k) and name != k), None)
+        keyword = next(
+            (k for k in DECLARATIONS if name.startswith(k) and name not in DECLARATIONS), None
+        )
         if keyword is not None and _starts_declaration(text[: word.start()]):
             line, column = _position(text, word.start())
             return NasSyntaxError(
@@ -643,7 +581,7 @@ def parse_module(text: str, file: str = "<string>") -> ast.Module:
     """
     try:
         tree = parser().parse(text)
-        items = _ToAst(file).transform(tree)  # recursive: a long operator chain nests deeply
+        items = _ToAst(file, text).transform(tree)  # recursive: a long operator chain nests deeply
     except UnexpectedInput as error:
         raise _syntax_error(error, text, file) from None
     except (RecursionError, VisitError) as error:

@@ -45,6 +45,55 @@ def _add_defines(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_ops(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--ops",
+        dest="plugins",
+        action="append",
+        metavar="MODULE",
+        help="import a Python module (a name on the path, or a .py file) that registers ops "
+        "with nasc.compiler.register_op before the space is read (repeatable)",
+    )
+
+
+def load_plugins(names: list[str] | None) -> None:
+    """Import the `--ops` modules: each registers its ops when imported. A `.nas` file never
+    runs code; this is the one way Python ops come in.
+
+    Raises:
+        NascUsageError: a module that cannot be found or fails while it is imported.
+    """
+    import importlib
+    import importlib.util
+
+    for name in names or []:
+        path = Path(name)
+        try:
+            if name.endswith(".py") or path.exists():
+                if not path.is_file():
+                    raise NascUsageError(
+                        f"--ops {name}: no such file", hint="give a .py file or a module name"
+                    )
+                spec = importlib.util.spec_from_file_location(f"nasc_plugin_{path.stem}", path)
+                module = importlib.util.module_from_spec(spec)
+                sys.modules[spec.name] = module
+                spec.loader.exec_module(module)
+            else:
+                importlib.import_module(name)
+        except NascError:
+            raise
+        except ImportError as error:
+            raise NascUsageError(
+                f"--ops {name}: cannot import it ({error})",
+                hint="give a module on the Python path (e.g. my_ops) or the path of a .py file",
+            ) from None
+        except Exception as error:  # noqa: BLE001 - the user's module failed; say where
+            raise NascUsageError(
+                f"--ops {name}: importing it raised {type(error).__name__}: {error}",
+                hint="fix the module; it should only define and register ops",
+            ) from None
+
+
 def _version() -> str:
     """`nasc X (torch Y)`, without importing PyTorch to learn its version."""
     from importlib import metadata
@@ -70,10 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check", help="check .nas files; exit 2 on the first error")
     check.add_argument("files", nargs="+", metavar="FILE", help="a .nas file or a built-in space")
     _add_defines(check)
+    _add_ops(check)
 
     show = commands.add_parser("show", help="summarise a space: cells, subsets, macro, size")
     show.add_argument("file", metavar="FILE", help="a .nas file or a built-in space")
     _add_defines(show)
+    _add_ops(show)
     show.add_argument(
         "--arch", help="apply decisions: an NB201 string, a DARTS genotype or a JSON file"
     )
@@ -117,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="the file to write (default: standard output, or arch.pt for TorchScript)",
     )
     _add_defines(export)
+    _add_ops(export)
     search = commands.add_parser(
         "search",
         help="search a space: IS-DARTS (default) or the DARTS family",
@@ -129,6 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="a .nas file or a built-in space (not needed with --resume)",
     )
     _add_defines(search)
+    _add_ops(search)
     search.add_argument("--strategy", help="isdarts (default), darts-1st, darts-2nd, single-darts")
     search.add_argument("--preset", help="hyperparameter preset (default: the space's `preset`)")
     search.add_argument(
@@ -208,6 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--arch", help="decisions to apply when ARCH.nas is a space")
     _add_defines(train)
+    _add_ops(train)
     train.add_argument(
         "--preset", help="darts-cifar, darts-imagenet or nb201 (default: from the space's preset)"
     )
@@ -233,6 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_flags_of(train, TrainConfig)
 
     report = commands.add_parser("report", help="write report.html and figures for a search run")
+    _add_ops(report)
     report.add_argument(
         "run_dir",
         metavar="RUN_DIR",
@@ -240,6 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     evaluate = commands.add_parser("eval", help="test accuracy of a trained network")
+    _add_ops(evaluate)
     evaluate.add_argument(
         "checkpoint",
         metavar="RUN_DIR|CHECKPOINT|MODEL.pt",
@@ -423,6 +479,7 @@ def main(argv: list[str] | None = None) -> int:
     errors = Console(stderr=True, highlight=False)
     handler = COMMANDS[args.command]
     try:
+        load_plugins(getattr(args, "plugins", None))
         return handler(args, console)
     except NascError as error:
         errors.print(error.render(), markup=False, highlight=False, soft_wrap=True)

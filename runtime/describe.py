@@ -47,6 +47,10 @@ def describe(
         "fixed": space.is_fixed,
         "architectures": space.architectures(),
         "opsets": {opset.name: list(opset.ops) for opset in space.opsets},
+        "op_definitions": {
+            defn.name: {"params": list(defn.params), "role": defn.role, "doc": defn.doc}
+            for defn in space.opdefs
+        },
         "cells": {
             cell.name: _cell_facts(cell, plan) for cell in space.used_cells() if cell.block is None
         },
@@ -160,6 +164,10 @@ def render(facts: dict, console: Console) -> None:
             summary.add_row(key, facts["arch"][key])
     console.print(Panel(summary, title=title, box=box.ROUNDED, expand=False))
 
+    for name, defn in facts.get("op_definitions", {}).items():
+        params = f"({', '.join(defn['params'])})" if defn["params"] else ""
+        doc = f": {defn['doc']}" if defn["doc"] else ""
+        console.print(Text.assemble(("op", "bold"), f" {name}{params}{doc}"))
     for name, ops in facts["opsets"].items():
         console.print(f"[bold]ops[/bold] {name} = {{{', '.join(ops)}}}")
     for name, cell in facts["cells"].items():

@@ -24,10 +24,10 @@ STATE_COPIES = 4  # weights, gradients, momentum, and the clipping's temporaries
 
 
 @functools.cache
-def _op_profile(op: str, c_in: int, c_out: int, stride: int) -> tuple[int, int]:
+def _op_profile(op: str, c_in: int, c_out: int, stride: int, defs: tuple = ()) -> tuple[int, int]:
     """(parameters, layers with an output) of one op at one shape."""
     with torch.device("meta"):
-        module = get_op(op).build(c_in, c_out, stride, False)
+        module = get_op(op, defs).build(c_in, c_out, stride, False)
     parameters = sum(p.numel() for p in module.parameters())
     layers = sum(
         1 for m in module.modules() if not list(m.children()) and not isinstance(m, nn.Identity)
@@ -48,7 +48,7 @@ def _walk(
 
     def add(op, c_in, c_out, stride, size):
         nonlocal parameters, activations
-        count, layers = _op_profile(op, c_in, c_out, stride)
+        count, layers = _op_profile(op, c_in, c_out, stride, space.opdefs)
         parameters += count
         activations += layers * batch * c_out * size * size
 

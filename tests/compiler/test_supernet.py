@@ -32,6 +32,8 @@ SMALL = {
     "tricell": {"C": 4, "N": 1, "size": 8},
     "macro_choice": {"C": 4, "N": 2, "size": 8},
     "darts_imagenet": {"C": 4, "layers": 4, "classes": 10, "size": 32},
+    "resnet18": {"W": 4, "classes": 10, "size": 32},
+    "mobilenet_v2": {"classes": 10, "size": 32},
 }
 NB201_REFERENCE = (
     "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|"

@@ -1,0 +1,459 @@
+"""Ops defined in the language, built into modules: the primitives' modules and the builder that
+evaluates an op body for concrete `C_in`, `C_out`, `stride` and `affine`.
+
+A sequence becomes an `nn.Sequential` (its labels name the children; a one-item sequence without
+a label is the item itself), so the compiler passes read a defined op as the chain of ReLUs,
+convolutions, BNs and poolings it is. A residual becomes `Residual`, which they run as one call.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+
+import attrs
+import torch
+from torch import nn
+
+from nasc.dsl import NasSemanticError, ast
+from nasc.dsl.opdefs import PRIMITIVES
+
+from .ops import FactorizedReduce, Identity, Zero
+
+
+class Residual(nn.Module):
+    """The body's output plus the shortcut's (the input itself when there is no shortcut).
+
+    The body's steps are children of this module, named by their labels (or numbered), and the
+    shortcut is the child named by its label (`shortcut` unless labelled); an identity shortcut
+    is None.
+    """
+
+    def __init__(self, steps: OrderedDict, shortcut_name: str, shortcut: nn.Module | None):
+        super().__init__()
+        self._order = list(steps)
+        for name, module in steps.items():
+            self.add_module(name, module)
+        self._shortcut = shortcut_name
+        setattr(self, shortcut_name, shortcut)
+
+    def forward(self, x):
+        residual = getattr(self, self._shortcut)
+        residual = x if residual is None else residual(x)
+        for name in self._order:
+            x = self._modules[name](x)
+        return residual + x
+
+
+class SqueezeExcite(nn.Module):
+    """Squeeze-and-excitation: the input times a per-channel gate computed from its global mean
+    (1x1 conv to `mid`, ReLU, 1x1 conv back, sigmoid), as in torchvision's `SqueezeExcitation`."""
+
+    def __init__(self, channels: int, mid: int):
+        super().__init__()
+        self.fc1 = nn.Conv2d(channels, mid, 1)
+        self.fc2 = nn.Conv2d(mid, channels, 1)
+
+    def forward(self, x):
+        scale = torch.sigmoid(self.fc2(torch.relu(self.fc1(x.mean((2, 3), keepdim=True)))))
+        return x * scale
+
+
+class Pooled(nn.Sequential):
+    """A sequence with a global pooling step, whose output it flattens (so a head's modules are
+    torch's own: `AdaptiveAvgPool2d`, then `Linear`)."""
+
+    def forward(self, x):
+        for module in self:
+            x = module(x)
+            if isinstance(module, nn.AdaptiveAvgPool2d) or (
+                isinstance(module, Pooled) and x.dim() == 4
+            ):
+                x = torch.flatten(x, 1)
+        return x
+
+
+@attrs.frozen
+class Shape:
+    """Where a body stands while it is built: channels, the stride so far, flattened or not."""
+
+    channels: int
+    stride: int = 1
+    flat: bool = False
+
+
+class Builder:
+    """Builds one defined op for concrete sizes.
+
+    Args:
+        resolve: gives the builder `(C_in, C_out, stride, affine, track_running_stats)` and the
+            fixed stride of another op a body calls, by canonical name.
+    """
+
+    def __init__(
+        self,
+        defn: ast.OpDef,
+        values: tuple[int, ...],
+        env: Mapping[str, int],
+        track: bool,
+        resolve: Callable[[str], tuple[Callable[..., nn.Module], int | None]],
+    ):
+        self.defn = defn
+        self.env = {**dict(zip(defn.params, values)), **env}
+        self.track = track
+        self.resolve = resolve
+        self.path = f"op.{defn.name}"
+
+    def fail(self, message: str, span, hint: str) -> NasSemanticError:
+        return NasSemanticError(message, span=span or self.defn.span, path=self.path, hint=hint)
+
+    def value(self, expr, what: str) -> int:
+        return ast.evaluate(expr, self.env, what=what, path=self.path)
+
+    def holds(self, cond) -> bool:
+        if isinstance(cond, ast.BoolOp):
+            left = self.holds(cond.left)
+            return (
+                (left and self.holds(cond.right))
+                if cond.op == "and"
+                else (left or self.holds(cond.right))
+            )
+        left = self.value(cond.left, "a condition")
+        right = self.value(cond.right, "a condition")
+        return {
+            "==": left == right,
+            "!=": left != right,
+            "<": left < right,
+            "<=": left <= right,
+            ">": left > right,
+            ">=": left >= right,
+        }[cond.op]
+
+    def build(self) -> nn.Module:
+        module, shape = self.body(self.defn.body, Shape(channels=self.env["C_in"]))
+        c_out, stride = self.env["C_out"], self.env["stride"]
+        if shape.channels != c_out:
+            raise self.fail(
+                f"op `{self.defn.name}` ends with {shape.channels} channels where it is placed "
+                f"with {c_out} (C_in {self.env['C_in']}, stride {stride})",
+                self.defn.span,
+                "end the body with a step that makes C_out channels, e.g. `conv(1)`",
+            )
+        if shape.stride != stride:
+            raise self.fail(
+                f"op `{self.defn.name}` reduces the resolution by {shape.stride} where it is "
+                f"placed with stride {stride}",
+                self.defn.span,
+                "pass the op's stride to one step, e.g. `conv(3, stride = stride)`",
+            )
+        if self.defn.role == "head" and not shape.flat:
+            raise self.fail(
+                f"the head `{self.defn.name}` does not end in class scores",
+                self.defn.span,
+                "end a head with `gap -> linear`",
+            )
+        return module
+
+    # --- bodies
+
+    def body(self, node, shape: Shape) -> tuple[nn.Module, Shape]:
+        if isinstance(node, ast.OpIf):
+            return self.body(node.then if self.holds(node.cond) else node.otherwise, shape)
+        if isinstance(node, ast.OpCall):
+            return self.call(node, shape)
+        if isinstance(node, ast.OpResidual):
+            return self.residual(node, shape)
+        steps, shape = self.steps(node, shape)
+        if len(steps) == 1 and not node.items[0].label:
+            return next(iter(steps.values())), shape
+        kind = nn.Sequential
+        if any(isinstance(module, (nn.AdaptiveAvgPool2d, Pooled)) for module in steps.values()):
+            kind = Pooled
+        if all(name.isdigit() for name in steps):
+            return kind(*steps.values()), shape
+        return kind(steps), shape
+
+    def steps(self, seq: ast.OpSeq, shape: Shape) -> tuple[OrderedDict, Shape]:
+        steps: OrderedDict = OrderedDict()
+        for index, item in enumerate(seq.items):
+            name = item.label or str(index)
+            if name in steps:
+                raise self.fail(
+                    f"the label `{name}` names two steps of op `{self.defn.name}`",
+                    item.span,
+                    "give each labelled step its own name",
+                )
+            steps[name], shape = self.body(item.body, shape)
+        return steps, shape
+
+    def residual(self, node: ast.OpResidual, shape: Shape) -> tuple[nn.Module, Shape]:
+        steps, out = self.steps(node.body, shape)
+        label = "shortcut"
+        if node.shortcut is None:
+            if out.channels != shape.channels or out.stride != shape.stride:
+                # No shortcut fits: the block is its body alone (MobileNetV2's rule).
+                module = nn.Sequential(steps) if len(steps) > 1 else next(iter(steps.values()))
+                return module, out
+            shortcut = None
+        else:
+            items = node.shortcut.items
+            if len(items) == 1 and items[0].label:
+                label = items[0].label
+                shortcut, cut = self.body(items[0].body, shape)
+            else:
+                shortcut, cut = self.body(node.shortcut, shape)
+            if (cut.channels, cut.stride, cut.flat) != (out.channels, out.stride, out.flat):
+                raise self.fail(
+                    f"the shortcut of a residual in op `{self.defn.name}` gives {cut.channels} "
+                    f"channels at stride {cut.stride}, its body {out.channels} at {out.stride}",
+                    node.span,
+                    "make both branches end with the same channels and stride",
+                )
+            if isinstance(shortcut, Identity):
+                shortcut = None
+        if label in steps:
+            raise self.fail(
+                f"the label `{label}` names a step and the shortcut of op `{self.defn.name}`",
+                node.span,
+                "give the shortcut its own label",
+            )
+        return Residual(steps, label, shortcut), out
+
+    def args(self, call: ast.OpCall, params: tuple[str, ...]) -> dict[str, int]:
+        given = dict(zip(params, call.args))
+        given.update(call.kwargs)
+        return {
+            name: self.value(expr, f"the argument `{name}` of `{call.name}`")
+            for name, expr in given.items()
+        }
+
+    def call(self, call: ast.OpCall, shape: Shape) -> tuple[nn.Module, Shape]:
+        if shape.flat and call.name not in ("linear", "identity"):
+            raise self.fail(
+                f"`{call.name}` follows `gap` in op `{self.defn.name}`",
+                call.span,
+                "after global pooling only `linear` steps can follow",
+            )
+        primitive = PRIMITIVES.get(call.name)
+        if primitive is None:
+            return self.nested(call, shape)
+        a = self.args(call, primitive.params)
+        c, env = shape.channels, self.env
+        name = call.name
+
+        def positive(key: str, default: int, minimum: int = 1) -> int:
+            value = a.get(key, default)
+            if value < minimum:
+                raise self.fail(
+                    f"`{key}` of `{name}` in op `{self.defn.name}` must be at least {minimum}, "
+                    f"not {value}",
+                    call.span,
+                    "check the arithmetic and the op's arguments",
+                )
+            return value
+
+        if name in ("conv", "dwconv", "pwconv"):
+            k = positive("k", 1)
+            stride = positive("stride", 1)
+            dilation = positive("dilation", 1)
+            if name == "dwconv":
+                out, groups, bias = c, c, 0
+            else:
+                out = positive("out", env["C_out"])
+                groups = positive("groups", 1)
+                bias = a.get("bias", 0)
+            kh, kw = positive("kh", k), positive("kw", k)
+            sh, sw = positive("sh", stride), positive("sw", stride)
+            if c % groups or out % groups:
+                raise self.fail(
+                    f"`{name}` in op `{self.defn.name}` has {groups} groups for {c} input and "
+                    f"{out} output channels",
+                    call.span,
+                    "groups must divide both channel counts",
+                )
+            # The stride is followed along the height: a 1x7 conv striding the width and a 7x1
+            # striding the height (DARTS' conv_7x1_1x7) reduce once together.
+            stride_total = shape.stride * sh
+            module = nn.Conv2d(
+                c,
+                out,
+                (kh, kw),
+                stride=(sh, sw),
+                padding=(dilation * (kh - 1) // 2, dilation * (kw - 1) // 2),
+                dilation=dilation,
+                groups=groups,
+                bias=bool(bias),
+            )
+            return module, Shape(out, stride_total)
+        if name == "bn":
+            return (
+                nn.BatchNorm2d(
+                    c, affine=bool(a.get("affine", env["affine"])), track_running_stats=self.track
+                ),
+                shape,
+            )
+        activations = {
+            "relu": nn.ReLU,
+            "relu6": nn.ReLU6,
+            "hardswish": nn.Hardswish,
+            "sigmoid": nn.Sigmoid,
+            "tanh": nn.Tanh,
+            "gelu": nn.GELU,
+        }
+        if name in activations:
+            return activations[name](), shape
+        if name in ("maxpool", "avgpool"):
+            k = positive("k", 1)
+            stride = positive("stride", 1)
+            pad = positive("pad", k // 2, minimum=0)
+            ceil = bool(a.get("ceil", 0))
+            if name == "maxpool":
+                module = nn.MaxPool2d(k, stride=stride, padding=pad, ceil_mode=ceil)
+            else:
+                module = nn.AvgPool2d(
+                    k,
+                    stride=stride,
+                    padding=pad,
+                    ceil_mode=ceil,
+                    count_include_pad=bool(a.get("count_pad", 0)),
+                )
+            return module, Shape(c, shape.stride * stride)
+        if name == "se":
+            return SqueezeExcite(c, positive("mid", 1)), shape
+        if name == "identity":
+            return Identity(), shape
+        if name == "zero":
+            stride = max(1, env["stride"] // shape.stride)
+            return Zero(env["C_out"], stride), Shape(env["C_out"], shape.stride * stride)
+        if name == "factorized_reduce":
+            out = positive("out", env["C_out"])
+            stride = positive("stride", 1)
+            if stride not in (1, 2):
+                raise self.fail(
+                    f"`factorized_reduce` strides by 1 or 2, not {stride}",
+                    call.span,
+                    "stack two to reduce by 4",
+                )
+            return (
+                FactorizedReduce(c, out, stride, bool(env["affine"]), self.track),
+                Shape(out, shape.stride * stride),
+            )
+        if name == "gap":
+            return nn.AdaptiveAvgPool2d(1), Shape(c, shape.stride, flat=True)
+        if name == "linear":
+            if not shape.flat:
+                raise self.fail(
+                    f"`linear` in op `{self.defn.name}` reads a feature map",
+                    call.span,
+                    "pool it first: `gap -> linear`",
+                )
+            out = positive("out", env["C_out"])
+            return nn.Linear(c, out, bias=bool(a.get("bias", 1))), Shape(out, shape.stride, True)
+        raise AssertionError(f"primitive `{name}` has no builder")
+
+    def nested(self, call: ast.OpCall, shape: Shape) -> tuple[nn.Module, Shape]:
+        """Another op inside this one: its parameters, then `out` and `stride`."""
+        _, fixed, params = self.resolve(call.name)
+        a = self.args(call, (*params, "out", "stride"))
+        out = a.get("out", self.env["C_out"])
+        stride = fixed or a.get("stride", 1)
+        build = self.resolve(ast.op_name(call.name, [a[p] for p in params]))[0]
+        module = build(shape.channels, out, stride, bool(self.env["affine"]), self.track)
+        return module, Shape(out, shape.stride * stride)
+
+
+# --- defined ops as registry entries ------------------------------------------------------------
+
+_ENTRIES: dict[tuple, object] = {}
+
+
+def _probe(build, fixed: int | None) -> tuple[bool, bool, bool]:
+    """(zero, identity, pooling) of an op, read from the module it builds at stride 1 (or its
+    fixed stride) with 4 channels in and out."""
+    try:
+        module = build(4, 4, fixed or 1, True)
+    except Exception:  # noqa: BLE001 - an op that needs other sizes has none of these traits
+        return False, False, False
+    leaves = [m for m in module.modules() if not list(m.children())]
+    pooling = bool(leaves) and all(isinstance(m, (nn.AvgPool2d, nn.MaxPool2d)) for m in leaves)
+    return isinstance(module, Zero), isinstance(module, Identity), pooling
+
+
+def defined_entry(name: str, defs: tuple[ast.OpDef, ...] = ()):
+    """The registry entry of an op defined in the language, by canonical name (`mbconv(6,5)`):
+    from `defs` (a space's own definitions) or the prelude. None when no definition has the name.
+
+    Raises:
+        NascUsageError: for a known op given the wrong number of arguments.
+    """
+    from nasc.dsl import NascUsageError
+    from nasc.dsl.ast import split_op_name
+    from nasc.dsl.opdefs import prelude
+
+    from .ops import OPS, OpEntry, get_op
+
+    key = (name, defs)
+    if key in _ENTRIES:
+        return _ENTRIES[key]
+    try:
+        base, values = split_op_name(name)
+    except ValueError:
+        return None
+    by_name = {defn.name: defn for defn in prelude()}
+    by_name.update((defn.name, defn) for defn in defs)
+    defn = by_name.get(base)
+    if defn is None:
+        return None
+    if len(values) != len(defn.params):
+        raise NascUsageError(
+            f"`{base}` takes {len(defn.params)} arguments, got {len(values)} in `{name}`",
+            hint=f"write `{base}({', '.join(defn.params)})` with integers",
+        )
+
+    def resolve(other: str):
+        inner = by_name.get(split_op_name(other)[0])
+        if inner is not None and inner.params and "(" not in other:
+            return None, inner.stride, inner.params  # its arguments come next
+        entry = OPS.get(other) if other in OPS else defined_entry(other, defs)
+        if entry is None:
+            entry = get_op(other)  # raises, listing the known ops
+        return (
+            lambda c_in, c_out, stride, affine, track: entry.build(
+                c_in, c_out, stride, affine, track_running_stats=track
+            ),
+            entry.stride,
+            (),
+        )
+
+    def build(C_in, C_out, stride, affine, track_running_stats=True):  # noqa: N803
+        env = {"C_in": C_in, "C_out": C_out, "stride": stride, "affine": int(bool(affine))}
+        return Builder(defn, values, env, track_running_stats, resolve).build()
+
+    zero = identity = pooling = False
+    if defn.role == "op":
+        zero, identity, pooling = _probe(build, defn.stride)
+    entry = OpEntry(
+        name=name,
+        build=build,
+        role=defn.role,
+        stride=defn.stride,
+        pooling=pooling,
+        zero=zero,
+        identity=identity,
+        doc=defn.doc,
+    )
+    if len(_ENTRIES) > 4096:
+        _ENTRIES.clear()
+    _ENTRIES[key] = entry
+    return entry
+
+
+def register_prelude() -> None:
+    """Enter the prelude's ops (those without parameters) into the op registry."""
+    from nasc.dsl.opdefs import prelude
+
+    from .ops import OPS
+
+    for defn in prelude():
+        if not defn.params and defn.name not in OPS:
+            OPS[defn.name] = defined_entry(defn.name)

@@ -1,0 +1,177 @@
+"""The table of labelled common mistakes: each hint with files that make the mistake."""
+
+from __future__ import annotations
+
+# Labelled common mistakes: each hint comes with files that make the mistake. A failing parse is
+# matched against these by the parser state it fails in (`syntax._match_mistake`), so a new file
+# that fails the same way gets the same hint. The tests parse every example here and check its
+# hint.
+COMMON_MISTAKES: dict[str, list[str]] = {
+    "missing `=` in op set: write `ops NAME = {op, op}`": [
+        "ops nb201 {none, skip_connect}",
+        "ops darts {sep_conv_3x3}",
+    ],
+    "an op set is written in braces: `ops NAME = {op, op}`": [
+        "ops nb201 = [none, skip_connect]",
+        "ops nb201 = (none, skip_connect)",
+        "ops nb201 = none, skip_connect",
+    ],
+    "op names in a set are separated by commas: `{none, skip_connect}`": [
+        "ops nb201 = {none skip_connect}",
+        "ops nb201 = {none, skip_connect nor_conv_3x3}",
+    ],
+    "an edge is written `source:op`, e.g. `x:nb201` or `n1:skip_connect`": [
+        "cell c(x) { n1 = x }",
+        "cell c(x) { n1 = x + y:a }",
+        "cell c(x) { n1 = x:a + y }",
+        "cell c(x) { n1 = x -> y }",
+        "cell c(x) { n1 = x:a n2 = y }",
+    ],
+    "a node combines its edges with one operator: all `+` (sum), all `*` (product), "
+    "or `concat(...)`": [
+        "cell c(x) { n1 = x:a + x:b * x:c }",
+        "cell c(x) { n1 = x:a * x:b + x:c }",
+    ],
+    "a cell statement is `NAME = edges`, `keep ...` or `out ...`": [
+        "cell c(x) { n1 x:a }",
+        "cell c(x) { 3 }",
+        "cell c(x) { n1 := x:a }",
+    ],
+    "`keep` takes a number and a rule: `keep 1 per edge`, `keep 2 per node` or "
+    "`keep 1 of {a->b, a->c}`": [
+        "cell c(x) { keep per edge }",
+        "cell c(x) { keep 1 edge }",
+        "cell c(x) { keep 1 per }",
+        "cell c(x) { keep one per edge }",
+        "cell c(x) { keep 1 of x->n1 }",
+    ],
+    "edges in an explicit subset are written `source->target`, e.g. `keep 1 of {x->n1, x->n2}`": [
+        "cell c(x) { keep 1 of {x, n1} }",
+        "cell c(x) { keep 1 of {x:n1} }",
+    ],
+    "`out` names a node or a concat of nodes: `out n3` or `out concat(n1, n2)`": [
+        "cell c(x) { out }",
+        "cell c(x) { out n1 + n2 }",
+        "cell c(x) { out n1, n2 }",
+    ],
+    "a cell needs a parameter list: `cell NAME(x) { ... }`": [
+        "cell c { n1 = x:a }",
+        "cell c() { n1 = x:a }",
+    ],
+    "cell flags follow `with`: `cell reduce(s0, s1) with reduction { ... }`": [
+        "cell c(x) reduction { }",
+        "cell c(x) with { }",
+    ],
+    "a network needs a parameter list, maybe empty: `network NAME(C = 16) { ... }`": [
+        "network n { }",
+        "network n(C) { }",
+        "network n(C: 16) { }",
+    ],
+    "a cell in the network is placed with its width: `CELL @ WIDTH` or "
+    "`repeat COUNT CELL @ WIDTH`": [
+        "network n(C = 16) { repeat 2 normal }",
+        "network n(C = 16) { repeat 2 normal C }",
+        "network n(C = 16) { normal C }",
+        "network n(C = 16) { repeat normal @ C }",
+    ],
+    "a network statement is `input(...)`, `stem op(...)`, `op(...)`, `CELL @ WIDTH`, "
+    "`repeat N CELL @ WIDTH`, `aux op(...)` or `head op(...)`": [
+        "network n(C = 16) { 3 }",
+        "network n(C = 16) { stem }",
+        "network n(C = 16) { head }",
+        "network n(C = 16) { stem = conv3x3_bn(C) }",
+    ],
+    "expressions use integers, parameters and `+ - * //`, e.g. `2C` or `layers // 3`": [
+        "network n(C = 16) { normal @ C / 2 }",
+        "network n(C = 16) { normal @ C ** 2 }",
+        "network n(C = 16) { normal @ C % 2 }",
+        "network n(C = 16) { normal @ }",
+        "network n(C = ) { }",
+        "network n(C = 16) { normal @ (C }",
+    ],
+    "a block choice in the network starts with `choose`: `choose {a, b} @ WIDTH` or "
+    "`repeat N choose {a, b} @ WIDTH`": [
+        "network n(C = 16) { {a, b} @ C }",
+        "network n(C = 16) { input(3, 8) {a, b} @ C }",
+        "network n(C = 16) { stem s(C) {a, b} @ C }",
+        "network n(C = 16) { s(C) {a, b} @ C }",
+        "network n(C = 16) { c @ C {a, b} @ C }",
+        "network n(C = 16) { repeat 2 {a, b} @ C }",
+    ],
+    "a block choice is `choose [shared] [NAME =] {op, op} @ WIDTH [, stride = 2]`": [
+        "network n(C = 16) { choose {a, b} }",
+        "network n(C = 16) { choose {a, b} C }",
+        "network n(C = 16) { choose x {a, b} @ C }",
+        "network n(C = 16) { choose @ C }",
+        "network n(C = 16) { choose [a, b] @ C }",
+        "network n(C = 16) { repeat 2 shared choose {a, b} @ C }",
+        "network n(C = 16) { choose {a, b} @ C, stride 2 }",
+        "network n(C = 16) { choose {a, b} @ C, 2 }",
+    ],
+    "candidates of a block choice are op names separated by commas, and the width follows "
+    "`@`: `choose {resblock, skip_connect} @ 2C`": [
+        "network n(C = 16) { choose {a b} @ C }",
+        "network n(C = 16) { choose {a(C), b} @ C }",
+        "network n(C = 16) { choose {} @ C }",
+    ],
+    "a network statement assigns nothing; a block choice's stride follows a comma: "
+    "`choose {a, b} @ 2C, stride = 2`": [
+        "network n(C = 16) { choose {a, b} @ C stride = 2 }",
+    ],
+    "an op is defined as `op NAME(params) = body`, e.g. `op mb(e) = conv(1, e * C_in) -> bn`": [
+        "op a conv(1)",
+        "op a(e) conv(1)",
+        "op a(e) with head conv(1)",
+        "op = conv(1)",
+    ],
+    "an op body is a sequence of steps joined by `->`, e.g. `relu -> conv(3) -> bn`": [
+        "op a = conv(1) bn",
+        "op a = ",
+        "op a = relu ->",
+        "op a = conv(1), bn",
+    ],
+    "a condition reads `if COND then A else B`, with both branches: "
+    "`if stride == 1 then identity else conv(1, stride = stride)`": [
+        "op a = if stride == 1 then identity",
+        "op a = if stride == 1 identity else zero",
+        "op a = if stride then identity else zero",
+        "op a = if stride = 1 then identity else zero",
+    ],
+    "a residual wraps a body and optionally a shortcut: `residual(conv(3) -> bn)` or "
+    "`residual(conv(3) -> bn, conv(1))`": [
+        "op a = residual()",
+        "op a = residual(conv(3), conv(1), bn)",
+    ],
+    "a parametric op in a set takes integers, separated by commas: "
+    "`{mbconv(3, 3), mbconv(6, 5)}`": [
+        "ops mb = {mbconv(3 3)}",
+        "ops mb = {mbconv(e = 3)}",
+    ],
+    "a file holds `ops`, `cell`, `network` and `preset` declarations": [
+        "foo",
+        "def f(): pass",
+        "import torch",
+        "ops",
+        "= 3",
+    ],
+    "a `{` is not closed: every `{` needs its `}`": [
+        "cell c(x) { n1 = x:a",
+        "network n(C = 16) { stem conv3x3_bn(C)",
+        "ops a = {none",
+        "cell c(x) { n1 = x:a out n1 network n(C = 16) { }",
+        "cell c(x) { n1 = x:a out n1 cell d(x) { out x }",
+    ],
+    # Found by spelling, not by parser state: the lexer splits `opss` into `ops` and `s`.
+    "a declaration starts with `ops`, `cell`, `network` or `preset`: check its spelling": [
+        "opss tiny = {none, skip_connect}",
+        "celll block(x) { n1 = x:a }",
+        "networks n(C = 16) { }",
+    ],
+    "the file starts with a byte-order mark (U+FEFF): save it as UTF-8 without a BOM": [
+        "\ufeffops a = {none}",
+    ],
+    "an expression this long nests too deeply: write repeated terms as a product, e.g. `4C` "
+    "for `C + C + C + C`": [
+        "network n(C = 16) { c @ " + " + ".join(["C"] * 5000) + " }",
+    ],
+}

@@ -1,0 +1,69 @@
+"""Real networks written in `.nas` are torchvision's: the same parameters, and with torchvision's
+weights copied in by order, the same outputs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torchvision
+
+from nasc.compiler import CompileOptions, catalog, compile_space
+from nasc.dsl import load_space
+
+NETWORKS = {
+    "resnet18": torchvision.models.resnet18,
+    "mobilenet_v2": torchvision.models.mobilenet_v2,
+}
+
+
+def build(name: str, **overrides) -> torch.nn.Module:
+    space = load_space(f"spaces/{name}.nas", catalog=catalog())
+    return compile_space(space, overrides, CompileOptions(search=False))
+
+
+def count(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+@pytest.mark.parametrize("name", sorted(NETWORKS))
+def test_parameter_count_equals_torchvisions(name):
+    """At 1000 classes and 224x224, the `.nas` network has torchvision's parameter count."""
+    assert count(build(name)) == count(NETWORKS[name]())
+
+
+@pytest.mark.parametrize("name", sorted(NETWORKS))
+def test_outputs_equal_torchvisions_with_its_weights(name):
+    """With torchvision's weights and BN statistics copied in by order, eval-mode outputs agree
+    to 1e-5 (on a 64x64 image, which both networks take)."""
+    torch.manual_seed(0)
+    reference = NETWORKS[name]().eval()
+    with torch.no_grad():  # statistics away from (0, 1), so the BNs' buffers matter
+        for module in reference.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.uniform_(-0.5, 0.5)
+                module.running_var.uniform_(0.5, 2.0)
+    net = build(name, size=64).eval()
+    ours = [(key, value) for key, value in net.state_dict().items() if torch.is_tensor(value)]
+    theirs = list(reference.state_dict().items())
+    assert len(ours) == len(theirs)
+    with torch.no_grad():
+        for (key, value), (their_key, their_value) in zip(ours, theirs, strict=True):
+            assert value.shape == their_value.shape, (key, their_key)
+            value.copy_(their_value)
+    image = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        expected = reference(image)
+        assert expected.abs().max() > 1e-3  # a real comparison, not one of zeros
+        torch.testing.assert_close(net(image), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_show_prints_the_parameter_count(capsys):
+    """`nasc show spaces/resnet18.nas --json` reports torchvision's count and the op definitions."""
+    import json
+
+    from nasc.runtime.cli import main
+
+    assert main(["show", "spaces/resnet18.nas", "--json"]) == 0
+    facts = json.loads(capsys.readouterr().out)
+    assert facts["parameters"] == count(torchvision.models.resnet18())
+    assert facts["fixed"] and set(facts["op_definitions"]) == {"resnet_stem", "basic"}

@@ -1,0 +1,81 @@
+"""Python ops come in only as plugins: `register_op` from user code, `--ops MODULE` on the
+command line; a `.nas` file alone never runs code."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from nasc.compiler import OPS, CompileOptions, catalog, compile_space, get_op
+from nasc.dsl import load_space
+from nasc.runtime.cli import main
+
+PLUGIN = '''
+from torch import nn
+from nasc.compiler import register_op
+
+@register_op("plugin_conv_bn")
+def build(C_in, C_out, stride, affine, track_running_stats=True):
+    """A 3x3 conv and BN, registered by a plugin."""
+    return nn.Sequential(
+        nn.Conv2d(C_in, C_out, 3, stride=stride, padding=1, bias=False),
+        nn.BatchNorm2d(C_out, affine=affine, track_running_stats=track_running_stats),
+    )
+'''
+
+SPACE = """
+ops small = {plugin_conv_bn, skip_connect}
+cell c(x) {
+    n1 = x:small
+    keep 1 per edge
+    out n1
+}
+network net(C = 4, classes = 3) {
+    input(1, 8)
+    stem conv3x3_bn(C)
+    c @ C
+    head pool_linear(classes)
+}
+"""
+
+
+@pytest.fixture
+def files(tmp_path):
+    plugin = tmp_path / "my_ops.py"
+    plugin.write_text(PLUGIN)
+    space = tmp_path / "space.nas"
+    space.write_text(SPACE)
+    yield plugin, space
+    OPS.pop("plugin_conv_bn", None)
+
+
+def test_a_space_naming_an_unregistered_op_is_refused_without_the_plugin(files, capsys):
+    """Without `--ops`, the plugin's op is unknown: the file does not import it."""
+    _, space = files
+    assert main(["check", str(space)]) == 2
+    assert "unknown op `plugin_conv_bn`" in capsys.readouterr().err
+    assert "plugin_conv_bn" not in OPS
+
+
+def test_ops_flag_imports_the_module_before_compiling(files, capsys):
+    """`--ops FILE.py` registers the op; check and show then compile and count it."""
+    plugin, space = files
+    assert main(["check", "--ops", str(plugin), str(space)]) == 0
+    assert "plugin_conv_bn" in OPS
+    capsys.readouterr()
+    assert main(["show", "--ops", str(plugin), str(space), "--json"]) == 0
+    facts = json.loads(capsys.readouterr().out)
+    net = compile_space(load_space(str(space), catalog=catalog()), options=CompileOptions())
+    assert facts["parameters"] == net.num_parameters()
+    assert get_op("plugin_conv_bn").doc == "A 3x3 conv and BN, registered by a plugin."
+
+
+def test_a_broken_plugin_is_a_located_usage_error(tmp_path, capsys):
+    """A module that cannot be found, or raises while imported, exits 2 with a hint."""
+    assert main(["check", "--ops", "no_such_module_xyz", "nb201"]) == 2
+    assert "--ops no_such_module_xyz: cannot import it" in capsys.readouterr().err
+    broken = tmp_path / "broken.py"
+    broken.write_text("raise ValueError('nope')\n")
+    assert main(["check", "--ops", str(broken), "nb201"]) == 2
+    assert "raised ValueError: nope" in capsys.readouterr().err
