@@ -234,7 +234,7 @@ def cell_source(
         # Candidates reading the whole source, and those reading its partial-channel slice.
         readers = {var[source]: ([], {})}
         if source in sliced and any(
-            e in used for e in partial_edges if e.startswith(f"{source}->")
+            key in used and cell.edge(key).source == source for key in partial_edges
         ):
             part = sliced[source]
             source_lines[source] = [
