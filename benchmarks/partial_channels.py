@@ -2,7 +2,8 @@
 partial channel connections (K = 1, 2, 4), on NB201 and the DARTS space.
 
     python benchmarks/partial_channels.py            # NB201 C=16 N=5, DARTS C=16 8 cells, batch 64
-    python benchmarks/partial_channels.py --quick    # C=8, fewer cells, batch 16: under a minute
+    python benchmarks/partial_channels.py --quick    # C=8, fewer cells, batch 16
+    python benchmarks/partial_channels.py --spaces nb201
 
 A step is forward, backward and an SGD step of the weights on one fixed batch of random
 32x32 images, softmax mixing (every candidate live), edge normalisation on for K > 1 as PC-DARTS
@@ -98,6 +99,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--spaces", default="nb201,darts", help="comma-separated")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
     sizes = SIZES["quick" if args.quick else "full"]
@@ -105,7 +107,7 @@ def main() -> None:
     print(f"device {device}, {torch.get_num_threads()} threads, batch {sizes['batch']}")
     header = f"{'space':<7} {'K':>2} {'saved MB':>9} {'ratio':>6} {'peak MB':>8}"
     print(header + f" {'candidate params':>17} {'step s':>7}")
-    for name in ("nb201", "darts"):
+    for name in args.spaces.split(","):
         base = None
         for k in (1, 2, 4):
             row = measure(name, sizes[name], k, sizes["batch"], device, args.steps)

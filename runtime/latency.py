@@ -28,6 +28,7 @@ from nasc.compiler.ops import OPS
 from nasc.dsl import Genotype, NascUsageError, SpaceIR
 
 FORMAT = "nasc-latency-1"
+REPEATS = 3
 
 
 def _progress(console: Console) -> Progress:
@@ -41,14 +42,18 @@ def _progress(console: Console) -> Progress:
     )
 
 
-def time_call(function, *args, min_run_time: float) -> float:
-    """The median time of `function(*args)` in milliseconds (CUDA is synchronised)."""
+def time_call(function, *args, min_run_time: float, repeats: int = REPEATS) -> float:
+    """The time of `function(*args)` in milliseconds (CUDA is synchronised): the least of
+    `repeats` medians of `blocked_autorange`, since other processes on the machine only ever
+    add time (on a shared CPU one median of a 50 ms network varied by 30%)."""
     timer = benchmark.Timer(
         stmt="function(*args)",
         globals={"function": function, "args": args},
         num_threads=torch.get_num_threads(),
     )
-    return timer.blocked_autorange(min_run_time=min_run_time).median * 1e3
+    return (
+        min(timer.blocked_autorange(min_run_time=min_run_time).median for _ in range(repeats)) * 1e3
+    )
 
 
 def candidate_inputs(net: Supernet, image: torch.Tensor) -> dict[tuple[int, str, str], tuple]:
@@ -351,6 +356,8 @@ def train_predictor(
         "relative_error": error,
         "train_relative_error": train_error,
         "latency_ms": {"min": float(y.min()), "max": float(y.max()), "mean": float(y.mean())},
+        # The measurements, to refit or compare predictors: features (see `features`) and ms.
+        "measured": [[row.tolist(), float(ms)] for row, ms in zip(x, y)],
         "seconds": time.perf_counter() - started,
         "batch_size": batch_size,
     }
