@@ -227,6 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     profile.add_argument("--device", default="auto", help="auto, cpu or cuda")
     profile.add_argument("--batch-size", type=int, default=1, help="images per call (default 1)")
     profile.add_argument("--min-run-time", type=float, default=0.05, help="seconds per timing")
+    profile.add_argument("--repeats", type=int, default=3, help="timings per op; the least counts")
     profile.add_argument(
         "--predictor", type=int, metavar="N", help="also fit a latency MLP on N sampled networks"
     )

@@ -90,6 +90,7 @@ def profile(
     batch_size: int = 1,
     min_run_time: float = 0.05,
     console: Console | None = None,
+    repeats: int = REPEATS,
 ) -> dict:
     """Measure every live candidate of every cell instance; returns the table (see the module)."""
     net = compile_space(space, defines, CompileOptions(search=True)).to(device).eval()
@@ -112,12 +113,13 @@ def profile(
         task = bar.add_task("profiling candidates", total=len(inputs))
         for (index, edge, op), args in inputs.items():
             module = net.stages[index].edges[edge][op]
-            ms = time_call(module, *args, min_run_time=min_run_time)
+            ms = time_call(module, *args, min_run_time=min_run_time, repeats=repeats)
             instances[index]["ops"][edge][op] = ms
             cells[instances[index]["cell"]][edge][op] += ms
             bar.advance(task)
     return {
         "format": FORMAT,
+        "repeats": repeats,
         "space": space.name,
         "params": dict(plan.params),
         "device": device_name(device),
@@ -311,6 +313,7 @@ def train_predictor(
     held_out: float = 0.2,
     seed: int = 0,
     console: Console | None = None,
+    repeats: int = REPEATS,
 ) -> dict:
     """Measure `samples` random architectures end to end (each exported as a standalone network,
     eval mode, no gradients), fit the MLP on 1 - `held_out` of them and report its relative error
@@ -338,7 +341,7 @@ def train_predictor(
             seen.add(tuple(vector.tolist()))
             network = export_network(space, genotype, defines).to(device).eval()
             with torch.no_grad():
-                ms = time_call(network, image, min_run_time=min_run_time)
+                ms = time_call(network, image, min_run_time=min_run_time, repeats=repeats)
             rows.append(vector)
             latencies.append(ms)
             bar.advance(task)
@@ -387,11 +390,18 @@ def run_profile(args, console: Console) -> int:
         from .search import bind_data
 
         defines = bind_data(space, defines, load_data(args.data, args.cache_dir))
-    for flag, value in (("--batch-size", args.batch_size), ("--min-run-time", args.min_run_time)):
+    checked = (
+        ("--batch-size", args.batch_size),
+        ("--min-run-time", args.min_run_time),
+        ("--repeats", args.repeats),
+    )
+    for flag, value in checked:
         if not value > 0:
             raise NascUsageError(f"{flag} {value}: must be positive", hint="e.g. --batch-size 1")
     device = resolve_device(args.device)
-    table = profile(space, defines, device, args.batch_size, args.min_run_time, console)
+    table = profile(
+        space, defines, device, args.batch_size, args.min_run_time, console, args.repeats
+    )
     if args.predictor:
         table["predictor"] = train_predictor(
             space,
@@ -402,6 +412,7 @@ def run_profile(args, console: Console) -> int:
             args.min_run_time,
             seed=args.seed,
             console=console,
+            repeats=args.repeats,
         )
     out = (
         Path(args.output)
