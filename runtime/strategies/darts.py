@@ -79,6 +79,14 @@ class _Darts(Strategy):
             inputs=list(net.arch.parameters())
         )
 
+    def end_of_epoch(self, searcher, epoch: int) -> list[dict]:
+        """Under a latency term, the architecture's expected latency (ms) after each epoch."""
+        if self.latency is None:
+            return []
+        with torch.no_grad():
+            expected = float(self.latency(searcher.net))
+        return [{"event": "latency", "epoch": epoch, "expected_ms": expected}]
+
     def scalars(self, net: Supernet, epoch: int) -> dict[str, float]:
         """The softmax weight of every live candidate, as `weight/<cell>.<edge>:<op>`, and the
         expected latency (ms) under a latency term."""

@@ -144,6 +144,9 @@ def test_search_with_latency_and_partial_channels_runs(tmp_path, capsys):
     run = next((tmp_path / "runs").iterdir())
     config = json.loads((run / "config.json").read_text())["config"]
     assert config["partial_channels"] == 2 and config["latency_weight"] == 0.1
+    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    latency = [line for line in lines if line["event"] == "latency"]
+    assert len(latency) == 1 and latency[0]["expected_ms"] > 0
     capsys.readouterr()
     wrong = [*search[:5], "C=8", *search[6:]]
     assert main(wrong) == 2
