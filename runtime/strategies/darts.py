@@ -62,6 +62,8 @@ def derive_darts(net: Supernet) -> Genotype:
 
 
 class _Darts(Strategy):
+    latency: LatencyTerm | None = None  # set by `setup` under a latency weight
+
     def setup(self, net: Supernet) -> None:
         net.arch.set_mixing("softmax")
         self.optimizer = arch_optimizer(net, self.config)
