@@ -221,3 +221,55 @@ def test_predictor_reports_held_out_error():
     assert found["latency_ms"]["min"] > 0
     with pytest.raises(NascUsageError, match="--predictor 2: too few"):
         train_predictor(nb201(), TINY, torch.device("cpu"), 2)
+
+
+@pytest.mark.slow
+def test_a_pc_darts_latency_search_resumes_to_the_same_result(tmp_path):
+    """darts-1st with partial channels, edge normalisation and a latency term, stopped after one
+    epoch and resumed, ends with the same alphas, betas, genotype and metrics as a whole run."""
+    from nasc.runtime.data import load_digits
+    from nasc.runtime.rundir import RunDir
+    from nasc.runtime.search import bind_data
+    from nasc.runtime.trainer import Searcher
+
+    data = load_digits().subset(64, seed=0)
+    space = load_space("nb201", catalog=catalog())
+    defines = bind_data(space, {"C": 4, "N": 1}, data)
+    path = tmp_path / "lat.json"
+    found = profile(space, defines, torch.device("cpu"), min_run_time=0.001, repeats=1)
+    path.write_text(json.dumps(found))
+    values = dict(
+        epochs=2, batch_size=16, device="cpu", seed=0, partial_channels=2,
+        edge_normalisation=True, latency_weight=0.1, latency_table=str(path),
+    )  # fmt: skip
+    config = make_config("nb201", "darts-1st", values)
+
+    def searcher(run):
+        return Searcher(space, defines, config, data, torch.device("cpu"), run=run, fingerprint="t")
+
+    whole_run = RunDir.create(tmp_path / "a", "nb201", "darts-1st")
+    whole_run.write_json("config.json", {})
+    whole = searcher(whole_run)
+    whole.run_epochs()
+    whole_run.close()
+    part_run = RunDir.create(tmp_path / "b", "nb201", "darts-1st")
+    part_run.write_json("config.json", {})
+    first = searcher(part_run)
+    first.run_one_epoch()
+    part_run.close()
+    resumed_run = RunDir.open(part_run.path)
+    second = searcher(resumed_run)
+    assert second.restore() and second.epoch == 1
+    second.run_epochs()
+    resumed_run.close()
+
+    assert whole.strategy.derive(whole.net) == second.strategy.derive(second.net)
+    for name, parameter in whole.net.arch.named_parameters():
+        assert torch.equal(parameter, dict(second.net.arch.named_parameters())[name]), name
+    timing = ("seconds", "images_per_s")
+    lines = [
+        [{k: v for k, v in line.items() if k not in timing} for line in run.metrics_lines()]
+        for run in (whole_run, resumed_run)
+    ]
+    assert lines[0] == lines[1]
+    assert any(line["event"] == "latency" for line in lines[0])
