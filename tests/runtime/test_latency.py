@@ -273,3 +273,15 @@ def test_a_pc_darts_latency_search_resumes_to_the_same_result(tmp_path):
     ]
     assert lines[0] == lines[1]
     assert any(line["event"] == "latency" for line in lines[0])
+
+
+def test_the_memory_estimate_knows_partial_channels():
+    """The pre-flight memory estimate of a search falls with --partial-channels, as the
+    benchmark measures (about a third at K=4 on NB201)."""
+    from nasc.runtime.memory import estimate_training_bytes
+
+    space = load_space("nb201", catalog=catalog())
+    full, part = (
+        estimate_training_bytes(space, {}, 64, CompileOptions(partial_channels=k)) for k in (1, 4)
+    )
+    assert 0.2 * full < part < 0.6 * full
