@@ -79,14 +79,32 @@ class ArchState(nn.Module):
 
     Args:
         space: the search space; cell types without choices get no entry.
-        seed_alphas: DARTS initialises alphas as 1e-3 * N(0, 1); a generator makes it repeatable.
+        generator: DARTS initialises alphas as 1e-3 * N(0, 1); a generator makes it repeatable.
+        edge_normalisation: PC-DARTS' edge normalisation: a parameter `beta` per choice edge
+            (in `betas`, drawn after every alpha, so the alphas do not change), softmaxed over
+            the choice edges into one node, scales each edge's mixed output.
     """
 
-    def __init__(self, space: SpaceIR, generator: torch.Generator | None = None):
+    def __init__(
+        self,
+        space: SpaceIR,
+        generator: torch.Generator | None = None,
+        edge_normalisation: bool = False,
+    ):
         super().__init__()
         self.choices: dict[str, CellChoices] = {
             cell.name: CellChoices.of(cell) for cell in space.used_cells() if cell.choices
         }
+        # Per cell type, the rows of the choice edges into each node (edge normalisation's groups).
+        self.edge_groups: dict[str, tuple[tuple[int, ...], ...]] = {}
+        for cell in space.used_cells():
+            if cell.name in self.choices:
+                rows = self.choices[cell.name].edges
+                targets = dict.fromkeys(edge.target for edge in cell.choices)
+                self.edge_groups[cell.name] = tuple(
+                    tuple(rows.index(e.key) for e in cell.choices if e.target == target)
+                    for target in targets
+                )
         self.alphas = nn.ParameterDict()
         for name, table in self.choices.items():
             # Masks start on the CPU even under a `meta` device context, so the code generator
@@ -99,8 +117,18 @@ class ArchState(nn.Module):
             self.alphas[self.alpha_key(name)] = nn.Parameter(
                 1e-3 * torch.randn(len(table.edges), table.width, generator=generator)
             )
+        self.betas = nn.ParameterDict()
+        if edge_normalisation:
+            for name, table in self.choices.items():
+                self.betas[self.alpha_key(name)] = nn.Parameter(
+                    1e-3 * torch.randn(len(table.edges), generator=generator)
+                )
         self.mixing = "sum"
         self.version = 0
+
+    @property
+    def edge_normalised(self) -> bool:
+        return len(self.betas) > 0
 
     def alpha_key(self, cell: str) -> str:
         """The `alphas` key of a cell type: its name, unless a module attribute has that name
@@ -136,11 +164,36 @@ class ArchState(nn.Module):
             }
         )
 
-    def mixing_weights(self, cell: str) -> torch.Tensor:
+    def op_weights(self, cell: str) -> torch.Tensor:
         """Softmax of the alphas over each edge's live candidates; dead entries weigh 0."""
         alphas = self.alphas[self.alpha_key(cell)]
         masked = alphas.masked_fill(~self.mask(cell), float("-inf"))
         return torch.softmax(masked, dim=-1).nan_to_num(0.0)
+
+    def edge_weights(self, cell: str) -> torch.Tensor:
+        """Per choice edge, the softmax of the betas over the live choice edges into its node
+        (PC-DARTS' edge normalisation); all ones without edge normalisation."""
+        key = self.alpha_key(cell)
+        if key not in self.betas:
+            return torch.ones(len(self.choices[cell].edges), device=self.mask(cell).device)
+        betas = self.betas[key]
+        alive = self.mask(cell).any(dim=1).to(betas.device)
+        masked = betas.masked_fill(~alive, float("-inf"))
+        weights = torch.zeros_like(betas)
+        for rows in self.edge_groups[cell]:
+            index = torch.tensor(rows, device=betas.device)
+            group = torch.softmax(masked[index], dim=0).nan_to_num(0.0)
+            weights = weights.index_put((index,), group)
+        return weights
+
+    def mixing_weights(self, cell: str) -> torch.Tensor:
+        """The weight of every candidate in its edge's output: the softmax of the alphas over
+        the edge's live candidates (dead entries weigh 0), times the edge's weight under edge
+        normalisation. PC-DARTS derives its genotype from this product too."""
+        weights = self.op_weights(cell)
+        if self.alpha_key(cell) in self.betas:
+            weights = weights * self.edge_weights(cell)[:, None]
+        return weights
 
     def fingerprint(self) -> str:
         """A hash of the masks, to compare architectures across processes."""

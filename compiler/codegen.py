@@ -14,6 +14,7 @@ import linecache
 from collections.abc import Sequence
 
 import torch
+from torch.nn import functional
 
 from nasc.dsl.ir import Cell
 
@@ -40,7 +41,40 @@ def drop_path(x: torch.Tensor, probability: float, training: bool) -> torch.Tens
     return x / keep * mask
 
 
-GLOBALS = {"torch": torch, "_zeros": zeros, "_drop_path": drop_path, **passes_module.GLOBALS}
+def partial_channels(
+    x: torch.Tensor,
+    mixed: torch.Tensor | None,
+    groups: int,
+    stride: int,
+    bypass_weight: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """A PC-DARTS edge (Xu et al., ICLR 2020): the edge's mixed ops ran on the first 1/groups of
+    `x`'s channels (`mixed`, None when only `none` is live); the other channels bypass them,
+    max-pooled 2x2 when the edge strides, as the reference code does. The two are concatenated
+    and the channels shuffled in `groups` groups (ShuffleNet's shuffle, as the paper).
+
+    Args:
+        bypass_weight: the edge's weight under edge normalisation, which scales the whole edge
+            output (the mixed part already carries it in its op weights).
+    """
+    part = x.shape[1] // groups
+    rest = x[:, part:]
+    if stride > 1:
+        rest = functional.max_pool2d(rest, 2, 2, ceil_mode=True)  # ceil: the ops' output size
+    if bypass_weight is not None:
+        rest = rest * bypass_weight
+    if mixed is None:
+        mixed = rest.new_zeros((rest.shape[0], part, *rest.shape[2:]))
+    return functional.channel_shuffle(torch.cat([mixed, rest], dim=1), groups)
+
+
+GLOBALS = {
+    "torch": torch,
+    "_zeros": zeros,
+    "_drop_path": drop_path,
+    "_partial": partial_channels,
+    **passes_module.GLOBALS,
+}
 
 
 def compile_source(source: str, name: str, tag: str):
@@ -83,6 +117,7 @@ def cell_source(
     passes: Sequence[str] = (),
     instances: Sequence | None = None,
     defs: tuple = (),
+    partial: int = 1,
 ) -> tuple[str, str]:
     """The forward function of a cell type under the current masks and mixing mode.
 
@@ -92,6 +127,8 @@ def cell_source(
     Args:
         passes: the optimisation passes to run (`passes.PASSES`); none gives one call per op.
         instances: the cell type's `CellModule`s, whose op modules the passes read.
+        partial: PC-DARTS' partial channels: on a choice edge with a live candidate, the mixed
+            candidates read 1/`partial` of the source's channels (see `partial_channels`).
 
     Returns:
         (function name, source).
@@ -114,12 +151,26 @@ def cell_source(
         return repr(1.0 / (len(edge.candidates) if mode == "mean" else len(live)))
 
     ops = {edge.key: live_ops(edge) for edge in cell.edges}
+    # PC-DARTS edges: their bypassed channels flow even when only `none` is live.
+    partial_edges = set()
+    if partial > 1:
+        partial_edges = {e.key for e in cell.choices if arch.live(cell.name, e.key)}
+    fresh = passes_module.namer({*var.values(), "e", "w", "self", "torch"})
+    # The variable holding the slice of a source that its partial-channel candidates read.
+    sliced = {
+        source: fresh(f"{var[source]}_part")
+        for source in dict.fromkeys(cell.edge(key).source for key in sorted(partial_edges))
+    }
     blocks: dict[tuple[str, str], passes_module.Term] = {}
+
+    def reads(edge, op: str) -> str:
+        mixed = edge.key in partial_edges and op in ops[edge.key][1]
+        return sliced[edge.source] if mixed else var[edge.source]
 
     def op_term(edge, op: str) -> tuple[str, bool]:
         term = blocks.get((edge.key, op))
         if term is None:
-            return _op_call(edge.key, op, var[edge.source], drop, defs), False
+            return _op_call(edge.key, op, reads(edge, op), drop, defs), False
         expr = term.expr
         if drop and not get_op(op, defs).identity:
             expr = f"_drop_path({expr}, self.drop_prob, self.training)"
@@ -139,6 +190,13 @@ def cell_source(
             if mode == "softmax":
                 call = f"w[{row}, {table.candidates[row].index(op)}] * {call}"
             mixed.append((call, ready))
+        if edge.key in partial_edges:
+            inner = " + ".join(scaled(mixed, edge_scale(edge, mixed))) or "None"
+            stride = 2 if cell.reduction and edge.source in cell.input_names else 1
+            weight = f"w[{row}].sum()" if mode == "softmax" and arch.edge_normalised else "None"
+            # Under edge normalisation a row of `w` sums to its edge's weight.
+            call = f"_partial({var[edge.source]}, {inner}, {partial}, {stride}, {weight})"
+            return fixed, [(call, True)], None
         return fixed, mixed, edge_scale(edge, mixed)
 
     def scaled(terms: list[tuple[str, bool]], scale: str | None) -> list[str]:
@@ -157,7 +215,7 @@ def cell_source(
 
     def has_terms(key: str) -> bool:
         fixed, mixed = ops[key]
-        return bool(fixed or mixed)
+        return bool(fixed or mixed) or key in partial_edges
 
     # Which nodes does the output need? Walk back from the output through edges with live ops.
     needed = set(cell.output)
@@ -173,25 +231,36 @@ def cell_source(
 
     # The passes plan, per source, how its readers run; each block follows its source.
     source_lines: dict[str, list[str]] = {}
-    if passes and instances:
-        fresh = passes_module.namer({*var.values(), "e", "w", "self", "torch"})
-        for source in cell.input_names + cell.node_names:
-            readers, factors = [], {}
-            for edge in cell.edges:
-                if edge.source != source or edge.key not in used:
-                    continue
-                fixed_ops, mixed_ops = ops[edge.key]
-                scale = edge_scale(edge, mixed_ops)
-                for op in fixed_ops + mixed_ops:
-                    modules = [instance.edges[edge.key][op] for instance in instances]
-                    steps = passes_module.op_steps(modules, (edge.key, op))
-                    readers.append(passes_module.Candidate(edge=edge.key, op=op, steps=steps))
-                    if scale is not None and op in mixed_ops and mode != "softmax":
-                        factors[(edge.key, op)] = float(scale)
-            if readers:
-                block = passes_module.SourceBlock(var[source], readers, factors, passes, fresh)
+    for source in cell.input_names + cell.node_names:
+        # Candidates reading the whole source, and those reading its partial-channel slice.
+        readers = {var[source]: ([], {})}
+        if source in sliced and any(
+            key in used and cell.edge(key).source == source for key in partial_edges
+        ):
+            part = sliced[source]
+            source_lines[source] = [
+                f"    {part} = {var[source]}[:, : {var[source]}.shape[1] // {partial}]"
+            ]
+            readers[part] = ([], {})
+        if not (passes and instances):
+            continue
+        for edge in cell.edges:
+            if edge.source != source or edge.key not in used:
+                continue
+            fixed_ops, mixed_ops = ops[edge.key]
+            scale = edge_scale(edge, mixed_ops)
+            for op in fixed_ops + mixed_ops:
+                modules = [instance.edges[edge.key][op] for instance in instances]
+                steps = passes_module.op_steps(modules, (edge.key, op))
+                group, factors = readers[reads(edge, op)]
+                group.append(passes_module.Candidate(edge=edge.key, op=op, steps=steps))
+                if scale is not None and op in mixed_ops and mode != "softmax":
+                    factors[(edge.key, op)] = float(scale)
+        for value, (group, factors) in readers.items():
+            if group:
+                block = passes_module.SourceBlock(value, group, factors, passes, fresh)
                 blocks.update(block.terms)
-                source_lines[source] = block.lines
+                source_lines.setdefault(source, []).extend(block.lines)
 
     terms = {edge.key: live_terms(edge) for edge in cell.edges}
 

@@ -45,6 +45,12 @@ class CompileOptions:
             this mode (`"reduce-overhead"` captures CUDA graphs, `"max-autotune-no-cudagraphs"`,
             `"default"`), compiled again for every mask version. Never used on the CPU, where
             compiling the NB201 supernet takes minutes. None (the default) compiles nothing.
+        partial_channels: PC-DARTS' partial channel connections: the candidates of a choice
+            edge are built for 1/K of its channels and read only those; the rest bypass them
+            and the channels are shuffled (`codegen.partial_channels`). 1 builds the plain
+            supernet. Fixed ops and the evaluation network are unaffected.
+        edge_normalisation: PC-DARTS' edge normalisation: a weight per choice edge, softmaxed
+            over the choice edges into a node (`ArchState.edge_weights`).
     """
 
     search: bool = True
@@ -56,6 +62,8 @@ class CompileOptions:
     )
     channels_last: bool = True
     cuda_compile: str | None = None
+    partial_channels: int = attrs.field(default=1, validator=lambda _, __, v: _check_partial(v))
+    edge_normalisation: bool = False
 
 
 def _check_passes(names: tuple[str, ...]) -> None:
@@ -63,6 +71,14 @@ def _check_passes(names: tuple[str, ...]) -> None:
     if unknown:
         raise NascUsageError(
             f"unknown compiler pass `{unknown[0]}`", hint=f"known passes: {', '.join(PASSES)}"
+        )
+
+
+def _check_partial(k: int) -> None:
+    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+        raise NascUsageError(
+            f"--partial-channels {k}: must be a whole number of at least 1",
+            hint="PC-DARTS uses 4 on CIFAR-10 and 2 on ImageNet; 1 is the plain supernet",
         )
 
 
@@ -105,14 +121,19 @@ class CellModule(nn.Module):
                 )
         inputs = set(cell.input_names)
         self.edges = nn.ModuleDict()
+        # PC-DARTS' partial channels split a cell's mixed edges; a block choice runs whole blocks.
+        partial = options.partial_channels if cell.block is None else 1
         for edge in cell.edges:
             stride = 2 if cell.reduction and edge.source in inputs else 1
             ops = nn.ModuleDict()
+            if edge.is_choice and partial > 1:
+                _check_partial_edge(cell, edge, self.node_channels[edge.source], stage, partial)
             for op in (*edge.ops, *edge.candidates):
                 entry = get_op(op, defs)
+                split = partial if op in edge.candidates and edge.is_choice else 1
                 module = entry.build(
-                    self.node_channels[edge.source],
-                    stage.width,
+                    self.node_channels[edge.source] // split,
+                    stage.width // split,
                     stride,
                     affine,
                     track_running_stats=track,
@@ -120,7 +141,9 @@ class CellModule(nn.Module):
                 if options.search and "pool_bn" in cell.flags and entry.pooling:
                     module = nn.Sequential(
                         module,
-                        nn.BatchNorm2d(stage.width, affine=False, track_running_stats=track),
+                        nn.BatchNorm2d(
+                            stage.width // split, affine=False, track_running_stats=track
+                        ),
                     )
                 ops[op] = module
             self.edges[edge.key] = ops
@@ -174,6 +197,24 @@ class CellModule(nn.Module):
         return f"cell_type={self.cell_type}, width={self.width}"
 
 
+def _check_partial_edge(cell: Cell, edge, channels: int, stage: Stage, k: int) -> None:
+    """A partial-channel edge passes the channels it does not mix straight through: it needs as
+    many channels in as out, and a number of them that K divides."""
+    where = f"{cell.name}.{edge.key} (stage {stage.index})"
+    if channels != stage.width:
+        raise NascUsageError(
+            f"--partial-channels {k}: the choice edge {where} maps {channels} channels to "
+            f"{stage.width}, so its bypassed channels cannot pass through",
+            hint="partial channels need choice edges whose source has the cell's width",
+        )
+    if channels % k:
+        raise NascUsageError(
+            f"--partial-channels {k}: the choice edge {where} has {channels} channels, "
+            f"which {k} does not divide",
+            hint=f"pick K dividing {channels}, or change the width with -D",
+        )
+
+
 class Supernet(nn.Module):
     """A compiled space: stages in order, the architecture state, and generated forward code.
 
@@ -194,7 +235,7 @@ class Supernet(nn.Module):
         self.space = space
         self.plan = plan
         self.options = options
-        self.arch = ArchState(space, generator)
+        self.arch = ArchState(space, generator, options.edge_normalisation)
         self.stages = nn.ModuleList()
         for stage in plan.stages:
             if stage.kind == "cell":
@@ -238,15 +279,26 @@ class Supernet(nn.Module):
         passes = self.options.passes
         for cell in self.space.used_cells():
             instances = [m for m in self.cells() if m.cell_type == cell.name]
+            partial = self.options.partial_channels if cell.block is None else 1
             name, source = codegen.cell_source(
-                cell, self.arch, self.options.drop_path, passes, instances, self.space.opdefs
+                cell,
+                self.arch,
+                self.options.drop_path,
+                passes,
+                instances,
+                self.space.opdefs,
+                partial,
             )
             programs[cell.name] = codegen.compile_source(source, name, cell.name)
             sources[cell.name] = source
             plain[cell.name] = None
             if passes:
                 name, text = codegen.cell_source(
-                    cell, self.arch, self.options.drop_path, defs=self.space.opdefs
+                    cell,
+                    self.arch,
+                    self.options.drop_path,
+                    defs=self.space.opdefs,
+                    partial=partial,
                 )
                 if text.split("\n", 2)[2] != source.split("\n", 2)[2]:
                     plain[cell.name] = codegen.compile_source(text, name, f"{cell.name} plain")

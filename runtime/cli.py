@@ -286,6 +286,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_flags_of(train, TrainConfig)
 
+    profile = commands.add_parser(
+        "profile", help="measure every candidate's latency on this device into a table"
+    )
+    profile.add_argument("space", metavar="FILE", help="a .nas file or a built-in space")
+    _add_defines(profile)
+    profile.add_argument("--data", help="bind channels, size and classes to this data set")
+    profile.add_argument("--cache-dir", help="where datasets download (default: ~/.cache/nasc)")
+    profile.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    profile.add_argument("--batch-size", type=int, default=1, help="images per call (default 1)")
+    profile.add_argument("--min-run-time", type=float, default=0.05, help="seconds per timing")
+    profile.add_argument("--repeats", type=int, default=3, help="timings per op; the least counts")
+    profile.add_argument(
+        "--predictor", type=int, metavar="N", help="also fit a latency MLP on N sampled networks"
+    )
+    profile.add_argument("--seed", type=int, default=0, help="seed of the sampled networks")
+    profile.add_argument("-o", "--output", help="default: RUNS_DIR/profiles/SPACE-DEVICE.json")
+    profile.add_argument("--runs-dir", default="runs", help="(default: runs)")
+
     report = commands.add_parser("report", help="write report.html and figures for a search run")
     _add_ops(report)
     report.add_argument(
@@ -453,6 +471,12 @@ def cmd_report(args, console: Console) -> int:
     return 0
 
 
+def cmd_profile(args, console: Console) -> int:
+    from .latency import run_profile
+
+    return run_profile(args, console)
+
+
 def cmd_eval(args, console: Console) -> int:
     from .train import run_eval
 
@@ -468,6 +492,7 @@ COMMANDS = {
     "train": cmd_train,
     "eval": cmd_eval,
     "report": cmd_report,
+    "profile": cmd_profile,
 }
 
 

@@ -69,6 +69,28 @@ class SearchConfig:
     train_portion: float = attrs.field(
         default=0.5, metadata={"help": "bi-level DARTS: share of training images for the weights"}
     )
+    # PC-DARTS options and the latency term (DARTS family)
+    partial_channels: int = attrs.field(
+        default=1,
+        metadata={
+            "help": "DARTS family: PC-DARTS partial channel connections: candidates see 1/K of "
+            "each edge's channels, the rest bypass (1: off; the paper uses 4 on CIFAR-10)"
+        },
+    )
+    edge_normalisation: bool = attrs.field(
+        default=False,
+        metadata={"help": "DARTS family: PC-DARTS edge normalisation (a weight per choice edge)"},
+    )
+    latency_weight: float = attrs.field(
+        default=0.0,
+        metadata={
+            "help": "DARTS family: lambda of the latency term, lambda * expected latency (ms) "
+            "added to the architecture loss (needs --latency-table)"
+        },
+    )
+    latency_table: str = attrs.field(
+        default="", metadata={"help": "DARTS family: the latency table from `nasc profile`"}
+    )
     # run
     seed: int = attrs.field(default=0, metadata={"help": "random seed"})
     device: str = attrs.field(default="auto", metadata={"help": "auto, cpu or cuda"})

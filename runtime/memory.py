@@ -64,8 +64,16 @@ def _walk(
         inputs = set(cell.input_names)
         for edge in cell.edges:
             stride = 2 if cell.reduction and edge.source in inputs else 1
-            for op in (*edge.ops, *edge.candidates):
-                add(op, stage.node_channels[edge.source], stage.width, stride, stage.out_size)
+            channels = stage.node_channels[edge.source]
+            for op in edge.ops:
+                add(op, channels, stage.width, stride, stage.out_size)
+            # PC-DARTS' candidates see 1/K of the channels; the edge's concatenation and
+            # shuffle keep two full-width maps.
+            split = options.partial_channels if edge.is_choice and cell.block is None else 1
+            for op in edge.candidates:
+                add(op, channels // split, stage.width // split, stride, stage.out_size)
+            if split > 1:
+                activations += 2 * batch * stage.width * stage.out_size**2
     return parameters, activations
 
 

@@ -96,6 +96,8 @@ class Display:
                     f"  (measured on {record['samples']:,} images, {record['measure_on']}, "
                     f"in {record['measure_seconds']:.1f} s)"
                 )
+        elif record["event"] == "latency":
+            line = f"expected latency after epoch {record['epoch']}: {record['expected_ms']:.3f} ms"
         else:
             line = str(record)
         self.print(line)

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from rich.console import Console
 
-from nasc.compiler import CompileOptions, catalog, fixed_source, genotype_strings
+from nasc.compiler import catalog, fixed_source, genotype_strings
 from nasc.dsl import NascUsageError, SpaceIR, find_space, parse_space, read_source
 from nasc.dsl.macro import instantiate
 
@@ -25,7 +25,7 @@ from .nb201 import NB201Table, accuracy_spread, lookup_nats, parse_columns
 from .progress import Display
 from .rundir import RunDir, environment, unique_directory
 from .scalars import require_tensorboard
-from .trainer import RESUME_OVERRIDES, Searcher, resolve_device
+from .trainer import RESUME_OVERRIDES, Searcher, resolve_device, search_options
 
 DATA_PARAMS = ("channels", "size", "classes")
 
@@ -233,7 +233,7 @@ def _search_once(args, console, overrides, dist_, device_name, table=None) -> di
         if not args.resume:
             defines = bind_data(space, user_defines, data)
         if not args.no_memory_check:
-            options = CompileOptions(search=True, track_running_stats=config.track_running_stats)
+            options = search_options(config)
             check_fits(space, defines, config.batch_size, options, device)
         # The searcher is built (strategy, supernet) before the run directory exists, so a
         # command that cannot start leaves no half-made run behind.
@@ -458,6 +458,29 @@ def validate(config: SearchConfig) -> None:
             problems.append(("--measure-samples", "must be at least 2", None))
         if config.mixing not in ("mean", "live_mean"):
             problems.append(("--mixing", "must be mean or live_mean", None))
+        # IS-DARTS measures each candidate's output over all of an edge's channels.
+        for flag, on in (
+            ("--partial-channels", config.partial_channels != 1),
+            ("--edge-normalisation", config.edge_normalisation),
+            ("--latency-weight", config.latency_weight != 0),
+        ):
+            if on:
+                problems.append(
+                    (
+                        flag,
+                        "is a DARTS-family option: IS-DARTS ranks candidates by the information "
+                        "of their full-channel outputs and has no architecture loss",
+                        "use it with --strategy darts-1st, darts-2nd or single-darts",
+                    )
+                )
+    if config.partial_channels < 1:
+        problems.append(("--partial-channels", "must be at least 1", None))
+    if not config.latency_weight >= 0:  # NaN too
+        problems.append(("--latency-weight", "must be zero or positive", None))
+    elif config.latency_weight > 0 and not config.latency_table:
+        problems.append(
+            ("--latency-weight", "needs --latency-table FILE", "make one with `nasc profile SPACE`")
+        )
     if not 0.0 < config.train_portion < 1.0:
         problems.append(("--train-portion", "must lie between 0 and 1", None))
     if config.lr <= 0 or config.lr_min < 0:

@@ -37,6 +37,16 @@ DIVERGED_LOSS = 1e6
 SAFE_DEFAULT_LR = 0.025  # the presets' learning rate, suggested when the run shows none safe
 
 
+def search_options(config: SearchConfig) -> CompileOptions:
+    """How a search compiles its supernet."""
+    return CompileOptions(
+        search=True,
+        track_running_stats=config.track_running_stats,
+        partial_channels=config.partial_channels,
+        edge_normalisation=config.edge_normalisation,
+    )
+
+
 def resolve_device(name: str) -> torch.device:
     """`auto` picks CUDA when present."""
     if name == "auto":
@@ -95,7 +105,7 @@ class Searcher:
         self.net: Supernet = compile_space(
             space,
             overrides,
-            CompileOptions(search=True, track_running_stats=config.track_running_stats),
+            search_options(config),
             seed=config.seed,
         ).to(device)
         self.strategy = make_strategy(config.strategy, config)

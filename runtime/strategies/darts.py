@@ -5,6 +5,12 @@
   virtual SGD step, with the implicit term by finite differences (the DARTS paper, eq. 7-8).
 - `single-darts`: single level: weights and alphas update on the same batch and loss.
 
+Options for all three: PC-DARTS' partial channels and edge normalisation (`partial_channels`,
+`edge_normalisation`: the supernet's; the derivation then ranks by the product of op and edge
+weights, as PC-DARTS derives), and a latency term: with `latency_weight` lambda > 0 the
+architecture loss gains lambda * E[latency], the sum over edges of each live candidate's softmax
+weight (of its alphas) times its latency in `latency_table` (ms, from `nasc profile`).
+
 Derivation follows DARTS: in a subset of one edge the k strongest ops (softmax weight) survive;
 in a subset of several edges, the k edges whose best non-`none` op is strongest survive, each
 with that op.
@@ -20,6 +26,7 @@ from torch.func import functional_call
 from nasc.dsl import Genotype
 
 from ..distributed import average_gradients
+from ..latency import LatencyTerm, load_table
 from . import Strategy, arch_optimizer, register_strategy
 
 if TYPE_CHECKING:
@@ -55,13 +62,40 @@ def derive_darts(net: Supernet) -> Genotype:
 
 
 class _Darts(Strategy):
+    latency: LatencyTerm | None = None  # set by `setup` under a latency weight
+
     def setup(self, net: Supernet) -> None:
         net.arch.set_mixing("softmax")
         self.optimizer = arch_optimizer(net, self.config)
+        self.latency = None
+        if self.config.latency_weight > 0:  # checked against the space before any training
+            path = self.config.latency_table
+            self.latency = LatencyTerm(load_table(path), net, path)
+
+    def add_latency_gradient(self, net: Supernet) -> None:
+        """Add lambda * d E[latency] / d alpha to the alphas' gradients (the same on every
+        rank, so after their average)."""
+        if self.latency is None:
+            return
+        (self.config.latency_weight * self.latency(net)).backward(
+            inputs=list(net.arch.parameters())
+        )
+
+    def end_of_epoch(self, searcher, epoch: int) -> list[dict]:
+        """Under a latency term, the architecture's expected latency (ms) after each epoch."""
+        if self.latency is None:
+            return []
+        with torch.no_grad():
+            expected = float(self.latency(searcher.net))
+        return [{"event": "latency", "epoch": epoch, "expected_ms": expected}]
 
     def scalars(self, net: Supernet, epoch: int) -> dict[str, float]:
-        """The softmax weight of every live candidate, as `weight/<cell>.<edge>:<op>`."""
+        """The softmax weight of every live candidate, as `weight/<cell>.<edge>:<op>`, and the
+        expected latency (ms) under a latency term."""
         values = {}
+        if self.latency is not None:
+            with torch.no_grad():
+                values["latency/expected_ms"] = float(self.latency(net))
         for cell, table in net.arch.choices.items():
             weights = net.arch.mixing_weights(cell).detach().cpu()
             for row, edge in enumerate(table.edges):
@@ -93,6 +127,7 @@ class DartsFirstOrder(_Darts):
         loss = searcher.criterion(searcher.logits(images), labels)
         loss.backward(inputs=list(searcher.net.arch.parameters()))
         average_gradients(searcher.net.arch.parameters(), searcher.dist)
+        self.add_latency_gradient(searcher.net)
         self.optimizer.step()
 
 
@@ -154,6 +189,7 @@ class DartsSecondOrder(_Darts):
         for alpha, g, plus, minus in zip(alphas, alpha_grads, *implicit):
             alpha.grad = g - lr * (plus - minus) / (2 * eps)
         average_gradients(alphas, searcher.dist)
+        self.add_latency_gradient(net)
         self.optimizer.step()
 
 
@@ -162,5 +198,6 @@ class SingleDarts(_Darts):
     """Single-level DARTS: weights and alphas learn from the same batch."""
 
     def after_backward(self, searcher) -> None:
+        self.add_latency_gradient(searcher.net)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
