@@ -213,6 +213,7 @@ def search(
     checkpoint_minutes: float | None = 10.0,
     tensorboard: bool = False,
     no_memory_check: bool = False,
+    on_record=None,
     **preset_fields: Any,
 ) -> SearchResult | None:
     """Search a space, as `nasc search` does, and return what it found.
@@ -226,6 +227,9 @@ def search(
         defines: parameter values on top of the space's own (`{"C": 4}`).
         quiet: print nothing (True) or what the command line prints (False); a rich `console`
             overrides it.
+        on_record: called with each metrics record as the run logs it (`record["event"]` is
+            `epoch`, with `train_loss`, `test_acc`, ..., or `shrink`, ...): per-epoch metrics
+            for a tuner or a plot.
         preset_fields: fields of `SearchConfig` (`epochs=3, seed=1, batch_size=16, ...`).
 
     Returns:
@@ -259,6 +263,7 @@ def search(
         checkpoint_minutes=checkpoint_minutes,
         tensorboard=tensorboard,
         no_memory_check=no_memory_check,
+        on_record=on_record,
     )
     results = run_search(request, _console(console, quiet))
     if not results:

@@ -295,6 +295,21 @@ def _add_sweep(commands, add_config_flags) -> None:
     sweep.add_argument(
         "--no-wait", action="store_true", help="submit and return; run again to gather"
     )
+    sweep.add_argument(
+        "--nb201-table", metavar="CSV", help="NB201 accuracy table to look the found cells up in"
+    )
+    sweep.add_argument("--nb201-columns", metavar="KEY=COL,...", help="as for nasc search")
+    sweep.add_argument(
+        "--nats-bench", nargs="?", const="", metavar="PATH", help="as for nasc search"
+    )
+    sweep.add_argument(
+        "--checkpoint-minutes",
+        type=float,
+        default=10.0,
+        metavar="M",
+        help="inside an epoch, also checkpoint every M minutes, so a preempted job resumes "
+        "near where it was (default: 10)",
+    )
     add_config_flags(sweep)
 
 

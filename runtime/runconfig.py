@@ -4,6 +4,7 @@ reach the same functions. Torch-free, like `config.py`."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -40,6 +41,9 @@ class SearchRequest:
     tensorboard: bool = False
     dist_timeout: float | None = None
     no_memory_check: bool = False
+    # Called with every metrics record (`event`: epoch, shrink, ...) as the run logs it: per-epoch
+    # metrics for a tuner such as Ray Tune's schedulers. Not part of what the run records.
+    on_record: Callable[[dict], Any] | None = attrs.field(default=None, eq=False, repr=False)
 
 
 @attrs.frozen(kw_only=True)

@@ -289,6 +289,8 @@ def _search_once(
             )
         display = Display(console, quiet=args.quiet) if main else None
         searcher.run, searcher.display = run, display
+        if main and args.on_record is not None:
+            searcher.display = Forwarding(display, args.on_record)
         minutes = getattr(args, "checkpoint_minutes", None)
         searcher.checkpoint_seconds = 60.0 * minutes if minutes else None
         if display is not None:
@@ -352,6 +354,20 @@ def _search_once(
     if main:
         show_result(console, run, result)
     return result
+
+
+class Forwarding:
+    """A display that also hands every metrics record to a callback (`SearchRequest.on_record`)."""
+
+    def __init__(self, display: Display, callback):
+        self.display, self.callback = display, callback
+
+    def record(self, record: dict) -> None:
+        self.display.record(record)
+        self.callback(dict(record))
+
+    def __getattr__(self, name):
+        return getattr(self.display, name)
 
 
 def discretised_accuracy(searcher: Searcher) -> float:

@@ -165,6 +165,7 @@ def check_sweep(sweep: SweepRequest) -> None:
         NascError: an unknown executor, strategy or setting; a space that does not load.
     """
     from .api import load_space
+    from .search import lookup_table, search_overrides, validate_counts, validate_minutes
     from .strategies import STRATEGIES
 
     if sweep.executor not in EXECUTORS:
@@ -191,6 +192,10 @@ def check_sweep(sweep: SweepRequest) -> None:
             raise NascUsageError(f"--grid {name}: no values", hint=f"e.g. --grid {name}=V1,V2")
     for space in sweep.spaces:
         load_space(space, **sweep.base.defines)
+    search_overrides({**sweep.base.overrides, **sweep.grid})
+    validate_counts(subset=sweep.base.subset, image_size=sweep.base.image_size)
+    validate_minutes(sweep.base.checkpoint_minutes)
+    lookup_table(sweep.base)  # a bad table is refused once, here, not by every job
 
 
 def _executor(sweep: SweepRequest, folder: Path):
@@ -230,15 +235,20 @@ def run_sweep(sweep: SweepRequest, console: Console) -> dict:
         f"sweep {folder}: {len(points)} searches, {len(points) - len(todo)} finished, "
         f"{len(todo)} to run" + (f" ({len(resumed)} resume)" if resumed else ""),
         highlight=False,
+        soft_wrap=True,
     )
     errors: dict[str, str] = {}
     if todo:
         executor = _executor(sweep, folder)
         jobs = executor.map_array(SearchJob(), [point_request(sweep, p, folder) for p in todo])
         ids = ", ".join(str(job.job_id) for job in jobs[:3]) + (", ..." if len(jobs) > 3 else "")
-        console.print(f"submitted {len(jobs)} jobs ({sweep.executor}: {ids})", highlight=False)
+        console.print(
+            f"submitted {len(jobs)} jobs ({sweep.executor}: {ids})", highlight=False, soft_wrap=True
+        )
         if not sweep.wait:
-            console.print(f"run the same command again to gather them into {folder}")
+            console.print(
+                f"run the same command again to gather them into {folder}", soft_wrap=True
+            )
             return gather(folder, points, errors)
         for point, job in zip(todo, jobs):
             try:
