@@ -18,7 +18,7 @@ from nasc.dsl import Genotype, NascUsageError, SpaceIR, find_space, format_space
 from nasc.dsl import parse_space as _parse_space
 
 from .optable import language_catalog
-from .runconfig import SearchRequest, TrainRequest
+from .runconfig import EvalRequest, SearchRequest, TrainRequest
 
 
 @attrs.frozen(kw_only=True)
@@ -326,6 +326,39 @@ def train(
     result = run_train(request, _console(console, quiet))
     run_dir = Path(result.pop("run"))
     return TrainResult(run_dir=run_dir, result=result)
+
+
+def evaluate(
+    model: TrainResult | str | Path,
+    *,
+    data: str = "cifar10",
+    image_size: int | None = None,
+    cache_dir: str | None = None,
+    batch_size: int = 256,
+    device: str = "auto",
+    console=None,
+) -> dict:
+    """The test accuracy of a trained network, as `nasc eval` measures it.
+
+    Args:
+        model: a `TrainResult`, a training run directory, one of its checkpoints, or a
+            TorchScript file.
+
+    Returns:
+        `test_acc` (percent), `test_loss` and `images` (how many test images).
+    """
+    from .train import run_eval
+
+    target = model.run_dir if isinstance(model, TrainResult) else model
+    request = EvalRequest(
+        checkpoint=str(target),
+        data=data,
+        image_size=image_size,
+        cache_dir=cache_dir,
+        batch_size=batch_size,
+        device=device,
+    )
+    return run_eval(request, _console(console, quiet=True))
 
 
 def export(

@@ -534,9 +534,11 @@ def cmd_report(args, console: Console) -> int:
 
 
 def cmd_eval(args, console: Console) -> int:
+    from .runconfig import EvalRequest, request_from
     from .train import run_eval
 
-    return run_eval(args, console)
+    run_eval(request_from(EvalRequest, args), console)
+    return 0
 
 
 COMMANDS = {

@@ -67,6 +67,18 @@ class TrainRequest:
     tensorboard: bool = False
 
 
+@attrs.frozen(kw_only=True)
+class EvalRequest:
+    """One `nasc eval`: a training run, one of its checkpoints, or a TorchScript file."""
+
+    checkpoint: str
+    data: str = "cifar10"
+    image_size: int | None = None
+    cache_dir: str | None = None
+    batch_size: int = 256
+    device: str = "auto"
+
+
 def request_from(cls, args, **fields):
     """A request from an argparse namespace: every attribute named like a field, plus `fields`."""
     names = {field.name for field in attrs.fields(cls)}

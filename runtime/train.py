@@ -31,7 +31,7 @@ from .checkpoint import load_checkpoint, nonfinite, save_checkpoint, write_atomi
 from .data import Batches, ImageData, load_data
 from .faults import die_at, poison
 from .progress import Display
-from .runconfig import TrainRequest
+from .runconfig import EvalRequest, TrainRequest
 from .rundir import RunDir
 from .scalars import require_tensorboard
 from .trainconfig import TrainConfig
@@ -588,9 +588,13 @@ def _without_aux(space: SpaceIR, defines, net: Supernet) -> Supernet:
     return plain
 
 
-def run_eval(args, console: Console) -> int:
+def run_eval(args: EvalRequest, console: Console) -> dict:
     """`nasc eval`: the test accuracy of a trained network (a train run, a checkpoint or a
-    TorchScript file)."""
+    TorchScript file).
+
+    Returns:
+        `test_acc` and `test_loss`, and `images`: how many test images they cover.
+    """
     target = Path(args.checkpoint)
     device = resolve_device(args.device)
     if target.suffix == ".pt" and target.is_file() and _is_torchscript(target):
@@ -640,7 +644,7 @@ def run_eval(args, console: Console) -> int:
         f"{len(data.test_labels)} {data.name} images",
         highlight=False,
     )
-    return 0
+    return {**result, "images": len(data.test_labels)}
 
 
 def _is_torchscript(path: Path) -> bool:

@@ -44,6 +44,7 @@ def test_the_snippets_of_docs_python_md_run(tmp_path, monkeypatch, capsys):
     assert found.nb201 == json.loads((found.run_dir / "result.json").read_text())["nb201"]
     assert [line["epoch"] for line in found.epochs] == [1, 2, 3]
     assert trained.model_path.is_file() and trained.result["epochs"] == 1
+    assert "'images': 360" in out  # nasc.evaluate on the whole digits test split
     assert nasc.load_space("found.nas").is_fixed
     network = names["network"]
     assert sum(p.numel() for p in network.parameters()) == trained.parameters
