@@ -86,7 +86,7 @@ class SweepRequest:
 
     def spec(self) -> dict:
         """What defines the sweep, as JSON (its default folder is named from it)."""
-        base = attrs.asdict(self.base)
+        base = attrs.asdict(self.base, filter=lambda field, _: field.name != "on_record")
         base.pop("runs_dir")
         return {
             "spaces": list(self.spaces),

@@ -113,3 +113,32 @@ def test_a_sweep_that_cannot_run_is_refused_before_submitting(argv, message, tmp
     assert main(["sweep", "nb201", "--executor", "local", "--sweep-dir", str(folder), *argv]) == 2
     assert message in capsys.readouterr().err
     assert not (folder / "submitit").exists()
+
+
+def test_the_grid_expands_into_points_with_stable_distinct_folders():
+    """Spaces x strategies x field values x seeds, each point in a folder named from its
+    settings alone: the same sweep gets the same folders, another grid other ones."""
+    from nasc.runtime.runconfig import SearchRequest
+    from nasc.runtime.sweep import SweepRequest
+
+    def request(**changes):
+        values = dict(
+            spaces=["nb201", "spaces/darts.nas"],
+            strategies=["isdarts", "darts-1st"],
+            seeds=[0, 1, 2],
+            grid={"lr": [0.01, 0.025], "epochs": [2]},
+            base=SearchRequest(data="digits", defines={"C": 4}),
+        )
+        return SweepRequest(**{**values, **changes})
+
+    points = request().points()
+    assert len(points) == 2 * 2 * 2 * 1 * 3
+    assert len({point.key for point in points}) == len(points)
+    assert {point.fields["lr"] for point in points} == {0.01, 0.025}
+    assert [p.key for p in request().points()] == [p.key for p in points]
+    assert request().folder() == request().folder()
+    assert request(seeds=[0]).folder() != request().folder()
+    assert request(base=SearchRequest(data="cifar10")).folder() != request().folder()
+    first = points[0]
+    assert first.key.startswith("nb201-isdarts-epochs=2-lr=0.01-") and first.key.endswith("-seed0")
+    assert first.group == "nb201 isdarts epochs=2 lr=0.01"
