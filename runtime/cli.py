@@ -304,12 +304,15 @@ def build_parser() -> argparse.ArgumentParser:
     profile.add_argument("-o", "--output", help="default: RUNS_DIR/profiles/SPACE-DEVICE.json")
     profile.add_argument("--runs-dir", default="runs", help="(default: runs)")
 
+    _add_sweep(commands, add_config_flags)
+
     report = commands.add_parser("report", help="write report.html and figures for a search run")
     _add_ops(report)
     report.add_argument(
         "run_dir",
         metavar="RUN_DIR",
-        help="a finished search run directory, or the seeds-<time> directory of --seeds N",
+        help="a finished search run directory, the seeds-<time> directory of --seeds N, or a "
+        "sweep's directory",
     )
 
     evaluate = commands.add_parser("eval", help="test accuracy of a trained network")
@@ -325,6 +328,148 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--batch-size", type=int, default=256)
     evaluate.add_argument("--device", default="auto", help="auto, cpu or cuda")
     return parser
+
+
+def _add_sweep(commands, add_config_flags) -> None:
+    sweep = commands.add_parser(
+        "sweep",
+        help="run a grid of spaces x strategies x seeds x settings through submitit",
+        description="Submit one search per point of a grid (a SLURM job array, or local "
+        "processes), then gather the results into one table and report. Run again, the same "
+        "sweep skips finished searches and resumes killed ones.",
+    )
+    sweep.add_argument("spaces", nargs="+", metavar="FILE", help="a .nas file or built-in space")
+    _add_defines(sweep)
+    sweep.add_argument(
+        "--strategy",
+        dest="strategies",
+        action="append",
+        metavar="NAME[,NAME...]",
+        help="strategies to sweep (repeatable or comma-separated; default: isdarts)",
+    )
+    sweep.add_argument(
+        "--seeds", type=int, default=1, metavar="N", help="seeds seed, seed+1, ... (default: 1)"
+    )
+    sweep.add_argument(
+        "--grid",
+        action="append",
+        metavar="FIELD=V1,V2,...",
+        help="a setting to sweep, e.g. --grid lr=0.01,0.025 (repeatable)",
+    )
+    sweep.add_argument("--data", default="cifar10", help="digits, cifar10, cifar100 or a folder")
+    sweep.add_argument("--subset", type=int, help="use N training images (and N/4 test images)")
+    sweep.add_argument("--image-size", type=int, help="resize ImageFolder images to N x N")
+    sweep.add_argument("--cache-dir", help="where datasets download (default: ~/.cache/nasc)")
+    sweep.add_argument(
+        "--runs-dir", default="runs", help="where the sweep's folder goes (default: runs)"
+    )
+    sweep.add_argument(
+        "--sweep-dir",
+        metavar="DIR",
+        help="the sweep's folder (default: RUNS_DIR/sweep-<hash of the grid>, so the same "
+        "command finds it again)",
+    )
+    sweep.add_argument(
+        "--executor",
+        choices=["slurm", "local", "debug"],
+        help="slurm (job arrays), local (one process per search) or debug (in this process); "
+        "default: slurm where sbatch is on the PATH, else local",
+    )
+    sweep.add_argument("--partition", help="SLURM partition")
+    sweep.add_argument("--timeout-min", type=int, help="minutes per job (SLURM requeues after)")
+    sweep.add_argument("--gpus-per-node", type=int, help="GPUs per job")
+    sweep.add_argument("--cpus-per-task", type=int, help="CPU cores per job")
+    sweep.add_argument("--mem-gb", type=int, help="memory per job")
+    sweep.add_argument("--max-parallel", type=int, help="SLURM: jobs of the array at once")
+    sweep.add_argument(
+        "--no-wait", action="store_true", help="submit and return; run again to gather"
+    )
+    sweep.add_argument(
+        "--nb201-table", metavar="CSV", help="NB201 accuracy table to look the found cells up in"
+    )
+    sweep.add_argument("--nb201-columns", metavar="KEY=COL,...", help="as for nasc search")
+    sweep.add_argument(
+        "--nats-bench", nargs="?", const="", metavar="PATH", help="as for nasc search"
+    )
+    sweep.add_argument(
+        "--checkpoint-minutes",
+        type=float,
+        default=10.0,
+        metavar="M",
+        help="inside an epoch, also checkpoint every M minutes, so a preempted job resumes "
+        "near where it was (default: 10)",
+    )
+    add_config_flags(sweep)
+
+
+def sweep_request(args):
+    """The SweepRequest that `nasc sweep` flags describe."""
+    import attrs
+
+    from .config import SearchConfig, config_overrides
+    from .runconfig import SearchRequest, request_from
+    from .sweep import SweepRequest, default_executor
+
+    validate = {"--seeds": args.seeds, "--max-parallel": args.max_parallel}
+    for flag, value in validate.items():
+        if value is not None and value < 1:
+            raise NascUsageError(f"{flag} {value}: must be at least 1", hint=f"leave {flag} out")
+    kinds = {f.name: f.type for f in attrs.fields(SearchConfig)}
+    grid = {}
+    for item in args.grid or []:
+        name, sep, values = item.partition("=")
+        name = name.strip().replace("-", "_")
+        if not sep or not values.strip():
+            raise NascUsageError(
+                f"--grid {item}: expected FIELD=V1,V2", hint="e.g. --grid lr=0.01,0.025"
+            )
+        grid[name] = [_grid_value(name, v.strip(), kinds.get(name)) for v in values.split(",")]
+    overrides = config_overrides(args)
+    first = overrides.pop("seed", None) or 0
+    strategies = [s.strip() for item in args.strategies or ["isdarts"] for s in item.split(",")]
+    parameters = {
+        "timeout_min": args.timeout_min,
+        "slurm_partition": args.partition,
+        "gpus_per_node": args.gpus_per_node,
+        "cpus_per_task": args.cpus_per_task,
+        "mem_gb": args.mem_gb,
+        "slurm_array_parallelism": args.max_parallel,
+    }
+    base = request_from(
+        SearchRequest, args, defines=parse_defines(args.defines), overrides=overrides, quiet=True
+    )
+    base = attrs.evolve(base, seeds=None)
+    return SweepRequest(
+        spaces=args.spaces,
+        strategies=[s for s in strategies if s],
+        seeds=range(first, first + args.seeds),
+        grid=grid,
+        base=base,
+        directory=args.sweep_dir,
+        executor=args.executor or default_executor(),
+        parameters={k: v for k, v in parameters.items() if v is not None},
+        wait=not args.no_wait,
+    )
+
+
+def _grid_value(name: str, text: str, kind):
+    """A --grid value as its field's type."""
+    kind = str(kind)
+    try:
+        if kind == "int":
+            return int(text)
+        if kind == "float":
+            return float(text)
+    except ValueError:
+        raise NascUsageError(
+            f"--grid {name}: `{text}` is not a{'n int' if kind == 'int' else ' number'}",
+            hint=f"e.g. --grid {name}=1,2",
+        ) from None
+    if kind == "bool":
+        if text.lower() not in ("true", "false"):
+            raise NascUsageError(f"--grid {name}: `{text}` is not true or false", hint="")
+        return text.lower() == "true"
+    return text
 
 
 def _load(path: str, defines):
@@ -432,6 +577,16 @@ def cmd_export(args, console: Console) -> int:
     return 0
 
 
+def search_request(args):
+    """The SearchRequest that `nasc search` flags describe."""
+    from .config import config_overrides
+    from .runconfig import SearchRequest, request_from
+
+    return request_from(
+        SearchRequest, args, defines=parse_defines(args.defines), overrides=config_overrides(args)
+    )
+
+
 def cmd_search(args, console: Console) -> int:
     from .search import run_search
 
@@ -440,24 +595,44 @@ def cmd_search(args, console: Console) -> int:
             "nasc search needs a space (FILE) or --resume RUN_DIR",
             hint="e.g. nasc search spaces/nb201.nas --data digits",
         )
-    return run_search(args, console)
+    run_search(search_request(args), console)
+    return 0
 
 
 def cmd_train(args, console: Console) -> int:
+    import attrs
+
+    from .runconfig import TrainRequest, request_from
     from .train import run_train
+    from .trainconfig import TrainConfig
 
     if not args.arch_file and not args.resume:
         raise NascUsageError(
             "nasc train needs an architecture (ARCH.nas) or --resume RUN_DIR",
             hint="e.g. nasc train runs/nb201-isdarts-.../arch.nas --data cifar10",
         )
-    return run_train(args, console)
+    overrides = {f.name: getattr(args, f.name, None) for f in attrs.fields(TrainConfig)}
+    request = request_from(
+        TrainRequest, args, defines=parse_defines(args.defines), overrides=overrides
+    )
+    run_train(request, console)
+    return 0
+
+
+def cmd_sweep(args, console: Console) -> int:
+    from .sweep import run_sweep
+
+    gathered = run_sweep(sweep_request(args), console)
+    return 0 if all(row["status"] != "failed" for row in gathered["runs"]) else 1
 
 
 def cmd_report(args, console: Console) -> int:
-    from .report import write_report, write_seeds_report
+    from .report import write_report, write_seeds_report, write_sweep_report
 
     run = Path(args.run_dir)
+    if (run / "results.json").is_file() and (run / "sweep.json").is_file():
+        console.print(f"wrote {write_sweep_report(run)}", highlight=False)
+        return 0
     if (run / "summary.json").is_file():
         console.print(f"wrote {write_seeds_report(run)}", highlight=False)
         return 0
@@ -478,9 +653,11 @@ def cmd_profile(args, console: Console) -> int:
 
 
 def cmd_eval(args, console: Console) -> int:
+    from .runconfig import EvalRequest, request_from
     from .train import run_eval
 
-    return run_eval(args, console)
+    run_eval(request_from(EvalRequest, args), console)
+    return 0
 
 
 COMMANDS = {
@@ -493,6 +670,7 @@ COMMANDS = {
     "eval": cmd_eval,
     "report": cmd_report,
     "profile": cmd_profile,
+    "sweep": cmd_sweep,
 }
 
 

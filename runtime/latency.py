@@ -24,7 +24,7 @@ from torch import nn
 from torch.utils import benchmark
 
 from nasc.compiler import CellModule, CompileOptions, Supernet, compile_space, export_network
-from nasc.compiler.ops import OPS
+from nasc.compiler.ops import get_op
 from nasc.dsl import Genotype, NascUsageError, SpaceIR
 
 FORMAT = "nasc-latency-1"
@@ -67,7 +67,7 @@ def candidate_inputs(net: Supernet, image: torch.Tensor) -> dict[tuple[int, str,
         cell = net.space.cell(module.cell_type)
         for edge in cell.choices:
             for op in net.arch.live(cell.name, edge.key):
-                if OPS[op].zero:
+                if get_op(op, net.space.opdefs).zero:
                     continue
 
                 def keep(_, args, key=(index, edge.key, op)):

@@ -632,3 +632,75 @@ def _page(title: str, body_attributes: str, body: str) -> str:
 </script>
 </body></html>
 """
+
+
+def write_sweep_report(directory: Path) -> Path:
+    """Write `report.html` for a `nasc sweep` (`results.json` in `directory`): one row per group
+    of the grid (everything but the seed) with the mean and spread over its seeds, then one row
+    per search, linked to its own report."""
+    directory = Path(directory)
+    gathered = json.loads((directory / "results.json").read_text())
+    datasets = list(
+        dict.fromkeys(d for group in gathered["groups"] for d in group.get("nb201_accuracy") or {})
+    )
+
+    def mean(value, seeds, unit="%"):
+        if not value:
+            return ""
+        over = f"{value['runs']} of {seeds} seeds"
+        if value["runs"] < 2:
+            return f"{value['mean']:.2f}{unit} ({over})"
+        return f"{value['mean']:.2f} &plusmn; {value['std']:.2f}{unit} ({over})"
+
+    def table(header, rows):
+        head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+        body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+        return f"<table><tr>{head}</tr>{body}</table>"
+
+    groups = [
+        [
+            html.escape(group["group"]),
+            f"{group['done']} of {group['seeds']}",
+            *(mean((group.get("nb201_accuracy") or {}).get(d), group["seeds"]) for d in datasets),
+            mean(group.get("supernet_discretised"), group["seeds"]),
+            mean(group.get("search_seconds"), group["seeds"], " s"),
+        ]
+        for group in gathered["groups"]
+    ]
+    runs = []
+    for row in gathered["runs"]:
+        result = row.get("result") or {}
+        found = result.get("nb201") or result.get("darts") or json.dumps(result.get("genotype"))
+        link = ""
+        if row.get("run"):
+            report = Path(row["run"]) / "report.html"
+            target = os.path.relpath(report if report.is_file() else row["run"], directory)
+            link = f'<a href="{html.escape(target)}">{html.escape(Path(row["run"]).name)}</a>'
+        runs.append(
+            [
+                html.escape(row["group"]),
+                html.escape(str(row["seed"])),
+                html.escape(row["status"] if row["status"] != "done" else found),
+                _discretised(result) if result else html.escape(row.get("error", "")),
+                link,
+            ]
+        )
+    title = f"nasc sweep: {len(gathered['runs'])} searches in {len(gathered['groups'])} groups"
+    body = (
+        f"<h1>{html.escape(title)}</h1>"
+        + table(
+            [
+                "group",
+                "seeds done",
+                *(f"NB201 {d}" for d in datasets),
+                "supernet test (discretised)",
+                "search time",
+            ],
+            groups,
+        )
+        + "<h2>Searches</h2>"
+        + table(["group", "seed", "found", "supernet test (discretised)", "run"], runs)
+    )
+    page = _page(html.escape(title), f'data-searches="{len(gathered["runs"])}"', body)
+    (directory / "report.html").write_text(page)
+    return directory / "report.html"

@@ -23,6 +23,7 @@ from .faults import stop_at
 from .memory import check_fits
 from .nb201 import NB201Table, accuracy_spread, lookup_nats, parse_columns
 from .progress import Display
+from .runconfig import SearchRequest
 from .rundir import RunDir, environment, unique_directory
 from .scalars import require_tensorboard
 from .trainer import RESUME_OVERRIDES, Searcher, resolve_device, search_options
@@ -138,15 +139,16 @@ def validate_counts(**counts: int | None) -> None:
             )
 
 
-def run_search(args, console: Console) -> int:
-    """Run or resume a search (or `--seeds N` independent searches) from parsed arguments.
+def run_search(args: SearchRequest, console: Console) -> list[dict]:
+    """Run or resume a search (or `--seeds N` independent searches) as `args` asks.
 
     Under torchrun every rank runs this; rank 0 alone writes the run directory and prints.
     Every input is checked before the first epoch.
-    """
-    from .config import config_overrides
 
-    overrides = config_overrides(args)
+    Returns:
+        The result of each search (what result.json holds), on rank 0; elsewhere, [].
+    """
+    overrides = search_overrides(args.overrides)
     validate_counts(seeds=getattr(args, "seeds", None), subset=args.subset)
     validate_counts(image_size=getattr(args, "image_size", None))
     validate_minutes(getattr(args, "checkpoint_minutes", None))
@@ -161,18 +163,19 @@ def run_search(args, console: Console) -> int:
     table = lookup_table(args)
     dist_, device_name = setup(overrides.get("device") or "auto", timeout_s)
     finished = False
+    made: dict[str, str] = {}  # the run directory, once made, for the message of a lost rank
     try:
         seeds = getattr(args, "seeds", None) or 1
         if seeds == 1 or args.resume:
             try:
-                _search_once(args, console, overrides, dist_, device_name, table)
+                result = _search_once(args, console, overrides, dist_, device_name, table, made)
             except RuntimeError as error:  # a collective failed: a rank went silent
                 if dist_ is None or not collective_failed(error):
                     raise
-                where = getattr(args, "run_dir_made", None) or args.resume or "RUN_DIR"
+                where = made.get("run") or args.resume or "RUN_DIR"
                 raise rank_lost(dist_, error, timeout_s, where) from None
             finished = True
-            return 0
+            return [result] if result is not None else []
         first = overrides.get("seed") or 0
         stamp = time.strftime("%Y%m%d-%H%M%S")
         results = []
@@ -184,14 +187,31 @@ def run_search(args, console: Console) -> int:
                 console, unique_directory(Path(args.runs_dir), f"seeds-{stamp}"), results
             )
         finished = True
-        return 0
+        return [result for result in results if result is not None]
     finally:
         shutdown(finished)
 
 
-def _search_once(args, console, overrides, dist_, device_name, table=None) -> dict | None:
-    from .cli import parse_defines
+def search_overrides(given: dict) -> dict:
+    """Every SearchConfig field but the strategy, with the value given (None: the preset's).
 
+    Raises:
+        NascUsageError: a name that is no field of the search config.
+    """
+    import attrs
+
+    names = [field.name for field in attrs.fields(SearchConfig) if field.name != "strategy"]
+    unknown = sorted(set(given) - set(names))
+    if unknown:
+        raise NascUsageError(
+            f"unknown search setting `{unknown[0]}`", hint=f"known settings: {', '.join(names)}"
+        )
+    return {name: given.get(name) for name in names}
+
+
+def _search_once(
+    args, console, overrides, dist_, device_name, table=None, made=None
+) -> dict | None:
     main = dist_ is None or dist_.main
     run = display = None
     try:
@@ -219,8 +239,8 @@ def _search_once(args, console, overrides, dist_, device_name, table=None) -> di
             where = str(Path(args.resume) / "space.nas")
             space = parse_space(source, where, catalog=catalog(), overrides=defines)
         else:
-            source = read_source(find_space(args.space))
-            user_defines = parse_defines(args.defines)
+            source = args.source if args.source is not None else read_source(find_space(args.space))
+            user_defines = dict(args.defines)
             space = parse_space(source, str(args.space), catalog=catalog(), overrides=user_defines)
             strategy = args.strategy or "isdarts"
             config = make_config(args.preset or space.preset, strategy, overrides)
@@ -269,11 +289,14 @@ def _search_once(args, console, overrides, dist_, device_name, table=None) -> di
             )
         display = Display(console, quiet=args.quiet) if main else None
         searcher.run, searcher.display = run, display
+        if main and args.on_record is not None:
+            searcher.display = Forwarding(display, args.on_record)
         minutes = getattr(args, "checkpoint_minutes", None)
         searcher.checkpoint_seconds = 60.0 * minutes if minutes else None
         if display is not None:
             display.print(f"run directory: {run.path}")
-            args.run_dir_made = str(run.path)  # for the message of a lost rank
+            if made is not None:
+                made["run"] = str(run.path)
             if dist_ is not None:
                 display.print(
                     f"{dist_.world} processes, {config.batch_size} images each per step "
@@ -333,6 +356,20 @@ def _search_once(args, console, overrides, dist_, device_name, table=None) -> di
     return result
 
 
+class Forwarding:
+    """A display that also hands every metrics record to a callback (`SearchRequest.on_record`)."""
+
+    def __init__(self, display: Display, callback):
+        self.display, self.callback = display, callback
+
+    def record(self, record: dict) -> None:
+        self.display.record(record)
+        self.callback(dict(record))
+
+    def __getattr__(self, name):
+        return getattr(self.display, name)
+
+
 def discretised_accuracy(searcher: Searcher) -> float:
     """Test accuracy of the supernet restricted to the derived architecture, with the weights
     it searched with (not trained from scratch); the masks are put back afterwards."""
@@ -356,20 +393,7 @@ def summarise_seeds(console: Console, directory: Path, results: list[dict]) -> N
     to the NB201 figures, and the search time and supernet accuracies are summarised with or
     without a table."""
     count = len(results)
-    spread = accuracy_spread([r["nb201_accuracy"] for r in results if r.get("nb201_accuracy")])
-    measured = {
-        "search_seconds": [r.get("search_seconds") for r in results],
-        "supernet_before_discretisation": [
-            (r.get("supernet_test_acc") or {}).get("before_discretisation") for r in results
-        ],
-        "supernet_discretised": [
-            (r.get("supernet_test_acc") or {}).get("discretised") for r in results
-        ],
-    }
-    others = {
-        key: accuracy_spread([{"value": v} for v in values if v is not None]).get("value")
-        for key, values in measured.items()
-    }
+    spread, others = spread_over(results)
     directory.mkdir(parents=True, exist_ok=True)
     summary = directory / "summary.json"
     summary.write_text(
@@ -411,6 +435,26 @@ def summarise_seeds(console: Console, directory: Path, results: list[dict]) -> N
         lines.append(f"  no report ({type(error).__name__}: {error}); try: nasc report {directory}")
     for line in lines:
         console.print(line, soft_wrap=True, highlight=False, markup=False)
+
+
+def spread_over(results: list[dict]) -> tuple[dict, dict]:
+    """The mean and spread over searches (seeds) of the NB201 accuracies of their cells, and of
+    their search time and supernet accuracies; each figure says how many searches it covers."""
+    spread = accuracy_spread([r["nb201_accuracy"] for r in results if r.get("nb201_accuracy")])
+    measured = {
+        "search_seconds": [r.get("search_seconds") for r in results],
+        "supernet_before_discretisation": [
+            (r.get("supernet_test_acc") or {}).get("before_discretisation") for r in results
+        ],
+        "supernet_discretised": [
+            (r.get("supernet_test_acc") or {}).get("discretised") for r in results
+        ],
+    }
+    others = {
+        key: accuracy_spread([{"value": v} for v in values if v is not None]).get("value")
+        for key, values in measured.items()
+    }
+    return spread, others
 
 
 def spread_text(value: dict, seeds: int, unit: str) -> str:
@@ -739,8 +783,6 @@ def resume_changes(saved: dict, overrides: dict, args, dist_) -> dict:
     Raises:
         NascUsageError: naming the setting (epochs, batch_size, seed, subset, -D, world size...).
     """
-    from .cli import parse_defines
-
     changes = {}
     for key, value in overrides.items():
         if value is None or saved["config"].get(key) == value:
@@ -759,11 +801,12 @@ def resume_changes(saved: dict, overrides: dict, args, dist_) -> dict:
             "the data cannot change on resume",
             hint="resume without --subset, or start a new search with it",
         )
-    if args.defines and parse_defines(args.defines) != {
-        k: v for k, v in saved["defines"].items() if k in parse_defines(args.defines)
+    if args.defines and dict(args.defines) != {
+        k: v for k, v in saved["defines"].items() if k in args.defines
     }:
+        given = " -D ".join(f"{name}={value}" for name, value in args.defines.items())
         raise NascUsageError(
-            f"-D {' -D '.join(args.defines)}: this run searched with {saved['defines']}; "
+            f"-D {given}: this run searched with {saved['defines']}; "
             "network parameters cannot change on resume",
             hint="resume without -D, or start a new search with it",
         )

@@ -31,6 +31,7 @@ from .checkpoint import load_checkpoint, nonfinite, save_checkpoint, write_atomi
 from .data import Batches, ImageData, load_data
 from .faults import die_at, poison
 from .progress import Display
+from .runconfig import EvalRequest, TrainRequest
 from .rundir import RunDir
 from .scalars import require_tensorboard
 from .trainconfig import TrainConfig
@@ -380,11 +381,11 @@ def evaluate(model, batches: Batches, autocast=contextlib.nullcontext, prepare=N
 
 
 def _architecture(args) -> SpaceIR:
-    """The fixed space to train: a fixed .nas file, or a space with --arch."""
+    """The fixed space to train: a fixed .nas file (or its text), or a space with --arch."""
     from nasc.dsl import apply_genotype, parse_arch
 
-    path = find_space(args.arch_file)
-    space = parse_space(read_source(path), str(args.arch_file), catalog=catalog())
+    text = args.source if args.source is not None else read_source(find_space(args.arch_file))
+    space = parse_space(text, str(args.arch_file), catalog=catalog())
     if args.arch:
         space = apply_genotype(space, parse_arch(space, args.arch))
     return space
@@ -434,15 +435,24 @@ def validate_train(config: TrainConfig) -> None:
         )
 
 
-def run_train(args, console: Console) -> int:
+def run_train(args: TrainRequest, console: Console) -> dict:
     """`nasc train`: run or resume a training run. Every input is checked, and the network
-    built, before the run directory is made."""
-    from .cli import parse_defines
+    built, before the run directory is made.
+
+    Returns:
+        What result.json holds, and `run`: the run directory.
+    """
     from .rundir import environment
     from .search import bind_data, validate_counts
     from .search import fingerprint as make_fingerprint
 
-    overrides = {f.name: getattr(args, f.name, None) for f in attrs.fields(TrainConfig)}
+    names = [f.name for f in attrs.fields(TrainConfig)]
+    unknown = sorted(set(args.overrides) - set(names))
+    if unknown:
+        raise NascUsageError(
+            f"unknown training setting `{unknown[0]}`", hint=f"known settings: {', '.join(names)}"
+        )
+    overrides = {name: args.overrides.get(name) for name in names}
     validate_counts(subset=args.subset, image_size=getattr(args, "image_size", None))
     if args.tensorboard:
         require_tensorboard()
@@ -466,7 +476,7 @@ def run_train(args, console: Console) -> int:
             if preset.get("macro") and not args.keep_macro:
                 space = transplant(space, load_space(preset["macro"], catalog=catalog()))
             defines = {k: v for k, v in preset["defines"].items() if k in space.network.param_names}
-            defines.update(parse_defines(args.defines))
+            defines.update(args.defines)
             data_spec, subset = args.data, args.subset
         validate_train(config)
         device = resolve_device(config.device)
@@ -557,7 +567,7 @@ def run_train(args, console: Console) -> int:
         highlight=False,
         markup=False,
     )
-    return 0
+    return {**result, "run": str(run.path)}
 
 
 def _aux_prefix(plan) -> str:
@@ -578,9 +588,13 @@ def _without_aux(space: SpaceIR, defines, net: Supernet) -> Supernet:
     return plain
 
 
-def run_eval(args, console: Console) -> int:
+def run_eval(args: EvalRequest, console: Console) -> dict:
     """`nasc eval`: the test accuracy of a trained network (a train run, a checkpoint or a
-    TorchScript file)."""
+    TorchScript file).
+
+    Returns:
+        `test_acc` and `test_loss`, and `images`: how many test images they cover.
+    """
     target = Path(args.checkpoint)
     device = resolve_device(args.device)
     if target.suffix == ".pt" and target.is_file() and _is_torchscript(target):
@@ -630,7 +644,7 @@ def run_eval(args, console: Console) -> int:
         f"{len(data.test_labels)} {data.name} images",
         highlight=False,
     )
-    return 0
+    return {**result, "images": len(data.test_labels)}
 
 
 def _is_torchscript(path: Path) -> bool:

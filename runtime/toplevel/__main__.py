@@ -1,8 +1,8 @@
 """`python -m nasc ...` runs the `nasc` command line.
 
-`nasc` itself is a namespace package made of `nasc.dsl`, `nasc.compiler`, `nasc.runtime` and
-`nasc.spaces`; pyproject.toml maps this folder to `nasc`, so this module installs as
-`nasc/__main__.py` and nothing else lands at the top of the namespace.
+pyproject.toml maps this folder to the package `nasc`: `__init__.py` here is the Python API (its
+names load lazily), and `nasc.dsl`, `nasc.compiler`, `nasc.runtime` and `nasc.spaces` live in
+their own folders.
 """
 
 import sys

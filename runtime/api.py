@@ -1,0 +1,398 @@
+"""nasc as a library: load a space, compile it, search it, train and export what a search found.
+
+`import nasc` exposes these (see docs/python.md). The command line is a layer over the same
+functions: it builds a `SearchRequest` or `TrainRequest` from argv where these build one from
+keyword arguments. Loading and checking a space stays torch-free (the op names come from
+`optable`); PyTorch is imported when something is compiled, searched or trained.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from nasc.dsl import Genotype, NascUsageError, SpaceIR, find_space, format_space, read_source
+from nasc.dsl import parse_space as _parse_space
+
+from .optable import language_catalog
+from .runconfig import EvalRequest, SearchRequest, TrainRequest
+
+
+@attrs.frozen(kw_only=True)
+class Space:
+    """A checked space: its IR, its text, where it came from and the parameter values given.
+
+    `defines` are the `-D` values (`nasc.load_space("nb201", C=8)`); searching, compiling and
+    training use them unless told otherwise.
+    """
+
+    ir: SpaceIR
+    source: str
+    origin: str
+    defines: dict[str, int] = attrs.field(factory=dict, converter=dict)
+
+    @property
+    def name(self) -> str:
+        return self.ir.name
+
+    @property
+    def is_fixed(self) -> bool:
+        """True for an architecture: a space with no choices left."""
+        return self.ir.is_fixed
+
+    def architectures(self) -> int:
+        """How many architectures the space holds."""
+        return self.ir.architectures()
+
+    def compile(self, search: bool = True, **options: Any):
+        """The supernet (an `nn.Module`, masks and all); `options` are `CompileOptions` fields."""
+        from nasc.compiler import CompileOptions, compile_space
+
+        return compile_space(self.ir, self.defines, CompileOptions(search=search, **options))
+
+    def with_arch(self, arch: str | Genotype) -> Space:
+        """The fixed space that `arch` decides (an NB201 string, a DARTS genotype name or text,
+        a genotype JSON file, or a `Genotype`)."""
+        from nasc.dsl import apply_genotype, parse_arch
+
+        genotype = arch if isinstance(arch, Genotype) else parse_arch(self.ir, arch)
+        fixed = apply_genotype(self.ir, genotype)
+        return Space(ir=fixed, source=format_space(fixed), origin=self.origin, defines=self.defines)
+
+
+def _looks_like_text(value: str) -> bool:
+    return "\n" in value or "{" in value
+
+
+def load_space(path_or_text: str | Path | Space, **params: int) -> Space:
+    """Read and check a space: a `.nas` path, a built-in name (`nb201`, `darts`, ...) or `.nas`
+    text. `params` override the network's parameters, as `-D` does (`C=8, N=1`).
+
+    Raises:
+        NascError: a syntax or semantic error, located in the source; an unknown parameter.
+    """
+    if isinstance(path_or_text, Space):
+        return load_space(path_or_text.source, **{**path_or_text.defines, **params})
+    for name, value in params.items():
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise NascUsageError(
+                f"parameter `{name}` must be an integer, not {value!r}", hint=f"e.g. {name}=16"
+            )
+    if isinstance(path_or_text, str) and _looks_like_text(path_or_text):
+        source, origin = path_or_text, "<string>"
+    else:
+        source, origin = read_source(find_space(path_or_text)), str(path_or_text)
+    ir = _parse_space(source, origin, catalog=language_catalog(), overrides=params)
+    return Space(ir=ir, source=source, origin=origin, defines=params)
+
+
+def _as_space(space) -> Space:
+    if isinstance(space, Space):
+        return space
+    if isinstance(space, SpaceIR):
+        return Space(ir=space, source=format_space(space), origin=space.name)
+    return load_space(space)
+
+
+@attrs.frozen(kw_only=True)
+class SearchResult:
+    """What a search found: the genotype, the run directory and its records.
+
+    `result` is the run's result.json (the NB201 string and DARTS genotype where they apply,
+    the supernet's accuracies, the NB201 look-up); `metrics` its metrics.jsonl lines.
+    """
+
+    genotype: Genotype
+    run_dir: Path
+    result: dict
+    metrics: list[dict]
+
+    @classmethod
+    def from_run(cls, run_dir: str | Path) -> SearchResult:
+        """The result of a finished search run directory.
+
+        Raises:
+            NascUsageError: the directory holds no finished search.
+        """
+        run_dir = Path(run_dir)
+        if not (run_dir / "result.json").is_file() or not (run_dir / "genotype.json").is_file():
+            raise NascUsageError(
+                f"{run_dir} is not a finished search run (it has no result.json)",
+                hint="give a run directory that a search completed",
+            )
+        genotype = Genotype.from_json(
+            json.loads((run_dir / "genotype.json").read_text()), source=str(run_dir)
+        )
+        metrics = [
+            json.loads(line)
+            for line in (run_dir / "metrics.jsonl").read_text().splitlines()
+            if line.strip()
+        ]
+        result = json.loads((run_dir / "result.json").read_text())
+        return cls(genotype=genotype, run_dir=run_dir, result=result, metrics=metrics)
+
+    @property
+    def arch_path(self) -> Path:
+        """The found architecture as a fixed `.nas` file, for `nasc.train`."""
+        return self.run_dir / "arch.nas"
+
+    @property
+    def nb201(self) -> str | None:
+        """The NB201 architecture string, for NB201-shaped cells."""
+        return self.result.get("nb201")
+
+    @property
+    def darts(self) -> str | None:
+        """The DARTS-style genotype, for DARTS-shaped cells."""
+        return self.result.get("darts")
+
+    @property
+    def nb201_accuracy(self) -> dict[str, float] | None:
+        """NAS-Bench-201's test accuracies of the found cell, where a table knows it."""
+        return self.result.get("nb201_accuracy")
+
+    @property
+    def epochs(self) -> list[dict]:
+        """The metrics of each epoch (loss, accuracy, live ops, ...)."""
+        return [line for line in self.metrics if line.get("event") == "epoch"]
+
+    def export(self, format: str, output: str | Path | None = None, **params: int):
+        """See `nasc.export`."""
+        return export(self, format, output=output, **params)
+
+
+@attrs.frozen(kw_only=True)
+class TrainResult:
+    """A finished training run: its directory and result.json."""
+
+    run_dir: Path
+    result: dict
+
+    @property
+    def test_acc(self) -> float:
+        return self.result["final_test_acc"]
+
+    @property
+    def parameters(self) -> int:
+        return self.result["parameters"]
+
+    @property
+    def model_path(self) -> Path:
+        """The trained network as TorchScript (`torch.jit.load` it)."""
+        return self.run_dir / "model.pt"
+
+
+def _console(console, quiet: bool):
+    if console is not None:
+        return console
+    from rich.console import Console
+
+    return Console(highlight=False, quiet=quiet)
+
+
+def search(
+    space: Space | SpaceIR | str | Path | None = None,
+    *,
+    data: str = "cifar10",
+    strategy: str | None = None,
+    preset: str | None = None,
+    defines: dict[str, int] | None = None,
+    subset: int | None = None,
+    image_size: int | None = None,
+    cache_dir: str | None = None,
+    runs_dir: str | Path = "runs",
+    resume: str | Path | None = None,
+    nb201_table: str | None = None,
+    nb201_columns: str | None = None,
+    nats_bench: str | None = None,
+    quiet: bool = True,
+    console=None,
+    checkpoint_minutes: float | None = 10.0,
+    tensorboard: bool = False,
+    no_memory_check: bool = False,
+    on_record=None,
+    **preset_fields: Any,
+) -> SearchResult | None:
+    """Search a space, as `nasc search` does, and return what it found.
+
+    Args:
+        space: a `Space` from `load_space`, a path, a built-in name or `.nas` text (None with
+            `resume`).
+        data: `digits` (embedded), `cifar10`, `cifar100` or an ImageFolder path.
+        strategy: `isdarts` (default), `darts-1st`, `darts-2nd`, `single-darts`, ...
+        preset: the hyperparameter preset (default: the space's `preset`).
+        defines: parameter values on top of the space's own (`{"C": 4}`).
+        quiet: print nothing (True) or what the command line prints (False); a rich `console`
+            overrides it.
+        on_record: called with each metrics record as the run logs it (`record["event"]` is
+            `epoch`, with `train_loss`, `test_acc`, ..., or `shrink`, ...): per-epoch metrics
+            for a tuner or a plot.
+        preset_fields: fields of `SearchConfig` (`epochs=3, seed=1, batch_size=16, ...`).
+
+    Returns:
+        The result; None on the ranks other than 0 under torchrun.
+
+    Raises:
+        NascError: bad input, refused before the first epoch, with a hint.
+    """
+    from .search import run_search
+
+    if space is None and resume is None:
+        raise NascUsageError("nasc.search needs a space or resume=RUN_DIR", hint="see docs")
+    space = None if space is None else _as_space(space)
+    request = SearchRequest(
+        space=None if space is None else space.origin,
+        source=None if space is None else space.source,
+        defines={**(space.defines if space is not None else {}), **(defines or {})},
+        strategy=strategy,
+        preset=preset,
+        overrides=preset_fields,
+        data=data,
+        subset=subset,
+        image_size=image_size,
+        cache_dir=cache_dir,
+        runs_dir=str(runs_dir),
+        resume=None if resume is None else str(resume),
+        nb201_table=nb201_table,
+        nb201_columns=nb201_columns,
+        nats_bench=nats_bench,
+        quiet=quiet,
+        checkpoint_minutes=checkpoint_minutes,
+        tensorboard=tensorboard,
+        no_memory_check=no_memory_check,
+        on_record=on_record,
+    )
+    results = run_search(request, _console(console, quiet))
+    if not results:
+        return None
+    return SearchResult.from_run(results[0]["run"])
+
+
+def train(
+    arch: Space | SearchResult | str | Path | None = None,
+    *,
+    data: str = "cifar10",
+    preset: str | None = None,
+    decisions: str | Genotype | None = None,
+    defines: dict[str, int] | None = None,
+    keep_macro: bool = False,
+    subset: int | None = None,
+    image_size: int | None = None,
+    cache_dir: str | None = None,
+    runs_dir: str | Path = "runs",
+    resume: str | Path | None = None,
+    quiet: bool = True,
+    console=None,
+    tensorboard: bool = False,
+    **fields: Any,
+) -> TrainResult:
+    """Train a fixed architecture from scratch, as `nasc train` does.
+
+    Args:
+        arch: a `SearchResult` (its arch.nas), a fixed `Space`, a `.nas` path or text; a space
+            with choices needs `decisions` (what `--arch` takes).
+        preset: `darts-cifar`, `darts-imagenet` or `nb201` (default: from the space's preset).
+        fields: fields of `TrainConfig` (`epochs=1, batch_size=32, cutout=0, ...`).
+
+    Raises:
+        NascError: bad input, refused before the first epoch, with a hint.
+    """
+    from .train import run_train
+
+    if isinstance(arch, SearchResult):
+        arch = arch.arch_path
+    space = None if arch is None else _as_space(arch)
+    if space is not None and decisions is not None:
+        space = space.with_arch(decisions)
+    request = TrainRequest(
+        arch_file=None if space is None else space.origin,
+        source=None if space is None else space.source,
+        defines={**(space.defines if space is not None else {}), **(defines or {})},
+        preset=preset,
+        keep_macro=keep_macro,
+        overrides=fields,
+        data=data,
+        subset=subset,
+        image_size=image_size,
+        cache_dir=cache_dir,
+        runs_dir=str(runs_dir),
+        resume=None if resume is None else str(resume),
+        quiet=quiet,
+        tensorboard=tensorboard,
+    )
+    result = run_train(request, _console(console, quiet))
+    run_dir = Path(result.pop("run"))
+    return TrainResult(run_dir=run_dir, result=result)
+
+
+def evaluate(
+    model: TrainResult | str | Path,
+    *,
+    data: str = "cifar10",
+    image_size: int | None = None,
+    cache_dir: str | None = None,
+    batch_size: int = 256,
+    device: str = "auto",
+    console=None,
+) -> dict:
+    """The test accuracy of a trained network, as `nasc eval` measures it.
+
+    Args:
+        model: a `TrainResult`, a training run directory, one of its checkpoints, or a
+            TorchScript file.
+
+    Returns:
+        `test_acc` (percent), `test_loss` and `images` (how many test images).
+    """
+    from .train import run_eval
+
+    target = model.run_dir if isinstance(model, TrainResult) else model
+    request = EvalRequest(
+        checkpoint=str(target),
+        data=data,
+        image_size=image_size,
+        cache_dir=cache_dir,
+        batch_size=batch_size,
+        device=device,
+    )
+    return run_eval(request, _console(console, quiet=True))
+
+
+def export(
+    source: SearchResult | str | Path,
+    format: str,
+    *,
+    arch: str | None = None,
+    output: str | Path | None = None,
+    **params: int,
+):
+    """The found architecture in `format`, as `nasc export` writes it.
+
+    Args:
+        source: a `SearchResult`, a search run directory, or a `.nas` file with `arch`.
+        format: `nas`, `genotype`, `nb201`, `darts`, `torchscript` (a file), or `module` (the
+            standalone `nn.Module`, freshly initialised).
+        output: write there instead of returning text.
+        params: parameter values, as `-D` gives them.
+
+    Returns:
+        The text; the `nn.Module` for `module`; the written path for `torchscript` or `output`.
+    """
+    from .exporting import export as write
+    from .exporting import load_decision
+
+    where = str(source.run_dir if isinstance(source, SearchResult) else source)
+    if format == "module":
+        from nasc.compiler import export_network
+
+        space, genotype, overrides, _ = load_decision(where, arch, params)
+        return export_network(space, genotype, overrides)
+    text = write(where, arch, format, None if output is None else str(output), params)
+    if text is not None:
+        return text
+    if output is not None:
+        return Path(output)
+    return Path(where) / "arch.pt"

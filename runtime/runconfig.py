@@ -1,0 +1,86 @@
+"""What one `nasc search` or `nasc train` is asked to do, as attrs objects: the command line builds
+them from argv, and the Python API (`nasc.search`, `nasc.train`) from keyword arguments, so both
+reach the same functions. Torch-free, like `config.py`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+
+
+def _dict(value) -> dict:
+    return dict(value or {})
+
+
+@attrs.frozen(kw_only=True)
+class SearchRequest:
+    """One search (or `seeds` searches): the space, the data, where the run goes, and the
+    preset fields given explicitly (`overrides`: SearchConfig fields; None or absent takes the
+    preset's value)."""
+
+    space: str | None = None  # a path or a built-in name; the name config.json records
+    source: str | None = None  # the space's text, when it comes from Python rather than a file
+    defines: dict[str, int] = attrs.field(factory=dict, converter=_dict)
+    strategy: str | None = None
+    preset: str | None = None
+    overrides: dict[str, Any] = attrs.field(factory=dict, converter=_dict)
+    data: str = "cifar10"
+    subset: int | None = None
+    image_size: int | None = None
+    cache_dir: str | None = None
+    runs_dir: str = "runs"
+    resume: str | None = None
+    seeds: int | None = None
+    nb201_table: str | None = None
+    nb201_columns: str | None = None
+    nats_bench: str | None = None  # "" looks in nats_bench's default place
+    quiet: bool = False
+    checkpoint_minutes: float | None = 10.0
+    tensorboard: bool = False
+    dist_timeout: float | None = None
+    no_memory_check: bool = False
+    # Called with every metrics record (`event`: epoch, shrink, ...) as the run logs it: per-epoch
+    # metrics for a tuner such as Ray Tune's schedulers. Not part of what the run records.
+    on_record: Callable[[dict], Any] | None = attrs.field(default=None, eq=False, repr=False)
+
+
+@attrs.frozen(kw_only=True)
+class TrainRequest:
+    """One training run of a fixed architecture; `overrides` are TrainConfig fields."""
+
+    arch_file: str | None = None
+    source: str | None = None  # the architecture's text, when it comes from Python
+    arch: str | None = None
+    defines: dict[str, int] = attrs.field(factory=dict, converter=_dict)
+    preset: str | None = None
+    keep_macro: bool = False
+    overrides: dict[str, Any] = attrs.field(factory=dict, converter=_dict)
+    data: str = "cifar10"
+    subset: int | None = None
+    image_size: int | None = None
+    cache_dir: str | None = None
+    runs_dir: str = "runs"
+    resume: str | None = None
+    quiet: bool = False
+    tensorboard: bool = False
+
+
+@attrs.frozen(kw_only=True)
+class EvalRequest:
+    """One `nasc eval`: a training run, one of its checkpoints, or a TorchScript file."""
+
+    checkpoint: str
+    data: str = "cifar10"
+    image_size: int | None = None
+    cache_dir: str | None = None
+    batch_size: int = 256
+    device: str = "auto"
+
+
+def request_from(cls, args, **fields):
+    """A request from an argparse namespace: every attribute named like a field, plus `fields`."""
+    names = {field.name for field in attrs.fields(cls)}
+    given = {name: getattr(args, name) for name in names if hasattr(args, name)}
+    return cls(**{**given, **fields})
