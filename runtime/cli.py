@@ -649,7 +649,7 @@ def cmd_report(args, console: Console) -> int:
 def cmd_profile(args, console: Console) -> int:
     from .latency import run_profile
 
-    return run_profile(args, console)
+    return run_profile(args, parse_defines(args.defines), console)
 
 
 def cmd_eval(args, console: Console) -> int:

@@ -369,17 +369,20 @@ def train_predictor(
 # --- the command ------------------------------------------------------------------------------
 
 
-def run_profile(args, console: Console) -> int:
-    """`nasc profile SPACE`: write the latency table (and the predictor's error) to a JSON file."""
+def run_profile(args, defines: dict[str, int], console: Console) -> int:
+    """`nasc profile SPACE`: write the latency table (and the predictor's error) to a JSON file.
+
+    Args:
+        defines: the `-D` values, parsed by the command line.
+    """
     from nasc.compiler import catalog
     from nasc.dsl import find_space, parse_space, read_source
 
-    from .cli import parse_defines
     from .trainer import resolve_device
 
     source = read_source(find_space(args.space))
-    defines = parse_defines(args.defines)
     space = parse_space(source, str(args.space), catalog=catalog(), overrides=defines)
+    space = space.for_values(defines)  # block choices: one decision per instance
     if not any(cell.choices for cell in space.used_cells()):
         raise NascUsageError(
             f"{args.space} has no choices left: there is nothing to profile",
