@@ -96,6 +96,12 @@ class Display:
                     f"  (measured on {record['samples']:,} images, {record['measure_on']}, "
                     f"in {record['measure_seconds']:.1f} s)"
                 )
+        elif record["event"] == "prune":
+            count = sum(len(gone) for gone in record["pruned"].values())
+            line = (
+                f"prune after epoch {record['epoch']}: discarded {count}, "
+                f"{record['live']} candidates live"
+            )
         else:
             line = str(record)
         self.print(line)
