@@ -4,8 +4,8 @@ accuracies of the cells they find (mean and spread over seeds).
     python benchmarks/strategies.py --log /work/bench/strategies.jsonl
     python benchmarks/strategies.py --summarise /work/bench/strategies.jsonl
 
-The budget fits a two-core CPU: the NB201 space at C=8 and N=1 (the benchmark searches at C=16,
-N=5), 3,000 CIFAR-10 training images and 750 test images (the JPEG copy in ../shared/data),
+The budget fits a shared two-core CPU: the NB201 space at C=4 and N=1 (the benchmark searches at
+C=16, N=5), 2,000 CIFAR-10 training images and 500 test images (the JPEG copy in ../shared/data),
 10 epochs at batch 64, each strategy with its preset otherwise (IS-DARTS: 4 shrink steps every 2
 epochs, measured as the reference code does, on the whole training split; the DARTS family:
 half the images for the weights, half for the alphas). The found cells are then looked up in the
@@ -181,9 +181,9 @@ def main() -> None:
     parser.add_argument("--table", type=Path, default=Path("../shared/data/nb201_accuracies.csv"))
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "nasc-data")
     parser.add_argument("--plan", default=DEFAULT_PLAN, help="strategy:seeds,... (seeds from 0)")
-    parser.add_argument("-C", type=int, default=8)
+    parser.add_argument("-C", type=int, default=4)
     parser.add_argument("-N", type=int, default=1)
-    parser.add_argument("--subset", type=int, default=3000, help="training images")
+    parser.add_argument("--subset", type=int, default=2000, help="training images")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--log", type=Path, default=Path("runs/strategies.jsonl"))

@@ -13,7 +13,8 @@ runs only the sampled op of every edge: a step costs about one subnet's step (pl
 the code when the sample changed, a few milliseconds). One difference from the reference: it
 also adds the unsampled ops' hard weights (value 0) to the edge's sum so that their entries of
 h get a gradient; here only the sampled op's entry does, and the alphas of the others learn
-through the softmax's Jacobian of that entry (the plain straight-through estimator).
+through the softmax's Jacobian of that entry (the plain straight-through estimator). So an edge
+whose sample is `none` (a zero output) passes no gradient to its alphas in that step.
 
 Evaluation after each epoch runs the subnet of the strongest op per edge; the genotype is
 DARTS' derivation on softmax(a), so a subset such as `keep 2 per node` still gets the two
