@@ -2,7 +2,7 @@
 accuracies of the cells they find (mean and spread over seeds).
 
     python benchmarks/strategies.py --log /work/bench/strategies.jsonl
-    python benchmarks/strategies.py --summarise /work/bench/strategies.jsonl
+    python benchmarks/strategies.py --summarise /work/bench/strategies.jsonl [more logs]
 
 The budget fits a shared two-core CPU: the NB201 space at C=4 and N=1 (the benchmark searches at
 C=16, N=5), 2,000 CIFAR-10 training images and 500 test images (the JPEG copy in ../shared/data),
@@ -119,10 +119,15 @@ def prepare(args, folder: Path) -> Path:
 
 
 def plan(text: str) -> list[tuple[str, int]]:
-    """`name:seeds,...` as (strategy, seed) pairs, seed by seed, so an early stop covers all."""
-    counts = [(name, int(seeds)) for name, seeds in (item.split(":") for item in text.split(","))]
-    most = max(count for _, count in counts)
-    return [(name, seed) for seed in range(most) for name, count in counts if seed < count]
+    """`name:N` (seeds 0..N-1) or `name:A-B` (seeds A..B), comma-separated, as (strategy, seed)
+    pairs, seed by seed, so an early stop covers every strategy."""
+    wanted = []
+    for item in text.split(","):
+        name, seeds = item.split(":")
+        first, _, last = seeds.partition("-")
+        wanted.append((name, range(int(first), int(last) + 1) if last else range(int(first))))
+    every = sorted({seed for _, seeds in wanted for seed in seeds})
+    return [(name, seed) for seed in every for name, seeds in wanted if seed in seeds]
 
 
 def free_edges(arch: str) -> int:
@@ -130,13 +135,19 @@ def free_edges(arch: str) -> int:
     return sum(op.split("~")[0] in PARAMETER_FREE for op in ops)
 
 
-def summarise(log: Path, table_path: Path) -> str:
+def summarise(logs: list[Path], table_path: Path) -> str:
     from nasc.runtime.nb201 import NB201Table, accuracy_spread
 
     table = NB201Table.load(table_path)
-    runs = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    runs = [
+        json.loads(line)
+        for log in logs
+        if log.is_file()
+        for line in log.read_text().splitlines()
+        if line.strip()
+    ]
     if not runs:
-        return f"{log}: no finished searches yet"
+        return "no finished searches yet"
     lines = []
     shape = runs[0]["budget"]
     lines.append(
@@ -187,7 +198,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--log", type=Path, default=Path("runs/strategies.jsonl"))
-    parser.add_argument("--summarise", type=Path, help="print the table of a log and stop")
+    parser.add_argument(
+        "--summarise", type=Path, nargs="+", help="print the table of these logs and stop"
+    )
     parser.add_argument(
         "--child", nargs=3, metavar=("DATA", "STRATEGY", "SEED"), help=argparse.SUPPRESS
     )
@@ -224,7 +237,7 @@ def main() -> None:
             flush=True,
         )
     print()
-    print(summarise(args.log, args.table))
+    print(summarise([args.log], args.table))
 
 
 if __name__ == "__main__":
