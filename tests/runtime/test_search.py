@@ -298,6 +298,10 @@ NO_NATS = importlib.util.find_spec("nats_bench") is None
             marks=pytest.mark.skipif(not NO_NATS, reason="nats_bench is installed"),
         ),
         (["-D", "C=100000"], "GiB to train at batch 64"),
+        (["--strategy", "gdas", "--gdas-tau-min", "0"], "--gdas-tau-min/--gdas-tau-max must"),
+        (["--strategy", "drnas", "--drnas-reg", "l1"], "--drnas-reg must be l2 or kl"),
+        (["--strategy", "drnas", "--drnas-prune-epoch", "50"], "--drnas-prune-epoch 25"),
+        (["--strategy", "ms-darts", "--ms-samples", "0"], "--ms-samples must be at least 1"),
     ],
 )
 def test_nasc_search_rejects_bad_input_with_a_clear_error(argv, message, tmp_path, capsys):
