@@ -272,7 +272,8 @@ def measure_pair(config: dict) -> dict:
 
 def measure_gdas(config: dict) -> dict:
     """GDAS weight steps (drawing the architecture included) against the standalone subnet of
-    the final cell and the all-live softmax supernet DARTS trains, in one process, rotating.
+    the final cell, the supernet masked to that cell (IS-DARTS after its last shrink step) and
+    the all-live softmax supernet DARTS trains, in one process, rotating.
 
     `gdas fixed`: alphas that make the Gumbel sample the final cell at every step (so the code
     never changes): the cost of the mechanism against the same subnet. `gdas sampled`: uniform
@@ -317,7 +318,14 @@ def measure_gdas(config: dict) -> dict:
     subnet = bench.stepper(bench.network(None))
     fixed_net, fixed = gdas_net(True)
     _, sampled = gdas_net(False)
-    steppers = {"subnet": subnet, "gdas fixed": fixed, "gdas sampled": sampled}
+    # The supernet restricted to the final cell (mixing `mean`): masked execution on its own.
+    masked = bench.stepper(bench.network(SHRINK_STEPS["nb201"]))
+    steppers = {
+        "subnet": subnet,
+        "masked supernet": masked,
+        "gdas fixed": fixed,
+        "gdas sampled": sampled,
+    }
     if not config.get("skip_darts"):
         steppers["darts supernet"] = darts_net()
     for _ in range(config["warmup"]):
@@ -336,6 +344,9 @@ def measure_gdas(config: dict) -> dict:
     result = {f"{name}_ms": 1e3 * statistics.median(values) for name, values in times.items()}
     result["gdas_fixed_over_subnet"] = statistics.median(
         a / b for a, b in zip(times["gdas fixed"], times["subnet"])
+    )
+    result["masked_over_subnet"] = statistics.median(
+        a / b for a, b in zip(times["masked supernet"], times["subnet"])
     )
     result["gdas_sampled_over_subnet"] = statistics.median(
         a / b for a, b in zip(times["gdas sampled"], times["subnet"])
@@ -546,11 +557,18 @@ def gdas_main(args) -> int:
     if "error" in result:
         print(f"failed: {result['error']}")
         return 1
-    for key in ("subnet_ms", "gdas fixed_ms", "gdas sampled_ms", "darts supernet_ms"):
+    for key in (
+        "subnet_ms",
+        "masked supernet_ms",
+        "gdas fixed_ms",
+        "gdas sampled_ms",
+        "darts supernet_ms",
+    ):
         if key in result:
             print(f"  {key[:-3]:16} {result[key]:9.1f} ms (median)")
     print(
-        f"  gdas fixed / subnet {result['gdas_fixed_over_subnet']:.2f}, gdas sampled / subnet "
+        f"  masked supernet / subnet {result['masked_over_subnet']:.2f}, "
+        f"gdas fixed / subnet {result['gdas_fixed_over_subnet']:.2f}, gdas sampled / subnet "
         f"{result['gdas_sampled_over_subnet']:.2f} (medians of per-round ratios, "
         f"{result['rounds']} rounds; fixed sample regenerated the code "
         f"{result['fixed_code_regenerations']} times)"

@@ -13,8 +13,9 @@ What is implemented, following the paper and its reference code (xiangning-chen/
   is not used.
 - Evaluation and derivation use the Dirichlet mean beta / sum(beta); derivation is DARTS'.
 - The progressive scheme, where it fits: after epoch `drnas_prune_epoch` (0: never) every edge
-  keeps its `drnas_keep` candidates of largest mean weight (the reference on NB201: 2 stages of
-  50 epochs, 5 then 3 ops per edge), through the masks, so the pruned ops stop costing anything.
+  keeps its `drnas_keep` candidates of largest mean weight (the same order as the alphas', which
+  the reference ranks by; on NB201 it runs 2 stages of 50 epochs, 5 then 3 ops per edge), through
+  the masks, so the pruned ops stop costing anything.
   An edge in a one-edge subset keeping k ops keeps at least k.
 
 Not implemented: the reference's partial channels in the progressive stages (K = 4, then 2),

@@ -4,9 +4,10 @@ around their current value, which smooths the architecture loss landscape DARTS 
 
 The paper's update equations were not available to this project (no public code either), so
 this module implements the Gaussian-kernel form of that idea, stated exactly here. With alphas
-alpha, bandwidth h (`ms_bandwidth`, a preset field, default 0.2) and M samples (`ms_samples`,
-default 1), every architecture step draws alpha_i = alpha + h * eps_i, eps_i ~ N(0, I) on the
-live entries, and moves alpha along
+alpha, bandwidth h (`ms_bandwidth`, a preset field; its default 0.2 is this project's choice,
+not a value from the paper, which studies how the bandwidth trades stability for accuracy) and
+M samples (`ms_samples`, default 1), every architecture step draws
+alpha_i = alpha + h * eps_i, eps_i ~ N(0, I) on the live entries, and moves alpha along
 
     g = (1/M) sum_i grad_alpha L_val(w, softmax(alpha_i)),
 
