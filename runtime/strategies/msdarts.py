@@ -2,8 +2,8 @@
 arXiv 2108.09996, IEEE TAI 2024): the architecture parameters are sampled within a bandwidth
 around their current value, which smooths the architecture loss landscape DARTS descends.
 
-The paper's update equations were not available to this project (no public code either), so
-this module implements the Gaussian-kernel form of that idea, stated exactly here. With alphas
+The paper's update equations were not available to this project when it was written, so this
+module implements the Gaussian-kernel form of that idea, stated exactly here. With alphas
 alpha, bandwidth h (`ms_bandwidth`, a preset field; its default 0.2 is this project's choice,
 not a value from the paper, which studies how the bandwidth trades stability for accuracy) and
 M samples (`ms_samples`, default 1), every architecture step draws
@@ -15,7 +15,7 @@ an unbiased estimate of the gradient of the kernel-smoothed loss
 L_h(alpha) = E_eps[L_val(w, softmax(alpha + h eps))] (the convolution of L_val with the Gaussian
 kernel K_h). For that kernel grad L_h(alpha) = E[eps L_val(alpha + h eps)] / h, the
 kernel-weighted mean shift of the samples, which is where mean shift enters; the pathwise form
-above has a far smaller variance. Adam applies g as in DARTS (lr 3e-4, betas (0.5, 0.999),
+above usually has a smaller variance. Adam applies g as in DARTS (lr 3e-4, betas (0.5, 0.999),
 weight decay 1e-3). The weight step mixes with softmax(alpha + h eps) of a fresh sample, so the
 weights learn to work across the bandwidth. h = 0 is first-order DARTS. Evaluation and
 derivation use softmax(alpha), with DARTS' derivation.
