@@ -308,6 +308,92 @@ def measure_pair(config: dict) -> dict:
     }
 
 
+def measure_gdas(config: dict) -> dict:
+    """GDAS weight steps (drawing the architecture included) against the standalone subnet of
+    the final cell, the supernet masked to that cell (IS-DARTS after its last shrink step) and
+    the all-live softmax supernet DARTS trains, in one process, rotating.
+
+    `gdas fixed`: alphas that make the Gumbel sample the final cell at every step (so the code
+    never changes): the cost of the mechanism against the same subnet. `gdas sampled`: uniform
+    alphas, a new subnet (and new generated code) almost every step, as early in a search."""
+    from nasc.compiler import compile_space
+    from nasc.runtime.config import make_config
+    from nasc.runtime.strategies.gdas import Gdas
+
+    bench = Bench(config)
+    torch = bench.torch
+
+    def gdas_net(fixed: bool):
+        torch.manual_seed(0)
+        net = compile_space(bench.space, bench.overrides, bench.options, seed=0)
+        strategy = Gdas(make_config("nb201", "gdas", {}))
+        strategy.setup(net)
+        if fixed:
+            with torch.no_grad():
+                for cell, edges in bench.final.cells.items():
+                    table = net.arch.choices[cell]
+                    alphas = net.arch.alphas[net.arch.alpha_key(cell)]
+                    alphas.fill_(-30.0)
+                    for edge, ops in edges.items():
+                        for op in ops:
+                            alphas[table.position(edge, op)] = 30.0
+        net = net.to(bench.device).train()
+        step = bench.stepper(net)
+
+        def gdas_step() -> float:
+            start = time.perf_counter()
+            strategy.sample(net)
+            return time.perf_counter() - start + step()
+
+        return net, gdas_step
+
+    def darts_net():
+        torch.manual_seed(0)
+        net = compile_space(bench.space, bench.overrides, bench.options, seed=0)
+        net.arch.set_mixing("softmax")
+        return bench.stepper(net.to(bench.device).train())
+
+    subnet = bench.stepper(bench.network(None))
+    fixed_net, fixed = gdas_net(True)
+    _, sampled = gdas_net(False)
+    # The supernet restricted to the final cell (mixing `mean`): masked execution on its own.
+    masked = bench.stepper(bench.network(SHRINK_STEPS["nb201"]))
+    steppers = {
+        "subnet": subnet,
+        "masked supernet": masked,
+        "gdas fixed": fixed,
+        "gdas sampled": sampled,
+    }
+    if not config.get("skip_darts"):
+        steppers["darts supernet"] = darts_net()
+    for _ in range(config["warmup"]):
+        for step in steppers.values():
+            step()
+    versions = fixed_net.arch.version
+    times: dict[str, list[float]] = {name: [] for name in steppers}
+    names = list(steppers)
+    rounds = 0
+    began = time.perf_counter()
+    while not bench.enough(rounds, began):
+        order = names[rounds % len(names) :] + names[: rounds % len(names)]
+        for name in order:
+            times[name].append(steppers[name]())
+        rounds += 1
+    result = {f"{name}_ms": 1e3 * statistics.median(values) for name, values in times.items()}
+    result["gdas_fixed_over_subnet"] = statistics.median(
+        a / b for a, b in zip(times["gdas fixed"], times["subnet"])
+    )
+    result["masked_over_subnet"] = statistics.median(
+        a / b for a, b in zip(times["masked supernet"], times["subnet"])
+    )
+    result["gdas_sampled_over_subnet"] = statistics.median(
+        a / b for a, b in zip(times["gdas sampled"], times["subnet"])
+    )
+    result["rounds"] = rounds
+    result["fixed_code_regenerations"] = fixed_net.arch.version - versions
+    return result
+
+
 # --- the driver ----------------------------------------------------------------------------------
 
 
@@ -387,12 +473,18 @@ def main(argv: list[str] | None = None) -> int:
         choices=[space for space, _ in SPACES],
         help="measure only this space (repeatable; default: all)",
     )
+    parser.add_argument(
+        "--gdas",
+        action="store_true",
+        help="only GDAS' weight step against the subnet of NB201 cell A (and DARTS' supernet)",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--pair", help=argparse.SUPPRESS)
+    parser.add_argument("--gdas-child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.child or args.pair:
-        work = measure if args.child else measure_pair
-        print(json.dumps(work(json.loads(args.child or args.pair))))
+    if args.child or args.pair or args.gdas_child:
+        work = measure if args.child else measure_pair if args.pair else measure_gdas
+        print(json.dumps(work(json.loads(args.child or args.pair or args.gdas_child))))
         return 0
     if args.repeats is None:
         args.repeats = 3 if args.quick else 11
@@ -401,6 +493,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.batch = min(args.batch, 16)
 
+    if args.gdas:
+        return gdas_main(args)
     print(
         f"supernet training step: batch {args.batch}, {args.size}x{args.size} images, "
         f"device {args.device}, {args.threads} threads, {args.warmup} warm-up and 3 to "
@@ -484,6 +578,52 @@ def main(argv: list[str] | None = None) -> int:
                 )
     print(f"load average at the end {os.getloadavg()[0]:.1f}")
     return 1 if failed else 0
+
+
+def gdas_main(args) -> int:
+    """Print GDAS' weight step against the one-op-per-edge subnet it samples."""
+    overrides = sizes(args.quick)["nb201"]
+    config = {
+        "device": args.device,
+        "threads": args.threads,
+        "batch": args.batch,
+        "size": args.size,
+        "warmup": args.warmup,
+        "repeats": args.repeats,
+        "budget": args.budget,
+        "space": "nb201",
+        "cell": "A",
+        "final": NB201_CELLS["A"],
+        "overrides": overrides,
+    }
+    print(
+        "GDAS weight step (draw + forward + backward + SGD), NB201 "
+        + " ".join(f"{k}={v}" for k, v in overrides.items())
+        + f", batch {args.batch}, {args.size}x{args.size}, device {args.device}, "
+        f"{args.threads} threads, steps rotating in one process; load average "
+        f"{os.getloadavg()[0]:.1f}"
+    )
+    result = run_child("gdas-child", config)
+    if "error" in result:
+        print(f"failed: {result['error']}")
+        return 1
+    for key in (
+        "subnet_ms",
+        "masked supernet_ms",
+        "gdas fixed_ms",
+        "gdas sampled_ms",
+        "darts supernet_ms",
+    ):
+        if key in result:
+            print(f"  {key[:-3]:16} {result[key]:9.1f} ms (median)")
+    print(
+        f"  masked supernet / subnet {result['masked_over_subnet']:.2f}, "
+        f"gdas fixed / subnet {result['gdas_fixed_over_subnet']:.2f}, gdas sampled / subnet "
+        f"{result['gdas_sampled_over_subnet']:.2f} (medians of per-round ratios, "
+        f"{result['rounds']} rounds; fixed sample regenerated the code "
+        f"{result['fixed_code_regenerations']} times)"
+    )
+    return 0
 
 
 if __name__ == "__main__":

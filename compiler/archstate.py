@@ -21,7 +21,8 @@ MIXING_MODES = {
     "sum": "live candidates summed with weight 1 (the supernet restricted by its mask)",
     "mean": "live candidates summed and scaled by 1/|candidate set| (the IS-DARTS reference)",
     "live_mean": "live candidates summed and scaled by 1/|live candidates|",
-    "softmax": "live candidates weighted by a softmax of their architecture parameters (DARTS)",
+    "softmax": "live candidates weighted by a softmax of their architecture parameters (DARTS), "
+    "or by the weights a sampling strategy drew for the step (GDAS, DrNAS, MS-DARTS; `draw`)",
 }
 
 
@@ -125,6 +126,8 @@ class ArchState(nn.Module):
                 )
         self.mixing = "sum"
         self.version = 0
+        # Weights a sampling strategy drew for the next forward, per cell type; not state.
+        self.drawn: dict[str, torch.Tensor] = {}
 
     @property
     def edge_normalised(self) -> bool:
@@ -165,7 +168,11 @@ class ArchState(nn.Module):
         )
 
     def op_weights(self, cell: str) -> torch.Tensor:
-        """Softmax of the alphas over each edge's live candidates; dead entries weigh 0."""
+        """Softmax of the alphas over each edge's live candidates; dead entries weigh 0. Weights
+        a strategy drew (`draw`) take their place until it clears them."""
+        drawn = self.drawn.get(cell)
+        if drawn is not None:
+            return drawn
         alphas = self.alphas[self.alpha_key(cell)]
         masked = alphas.masked_fill(~self.mask(cell), float("-inf"))
         return torch.softmax(masked, dim=-1).nan_to_num(0.0)
@@ -225,6 +232,26 @@ class ArchState(nn.Module):
                 mask[row, column] = False
         self.version += 1
 
+    def draw(self, weights: dict[str, torch.Tensor] | None) -> None:
+        """Mix with these (edge x op) weights per cell type instead of the softmax (sampling
+        strategies draw them each step, with gradients to the alphas); None clears them. The
+        code does not change: it reads the weights at every call."""
+        self.drawn = dict(weights or {})
+
+    def select(self, masks: dict[str, torch.Tensor]) -> None:
+        """Set the masks of cell types outright (a sampling strategy's subnet for one step);
+        the code is regenerated only when a mask changed."""
+        changed = False
+        with torch.no_grad():
+            for cell, mask in masks.items():
+                current = self.mask(cell)
+                mask = mask.to(current.device, torch.bool) & self.valid(cell).to(current.device)
+                if not torch.equal(current, mask):
+                    current.copy_(mask)
+                    changed = True
+        if changed:
+            self.version += 1
+
     def restrict(self, genotype: Genotype) -> None:
         """Keep exactly the genotype's candidates live (e.g. to run the derived subnet)."""
         with torch.no_grad():
@@ -236,6 +263,12 @@ class ArchState(nn.Module):
                         row, column = table.position(edge, op)
                         mask[row, column] = True
         self.version += 1
+
+    def __getstate__(self):
+        # Drawn weights hang in an autograd graph and cannot be copied; they are per step.
+        state = self.__dict__.copy()
+        state["drawn"] = {}
+        return state
 
     def get_extra_state(self):
         return {"mixing": self.mixing}

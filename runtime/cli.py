@@ -182,7 +182,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_defines(search)
     _add_ops(search)
-    search.add_argument("--strategy", help="isdarts (default), darts-1st, darts-2nd, single-darts")
+    search.add_argument(
+        "--strategy",
+        help="isdarts (default), darts-1st, darts-2nd, single-darts, gdas, drnas, ms-darts",
+    )
     search.add_argument("--preset", help="hyperparameter preset (default: the space's `preset`)")
     search.add_argument(
         "--data",

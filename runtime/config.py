@@ -91,6 +91,37 @@ class SearchConfig:
     latency_table: str = attrs.field(
         default="", metadata={"help": "DARTS family: the latency table from `nasc profile`"}
     )
+    # GDAS, DrNAS, MS-DARTS
+    gdas_tau_max: float = attrs.field(
+        default=10.0, metadata={"help": "GDAS: Gumbel-softmax temperature of the first epoch"}
+    )
+    gdas_tau_min: float = attrs.field(
+        default=0.1, metadata={"help": "GDAS: temperature of the last epoch (linear anneal)"}
+    )
+    drnas_reg: str = attrs.field(
+        default="l2",
+        metadata={
+            "help": "DrNAS anchor: l2 (weight decay on the alphas, the reference default) or kl "
+            "(KL to the uniform Dirichlet, the paper's)"
+        },
+    )
+    drnas_reg_scale: float = attrs.field(
+        default=1e-3, metadata={"help": "DrNAS: scale of the anchor regulariser"}
+    )
+    drnas_prune_epoch: int = attrs.field(
+        default=0,
+        metadata={"help": "DrNAS progressive: prune every edge after this epoch (0: never)"},
+    )
+    drnas_keep: int = attrs.field(
+        default=3, metadata={"help": "DrNAS progressive: candidates every edge keeps"}
+    )
+    ms_bandwidth: float = attrs.field(
+        default=0.2,
+        metadata={"help": "MS-DARTS: bandwidth (std) of the alphas' Gaussian sampling"},
+    )
+    ms_samples: int = attrs.field(
+        default=1, metadata={"help": "MS-DARTS: samples per architecture step"}
+    )
     # run
     seed: int = attrs.field(default=0, metadata={"help": "random seed"})
     device: str = attrs.field(default="auto", metadata={"help": "auto, cpu or cuda"})

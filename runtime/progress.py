@@ -98,6 +98,12 @@ class Display:
                 )
         elif record["event"] == "latency":
             line = f"expected latency after epoch {record['epoch']}: {record['expected_ms']:.3f} ms"
+        elif record["event"] == "prune":
+            count = sum(len(gone) for gone in record["pruned"].values())
+            line = (
+                f"prune after epoch {record['epoch']}: discarded {count}, "
+                f"{record['live']} candidates live"
+            )
         else:
             line = str(record)
         self.print(line)

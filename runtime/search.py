@@ -525,6 +525,30 @@ def validate(config: SearchConfig) -> None:
         problems.append(
             ("--latency-weight", "needs --latency-table FILE", "make one with `nasc profile SPACE`")
         )
+    if config.strategy == "gdas" and not 0 < config.gdas_tau_min <= config.gdas_tau_max:
+        problems.append(
+            ("--gdas-tau-min/--gdas-tau-max", "must satisfy 0 < tau-min <= tau-max", None)
+        )
+    if config.strategy == "drnas":
+        if config.drnas_reg not in ("l2", "kl"):
+            problems.append(("--drnas-reg", "must be l2 or kl", None))
+        if config.drnas_reg_scale < 0:
+            problems.append(("--drnas-reg-scale", "must not be negative", None))
+        if not 0 <= config.drnas_prune_epoch < config.epochs:
+            problems.append(
+                (
+                    "--drnas-prune-epoch",
+                    f"must lie in 0..{config.epochs - 1} (0: no pruning)",
+                    f"the reference prunes halfway: --drnas-prune-epoch {config.epochs // 2}",
+                )
+            )
+        if config.drnas_keep < 1:
+            problems.append(("--drnas-keep", "must be at least 1", None))
+    if config.strategy == "ms-darts":
+        if config.ms_bandwidth < 0:
+            problems.append(("--ms-bandwidth", "must not be negative", None))
+        if config.ms_samples < 1:
+            problems.append(("--ms-samples", "must be at least 1", None))
     if not 0.0 < config.train_portion < 1.0:
         problems.append(("--train-portion", "must lie between 0 and 1", None))
     if config.lr <= 0 or config.lr_min < 0:

@@ -517,6 +517,7 @@ class Searcher:
             "lr": cosine_lr(self.config.lr, self.config.lr_min, self.config.epochs, self.epoch),
         }
         record.update(self.train_epoch())
+        self.strategy.before_evaluate(self)
         if poison("inf", self.epoch + 1):  # a BN's running variance overflows, the loss does not
             buffers = self.net.named_buffers()
             next(b for n, b in buffers if n.endswith("running_var")).fill_(math.inf)

@@ -70,6 +70,10 @@ class Strategy:
     def after_backward(self, searcher: Searcher) -> None:
         """Called after the weight loss's backward, before the weight update (single-level)."""
 
+    def before_evaluate(self, searcher: Searcher) -> None:
+        """Called after an epoch's training, before its evaluation (sampling strategies set the
+        architecture the supernet is evaluated with)."""
+
     def end_of_epoch(self, searcher: Searcher, epoch: int) -> list[dict]:
         """Called after each epoch (1-based count of finished epochs); returns metric records."""
         return []
@@ -99,4 +103,4 @@ def arch_optimizer(net: Supernet, config: SearchConfig) -> torch.optim.Optimizer
     )
 
 
-from . import darts, isdarts  # noqa: E402,F401 - registers the strategies
+from . import darts, drnas, gdas, isdarts, msdarts  # noqa: E402,F401 - registers the strategies

@@ -33,12 +33,16 @@ if TYPE_CHECKING:
     from nasc.compiler import Supernet
 
 
-def derive_darts(net: Supernet) -> Genotype:
-    """The DARTS derivation from the softmax weights of the alphas (see the module doc)."""
+def derive_darts(net: Supernet, strengths: dict[str, torch.Tensor] | None = None) -> Genotype:
+    """The DARTS derivation from the softmax weights of the alphas (see the module doc), or from
+    other (edge x op) strengths per cell type (a sampling strategy's expected weights)."""
     decided: dict[str, dict[str, list[str]]] = {}
     for cell, table in net.arch.choices.items():
         with torch.no_grad():
-            weights = net.arch.mixing_weights(cell).cpu()
+            if strengths is not None:
+                weights = strengths[cell].detach().cpu()
+            else:
+                weights = net.arch.mixing_weights(cell).cpu()
         edges: dict[str, list[str]] = {edge: [] for edge in table.edges}
         for k, members in table.subsets:
             rows = sorted({row for row, _ in members})

@@ -285,3 +285,40 @@ def test_the_memory_estimate_knows_partial_channels():
         estimate_training_bytes(space, {}, 64, CompileOptions(partial_channels=k)) for k in (1, 4)
     )
     assert 0.2 * full < part < 0.6 * full
+
+
+@pytest.mark.parametrize("strategy", ["gdas", "drnas", "ms-darts"])
+def test_sampling_strategies_take_the_latency_term(strategy, tmp_path):
+    """GDAS, DrNAS and MS-DARTS add lambda * the drawn architecture's latency to their
+    architecture loss: the same draws move the alphas elsewhere than without the term, towards a
+    lower expected latency, and each epoch records it."""
+    import types
+
+    from nasc.runtime.strategies import make_strategy
+
+    path = tmp_path / "lat.json"
+    path.write_text(json.dumps(table()))
+    batch = (torch.randn(4, 3, 8, 8, generator=torch.Generator().manual_seed(0)), torch.arange(4))
+
+    def arch_steps(weight):
+        torch.manual_seed(0)  # the same draws with and without the term
+        values = {"latency_weight": weight, "latency_table": str(path), "arch_lr": 0.05}
+        strategy_ = make_strategy(strategy, make_config("nb201", strategy, values))
+        net = compile_space(nb201(), TINY, seed=0)
+        strategy_.setup(net)
+        searcher = types.SimpleNamespace(
+            net=net, epoch=0, dist=None, criterion=torch.nn.CrossEntropyLoss(),
+            logits=lambda images: net(images),
+        )  # fmt: skip
+        for _ in range(5):
+            strategy_.arch_step(searcher, batch, batch)
+        records = strategy_.end_of_epoch(searcher, 1)  # clears the draw: softmax weights again
+        return net, records
+
+    plain, none = arch_steps(0.0)
+    weighted, [record] = arch_steps(1e4)
+    assert none == [] and record["event"] == "latency"
+    term = LatencyTerm(table(), plain, str(path))
+    with torch.no_grad():
+        assert record["expected_ms"] == pytest.approx(term(weighted).item())
+        assert term(weighted).item() < term(plain).item()

@@ -59,9 +59,11 @@ def test_isdarts_search_writes_metrics_and_information(tmp_path):
     assert len([tag for tag in scalars if tag.startswith("information/")]) >= 20
 
 
-def test_darts_search_writes_the_mixing_weights(tmp_path):
-    """The DARTS family plots the softmax weight of every candidate; each edge's sum to one."""
-    args = ["search", "nb201", *TINY, "--strategy", "darts-1st", "--tensorboard"]
+@pytest.mark.parametrize("strategy", ["darts-1st", "gdas", "drnas", "ms-darts"])
+def test_darts_search_writes_the_mixing_weights(tmp_path, strategy):
+    """The DARTS family plots the (expected) weight of every candidate each epoch; each edge's
+    sum to one."""
+    args = ["search", "nb201", *TINY, "--strategy", strategy, "--tensorboard"]
     assert main([*args, "--runs-dir", str(tmp_path)]) == 0
     [run] = tmp_path.iterdir()
     scalars = events(run)
@@ -71,6 +73,8 @@ def test_darts_search_writes_the_mixing_weights(tmp_path):
     assert len(edge) == 5
     for epoch in range(3):
         assert sum(values[epoch][1] for values in edge) == pytest.approx(1.0, abs=1e-5)
+    if strategy == "gdas":
+        assert [value for _, value in scalars["gdas/tau"]] == pytest.approx([10.0, 5.05, 0.1])
 
 
 def test_a_resumed_run_keeps_one_value_per_epoch(tmp_path):

@@ -25,7 +25,7 @@ SMALL = {
     "tricell": {"C": 4, "N": 1},
     "macro_choice": {"C": 4, "N": 1},
 }
-STRATEGIES = ["isdarts", "darts-1st", "darts-2nd", "single-darts"]
+STRATEGIES = ["isdarts", "darts-1st", "darts-2nd", "single-darts", "gdas", "drnas", "ms-darts"]
 
 
 @pytest.fixture(scope="module")
@@ -73,26 +73,29 @@ def test_every_strategy_searches_every_reference_space(name, strategy, digits):
         assert moved, "the architecture parameters never changed"
 
 
-def test_resume_reaches_the_same_result(tmp_path, digits):
+@pytest.mark.parametrize("strategy", ["isdarts", "gdas", "drnas", "ms-darts"])
+def test_resume_reaches_the_same_result(tmp_path, digits, strategy):
     """A run stopped after two epochs and resumed ends with the same masks, genotype and metrics
-    as an uninterrupted run."""
+    as an uninterrupted run (the sampling strategies: their draws continue the same stream)."""
     from nasc.runtime.rundir import RunDir
 
-    whole_run = RunDir.create(tmp_path / "a", "nb201", "isdarts")
+    # DrNAS prunes after epoch 3, past the resume, so the pruned masks must come out the same.
+    extra = {"drnas_prune_epoch": 3, "drnas_reg": "kl"} if strategy == "drnas" else {}
+    whole_run = RunDir.create(tmp_path / "a", "nb201", strategy)
     whole_run.write_json("config.json", {})
-    _, whole = _searcher("nb201", "isdarts", digits, epochs=4, run=whole_run)
+    _, whole = _searcher("nb201", strategy, digits, epochs=4, run=whole_run, **extra)
     whole.run_epochs()
     whole_run.close()
 
-    part_run = RunDir.create(tmp_path / "b", "nb201", "isdarts")
+    part_run = RunDir.create(tmp_path / "b", "nb201", strategy)
     part_run.write_json("config.json", {})
-    _, first = _searcher("nb201", "isdarts", digits, epochs=4, run=part_run)
+    _, first = _searcher("nb201", strategy, digits, epochs=4, run=part_run, **extra)
     while first.epoch < 2:  # stop early, as a kill after a checkpoint would
         first.run_one_epoch()
     part_run.close()
 
     resumed_run = RunDir.open(part_run.path)
-    _, second = _searcher("nb201", "isdarts", digits, epochs=4, run=resumed_run)
+    _, second = _searcher("nb201", strategy, digits, epochs=4, run=resumed_run, **extra)
     assert second.restore()
     assert second.epoch == 2
     second.run_epochs()
@@ -297,6 +300,10 @@ NO_NATS = importlib.util.find_spec("nats_bench") is None
             marks=pytest.mark.skipif(not NO_NATS, reason="nats_bench is installed"),
         ),
         (["-D", "C=100000"], "GiB to train at batch 64"),
+        (["--strategy", "gdas", "--gdas-tau-min", "0"], "--gdas-tau-min/--gdas-tau-max must"),
+        (["--strategy", "drnas", "--drnas-reg", "l1"], "--drnas-reg must be l2 or kl"),
+        (["--strategy", "drnas", "--drnas-prune-epoch", "50"], "--drnas-prune-epoch 25"),
+        (["--strategy", "ms-darts", "--ms-samples", "0"], "--ms-samples must be at least 1"),
     ],
 )
 def test_nasc_search_rejects_bad_input_with_a_clear_error(argv, message, tmp_path, capsys):
@@ -330,8 +337,9 @@ def test_a_space_without_data_parameters_must_fit_the_data(digits):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("strategy", ["darts-1st", "gdas", "drnas", "ms-darts"])
 def test_a_search_killed_inside_an_epoch_resumes_there_to_the_same_result(
-    tmp_path, digits, monkeypatch
+    tmp_path, digits, monkeypatch, strategy
 ):
     """With checkpoints inside epochs, a search killed in the middle of its second epoch resumes
     at that step and ends with the weights, alphas and metrics of an uninterrupted run."""
@@ -339,8 +347,8 @@ def test_a_search_killed_inside_an_epoch_resumes_there_to_the_same_result(
     from nasc.runtime.checkpoint import checkpoints
     from nasc.runtime.rundir import RunDir
 
-    whole_run = RunDir.create(tmp_path / "a", "nb201", "darts-1st")
-    _, whole = _searcher("nb201", "darts-1st", digits, epochs=2, run=whole_run)
+    whole_run = RunDir.create(tmp_path / "a", "nb201", strategy)
+    _, whole = _searcher("nb201", strategy, digits, epochs=2, run=whole_run)
     whole.run_epochs()
     whole_run.close()
 
@@ -351,9 +359,9 @@ def test_a_search_killed_inside_an_epoch_resumes_there_to_the_same_result(
         if (point, epoch, step) == ("kill", 2, 2):
             raise Killed
 
-    part_run = RunDir.create(tmp_path / "b", "nb201", "darts-1st")
+    part_run = RunDir.create(tmp_path / "b", "nb201", strategy)
     part_run.write_json("config.json", {})
-    _, first = _searcher("nb201", "darts-1st", digits, epochs=2, run=part_run)
+    _, first = _searcher("nb201", strategy, digits, epochs=2, run=part_run)
     first.checkpoint_seconds = 0.0  # a checkpoint after every step
     monkeypatch.setattr(trainer_module, "die_at", die_at)
     with pytest.raises(Killed):
@@ -363,7 +371,7 @@ def test_a_search_killed_inside_an_epoch_resumes_there_to_the_same_result(
     assert checkpoints(part_run.checkpoints)[-1].name == "ckpt-00001-s000002.pt"
 
     resumed_run = RunDir.open(part_run.path)
-    _, second = _searcher("nb201", "darts-1st", digits, epochs=2, run=resumed_run)
+    _, second = _searcher("nb201", strategy, digits, epochs=2, run=resumed_run)
     assert second.restore()
     assert second.epoch == 1 and second.partial["step"] == 2
     second.run_epochs()
