@@ -21,7 +21,6 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from torch import nn
-from torch.utils import benchmark
 
 from nasc.compiler import CellModule, CompileOptions, Supernet, compile_space, export_network
 from nasc.compiler.ops import get_op
@@ -46,6 +45,8 @@ def time_call(function, *args, min_run_time: float, repeats: int = REPEATS) -> f
     """The time of `function(*args)` in milliseconds (CUDA is synchronised): the least of
     `repeats` medians of `blocked_autorange`, since other processes on the machine only ever
     add time (on a shared CPU one median of a 50 ms network varied by 30%)."""
+    from torch.utils import benchmark  # here: importing it warns on a machine without CUDA
+
     timer = benchmark.Timer(
         stmt="function(*args)",
         globals={"function": function, "args": args},
