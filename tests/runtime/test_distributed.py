@@ -62,12 +62,21 @@ def test_two_ranks_hold_one_architecture_and_write_one_run(uninterrupted):
     assert done.stdout.count("epoch   3/3") == 1
 
 
-@pytest.mark.parametrize("strategy", ["darts-1st", "gdas", "drnas"])
-def test_darts_alphas_stay_identical_across_ranks(tmp_path, strategy):
+@pytest.mark.parametrize(
+    "strategy, options",
+    [
+        ("darts-1st", []),
+        ("gdas", []),
+        ("drnas", []),
+        ("darts-1st", ["--partial-channels", "2", "--edge-normalisation"]),
+    ],
+)
+def test_darts_alphas_stay_identical_across_ranks(tmp_path, strategy, options):
     """A two-process DARTS-family search derives the same genotype and masks on both ranks (the
-    sampling strategies draw their architectures from per-run streams under DDP)."""
+    sampling strategies draw their architectures from per-run streams under DDP; PC-DARTS'
+    channel shuffle and edge weights change nothing of that)."""
     done = torchrun(["search", "nb201", *TINY, "--strategy", strategy, "--epochs", "2",
-                     "--runs-dir", str(tmp_path)])  # fmt: skip
+                     *options, "--runs-dir", str(tmp_path)])  # fmt: skip
     assert done.returncode == 0, output_tail(done)
     ranks = json.loads((only_run(tmp_path) / "result.json").read_text())["ranks"]
     assert ranks[0] == ranks[1]
