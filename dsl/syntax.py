@@ -34,7 +34,7 @@ _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 DEEP_HINT = next(hint for hint in COMMON_MISTAKES if hint.startswith("an expression this long"))
 BOM_HINT = next(hint for hint in COMMON_MISTAKES if "byte-order mark" in hint)
 SPELLING_HINT = next(hint for hint in COMMON_MISTAKES if hint.startswith("a declaration starts"))
-PARAMETRIC_HINT = next(hint for hint in COMMON_MISTAKES if hint.startswith("a candidate's arguments"))
+PARAMETRIC_HINT = next(h for h in COMMON_MISTAKES if h.startswith("a candidate's arguments"))
 UNCLOSED_HINT = next(hint for hint in COMMON_MISTAKES if hint.startswith("a `{` is not closed"))
 
 

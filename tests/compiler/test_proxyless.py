@@ -44,7 +44,10 @@ def test_a_proxyless_choice_masked_to_one_block_per_layer_is_the_fixed_network(p
     proxy = space()
     names = [cell.name for cell in proxy.used_cells()]
     # A first layer cannot skip: it takes the first block instead.
-    picks = [MB[0] if n.endswith("_in") and p == "skip_connect" else p for n, p in zip(names, picks)]
+    picks = [
+        MB[0] if name.endswith("_in") and pick == "skip_connect" else pick
+        for name, pick in zip(names, picks)
+    ]
     genotype = Genotype({name: {BLOCK_EDGE: (op,)} for name, op in zip(names, picks)})
     options = CompileOptions(search=True)
     torch.manual_seed(0)

@@ -79,7 +79,7 @@ def test_export_writes_the_blocks_as_calls_with_their_op_definition():
 def test_a_parameter_as_a_candidate_argument_is_located():
     """Candidates are named by their arguments, so a parameter there is refused at its place."""
     with pytest.raises(NasSyntaxError) as info:
-        load(SPACE.replace("{mbconv(3, 3), mbconv(6, 5)} @ 2C", "{mbconv(3, C), mbconv(6, 5)} @ 2C"))
+        load(SPACE.replace("{mbconv(3, 3), mbconv(6, 5)} @ 2C", "{mbconv(3, C)} @ 2C"))
     error = info.value
     assert error.message == "the argument `C` of the candidate `mbconv` is not an integer"
     assert (error.span.file, error.span.line, error.span.column) == ("net.nas", 9, 30)  # at `C`
