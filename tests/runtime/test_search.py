@@ -25,6 +25,7 @@ SMALL = {
     "tricell": {"C": 4, "N": 1},
     "macro_choice": {"C": 4, "N": 1},
     "proxyless": {"C": 4, "D": 1},
+    "gated": {"C": 4, "N": 1},
 }
 STRATEGIES = ["isdarts", "darts-1st", "darts-2nd", "single-darts"]
 

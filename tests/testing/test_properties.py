@@ -46,6 +46,7 @@ network n(C = 4) {
         ("tricell", []),
         ("macro_choice", ["C=4", "N=1", "size=8"]),
         ("proxyless", ["C=4", "D=1", "size=8"]),
+        ("gated", ["C=4", "size=8"]),
     ],
 )
 def test_reference_spaces_pass_nasc_test(name, defines, capsys):
