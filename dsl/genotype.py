@@ -16,7 +16,7 @@ from pathlib import Path
 
 import attrs
 
-from .ast import CallDecl, MacroDecl
+from .ast import CallDecl, MacroDecl, Num, split_op_name
 from .errors import NascUsageError
 from .ir import BLOCK_EDGE, Cell, Edge, SpaceIR
 
@@ -175,9 +175,21 @@ def _fixed_items(space: SpaceIR, genotype: Genotype) -> list:
         for instance in range(choice.count):
             (op,) = genotype.cells[choice.cell_for(instance).name][BLOCK_EDGE]
             kwargs = [("stride", item.stride)] if item.stride is not None else []
-            call = CallDecl(op=op, args=[item.width], kwargs=kwargs, span=item.span)
+            # A parametric candidate `mbconv(6,5)` is written as the block `mbconv(W, 6, 5)`.
+            base, values = split_op_name(op)
+            args = [item.width, *(Num(value=value) for value in values)]
+            call = CallDecl(op=base, args=args, kwargs=kwargs, span=item.span)
             items.append(MacroDecl(kind="block", phase=item.phase, call=call, span=item.span))
     return items
+
+
+# One decision of a blocks string: `stage1_1=skip_connect` or `stage1_1=mbconv(6,5)`.
+_BLOCK = r"\w+=\w+(\(\d+(,\d+)*\))?"
+
+
+def _tight_args(text: str) -> str:
+    """`mbconv(6, 5)` as the canonical candidate name `mbconv(6,5)`: no spaces in arguments."""
+    return re.sub(r"\(([^()]*)\)", lambda m: "(" + re.sub(r"\s+", "", m.group(1)) + ")", text)
 
 
 def genotype_from_blocks(space: SpaceIR, text: str) -> Genotype:
@@ -195,7 +207,7 @@ def genotype_from_blocks(space: SpaceIR, text: str) -> Genotype:
             hint="give the whole genotype as a JSON file",
         )
     cells: dict[str, dict[str, tuple[str, ...]]] = {}
-    for pair in text.split():
+    for pair in _tight_args(text).split():
         name, op = pair.split("=")
         if name not in decisions:
             raise NascUsageError(
@@ -480,8 +492,9 @@ def parse_arch(space: SpaceIR, arch: str) -> Genotype:
     text = arch.strip()
     if text.startswith("|"):
         return genotype_from_nb201(space, text)
-    if re.fullmatch(r"\w+=\w+(\s+\w+=\w+)*", text) and space.block_choices:
-        return genotype_from_blocks(space, text)
+    blocks = _tight_args(text)
+    if re.fullmatch(rf"{_BLOCK}(\s+{_BLOCK})*", blocks) and space.block_choices:
+        return genotype_from_blocks(space, blocks)
     if text in KNOWN_DARTS_GENOTYPES or text.startswith("Genotype"):
         return genotype_from_darts(space, text)
     path = Path(arch)

@@ -111,8 +111,15 @@ COMMON_MISTAKES: dict[str, list[str]] = {
     "candidates of a block choice are op names separated by commas, and the width follows "
     "`@`: `choose {resblock, skip_connect} @ 2C`": [
         "network n(C = 16) { choose {a b} @ C }",
-        "network n(C = 16) { choose {a(C), b} @ C }",
         "network n(C = 16) { choose {} @ C }",
+    ],
+    "a candidate's arguments are integers written in the set, e.g. "
+    "`choose {mbconv(3, 3), mbconv(6, 5)} @ 2C`: where the block stands gives its width "
+    "(after `@`) and stride": [
+        "network n(C = 16) { choose {a(C), b} @ C }",
+        "network n(C = 16) { choose {mbconv(3, k), skip_connect} @ C, stride = 2 }",
+        "ops mb = {mbconv(C)}",
+        "ops mb = {mbconv(6, 2 * e)}",
     ],
     "a network statement assigns nothing; a block choice's stride follows a comma: "
     "`choose {a, b} @ 2C, stride = 2`": [

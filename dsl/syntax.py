@@ -34,6 +34,7 @@ _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 DEEP_HINT = next(hint for hint in COMMON_MISTAKES if hint.startswith("an expression this long"))
 BOM_HINT = next(hint for hint in COMMON_MISTAKES if "byte-order mark" in hint)
 SPELLING_HINT = next(hint for hint in COMMON_MISTAKES if hint.startswith("a declaration starts"))
+PARAMETRIC_HINT = next(h for h in COMMON_MISTAKES if h.startswith("a candidate's arguments"))
 UNCLOSED_HINT = next(hint for hint in COMMON_MISTAKES if hint.startswith("a `{` is not closed"))
 
 
@@ -142,6 +143,16 @@ class _ToAst(Transformer):
         for arg in args:
             if arg is None:
                 continue
+            refs = ast.expr_names(arg)
+            if refs:
+                # A candidate is named by its arguments (`mbconv(6,5)`), so they are fixed
+                # integers; where the op is placed gives it its widths and stride.
+                raise NasSyntaxError(
+                    f"the argument `{refs[0].name}` of the candidate `{name}` is not an integer",
+                    span=refs[0].span or self._s(meta),
+                    path=f"ops.{name}",
+                    hint=PARAMETRIC_HINT,
+                )
             values.append(
                 ast.evaluate(arg, {}, what=f"an argument of `{name}`", path=f"ops.{name}")
             )
@@ -340,11 +351,12 @@ class _ToAst(Transformer):
     def choice_named(self, meta, name):
         return {"opset": str(name), "cell_span": self._s(name)}
 
-    def choice_inline(self, meta, *names):
-        names = [name for name in names if name is not None]
+    def choice_inline(self, meta, *refs):
+        # Candidates are op references as in an `ops` set: `resblock` or `mbconv(6, 5)`.
+        refs = [ref for ref in refs if ref is not None]
         return {
-            "ops": [str(name) for name in names],
-            "op_spans": [self._s(name) for name in names],
+            "ops": [name for name, _ in refs],
+            "op_spans": [span for _, span in refs],
             "cell_span": self._s(meta),
         }
 

@@ -31,6 +31,8 @@ SMALL = {
     "darts_original": {"C": 4, "layers": 4, "size": 8},
     "tricell": {"C": 4, "N": 1, "size": 8},
     "macro_choice": {"C": 4, "N": 2, "size": 8},
+    "proxyless": {"C": 4, "D": 1, "size": 8},
+    "gated": {"C": 4, "N": 1, "size": 8},
     "darts_imagenet": {"C": 4, "layers": 4, "classes": 10, "size": 32},
     "resnet18": {"W": 4, "classes": 10, "size": 32},
     "mobilenet_v2": {"classes": 10, "size": 32},

@@ -62,8 +62,12 @@ def test_reference_spaces_round_trip(catalog, name):
     """Each reference space prints to canonical text that parses back to an equal IR."""
     space = load_space(name, catalog=catalog)
     text = assert_round_trip(space, catalog)
-    if space.opsets:
+    if space.opsets and not space.opdefs:
         assert text.startswith(f"preset {space.preset}\n\nops ")
+    elif space.opsets:  # proxyless, gated: their op definitions, then the sets that use them
+        assert text.startswith(f"preset {space.preset}\n\n# ")
+        assert all(f"# {d.doc}\n{d.text}" in text for d in space.opdefs)
+        assert text.index("\nops ") > max(text.index(d.text) for d in space.opdefs)
     else:  # a fixed network (resnet18, mobilenet_v2): its op definitions come first
         assert space.preset is None and text.startswith("# ")
         assert space.opdefs and all(f"# {d.doc}\n{d.text}" in text for d in space.opdefs)

@@ -24,6 +24,8 @@ SMALL = {
     "darts_original": {"C": 4, "layers": 3},
     "tricell": {"C": 4, "N": 1},
     "macro_choice": {"C": 4, "N": 1},
+    "proxyless": {"C": 4, "D": 1},
+    "gated": {"C": 4, "N": 1},
 }
 STRATEGIES = ["isdarts", "darts-1st", "darts-2nd", "single-darts", "gdas", "drnas", "ms-darts"]
 

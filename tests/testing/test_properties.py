@@ -45,6 +45,8 @@ network n(C = 4) {
         ("darts", ["C=4", "layers=3", "size=8"]),
         ("tricell", []),
         ("macro_choice", ["C=4", "N=1", "size=8"]),
+        ("proxyless", ["C=4", "D=1", "size=8"]),
+        ("gated", ["C=4", "size=8"]),
     ],
 )
 def test_reference_spaces_pass_nasc_test(name, defines, capsys):
