@@ -13,7 +13,12 @@ the passes decide how the tree runs:
   then it is split. Grouped and depthwise convolutions could fuse too (`fused_conv` runs them),
   but oneDNN runs those slower than separate ones on the CPU (see `_fusable`);
 - `fold`: the constant mixing scale (1/|candidates|) of candidates that end in a fused BN is
-  multiplied into that BN's weight, where it costs nothing.
+  multiplied into that BN's weight, where it costs nothing;
+- `lean_pool`: pooling runs through `pool`, whose backward keeps less than autograd's: average
+  pooling only its input's shape (its gradient does not read the input's values), max pooling
+  its argmax as int32 and not its input (the same gradient kernel reads only the indices);
+- `accumulate` (in `codegen`): a node's sum of several terms is one new tensor the others are
+  added into in place, so it allocates one buffer rather than one per `+`.
 
 Weights are concatenated at forward time from the original modules, so parameters, gradients,
 state_dict keys, optimizers, checkpoints and export are unchanged. The passes run again at every
@@ -36,6 +41,8 @@ PASSES = {
     "cse": "compute a step without parameters shared by candidates on one value once",
     "fuse": "run same-shaped convolutions and BNs on one value as one (grouped) kernel",
     "fold": "multiply the constant mixing scale into the fused BN that ends a candidate",
+    "lean_pool": "pooling whose backward keeps only the input's shape (max: int32 indices)",
+    "accumulate": "sum a node's terms into one new tensor in place",
 }
 DEFAULT_PASSES = tuple(PASSES)
 
@@ -210,7 +217,75 @@ def fused_batch_norm(
     return output
 
 
-GLOBALS = {"_conv": fused_conv, "_bn": fused_batch_norm}
+class _AvgPool(torch.autograd.Function):
+    """Average pooling whose backward keeps only the input's shape and strides: aten's gradient
+    kernel, which autograd's own backward calls too, reads nothing else of its input."""
+
+    @staticmethod
+    def forward(ctx, x, kernel, stride, padding, ceil_mode, count_include_pad, divisor):
+        ctx.settings = (kernel, stride, padding, ceil_mode, count_include_pad, divisor)
+        ctx.like = (x.shape, x.stride(), x.dtype, x.device)
+        return functional.avg_pool2d(x, *ctx.settings)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):
+        shape, strides, dtype, device = ctx.like
+        # Uninitialised: only its shape and layout are read.
+        like = torch.empty_strided(shape, strides, dtype=dtype, device=device)
+        grad = torch.ops.aten.avg_pool2d_backward(grad, like, *ctx.settings)
+        return grad, None, None, None, None, None, None
+
+
+class _MaxPool(torch.autograd.Function):
+    """Max pooling whose backward keeps the argmax as int32 (its values are offsets within one
+    plane) instead of int64 indices and the input; aten's gradient kernel reads only those."""
+
+    @staticmethod
+    def forward(ctx, x, kernel, stride, padding, dilation, ceil_mode):
+        ctx.settings = (kernel, stride, padding, dilation, ceil_mode)
+        ctx.like = (x.shape, x.stride(), x.dtype, x.device)
+        output, indices = torch.ops.aten.max_pool2d_with_indices(x, *ctx.settings)
+        ctx.save_for_backward(indices.to(torch.int32))
+        return output
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):
+        (indices,) = ctx.saved_tensors
+        shape, strides, dtype, device = ctx.like
+        like = torch.empty_strided(shape, strides, dtype=dtype, device=device)
+        grad = torch.ops.aten.max_pool2d_with_indices_backward(
+            grad, like, *ctx.settings, indices.to(torch.int64)
+        )
+        return grad, None, None, None, None, None
+
+
+def _pair(value) -> list[int]:
+    return list(value) if isinstance(value, (tuple, list)) else [value, value]
+
+
+def lean_pool(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """`module` (nn.AvgPool2d or nn.MaxPool2d) on a 4-d x, with the same output and gradient,
+    keeping less for the backward (the `lean_pool` pass). Without autograd it is the module."""
+    if not (torch.is_grad_enabled() and x.requires_grad) or x.dim() != 4:
+        return module(x)
+    kernel, padding = _pair(module.kernel_size), _pair(module.padding)
+    stride = _pair(module.stride) if module.stride else kernel
+    if isinstance(module, nn.AvgPool2d):
+        return _AvgPool.apply(
+            x,
+            kernel,
+            stride,
+            padding,
+            module.ceil_mode,
+            module.count_include_pad,
+            module.divisor_override,
+        )
+    return _MaxPool.apply(x, kernel, stride, padding, _pair(module.dilation), module.ceil_mode)
+
+
+GLOBALS = {"_conv": fused_conv, "_bn": fused_batch_norm, "_pool": lean_pool}
 
 
 # --- planning and emitting one source's candidates ------------------------------------------------
@@ -297,11 +372,14 @@ class SourceBlock:
     def _free(self, step: Step, candidate: Candidate, value: str) -> str:
         if step.kind == "relu":
             return f"torch.relu({value})"
+        if step.kind == "pool" and "lean_pool" in self.passes:
+            return f"_pool({candidate.ref(step.path)}, {value})"
         return f"{candidate.ref(step.path)}({value})"
 
     def _rest(self, value: str, candidate: Candidate, index: int) -> None:
         """One candidate's remaining steps, module by module (or the whole op from step 0)."""
-        if index == 0:
+        lean = "lean_pool" in self.passes and any(s.kind == "pool" for s in candidate.steps)
+        if index == 0 and not lean:
             self.terms[(candidate.edge, candidate.op)] = Term(expr=f"{candidate.ref()}({value})")
             return
         steps = candidate.steps[index:]
@@ -344,7 +422,7 @@ class SourceBlock:
             elif step.kind == "relu":
                 self.lines.append(f"    {name} = torch.relu({value})")
             else:  # pooling is per channel: one pooling of the wide tensor
-                self.lines.append(f"    {name} = {refs[0]}({value})")
+                self.lines.append(f"    {name} = {self._free(step, candidate, value)}")
             value = name
             shared = False
             lanes = [(c, i + 1) for c, i in lanes]
