@@ -16,9 +16,13 @@ the passes decide how the tree runs:
   multiplied into that BN's weight, where it costs nothing;
 - `lean_pool`: pooling runs through `pool`, whose backward keeps less than autograd's: average
   pooling only its input's shape (its gradient does not read the input's values), max pooling
-  its argmax as int32 and not its input (the same gradient kernel reads only the indices);
+  its argmax as an int16 offset within its window, not its input nor int64 indices (the same
+  gradient kernel reads only the indices, rebuilt from those);
 - `accumulate` (in `codegen`): a node's sum of several terms is one new tensor the others are
-  added into in place, so it allocates one buffer rather than one per `+`.
+  added into in place, so it allocates one buffer rather than one per `+`;
+- `inplace_relu`: a ReLU that follows a convolution, BN or pooling inside one op's chain (DARTS'
+  separable convolution: BN, ReLU, convolution) runs in place: none of those keeps its output
+  for the backward, so the tensor before the ReLU need not live beside the one after it.
 
 Weights are concatenated at forward time from the original modules, so parameters, gradients,
 state_dict keys, optimizers, checkpoints and export are unchanged. The passes run again at every
@@ -41,8 +45,9 @@ PASSES = {
     "cse": "compute a step without parameters shared by candidates on one value once",
     "fuse": "run same-shaped convolutions and BNs on one value as one (grouped) kernel",
     "fold": "multiply the constant mixing scale into the fused BN that ends a candidate",
-    "lean_pool": "pooling whose backward keeps only the input's shape (max: int32 indices)",
+    "lean_pool": "pooling whose backward keeps only the input's shape (max: int16 argmax offsets)",
     "accumulate": "sum a node's terms into one new tensor in place",
+    "inplace_relu": "a ReLU after a convolution, BN or pooling of the same op runs in place",
 }
 DEFAULT_PASSES = tuple(PASSES)
 
@@ -237,27 +242,38 @@ class _AvgPool(torch.autograd.Function):
         return grad, None, None, None, None, None, None
 
 
+def _window_starts(x: torch.Tensor, output: torch.Tensor, stride, padding) -> torch.Tensor:
+    """The flat index in its plane of each output pixel's window's first pixel (may be < 0)."""
+    rows = torch.arange(output.shape[2], device=x.device) * stride[0] - padding[0]
+    columns = torch.arange(output.shape[3], device=x.device) * stride[1] - padding[1]
+    return (rows[:, None] * x.shape[3] + columns[None, :]).view(1, 1, *output.shape[2:])
+
+
 class _MaxPool(torch.autograd.Function):
-    """Max pooling whose backward keeps the argmax as int32 (its values are offsets within one
-    plane) instead of int64 indices and the input; aten's gradient kernel reads only those."""
+    """Max pooling whose backward keeps neither its input nor int64 indices: only each argmax's
+    offset from its window's first pixel, as int16 where it fits (else int32). aten's gradient
+    kernel, which autograd's own backward calls, reads only the indices rebuilt from those."""
 
     @staticmethod
     def forward(ctx, x, kernel, stride, padding, dilation, ceil_mode):
         ctx.settings = (kernel, stride, padding, dilation, ceil_mode)
         ctx.like = (x.shape, x.stride(), x.dtype, x.device)
         output, indices = torch.ops.aten.max_pool2d_with_indices(x, *ctx.settings)
-        ctx.save_for_backward(indices.to(torch.int32))
+        reach = (kernel[0] - 1) * dilation[0] * x.shape[3] + (kernel[1] - 1) * dilation[1]
+        starts = _window_starts(x, output, stride, padding)
+        kind = torch.int16 if reach < 2**15 else torch.int32
+        ctx.save_for_backward((indices - starts).to(kind))
+        ctx.stride_padding = (stride, padding)
         return output
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad):
-        (indices,) = ctx.saved_tensors
+        (offsets,) = ctx.saved_tensors
         shape, strides, dtype, device = ctx.like
         like = torch.empty_strided(shape, strides, dtype=dtype, device=device)
-        grad = torch.ops.aten.max_pool2d_with_indices_backward(
-            grad, like, *ctx.settings, indices.to(torch.int64)
-        )
+        indices = offsets.to(torch.int64) + _window_starts(like, grad, *ctx.stride_padding)
+        grad = torch.ops.aten.max_pool2d_with_indices_backward(grad, like, *ctx.settings, indices)
         return grad, None, None, None, None, None
 
 
@@ -369,8 +385,13 @@ class SourceBlock:
             else:
                 self._lanes(value, group)
 
-    def _free(self, step: Step, candidate: Candidate, value: str) -> str:
+    def _free(self, step: Step, candidate: Candidate, value: str, after: str | None = None) -> str:
+        """The call of one step on `value`; `after`: the kind of the step of the same op that
+        made `value` (None when others may read it too)."""
         if step.kind == "relu":
+            # Convolution, BN and pooling keep their input, not their output, for the backward.
+            if after in ("conv", "bn", "pool") and "inplace_relu" in self.passes:
+                return f"torch.relu_({value})"
             return f"torch.relu({value})"
         if step.kind == "pool" and "lean_pool" in self.passes:
             return f"_pool({candidate.ref(step.path)}, {value})"
@@ -383,12 +404,16 @@ class SourceBlock:
             self.terms[(candidate.edge, candidate.op)] = Term(expr=f"{candidate.ref()}({value})")
             return
         steps = candidate.steps[index:]
-        for step in steps[:-1]:
+        for position, step in enumerate(steps[:-1]):
             name = self.fresh(f"{value}_{step.kind}")
-            self.lines.append(f"    {name} = {self._free(step, candidate, value)}")
+            made = position > 0 and steps[position - 1].kind  # what made `value` here
+            call = self._free(step, candidate, value, after=made or None)
+            self.lines.append(f"    {name} = {call}")
             value = name
         last = steps[-1]
-        self.terms[(candidate.edge, candidate.op)] = Term(expr=self._free(last, candidate, value))
+        made = steps[-2].kind if len(steps) > 1 else None
+        expr = self._free(last, candidate, value, after=made)
+        self.terms[(candidate.edge, candidate.op)] = Term(expr=expr)
 
     def _lanes(self, value: str, lanes: list[tuple[Candidate, int]]) -> None:
         """Candidates whose next step is the same parametric one on `value`: run their common
@@ -420,7 +445,8 @@ class SourceBlock:
                 self.lines.extend(f"        {ref}," for ref in refs)
                 self.lines.append(f"    ){extra})")
             elif step.kind == "relu":
-                self.lines.append(f"    {name} = torch.relu({value})")
+                made = None if shared else lanes[0][0].steps[lanes[0][1] - 1].kind
+                self.lines.append(f"    {name} = {self._free(step, candidate, value, made)}")
             else:  # pooling is per channel: one pooling of the wide tensor
                 self.lines.append(f"    {name} = {self._free(step, candidate, value)}")
             value = name

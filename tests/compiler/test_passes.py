@@ -116,6 +116,9 @@ def test_darts_code_shares_relus_and_pooling_but_not_grouped_convolutions():
     normal = net.code.split("def cell_reduce")[0]
     assert "c_k2_relu = torch.relu(c_k2)" in normal
     assert "e['c_k2->n1']['sep_conv_3x3'][0][1](c_k2_relu)" in normal
+    # inplace_relu: the ReLU after a separable convolution's first BN, never a shared one.
+    assert "= torch.relu_(c_k2_relu_conv_conv_bn)" in normal
+    assert "torch.relu_(c_k2)" not in normal
     assert "_conv(" not in normal and normal.count(".pool, c_k2)") == 2  # max and avg
     net.arch.discard("normal", [("c_k2->n1", "sep_conv_3x3")])
     normal = net.code.split("def cell_reduce")[0]
@@ -154,7 +157,7 @@ def keep(saved: list, tensor: torch.Tensor) -> torch.Tensor:
 @pytest.mark.parametrize("index", range(len(POOLS)))
 def test_lean_pool_gives_autograds_numbers_and_keeps_less(index, channels_last):
     """`lean_pool` gives the module's output and input gradient bit for bit, in either layout;
-    its backward keeps nothing of an average pooling and int32 indices of a max pooling."""
+    its backward keeps nothing of an average pooling and int16 argmax offsets of a max pooling."""
     from nasc.compiler.passes import lean_pool
 
     pool = POOLS[index]
@@ -176,7 +179,7 @@ def test_lean_pool_gives_autograds_numbers_and_keeps_less(index, channels_last):
     if isinstance(pool, torch.nn.AvgPool2d):
         assert saved_lean == [] and any(t.shape == x.shape for t in saved_plain)
     else:
-        assert [(t.dtype, t.shape) for t in saved_lean] == [(torch.int32, out.shape)]
+        assert [(t.dtype, t.shape) for t in saved_lean] == [(torch.int16, out.shape)]
     with torch.no_grad():
         assert torch.equal(lean_pool(pool, x), out)
 
