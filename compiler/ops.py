@@ -176,8 +176,16 @@ class FactorizedReduce(nn.Module):
             # conv_1 reads) rather than the ReLU's channels-last output and its NCHW copy.
             x = x.clone(memory_format=torch.contiguous_format)
         x = self.relu(x)
-        shifted = nn.functional.pad(x, (0, 1, 0, 1))[:, :, 1:, 1:].contiguous()
-        output = self.bn(torch.cat([self.conv_1(x), self.conv_2(shifted)], dim=1))
+        if channels_last:
+            # A 1x1 conv of stride 2 reads only every other pixel: conv_2 runs at stride 1 on
+            # those pixels of the shifted grid, so its backward keeps a quarter of the input,
+            # not a shifted copy of all of it (the same sums).
+            odd = nn.functional.pad(x[:, :, 1::2, 1::2], (0, x.shape[3] % 2, 0, x.shape[2] % 2))
+            second = nn.functional.conv2d(odd.contiguous(), self.conv_2.weight, self.conv_2.bias)
+        else:
+            shifted = nn.functional.pad(x, (0, 1, 0, 1))[:, :, 1:, 1:].contiguous()
+            second = self.conv_2(shifted)
+        output = self.bn(torch.cat([self.conv_1(x), second], dim=1))
         return output.contiguous(memory_format=torch.channels_last) if channels_last else output
 
 
