@@ -199,6 +199,16 @@ def cell_source(
             return fixed, [(call, True)], None
         return fixed, mixed, edge_scale(edge, mixed)
 
+    # The `accumulate` pass: a sum of several terms is one new tensor that the others are added
+    # into in place (`torch.add(a, b).add_(c)`), so a node costs one buffer, not one per `+`.
+    # In-place adds and scalar products on a fresh tensor save nothing for the backward.
+    accumulate = "accumulate" in passes and bool(instances)
+
+    def total(items: list[str]) -> str:
+        if not accumulate or len(items) < 2:
+            return " + ".join(items)
+        return f"torch.add({items[0]}, {items[1]})" + "".join(f".add_({t})" for t in items[2:])
+
     def scaled(terms: list[tuple[str, bool]], scale: str | None) -> list[str]:
         if scale is None:
             return [term for term, _ in terms]
@@ -206,7 +216,10 @@ def cell_source(
         rest = [term for term, done in terms if not done]
         if not rest:
             return ready
-        product = f"({' + '.join(rest)}) * {scale}" if len(rest) > 1 else f"{rest[0]} * {scale}"
+        if len(rest) > 1:
+            product = f"{total(rest)}.mul_({scale})" if accumulate else f"({total(rest)}) * {scale}"
+        else:
+            product = f"{rest[0]} * {scale}"
         return [*ready, product]
 
     def edge_terms(key: str) -> list[str]:
@@ -296,7 +309,7 @@ def cell_source(
                 by_scale.setdefault(scale, []).extend(mixed)
             for scale, mixed in by_scale.items():
                 flat.extend(scaled(mixed, scale))
-            value = " + ".join(flat) if flat else None
+            value = total(flat) if flat else None
         elif node.combine == "product":
             value = (
                 None
@@ -314,6 +327,11 @@ def cell_source(
         if value is None:
             zero_nodes.add(node.name)
             lines.append(f"    # {node.name}: every edge is none or masked out")
+        elif node.combine == "sum" and accumulate and len(flat) > 1 and len(value) > 80:
+            lines.append(f"    {target} = (")
+            lines.append(f"        torch.add({flat[0]}, {flat[1]})")
+            lines.extend(f"        .add_({term})" for term in flat[2:])
+            lines.append("    )")
         elif node.combine == "sum" and len(flat) > 1 and len(value) > 80:
             lines.append(f"    {target} = (")
             lines.append(f"        {flat[0]}")

@@ -169,13 +169,23 @@ class FactorizedReduce(nn.Module):
             return self.bn(self.conv(x))
         # This PyTorch's oneDNN backward of a strided 1x1 conv on channels-last input corrupts
         # the heap when the input has few channels (seen with 1 to 6): run it on plain NCHW.
-        x = self.relu(x)
         layout = plain_strides(x.shape)
         channels_last = x.stride() != layout
         if channels_last:  # with one channel, both layouts count as contiguous: compare strides
+            # Copied before the ReLU, so the backward keeps one tensor (the ReLU's output, which
+            # conv_1 reads) rather than the ReLU's channels-last output and its NCHW copy.
             x = x.clone(memory_format=torch.contiguous_format)
-        shifted = nn.functional.pad(x, (0, 1, 0, 1))[:, :, 1:, 1:].contiguous()
-        output = self.bn(torch.cat([self.conv_1(x), self.conv_2(shifted)], dim=1))
+        x = self.relu(x)
+        if channels_last:
+            # A 1x1 conv of stride 2 reads only every other pixel: conv_2 runs at stride 1 on
+            # those pixels of the shifted grid, so its backward keeps a quarter of the input,
+            # not a shifted copy of all of it (the same sums).
+            odd = nn.functional.pad(x[:, :, 1::2, 1::2], (0, x.shape[3] % 2, 0, x.shape[2] % 2))
+            second = nn.functional.conv2d(odd.contiguous(), self.conv_2.weight, self.conv_2.bias)
+        else:
+            shifted = nn.functional.pad(x, (0, 1, 0, 1))[:, :, 1:, 1:].contiguous()
+            second = self.conv_2(shifted)
+        output = self.bn(torch.cat([self.conv_1(x), second], dim=1))
         return output.contiguous(memory_format=torch.channels_last) if channels_last else output
 
 

@@ -13,7 +13,16 @@ the passes decide how the tree runs:
   then it is split. Grouped and depthwise convolutions could fuse too (`fused_conv` runs them),
   but oneDNN runs those slower than separate ones on the CPU (see `_fusable`);
 - `fold`: the constant mixing scale (1/|candidates|) of candidates that end in a fused BN is
-  multiplied into that BN's weight, where it costs nothing.
+  multiplied into that BN's weight, where it costs nothing;
+- `lean_pool`: pooling runs through `pool`, whose backward keeps less than autograd's: average
+  pooling only its input's shape (its gradient does not read the input's values), max pooling
+  its argmax as an int16 offset within its window, not its input nor int64 indices (the same
+  gradient kernel reads only the indices, rebuilt from those);
+- `accumulate` (in `codegen`): a node's sum of several terms is one new tensor the others are
+  added into in place, so it allocates one buffer rather than one per `+`;
+- `inplace_relu`: a ReLU that follows a convolution, BN or pooling inside one op's chain (DARTS'
+  separable convolution: BN, ReLU, convolution) runs in place: none of those keeps its output
+  for the backward, so the tensor before the ReLU need not live beside the one after it.
 
 Weights are concatenated at forward time from the original modules, so parameters, gradients,
 state_dict keys, optimizers, checkpoints and export are unchanged. The passes run again at every
@@ -36,6 +45,9 @@ PASSES = {
     "cse": "compute a step without parameters shared by candidates on one value once",
     "fuse": "run same-shaped convolutions and BNs on one value as one (grouped) kernel",
     "fold": "multiply the constant mixing scale into the fused BN that ends a candidate",
+    "lean_pool": "pooling whose backward keeps only the input's shape (max: int16 argmax offsets)",
+    "accumulate": "sum a node's terms into one new tensor in place",
+    "inplace_relu": "a ReLU after a convolution, BN or pooling of the same op runs in place",
 }
 DEFAULT_PASSES = tuple(PASSES)
 
@@ -210,7 +222,86 @@ def fused_batch_norm(
     return output
 
 
-GLOBALS = {"_conv": fused_conv, "_bn": fused_batch_norm}
+class _AvgPool(torch.autograd.Function):
+    """Average pooling whose backward keeps only the input's shape and strides: aten's gradient
+    kernel, which autograd's own backward calls too, reads nothing else of its input."""
+
+    @staticmethod
+    def forward(ctx, x, kernel, stride, padding, ceil_mode, count_include_pad, divisor):
+        ctx.settings = (kernel, stride, padding, ceil_mode, count_include_pad, divisor)
+        ctx.like = (x.shape, x.stride(), x.dtype, x.device)
+        return functional.avg_pool2d(x, *ctx.settings)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):
+        shape, strides, dtype, device = ctx.like
+        # Uninitialised: only its shape and layout are read.
+        like = torch.empty_strided(shape, strides, dtype=dtype, device=device)
+        grad = torch.ops.aten.avg_pool2d_backward(grad, like, *ctx.settings)
+        return grad, None, None, None, None, None, None
+
+
+def _window_starts(x: torch.Tensor, output: torch.Tensor, stride, padding) -> torch.Tensor:
+    """The flat index in its plane of each output pixel's window's first pixel (may be < 0)."""
+    rows = torch.arange(output.shape[2], device=x.device) * stride[0] - padding[0]
+    columns = torch.arange(output.shape[3], device=x.device) * stride[1] - padding[1]
+    return (rows[:, None] * x.shape[3] + columns[None, :]).view(1, 1, *output.shape[2:])
+
+
+class _MaxPool(torch.autograd.Function):
+    """Max pooling whose backward keeps neither its input nor int64 indices: only each argmax's
+    offset from its window's first pixel, as int16 where it fits (else int32). aten's gradient
+    kernel, which autograd's own backward calls, reads only the indices rebuilt from those."""
+
+    @staticmethod
+    def forward(ctx, x, kernel, stride, padding, dilation, ceil_mode):
+        ctx.settings = (kernel, stride, padding, dilation, ceil_mode)
+        ctx.like = (x.shape, x.stride(), x.dtype, x.device)
+        output, indices = torch.ops.aten.max_pool2d_with_indices(x, *ctx.settings)
+        reach = (kernel[0] - 1) * dilation[0] * x.shape[3] + (kernel[1] - 1) * dilation[1]
+        starts = _window_starts(x, output, stride, padding)
+        kind = torch.int16 if reach < 2**15 else torch.int32
+        ctx.save_for_backward((indices - starts).to(kind))
+        ctx.stride_padding = (stride, padding)
+        return output
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):
+        (offsets,) = ctx.saved_tensors
+        shape, strides, dtype, device = ctx.like
+        like = torch.empty_strided(shape, strides, dtype=dtype, device=device)
+        indices = offsets.to(torch.int64) + _window_starts(like, grad, *ctx.stride_padding)
+        grad = torch.ops.aten.max_pool2d_with_indices_backward(grad, like, *ctx.settings, indices)
+        return grad, None, None, None, None, None
+
+
+def _pair(value) -> list[int]:
+    return list(value) if isinstance(value, (tuple, list)) else [value, value]
+
+
+def lean_pool(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """`module` (nn.AvgPool2d or nn.MaxPool2d) on a 4-d x, with the same output and gradient,
+    keeping less for the backward (the `lean_pool` pass). Without autograd it is the module."""
+    if not (torch.is_grad_enabled() and x.requires_grad) or x.dim() != 4:
+        return module(x)
+    kernel, padding = _pair(module.kernel_size), _pair(module.padding)
+    stride = _pair(module.stride) if module.stride else kernel
+    if isinstance(module, nn.AvgPool2d):
+        return _AvgPool.apply(
+            x,
+            kernel,
+            stride,
+            padding,
+            module.ceil_mode,
+            module.count_include_pad,
+            module.divisor_override,
+        )
+    return _MaxPool.apply(x, kernel, stride, padding, _pair(module.dilation), module.ceil_mode)
+
+
+GLOBALS = {"_conv": fused_conv, "_bn": fused_batch_norm, "_pool": lean_pool}
 
 
 # --- planning and emitting one source's candidates ------------------------------------------------
@@ -294,23 +385,35 @@ class SourceBlock:
             else:
                 self._lanes(value, group)
 
-    def _free(self, step: Step, candidate: Candidate, value: str) -> str:
+    def _free(self, step: Step, candidate: Candidate, value: str, after: str | None = None) -> str:
+        """The call of one step on `value`; `after`: the kind of the step of the same op that
+        made `value` (None when others may read it too)."""
         if step.kind == "relu":
+            # Convolution, BN and pooling keep their input, not their output, for the backward.
+            if after in ("conv", "bn", "pool") and "inplace_relu" in self.passes:
+                return f"torch.relu_({value})"
             return f"torch.relu({value})"
+        if step.kind == "pool" and "lean_pool" in self.passes:
+            return f"_pool({candidate.ref(step.path)}, {value})"
         return f"{candidate.ref(step.path)}({value})"
 
     def _rest(self, value: str, candidate: Candidate, index: int) -> None:
         """One candidate's remaining steps, module by module (or the whole op from step 0)."""
-        if index == 0:
+        lean = "lean_pool" in self.passes and any(s.kind == "pool" for s in candidate.steps)
+        if index == 0 and not lean:
             self.terms[(candidate.edge, candidate.op)] = Term(expr=f"{candidate.ref()}({value})")
             return
         steps = candidate.steps[index:]
-        for step in steps[:-1]:
+        for position, step in enumerate(steps[:-1]):
             name = self.fresh(f"{value}_{step.kind}")
-            self.lines.append(f"    {name} = {self._free(step, candidate, value)}")
+            made = position > 0 and steps[position - 1].kind  # what made `value` here
+            call = self._free(step, candidate, value, after=made or None)
+            self.lines.append(f"    {name} = {call}")
             value = name
         last = steps[-1]
-        self.terms[(candidate.edge, candidate.op)] = Term(expr=self._free(last, candidate, value))
+        made = steps[-2].kind if len(steps) > 1 else None
+        expr = self._free(last, candidate, value, after=made)
+        self.terms[(candidate.edge, candidate.op)] = Term(expr=expr)
 
     def _lanes(self, value: str, lanes: list[tuple[Candidate, int]]) -> None:
         """Candidates whose next step is the same parametric one on `value`: run their common
@@ -342,9 +445,10 @@ class SourceBlock:
                 self.lines.extend(f"        {ref}," for ref in refs)
                 self.lines.append(f"    ){extra})")
             elif step.kind == "relu":
-                self.lines.append(f"    {name} = torch.relu({value})")
+                made = None if shared else lanes[0][0].steps[lanes[0][1] - 1].kind
+                self.lines.append(f"    {name} = {self._free(step, candidate, value, made)}")
             else:  # pooling is per channel: one pooling of the wide tensor
-                self.lines.append(f"    {name} = {refs[0]}({value})")
+                self.lines.append(f"    {name} = {self._free(step, candidate, value)}")
             value = name
             shared = False
             lanes = [(c, i + 1) for c, i in lanes]

@@ -116,7 +116,10 @@ def test_darts_code_shares_relus_and_pooling_but_not_grouped_convolutions():
     normal = net.code.split("def cell_reduce")[0]
     assert "c_k2_relu = torch.relu(c_k2)" in normal
     assert "e['c_k2->n1']['sep_conv_3x3'][0][1](c_k2_relu)" in normal
-    assert "_conv(" not in normal and normal.count(".pool(c_k2)") == 2  # max and avg
+    # inplace_relu: the ReLU after a separable convolution's first BN, never a shared one.
+    assert "= torch.relu_(c_k2_relu_conv_conv_bn)" in normal
+    assert "torch.relu_(c_k2)" not in normal
+    assert "_conv(" not in normal and normal.count(".pool, c_k2)") == 2  # max and avg
     net.arch.discard("normal", [("c_k2->n1", "sep_conv_3x3")])
     normal = net.code.split("def cell_reduce")[0]
     assert "e['c_k2->n1']['sep_conv_3x3']" not in normal
@@ -134,6 +137,71 @@ def test_fused_conv_runs_grouped_and_depthwise_convolutions_exactly():
         inputs = x.repeat(1, 3, 1, 1) if lanes else x
         expected = torch.cat([conv(x) for conv in convs], dim=1)
         assert torch.allclose(fused_conv(inputs, convs, lanes=lanes), expected, atol=1e-5)
+
+
+POOLS = [
+    torch.nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False),
+    torch.nn.AvgPool2d(3, stride=2, padding=1, count_include_pad=True),
+    torch.nn.AvgPool2d(2, ceil_mode=True),
+    torch.nn.MaxPool2d(3, stride=1, padding=1),
+    torch.nn.MaxPool2d(3, stride=2, padding=1, ceil_mode=True),
+]
+
+
+def keep(saved: list, tensor: torch.Tensor) -> torch.Tensor:
+    saved.append(tensor)
+    return tensor
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("index", range(len(POOLS)))
+def test_lean_pool_gives_autograds_numbers_and_keeps_less(index, channels_last):
+    """`lean_pool` gives the module's output and input gradient bit for bit, in either layout;
+    its backward keeps nothing of an average pooling and int16 argmax offsets of a max pooling."""
+    from nasc.compiler.passes import lean_pool
+
+    pool = POOLS[index]
+    x = torch.randn(2, 5, 9, 7, generator=torch.Generator().manual_seed(index))
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    grad = torch.randn(pool(x).shape, generator=torch.Generator().manual_seed(9))
+    results = []
+    for run in (pool, functools.partial(lean_pool, pool)):
+        leaf = x.clone().requires_grad_()
+        saved = []
+        with torch.autograd.graph.saved_tensors_hooks(functools.partial(keep, saved), lambda t: t):
+            output = run(leaf)
+        output.backward(grad)
+        results.append((output.detach(), leaf.grad, saved))
+    (out, grad_in, saved_plain), (lean_out, lean_grad, saved_lean) = results
+    assert torch.equal(out, lean_out) and torch.equal(grad_in, lean_grad)
+    assert lean_grad.stride() == grad_in.stride()
+    if isinstance(pool, torch.nn.AvgPool2d):
+        assert saved_lean == [] and any(t.shape == x.shape for t in saved_plain)
+    else:
+        assert [(t.dtype, t.shape) for t in saved_lean] == [(torch.int16, out.shape)]
+    with torch.no_grad():
+        assert torch.equal(lean_pool(pool, x), out)
+
+
+def test_accumulate_sums_a_node_into_one_tensor_in_place():
+    """With `accumulate` a node's sum is one `torch.add` the other terms are added into; without
+    it the code sums with `+`; both give the plain supernet's numbers."""
+    name = "nb201"
+    for passes in (("cse", "fuse", "fold", "lean_pool"), ("accumulate",), ("lean_pool",)):
+        plain, net = (
+            compile_space(
+                space(name), SMALL[name], CompileOptions(**VARIANTS["batch-stats"], **extra)
+            )
+            for extra in (PLAIN, {"passes": passes})
+        )
+        net.load_state_dict(plain.state_dict())
+        assert ("torch.add(" in net.code) == ("accumulate" in passes)
+        assert ("_pool(" in net.code) == ("lean_pool" in passes)
+        for each in (plain, net):
+            each.arch.restrict(all_live(each))
+            each.arch.set_mixing("mean")
+        check_same(plain, net, image(name), train=True)
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
