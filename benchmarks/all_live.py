@@ -35,10 +35,12 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from supernet_step import (  # noqa: E402 - a sibling script, found through the path above
     SHRINK_STEPS,
     Bench,
+    child_settings,
     peak_resident_bytes,
     resident_bytes,
     shrink_levels,
     sizes,
+    sizes_line,
 )
 
 CELLS = {"nb201": "A", "darts": "V2"}
@@ -159,22 +161,11 @@ def main(argv: list[str] | None = None) -> int:
         args.repeats = 3 if args.quick else 9
     if args.quick:
         args.batch = min(args.batch, 16)
-    common = {
-        "device": args.device,
-        "threads": args.threads,
-        "batch": args.batch,
-        "size": args.size,
-        "warmup": 1 if args.device == "cpu" else 3,
-        "repeats": args.repeats,
-        "budget": args.budget,
-    }
+    common = child_settings(args, warmup=1 if args.device == "cpu" else 3)
     print(
         f"optimised vs unoptimised supernet step: batch {args.batch}, {args.size}x{args.size}, "
         f"device {args.device}, {args.threads} threads, paired ABBA rounds (median), sizes "
-        + "; ".join(
-            f"{space} " + " ".join(f"{k}={v}" for k, v in values.items())
-            for space, values in sizes(args.quick).items()
-        )
+        + sizes_line(args.quick)
         + f"; load average {os.getloadavg()[0]:.1f}"
     )
     header = (

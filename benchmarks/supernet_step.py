@@ -97,6 +97,27 @@ def sizes(quick: bool) -> dict[str, dict[str, int]]:
     }
 
 
+def sizes_line(quick: bool) -> str:
+    """The `-D` values of every space, for a benchmark's header line."""
+    return "; ".join(
+        f"{space} " + " ".join(f"{k}={v}" for k, v in values.items())
+        for space, values in sizes(quick).items()
+    )
+
+
+def child_settings(args, warmup: int) -> dict:
+    """What every measuring child process is told: device, threads, batch and timing."""
+    return {
+        "device": args.device,
+        "threads": args.threads,
+        "batch": args.batch,
+        "size": args.size,
+        "warmup": warmup,
+        "repeats": args.repeats,
+        "budget": args.budget,
+    }
+
+
 def macro_arch(space, text: str) -> str:
     """The blocks string (`stage1_1=sep_conv_3x3 ...`) of a `MACRO_NETWORKS` entry."""
     picks = {
@@ -424,15 +445,7 @@ def measure_gdas(config: dict) -> dict:
 
 def configurations(args) -> list[dict]:
     """Every network to measure: per space and final cell, each shrink level and the subnet."""
-    common = {
-        "device": args.device,
-        "threads": args.threads,
-        "batch": args.batch,
-        "size": args.size,
-        "warmup": args.warmup,
-        "repeats": args.repeats,
-        "budget": args.budget,
-    }
+    common = child_settings(args, args.warmup)
     found = []
     for space, cells in SPACES:
         if args.space and space not in args.space:
@@ -525,10 +538,7 @@ def main(argv: list[str] | None = None) -> int:
         f"supernet training step: batch {args.batch}, {args.size}x{args.size} images, "
         f"device {args.device}, {args.threads} threads, {args.warmup} warm-up and 3 to "
         f"{args.repeats} timed steps (median), a fresh process per row; sizes "
-        + "; ".join(
-            f"{space} " + " ".join(f"{k}={v}" for k, v in values.items())
-            for space, values in sizes(args.quick).items()
-        )
+        + sizes_line(args.quick)
         + f"; load average {os.getloadavg()[0]:.1f}"
     )
     for name, arch in {**NB201_CELLS, **DARTS_CELLS, **NETWORKS}.items():
@@ -610,13 +620,7 @@ def gdas_main(args) -> int:
     """Print GDAS' weight step against the one-op-per-edge subnet it samples."""
     overrides = sizes(args.quick)["nb201"]
     config = {
-        "device": args.device,
-        "threads": args.threads,
-        "batch": args.batch,
-        "size": args.size,
-        "warmup": args.warmup,
-        "repeats": args.repeats,
-        "budget": args.budget,
+        **child_settings(args, args.warmup),
         "space": "nb201",
         "cell": "A",
         "final": NB201_CELLS["A"],
