@@ -185,6 +185,18 @@ class TrainResult:
         return self.run_dir / "model.pt"
 
 
+def _space_fields(space: Space | None, defines: dict | None, key: str) -> dict:
+    """A request's space fields: where the space came from (under `key`), its text, and its
+    `-D` values with `defines` on top."""
+    if space is None:
+        return {key: None, "source": None, "defines": dict(defines or {})}
+    return {
+        key: space.origin,
+        "source": space.source,
+        "defines": {**space.defines, **(defines or {})},
+    }
+
+
 def _console(console, quiet: bool):
     if console is not None:
         return console
@@ -244,9 +256,7 @@ def search(
         raise NascUsageError("nasc.search needs a space or resume=RUN_DIR", hint="see docs")
     space = None if space is None else _as_space(space)
     request = SearchRequest(
-        space=None if space is None else space.origin,
-        source=None if space is None else space.source,
-        defines={**(space.defines if space is not None else {}), **(defines or {})},
+        **_space_fields(space, defines, key="space"),
         strategy=strategy,
         preset=preset,
         overrides=preset_fields,
@@ -308,9 +318,7 @@ def train(
     if space is not None and decisions is not None:
         space = space.with_arch(decisions)
     request = TrainRequest(
-        arch_file=None if space is None else space.origin,
-        source=None if space is None else space.source,
-        defines={**(space.defines if space is not None else {}), **(defines or {})},
+        **_space_fields(space, defines, key="arch_file"),
         preset=preset,
         keep_macro=keep_macro,
         overrides=fields,
