@@ -5,7 +5,14 @@ from nasc.dsl.genotype import genotype_strings  # the strings need no torch; kep
 from .archstate import MIXING_MODES, ArchState
 from .export import export_network, export_torchscript, fixed_source
 from .ops import OPS, catalog, get_op, register_op
-from .supernet import CellModule, CompileOptions, Supernet, compile_space, count_flops
+from .supernet import (
+    CellModule,
+    CompileOptions,
+    Supernet,
+    check_partial_channels,
+    compile_space,
+    count_flops,
+)
 
 __all__ = [
     "MIXING_MODES",
@@ -15,6 +22,7 @@ __all__ = [
     "CompileOptions",
     "Supernet",
     "catalog",
+    "check_partial_channels",
     "compile_space",
     "count_flops",
     "export_network",

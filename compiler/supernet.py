@@ -127,7 +127,7 @@ class CellModule(nn.Module):
             stride = 2 if cell.reduction and edge.source in inputs else 1
             ops = nn.ModuleDict()
             if edge.is_choice and partial > 1:
-                _check_partial_edge(cell, edge, self.node_channels[edge.source], stage, partial)
+                check_partial_edge(cell, edge, self.node_channels[edge.source], stage, partial)
             for op in (*edge.ops, *edge.candidates):
                 entry = get_op(op, defs)
                 split = partial if op in edge.candidates and edge.is_choice else 1
@@ -197,7 +197,21 @@ class CellModule(nn.Module):
         return f"cell_type={self.cell_type}, width={self.width}"
 
 
-def _check_partial_edge(cell: Cell, edge, channels: int, stage: Stage, k: int) -> None:
+def check_partial_channels(space, overrides: Mapping[str, int] | None, k: int) -> None:
+    """Refuse a `--partial-channels K` that some choice edge of the search supernet cannot take,
+    from the macro plan alone: before data is loaded or weights are built."""
+    plan = instantiate(space, overrides, catalog(), phase="search")
+    for stage in plan.stages:
+        if stage.kind != "cell":
+            continue
+        cell = space.cell(stage.name)
+        if cell.block is not None:  # a block choice runs whole blocks
+            continue
+        for edge in cell.choices:
+            check_partial_edge(cell, edge, stage.node_channels[edge.source], stage, k)
+
+
+def check_partial_edge(cell: Cell, edge, channels: int, stage: Stage, k: int) -> None:
     """A partial-channel edge passes the channels it does not mix straight through: it needs as
     many channels in as out, and a number of them that K divides."""
     where = f"{cell.name}.{edge.key} (stage {stage.index})"

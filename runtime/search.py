@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from rich.console import Console
 
-from nasc.compiler import catalog, fixed_source, genotype_strings
+from nasc.compiler import catalog, check_partial_channels, fixed_source, genotype_strings
 from nasc.dsl import NascUsageError, SpaceIR, find_space, parse_space, read_source
 from nasc.dsl.macro import instantiate
 
@@ -246,6 +246,10 @@ def _search_once(
             config = make_config(args.preset or space.preset, strategy, overrides)
             data_spec, subset = args.data, args.subset
         validate(config)
+        if config.partial_channels > 1:  # from the plan, before any data is read
+            check_partial_channels(
+                space, defines if args.resume else user_defines, config.partial_channels
+            )
         device = torch.device(device_name) if dist_ is not None else resolve_device(config.device)
         data = load_data(data_spec, args.cache_dir, getattr(args, "image_size", None))
         if subset:

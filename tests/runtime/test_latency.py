@@ -322,3 +322,21 @@ def test_sampling_strategies_take_the_latency_term(strategy, tmp_path):
     with torch.no_grad():
         assert record["expected_ms"] == pytest.approx(term(weighted).item())
         assert term(weighted).item() < term(plain).item()
+
+
+def test_a_partial_channel_count_that_no_edge_takes_is_refused_before_the_data(
+    tmp_path, monkeypatch, capsys
+):
+    """`--partial-channels 3` on 4-channel edges is refused from the plan, before any data is
+    read (a CIFAR-10 download would come first otherwise) and before a run directory exists."""
+    import nasc.runtime.search as search
+
+    def no_data(*args, **kwargs):
+        raise AssertionError("the data was loaded before the check")
+
+    monkeypatch.setattr(search, "load_data", no_data)
+    argv = ["search", "nb201", "-D", "C=4", "-D", "N=1", "--strategy", "darts-1st",
+            "--partial-channels", "3", "--runs-dir", str(tmp_path / "runs")]  # fmt: skip
+    assert main(argv) == 2
+    assert "which 3 does not divide" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
