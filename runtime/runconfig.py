@@ -15,15 +15,13 @@ def _dict(value) -> dict:
 
 
 @attrs.frozen(kw_only=True)
-class SearchRequest:
-    """One search (or `seeds` searches): the space, the data, where the run goes, and the
-    preset fields given explicitly (`overrides`: SearchConfig fields; None or absent takes the
-    preset's value)."""
+class _RunRequest:
+    """What a search and a training run are both given: the space's text and `-D` values, the
+    preset and its explicit fields (`overrides`; None or absent takes the preset's value), the
+    data, and where the run goes."""
 
-    space: str | None = None  # a path or a built-in name; the name config.json records
     source: str | None = None  # the space's text, when it comes from Python rather than a file
     defines: dict[str, int] = attrs.field(factory=dict, converter=_dict)
-    strategy: str | None = None
     preset: str | None = None
     overrides: dict[str, Any] = attrs.field(factory=dict, converter=_dict)
     data: str = "cifar10"
@@ -32,13 +30,21 @@ class SearchRequest:
     cache_dir: str | None = None
     runs_dir: str = "runs"
     resume: str | None = None
+    quiet: bool = False
+    tensorboard: bool = False
+
+
+@attrs.frozen(kw_only=True)
+class SearchRequest(_RunRequest):
+    """One search (or `seeds` searches); `overrides` are SearchConfig fields."""
+
+    space: str | None = None  # a path or a built-in name; the name config.json records
+    strategy: str | None = None
     seeds: int | None = None
     nb201_table: str | None = None
     nb201_columns: str | None = None
     nats_bench: str | None = None  # "" looks in nats_bench's default place
-    quiet: bool = False
     checkpoint_minutes: float | None = 10.0
-    tensorboard: bool = False
     dist_timeout: float | None = None
     no_memory_check: bool = False
     # Called with every metrics record (`event`: epoch, shrink, ...) as the run logs it: per-epoch
@@ -47,24 +53,12 @@ class SearchRequest:
 
 
 @attrs.frozen(kw_only=True)
-class TrainRequest:
+class TrainRequest(_RunRequest):
     """One training run of a fixed architecture; `overrides` are TrainConfig fields."""
 
     arch_file: str | None = None
-    source: str | None = None  # the architecture's text, when it comes from Python
     arch: str | None = None
-    defines: dict[str, int] = attrs.field(factory=dict, converter=_dict)
-    preset: str | None = None
     keep_macro: bool = False
-    overrides: dict[str, Any] = attrs.field(factory=dict, converter=_dict)
-    data: str = "cifar10"
-    subset: int | None = None
-    image_size: int | None = None
-    cache_dir: str | None = None
-    runs_dir: str = "runs"
-    resume: str | None = None
-    quiet: bool = False
-    tensorboard: bool = False
 
 
 @attrs.frozen(kw_only=True)
