@@ -106,6 +106,7 @@ class CellModule(nn.Module):
         self.drop_prob = 0.0
         self.program = None
         self.plain_program = None  # one call per op, for when hooks watch the op modules
+        self.make_plain = None  # builds `plain_program` on first need (None: `program` is plain)
         self.program_version = -1  # the ArchState version `program` was generated for
         affine = not options.search
         track = options.track_running_stats
@@ -157,7 +158,9 @@ class CellModule(nn.Module):
             )
         *features, weights = inputs
         program = self.program
-        if self.plain_program is not None and self.hooked():
+        if self.make_plain is not None and self.hooked():
+            if self.plain_program is None:
+                self.plain_program = self.make_plain()
             program = self.plain_program
         return program(self, *features, w=weights)
 
@@ -189,6 +192,7 @@ class CellModule(nn.Module):
         state = self.__dict__.copy()
         state["program"] = None
         state["plain_program"] = None
+        state["make_plain"] = None
         state["program_version"] = -1
         state.pop("_watched", None)
         return state
@@ -305,21 +309,16 @@ class Supernet(nn.Module):
             )
             programs[cell.name] = codegen.compile_source(source, name, cell.name)
             sources[cell.name] = source
-            plain[cell.name] = None
-            if passes:
-                name, text = codegen.cell_source(
-                    cell,
-                    self.arch,
-                    self.options.drop_path,
-                    defs=self.space.opdefs,
-                    partial=partial,
-                )
-                if text.split("\n", 2)[2] != source.split("\n", 2)[2]:
-                    plain[cell.name] = codegen.compile_source(text, name, f"{cell.name} plain")
+            # The plain code is generated only when a hook asks for it: masks change at every
+            # step of a sampling strategy, and most steps are never watched.
+            plain[cell.name] = (
+                self._plain_maker(cell, partial, source, programs) if passes else None
+            )
         for module in self.stages:
             if isinstance(module, CellModule):
                 module.program = programs[module.cell_type]
-                module.plain_program = plain[module.cell_type]
+                module.plain_program = None
+                module.make_plain = plain[module.cell_type]
                 module.__dict__.pop("_watched", None)
                 module.program_version = self.arch.version
                 # A plain reference, not a submodule: the cell checks its code is current.
@@ -330,6 +329,27 @@ class Supernet(nn.Module):
         self._sources = sources
         self._compiled_version = self.arch.version
         self._cuda_forward = None  # the masks changed: compile again on the next CUDA call
+
+    def _plain_maker(self, cell, partial: int, source: str, programs: dict):
+        """A function that generates and compiles, once, the plain (pass-free) code of a cell
+        type under the current masks; the optimised program when the passes changed nothing."""
+        made = []
+
+        def make():
+            if not made:
+                name, text = codegen.cell_source(
+                    cell, self.arch, self.options.drop_path, defs=self.space.opdefs,
+                    partial=partial,
+                )  # fmt: skip
+                same = text.split("\n", 2)[2] == source.split("\n", 2)[2]
+                made.append(
+                    programs[cell.name]
+                    if same
+                    else codegen.compile_source(text, name, f"{cell.name} plain")
+                )
+            return made[0]
+
+        return make
 
     @property
     def code(self) -> str:
