@@ -235,6 +235,40 @@ def test_a_preset_cutout_is_scaled_to_small_images():
     assert fit_augmentation(small, digits, {"cutout": 3}, said.append).cutout == 3
 
 
+def test_training_time_accumulates_over_a_resume(tmp_path, monkeypatch):
+    """A training run killed in its second epoch and resumed counts the first epoch's time (from
+    its checkpoint) plus the rest, in `seconds` and so in result.json's `train_seconds`."""
+    from nasc.runtime import train as train_module
+
+    space = load_space("nb201", catalog=catalog())
+    space = apply_genotype(space, parse_arch(space, NB201_CELL))
+    data = load_digits().subset(64, seed=0)
+    run = RunDir.create(tmp_path, "train", "nb201")
+    run.write_json("config.json", {})
+    config = make_train_config("nb201", dict(epochs=2, batch_size=32, device="cpu"))
+    bound = bind_data(space, {"C": 4, "N": 1}, data)
+
+    class Killed(Exception):
+        pass
+
+    def die_at(point, epoch, step=None):
+        if (point, epoch) == ("kill", 2):
+            raise Killed
+
+    first = Trainer(space, bound, config, data, torch.device("cpu"), run=run, fingerprint="t")
+    monkeypatch.setattr(train_module, "die_at", die_at)
+    with pytest.raises(Killed):
+        first.run_epochs()
+    monkeypatch.undo()
+    spent = first.seconds
+    assert first.epoch == 1 and spent > 0
+    second = Trainer(space, bound, config, data, torch.device("cpu"), run=run, fingerprint="t")
+    assert second.restore() and second.seconds == spent
+    second.run_epochs()
+    assert second.epoch == 2 and second.seconds > spent
+    run.close()
+
+
 def test_train_resumes_where_it_stopped(tmp_path):
     """A training run stopped after one epoch resumes at epoch 1 with the same weights."""
     space = load_space("nb201", catalog=catalog())
