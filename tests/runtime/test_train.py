@@ -207,6 +207,7 @@ def test_nasc_train_and_eval_from_the_command_line(tmp_path, capsys):
         (["nb201", "--arch", NB201_CELL, "--epochs", "0"], "--epochs 0: must be at least 1"),
         (["nb201", "--arch", NB201_CELL, "--cutout", "8"], "--cutout 8 covers the whole"),
         (["darts", "--arch", "DARTS_V2", "-D", "layers=3"], "auxiliary head"),
+        (["nb201", "--arch", NB201_CELL, "-D", "C=100000"], "the network needs about"),
     ],
 )
 def test_nasc_train_refuses_before_making_a_run_directory(argv, message, tmp_path, capsys):
@@ -217,6 +218,23 @@ def test_nasc_train_refuses_before_making_a_run_directory(argv, message, tmp_pat
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
     assert not runs.exists() or not any(runs.iterdir())
+
+
+@pytest.mark.slow
+def test_nasc_train_checks_its_memory_estimate(tmp_path, monkeypatch, capsys):
+    """With no free memory, `nasc train` is refused from the IR's sizes; `--no-memory-check`
+    trains anyway."""
+    from nasc.runtime import memory
+
+    monkeypatch.setattr(memory, "available_bytes", lambda device: 1)
+    argv = ["train", "nb201", "--arch", NB201_CELL, "-D", "C=4", "-D", "N=1", "--data", "digits"]
+    argv += ["--subset", "64", "--epochs", "1", "--runs-dir", str(tmp_path), "--quiet"]
+    assert main(argv) == 2
+    assert "the network needs about" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
+    assert main([*argv, "--no-memory-check"]) == 0
+    [run] = tmp_path.iterdir()
+    assert (run / "result.json").is_file()
 
 
 def test_a_preset_cutout_is_scaled_to_small_images():
