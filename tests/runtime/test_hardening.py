@@ -400,3 +400,69 @@ def test_a_run_killed_while_writing_its_config_says_it_cannot_be_resumed(tmp_pat
     with pytest.raises(NascUsageError, match="cannot be resumed") as error:
         RunDir.open(run)
     assert "start the search again" in error.value.hint
+
+
+def test_each_metric_line_is_fsynced(tmp_path, monkeypatch):
+    """A metric line is forced to disk before log_metrics returns: a crash right after keeps it."""
+    run = RunDir.create(tmp_path, "s", "isdarts")
+    synced, real = [], os.fsync
+
+    def spy(descriptor):
+        synced.append(os.path.realpath(f"/proc/self/fd/{descriptor}"))
+        real(descriptor)
+
+    monkeypatch.setattr(os, "fsync", spy)
+    run.log_metrics({"event": "epoch", "epoch": 1})
+    run.close()
+    assert os.path.realpath(run.path / "metrics.jsonl") in synced
+
+
+def test_a_loss_that_explodes_stops_the_run_before_it_is_saved():
+    """A finite but exploded epoch loss (train or test, as at --lr 1e4, where losses reach 1e16
+    with every weight still finite) is divergence; a healthy epoch is not."""
+    from nasc.compiler import catalog
+    from nasc.dsl import load_space
+    from nasc.runtime.config import make_config
+    from nasc.runtime.data import load_digits
+    from nasc.runtime.search import bind_data
+    from nasc.runtime.trainer import DIVERGED_LOSS, Diverged, Searcher
+
+    data = load_digits().subset(32, seed=0)
+    space = load_space("nb201", catalog=catalog())
+    defines = bind_data(space, {"C": 2, "N": 1}, data)
+    values = dict(epochs=2, batch_size=16, shrink_steps=1, shrink_interval=1, device="cpu")
+    config = make_config(space.preset, "isdarts", values)
+    searcher = Searcher(space, defines, config, data, torch.device("cpu"))
+    searcher.check_diverged({"epoch": 1, "train_loss": 2.3, "test_loss": 2.4})
+    for key in ("train_loss", "test_loss"):
+        record = {"epoch": 1, "train_loss": 2.3, "test_loss": 2.4, key: 1e16}
+        with pytest.raises(Diverged, match=f"diverged at epoch 1: the {key[:-5]} loss is 1e"):
+            searcher.check_diverged(record)
+    with pytest.raises(Diverged, match="test loss is nan"):
+        searcher.check_diverged({"epoch": 2, "train_loss": 2.3, "test_loss": math.nan})
+    assert DIVERGED_LOSS < 1e16
+
+
+def test_two_seeds_searches_in_the_same_second_keep_both_summaries(tmp_path, monkeypatch):
+    """`--seeds` searches started in the same second get two seeds-<time> folders, and neither
+    summary overwrites the other (the searches themselves are stood in for)."""
+    import nasc.runtime.search as search
+
+    calls = []
+
+    def searched(args, console, overrides, *rest):
+        calls.append(overrides["seed"])
+        genotype = {"c": [len(calls)]}
+        return {"seed": overrides["seed"], "run": str(tmp_path / str(len(calls))),
+                "genotype": genotype}  # fmt: skip
+
+    monkeypatch.setattr(search, "_search_once", searched)
+    monkeypatch.setattr(search.time, "strftime", lambda *a: "20260101-000000")
+    runs = tmp_path / "runs"
+    for first in (0, 10):
+        args = ["search", "nb201", "--seeds", "2", "--seed", str(first), "--quiet"]
+        assert main([*args, "--runs-dir", str(runs)]) == 0
+    summaries = sorted(runs.glob("seeds-20260101-000000*/summary.json"))
+    assert len(summaries) == 2 and calls == [0, 1, 10, 11]
+    seeds = [[r["seed"] for r in json.loads(p.read_text())["runs"]] for p in summaries]
+    assert sorted(seeds) == [[0, 1], [10, 11]]
