@@ -466,3 +466,40 @@ def test_two_seeds_searches_in_the_same_second_keep_both_summaries(tmp_path, mon
     assert len(summaries) == 2 and calls == [0, 1, 10, 11]
     seeds = [[r["seed"] for r in json.loads(p.read_text())["runs"]] for p in summaries]
     assert sorted(seeds) == [[0, 1], [10, 11]]
+
+
+def test_resume_overrides_of_the_optimizers_settings_are_used(run_copy):
+    """`--resume --momentum/--no-nesterov/--weight-decay` reach the SGD that trains on (its saved
+    state carried the settings it was built with, which would otherwise win)."""
+    flags = ["--momentum", "0.5", "--no-nesterov", "--weight-decay", "0.001"]
+    assert main(["search", "--resume", str(run_copy), "--quiet", *flags]) == 0
+    last = load_checkpoint(sorted((run_copy / "checkpoints").glob("ckpt-*.pt"))[-1])
+    assert last["epoch"] == 3
+    [group] = last["optimizer"]["param_groups"]
+    assert (group["momentum"], group["nesterov"], group["weight_decay"]) == (0.5, False, 0.001)
+
+
+def test_a_resumed_darts_strategy_takes_the_overridden_arch_settings():
+    """The alphas' Adam, restored from a checkpoint, runs with the resume's --arch-lr, betas and
+    weight decay, not those its saved state was built with."""
+    from nasc.compiler import catalog
+    from nasc.dsl import load_space
+    from nasc.runtime.config import make_config
+    from nasc.runtime.data import load_digits
+    from nasc.runtime.search import bind_data
+    from nasc.runtime.trainer import Searcher
+
+    data = load_digits().subset(32, seed=0)
+    space = load_space("nb201", catalog=catalog())
+    defines = bind_data(space, {"C": 2, "N": 1}, data)
+
+    def strategy(**values):
+        values.update(epochs=2, batch_size=16, device="cpu")
+        config = make_config(space.preset, "darts-1st", values)
+        return Searcher(space, defines, config, data, torch.device("cpu")).strategy
+
+    saved = strategy().state_dict()
+    resumed = strategy(arch_lr=0.01, arch_beta1=0.9, arch_beta2=0.99, arch_weight_decay=0.0)
+    resumed.load_state_dict(saved)
+    [group] = resumed.optimizer.param_groups
+    assert (group["lr"], group["betas"], group["weight_decay"]) == (0.01, (0.9, 0.99), 0.0)
