@@ -122,7 +122,11 @@ class _Darts(Strategy):
             for group in self.optimizer.param_groups:
                 group["lr"] = self.config.arch_lr
                 group["betas"] = (self.config.arch_beta1, self.config.arch_beta2)
-                group["weight_decay"] = self.config.arch_weight_decay
+                group["weight_decay"] = self.arch_weight_decay()
+
+    def arch_weight_decay(self) -> float:
+        """The weight decay of the alphas' Adam (a strategy may set its own)."""
+        return self.config.arch_weight_decay
 
 
 @register_strategy("darts-1st")
