@@ -146,7 +146,7 @@ def drill(name, fault, expected, reference, root: Path):
 def main() -> None:
     parser = argparse.ArgumentParser(
         description="Inject real faults into small nasc searches and count what survives "
-        "(about 15 minutes on two shared CPU cores; --hardening: about half of that)."
+        "(about 8 minutes on two CPU cores, longer when they are shared; --hardening: about half)."
     )
     parser.add_argument(
         "--hardening",
