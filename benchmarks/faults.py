@@ -22,6 +22,7 @@ to the uninterrupted result.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import resource
@@ -143,7 +144,16 @@ def drill(name, fault, expected, reference, root: Path):
 
 
 def main() -> None:
-    hardening_only = "--hardening" in sys.argv[1:]
+    parser = argparse.ArgumentParser(
+        description="Inject real faults into small nasc searches and count what survives "
+        "(about 8 minutes on two CPU cores, longer when they are shared; --hardening: about half)."
+    )
+    parser.add_argument(
+        "--hardening",
+        action="store_true",
+        help="only the hardening table (divergence, resume overrides, hostile files, names)",
+    )
+    hardening_only = parser.parse_args().hardening
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
         done = nasc([*SEARCH, "--runs-dir", str(root / "reference")])
@@ -244,6 +254,17 @@ def override_cases(root: Path, killed: Path, reference):
         and saved["config"]["lr"] == 0.01
         and kept,
     )
+    from nasc.runtime.checkpoint import load_checkpoint
+
+    run = copy_run(killed, root, "override-momentum")
+    done = nasc(["search", "--resume", str(run), "--momentum", "0.5", "--no-nesterov", "--quiet"])
+    last = sorted((run / "checkpoints").glob("ckpt-*.pt"))[-1]
+    group = load_checkpoint(last)["optimizer"]["param_groups"][0] if done.returncode == 0 else {}
+    yield (
+        "--resume --momentum 0.5 --no-nesterov is used",
+        group.get("momentum") == 0.5 and group.get("nesterov") is False,
+    )
+    yield "train --resume --lr, then a plain --resume", train_override(root)
     for flags, named in (
         (["--epochs", "6"], "epochs"),
         (["--batch-size", "8"], "batch_size"),
@@ -269,6 +290,40 @@ def override_cases(root: Path, killed: Path, reference):
         (run / "config.json").write_text(json.dumps(saved))
         done = nasc(["search", "--resume", str(run), "--quiet"])
         yield (f"config.json {key} edited", clear_error(done, key, "config.json"))
+
+
+TRAIN = [
+    "train", "nb201", "--arch",
+    "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|",
+    "--data", "digits", "--subset", "64", "-D", "C=4", "-D", "N=1", "--epochs", "2",
+    "--batch-size", "32", "--quiet",
+]  # fmt: skip
+
+
+def train_override(root: Path) -> bool:
+    """`nasc train --resume RUN --lr 0.01` from epoch 1, then the same resume without --lr (as
+    after a kill before the next checkpoint): both train epoch 2 alike, and the override is
+    recorded once."""
+    runs = root / "train-override"
+    if nasc([*TRAIN, "--runs-dir", str(runs)]).returncode != 0:
+        return False
+    [run] = runs.iterdir()
+
+    def from_epoch_1(*flags):
+        (run / "checkpoints" / "ckpt-00002.pt").unlink()
+        (run / "result.json").unlink()
+        done = nasc(["train", "--resume", str(run), "--quiet", *flags])
+        records = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+        epochs = [
+            {k: v for k, v in r.items() if k not in TIMING}
+            for r in records
+            if r["event"] == "epoch"
+        ]
+        return done.returncode, epochs, [r for r in records if r["event"] == "override"]
+
+    first, second = from_epoch_1("--lr", "0.01"), from_epoch_1()
+    overrides = [{"event": "override", "epoch": 1, "settings": {"lr": 0.01}}]
+    return first[0] == second[0] == 0 and first[1] == second[1] and second[2] == overrides
 
 
 def hostile_cases(root: Path, killed: Path, reference):

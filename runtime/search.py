@@ -759,8 +759,9 @@ def show_result(console: Console, run: RunDir, result: dict) -> None:
 # --- resumes that keep their settings -------------------------------------------------------------
 
 
-def check_run_config(saved, where: Path) -> None:
-    """Refuse a run's config.json that is not what `nasc search` wrote, naming the key.
+def check_run_config(saved, where: Path, cls=SearchConfig) -> None:
+    """Refuse a run's config.json that is not what `nasc search` (or, with `cls` TrainConfig,
+    `nasc train`) wrote, naming the key.
 
     Raises:
         NascUsageError: not an object, a missing or mistyped field, an unknown setting.
@@ -795,15 +796,18 @@ def check_run_config(saved, where: Path) -> None:
                 f"{where}: `{key}` must be an integer or null, not {value!r}",
                 hint="restore the file, or start a new search",
             )
-    check_values(saved["config"], SearchConfig, str(where))
-    if "strategy" not in saved["config"]:
+    check_values(saved["config"], cls, str(where))
+    if cls is SearchConfig and "strategy" not in saved["config"]:
         raise NascUsageError(f"{where}: `config` has no `strategy`", hint="restore the file")
     if not isinstance(saved.get("overrides", []), list):
         raise NascUsageError(f"{where}: `overrides` must be a list", hint="restore the file")
 
 
-def resume_changes(saved: dict, overrides: dict, args, dist_) -> dict:
-    """The settings a resume's flags change, refusing those that cannot change on resume.
+def resume_changes(
+    saved: dict, overrides: dict, args, dist_, allowed=RESUME_OVERRIDES, noun: str = "search"
+) -> dict:
+    """The settings a resume's flags change, refusing those that cannot change on resume
+    (all but `allowed`); `noun` names the kind of run in the hints.
 
     Returns:
         {setting: new value} for the accepted overrides (see `trainer.RESUME_OVERRIDES`).
@@ -816,27 +820,27 @@ def resume_changes(saved: dict, overrides: dict, args, dist_) -> dict:
         if value is None or saved["config"].get(key) == value:
             continue
         flag = "--" + key.replace("_", "-")
-        if key not in RESUME_OVERRIDES:
+        if key not in allowed:
             raise NascUsageError(
                 f"{flag} {value}: this run has {key} = {saved['config'].get(key)!r}, and {key} "
                 "cannot change on resume (it changes what the run computes)",
-                hint=f"resume without {flag}, or start a new search with it",
+                hint=f"resume without {flag}, or start a new {noun} with it",
             )
         changes[key] = value
     if args.subset is not None and args.subset != saved.get("subset"):
         raise NascUsageError(
-            f"--subset {args.subset}: this run searched on subset = {saved.get('subset')!r}, and "
+            f"--subset {args.subset}: this run used subset = {saved.get('subset')!r}, and "
             "the data cannot change on resume",
-            hint="resume without --subset, or start a new search with it",
+            hint=f"resume without --subset, or start a new {noun} with it",
         )
     if args.defines and dict(args.defines) != {
         k: v for k, v in saved["defines"].items() if k in args.defines
     }:
         given = " -D ".join(f"{name}={value}" for name, value in args.defines.items())
         raise NascUsageError(
-            f"-D {given}: this run searched with {saved['defines']}; "
+            f"-D {given}: this run used {saved['defines']}; "
             "network parameters cannot change on resume",
-            hint="resume without -D, or start a new search with it",
+            hint=f"resume without -D, or start a new {noun} with it",
         )
     world = dist_.world if dist_ is not None else 1
     if saved.get("world_size", 1) != world:

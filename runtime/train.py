@@ -27,24 +27,42 @@ from nasc.compiler import (
 )
 from nasc.dsl import NascUsageError, SpaceIR, find_space, load_space, parse_space, read_source
 
-from .checkpoint import load_checkpoint, nonfinite, save_checkpoint, write_atomic
+from .checkpoint import CorruptCheckpoint, load_checkpoint, nonfinite, save_checkpoint, write_atomic
 from .data import Batches, ImageData, load_data
 from .faults import die_at, poison
 from .progress import Display
 from .runconfig import EvalRequest, TrainRequest
 from .rundir import RunDir
 from .scalars import require_tensorboard
+from .search import check_run_config, record_overrides, recorded_overrides, resume_changes
 from .trainconfig import TrainConfig
 from .trainer import (
     DIVERGED_LOSS,
+    STATE_KINDS,
     Diverged,
     NonFiniteLoss,
+    apply_sgd_settings,
+    check_fits_net,
+    check_kinds,
+    check_settings,
     cosine_lr,
     epoch_seed,
     metric_records,
     resolve_device,
     resume_state,
     safe_lr,
+)
+
+# Settings a training resume may change explicitly (`--resume RUN --lr X`), recorded in
+# config.json and the metrics; any other change is refused, naming it.
+TRAIN_RESUME_OVERRIDES = (
+    "lr",
+    "lr_min",
+    "momentum",
+    "nesterov",
+    "weight_decay",
+    "grad_clip",
+    "device",
 )
 
 TRAIN_PRESETS: dict[str, dict[str, Any]] = {
@@ -196,6 +214,11 @@ class Trainer:
         self.metric_records: list[dict] = []  # kept in checkpoints: metrics.jsonl is rebuilt
         self.classes = data.num_classes
         self.seconds = 0.0  # time spent on the epochs checkpointed so far, over every session
+        # What checkpoints record of the settings, to refuse a config.json edited behind their
+        # back; `overrides`: settings an explicit resume override changed.
+        self.settings = {k: v for k, v in config.to_json().items() if k != "device"}
+        self.overrides: set[str] = set()
+        self.last_settings: dict | None = None
 
     def _autocast(self):
         enabled = self.cuda and self.config.amp
@@ -279,14 +302,17 @@ class Trainer:
             improved = record["test_acc"] > self.best
             self.best = max(self.best, record["test_acc"])
             record["best_test_acc"] = self.best
-            if self.run is not None:
-                self.run.log_metrics(record)
-            self.metric_lines += 1
-            self.metric_records.append(record)
-            if self.display is not None:
-                self.display.record(record)
+            self._log(record)
             self.seconds += time.perf_counter() - started
             self.save(best=improved)
+
+    def _log(self, record: dict) -> None:
+        if self.run is not None:
+            self.run.log_metrics(record)
+        self.metric_lines += 1
+        self.metric_records.append(record)
+        if self.display is not None:
+            self.display.record(record)
 
     def _lower_lr_hint(self) -> str:
         lower = safe_lr(self.config, self.metric_records, self.epoch, self.classes)
@@ -296,7 +322,7 @@ class Trainer:
             )
         return (
             f"the last good checkpoint is after epoch {self.epoch}; resume with a lower learning "
-            f"rate: --resume RUN_DIR --lr {lower:.2g}"
+            f"rate: --resume {self.run.path if self.run else 'RUN_DIR'} --lr {lower:.2g}"
         )
 
     def _check_diverged(self, record: dict) -> None:
@@ -332,7 +358,22 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "rng": torch.get_rng_state(),
             "metrics": list(self.metric_records),
+            "settings": self.settings,
         }
+
+    def check_checkpoint(self, path, state: dict) -> None:
+        """Refuse a checkpoint that verifies but cannot be resumed here, as a search does.
+
+        Raises:
+            NascUsageError: its settings differ from config.json's in one no override explains.
+            CorruptCheckpoint: another structure (keys, types, shapes) or non-finite values;
+                the previous checkpoint is tried.
+        """
+        check_kinds(path, state, {**STATE_KINDS, "best": float})
+        check_settings(
+            path, state, self.settings, self.overrides, TRAIN_RESUME_OVERRIDES, "training run"
+        )
+        check_fits_net(path, state, self.net, self.config.epochs)
 
     def save(self, best: bool) -> None:
         if self.run is None:
@@ -348,11 +389,19 @@ class Trainer:
 
     def restore(self, warn=print) -> bool:
         """Continue from the newest good checkpoint; False when there is none."""
-        state = resume_state(self.run, self.fingerprint, None, warn)
+        state = resume_state(self.run, self.fingerprint, None, warn, self.check_checkpoint)
         if state is None:
             return False
-        self.net.load_state_dict(state["net"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        try:
+            self.net.load_state_dict(state["net"])
+            self.optimizer.load_state_dict(state["optimizer"])
+        except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as error:
+            raise CorruptCheckpoint(
+                f"{state.get('_path', 'the checkpoint')} does not fit this run: {error}"
+            ) from None
+        apply_sgd_settings(self.optimizer, self.config)
+        settings = state.get("settings")
+        self.last_settings = settings if isinstance(settings, dict) else None
         torch.set_rng_state(state["rng"].cpu())
         self.epoch, self.best = int(state["epoch"]), float(state["best"])
         self.metric_lines = int(state["metric_lines"])
@@ -461,10 +510,13 @@ def run_train(args: TrainRequest, console: Console) -> dict:
         if args.resume:
             run = RunDir.open(Path(args.resume))
             saved = run.read_json("config.json")
+            check_run_config(saved, run.path / "config.json", TrainConfig)
+            changes = resume_changes(
+                saved, overrides, args, None, TRAIN_RESUME_OVERRIDES, "training run"
+            )
             source = read_source(run.path / "arch.nas")
             space = parse_space(source, str(run.path / "arch.nas"), catalog=catalog())
-            given = {k: v for k, v in overrides.items() if v is not None}
-            config = TrainConfig(**{**saved["config"], **given})
+            config = TrainConfig(**{**saved["config"], **changes})
             defines, data_spec, subset = saved["defines"], saved["data"], saved.get("subset")
         else:
             space = _architecture(args)
@@ -529,7 +581,12 @@ def run_train(args: TrainRequest, console: Console) -> dict:
             display.print(note)
         display.print(f"run directory: {run.path}")
         finished = False
-        if args.resume and trainer.restore(warn=display.print):
+        resumed = False
+        if args.resume:
+            trainer.overrides = set(changes) | recorded_overrides(saved, config)
+            resumed = trainer.restore(warn=display.print)
+            record_overrides(run, saved, changes, trainer, resumed)
+        if resumed:
             finished = trainer.epoch >= config.epochs
             display.print(
                 "the training had finished; its results stand"

@@ -419,72 +419,15 @@ class Searcher:
         """
         from nasc.dsl import NascUsageError
 
-        kinds = {
-            "fingerprint": str,
-            "epoch": int,
-            "metric_lines": int,
-            "net": dict,
-            "optimizer": dict,
-            "strategy": dict,
-            "rng": torch.Tensor,
-        }
-        for key, kind in kinds.items():
-            value = state.get(key)
-            if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-                got = "missing" if key not in state else f"a {type(value).__name__}"
-                raise CorruptCheckpoint(
-                    f"{path} has no valid `{key}` ({got}, not a {kind.__name__})"
-                )
-        recorded = state.get("settings")
-        if isinstance(recorded, dict) and self.settings is not None:
-            for key in sorted(set(recorded) | set(self.settings)):
-                was, now = recorded.get(key), self.settings.get(key)
-                if was != now and key not in self.overrides:
-                    raise NascUsageError(
-                        f"{path} was trained with {key} = {was!r}, but the run's config.json "
-                        f"now says {now!r}",
-                        hint=f"restore {key} in config.json"
-                        + (
-                            f", or change it explicitly: --resume RUN --{key.replace('_', '-')} "
-                            f"{now}"
-                            if key in RESUME_OVERRIDES
-                            else f"; {key} cannot change on resume, start a new search for it"
-                        ),
-                    )
+        check_kinds(path, state, {**STATE_KINDS, "strategy": dict})
+        check_settings(path, state, self.settings, self.overrides, RESUME_OVERRIDES, "search")
         if state["fingerprint"] != self.fingerprint:
             raise NascUsageError(
                 f"{path} was written by another run (another space, -D values, strategy, data, "
                 "seed or number of epochs)",
                 hint="resume with the run directory's own settings, or start anew",
             )
-        if not 0 <= state["epoch"] <= self.config.epochs or state["metric_lines"] < 0:
-            raise CorruptCheckpoint(f"{path} has an impossible epoch ({state['epoch']})")
-        if state["rng"].dtype != torch.uint8:
-            raise CorruptCheckpoint(f"{path} has no valid random state")
-        expected = self.net.state_dict()
-        net = state["net"]
-        missing, extra = sorted(set(expected) - set(net)), sorted(set(net) - set(expected))
-        if missing or extra:
-            what = (f"lacks {missing[0]}" if missing else f"has an unknown {extra[0]}") + (
-                f" ({len(missing) + len(extra)} keys differ)"
-                if len(missing) + len(extra) > 1
-                else ""
-            )
-            raise CorruptCheckpoint(f"{path} does not fit this network: it {what}")
-        for key, value in expected.items():
-            if torch.is_tensor(value) and (
-                not torch.is_tensor(net[key]) or net[key].shape != value.shape
-            ):
-                shape = tuple(net[key].shape) if torch.is_tensor(net[key]) else type(net[key])
-                raise CorruptCheckpoint(
-                    f"{path} does not fit this network: {key} is {shape}, not {tuple(value.shape)}"
-                )
-        bad = nonfinite(net) + nonfinite(state["optimizer"])
-        if bad:
-            raise CorruptCheckpoint(
-                f"{path} holds non-finite values ({', '.join(bad[:3])}): the run had diverged "
-                "before it was written"
-            )
+        check_fits_net(path, state, self.net, self.config.epochs)
 
     @torch.no_grad()
     def evaluate(self) -> dict:
@@ -583,6 +526,7 @@ class Searcher:
         try:
             self.net.load_state_dict(state["net"])
             self.optimizer.load_state_dict(state["optimizer"])
+            apply_sgd_settings(self.optimizer, self.config)
             self.strategy.load_state_dict(state["strategy"])
         except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as error:
             raise CorruptCheckpoint(
@@ -597,6 +541,93 @@ class Searcher:
         self.seconds = float(state.get("seconds", 0.0))
         self.partial = state.get("partial")
         return True
+
+
+# The keys every checkpoint of a search or training run holds, and their types.
+STATE_KINDS = {
+    "fingerprint": str,
+    "epoch": int,
+    "metric_lines": int,
+    "net": dict,
+    "optimizer": dict,
+    "rng": torch.Tensor,
+}
+
+
+def check_kinds(path, state: dict, kinds: dict) -> None:
+    """Raises CorruptCheckpoint when a key of `kinds` is missing or of another type."""
+    for key, kind in kinds.items():
+        value = state.get(key)
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            got = "missing" if key not in state else f"a {type(value).__name__}"
+            raise CorruptCheckpoint(f"{path} has no valid `{key}` ({got}, not a {kind.__name__})")
+
+
+def check_settings(path, state: dict, settings, overrides, allowed, noun: str) -> None:
+    """Refuse a checkpoint trained with settings the run's config.json no longer says, unless an
+    explicit resume override (`overrides`) explains the change.
+
+    Raises:
+        NascUsageError: naming the setting, and how to change it (`allowed`) or why it cannot.
+    """
+    from nasc.dsl import NascUsageError
+
+    recorded = state.get("settings")
+    if not isinstance(recorded, dict) or settings is None:
+        return
+    for key in sorted(set(recorded) | set(settings)):
+        was, now = recorded.get(key), settings.get(key)
+        if was != now and key not in overrides:
+            raise NascUsageError(
+                f"{path} was trained with {key} = {was!r}, but the run's config.json "
+                f"now says {now!r}",
+                hint=f"restore {key} in config.json"
+                + (
+                    f", or change it explicitly: --resume RUN --{key.replace('_', '-')} {now}"
+                    if key in allowed
+                    else f"; {key} cannot change on resume, start a new {noun} for it"
+                ),
+            )
+
+
+def check_fits_net(path, state: dict, net: nn.Module, epochs: int) -> None:
+    """Raises CorruptCheckpoint when the state cannot be this network's after at most `epochs`
+    epochs: an impossible epoch, a bad random state, other keys or shapes, non-finite values."""
+    if not 0 <= state["epoch"] <= epochs or state["metric_lines"] < 0:
+        raise CorruptCheckpoint(f"{path} has an impossible epoch ({state['epoch']})")
+    if state["rng"].dtype != torch.uint8:
+        raise CorruptCheckpoint(f"{path} has no valid random state")
+    expected, net = net.state_dict(), state["net"]
+    missing, extra = sorted(set(expected) - set(net)), sorted(set(net) - set(expected))
+    if missing or extra:
+        what = (f"lacks {missing[0]}" if missing else f"has an unknown {extra[0]}") + (
+            f" ({len(missing) + len(extra)} keys differ)" if len(missing) + len(extra) > 1 else ""
+        )
+        raise CorruptCheckpoint(f"{path} does not fit this network: it {what}")
+    for key, value in expected.items():
+        if torch.is_tensor(value) and (
+            not torch.is_tensor(net[key]) or net[key].shape != value.shape
+        ):
+            shape = tuple(net[key].shape) if torch.is_tensor(net[key]) else type(net[key])
+            raise CorruptCheckpoint(
+                f"{path} does not fit this network: {key} is {shape}, not {tuple(value.shape)}"
+            )
+    bad = nonfinite(net) + nonfinite(state["optimizer"])
+    if bad:
+        raise CorruptCheckpoint(
+            f"{path} holds non-finite values ({', '.join(bad[:3])}): the run had diverged "
+            "before it was written"
+        )
+
+
+def apply_sgd_settings(optimizer: torch.optim.Optimizer, config) -> None:
+    """Give a restored SGD the run's settings: its saved state carries those it was built with,
+    so without this a resume override of momentum, Nesterov or weight decay would be recorded
+    but not used. (The learning rate is set at every step.)"""
+    for group in optimizer.param_groups:
+        group["momentum"] = config.momentum
+        group["nesterov"] = config.nesterov and config.momentum > 0
+        group["weight_decay"] = config.weight_decay
 
 
 def resume_state(run, fingerprint: str, dist: Dist | None, warn=print, check=None) -> dict | None:

@@ -117,6 +117,16 @@ class _Darts(Strategy):
     def load_state_dict(self, state: dict) -> None:
         if "optimizer" in state:
             self.optimizer.load_state_dict(state["optimizer"])
+            # Adam's saved state carries the settings it was built with: a resume override
+            # (--arch-lr, --arch-beta1/2, --arch-weight-decay) must win over them.
+            for group in self.optimizer.param_groups:
+                group["lr"] = self.config.arch_lr
+                group["betas"] = (self.config.arch_beta1, self.config.arch_beta2)
+                group["weight_decay"] = self.arch_weight_decay()
+
+    def arch_weight_decay(self) -> float:
+        """The weight decay of the alphas' Adam (a strategy may set its own)."""
+        return self.config.arch_weight_decay
 
 
 @register_strategy("darts-1st")

@@ -61,9 +61,11 @@ class DrNas(SamplingStrategy):
 
     def setup(self, net: Supernet) -> None:
         super().setup(net)
-        decay = self.config.drnas_reg_scale if self.config.drnas_reg == "l2" else 0.0
         for group in self.optimizer.param_groups:
-            group["weight_decay"] = decay
+            group["weight_decay"] = self.arch_weight_decay()
+
+    def arch_weight_decay(self) -> float:
+        return self.config.drnas_reg_scale if self.config.drnas_reg == "l2" else 0.0
 
     def _draw_cpu(self, beta: torch.Tensor) -> torch.Tensor:
         # Dirichlet.rsample draws from torch's global generator: borrow it with this

@@ -400,3 +400,216 @@ def test_a_run_killed_while_writing_its_config_says_it_cannot_be_resumed(tmp_pat
     with pytest.raises(NascUsageError, match="cannot be resumed") as error:
         RunDir.open(run)
     assert "start the search again" in error.value.hint
+
+
+def test_each_metric_line_is_fsynced(tmp_path, monkeypatch):
+    """A metric line is forced to disk before log_metrics returns: a crash right after keeps it."""
+    run = RunDir.create(tmp_path, "s", "isdarts")
+    synced, real = [], os.fsync
+
+    def spy(descriptor):
+        synced.append(os.path.realpath(f"/proc/self/fd/{descriptor}"))
+        real(descriptor)
+
+    monkeypatch.setattr(os, "fsync", spy)
+    run.log_metrics({"event": "epoch", "epoch": 1})
+    run.close()
+    assert os.path.realpath(run.path / "metrics.jsonl") in synced
+
+
+def test_a_loss_that_explodes_stops_the_run_before_it_is_saved():
+    """A finite but exploded epoch loss (train or test, as at --lr 1e4, where losses reach 1e16
+    with every weight still finite) is divergence; a healthy epoch is not."""
+    from nasc.compiler import catalog
+    from nasc.dsl import load_space
+    from nasc.runtime.config import make_config
+    from nasc.runtime.data import load_digits
+    from nasc.runtime.search import bind_data
+    from nasc.runtime.trainer import DIVERGED_LOSS, Diverged, Searcher
+
+    data = load_digits().subset(32, seed=0)
+    space = load_space("nb201", catalog=catalog())
+    defines = bind_data(space, {"C": 2, "N": 1}, data)
+    values = dict(epochs=2, batch_size=16, shrink_steps=1, shrink_interval=1, device="cpu")
+    config = make_config(space.preset, "isdarts", values)
+    searcher = Searcher(space, defines, config, data, torch.device("cpu"))
+    searcher.check_diverged({"epoch": 1, "train_loss": 2.3, "test_loss": 2.4})
+    for key in ("train_loss", "test_loss"):
+        record = {"epoch": 1, "train_loss": 2.3, "test_loss": 2.4, key: 1e16}
+        with pytest.raises(Diverged, match=f"diverged at epoch 1: the {key[:-5]} loss is 1e"):
+            searcher.check_diverged(record)
+    with pytest.raises(Diverged, match="test loss is nan"):
+        searcher.check_diverged({"epoch": 2, "train_loss": 2.3, "test_loss": math.nan})
+    assert DIVERGED_LOSS < 1e16
+
+
+def test_two_seeds_searches_in_the_same_second_keep_both_summaries(tmp_path, monkeypatch):
+    """`--seeds` searches started in the same second get two seeds-<time> folders, and neither
+    summary overwrites the other (the searches themselves are stood in for)."""
+    import nasc.runtime.search as search
+
+    calls = []
+
+    def searched(args, console, overrides, *rest):
+        calls.append(overrides["seed"])
+        genotype = {"c": [len(calls)]}
+        return {"seed": overrides["seed"], "run": str(tmp_path / str(len(calls))),
+                "genotype": genotype}  # fmt: skip
+
+    monkeypatch.setattr(search, "_search_once", searched)
+    monkeypatch.setattr(search.time, "strftime", lambda *a: "20260101-000000")
+    runs = tmp_path / "runs"
+    for first in (0, 10):
+        args = ["search", "nb201", "--seeds", "2", "--seed", str(first), "--quiet"]
+        assert main([*args, "--runs-dir", str(runs)]) == 0
+    summaries = sorted(runs.glob("seeds-20260101-000000*/summary.json"))
+    assert len(summaries) == 2 and calls == [0, 1, 10, 11]
+    seeds = [[r["seed"] for r in json.loads(p.read_text())["runs"]] for p in summaries]
+    assert sorted(seeds) == [[0, 1], [10, 11]]
+
+
+def test_resume_overrides_of_the_optimizers_settings_are_used(run_copy):
+    """`--resume --momentum/--no-nesterov/--weight-decay` reach the SGD that trains on (its saved
+    state carried the settings it was built with, which would otherwise win)."""
+    flags = ["--momentum", "0.5", "--no-nesterov", "--weight-decay", "0.001"]
+    assert main(["search", "--resume", str(run_copy), "--quiet", *flags]) == 0
+    last = load_checkpoint(sorted((run_copy / "checkpoints").glob("ckpt-*.pt"))[-1])
+    assert last["epoch"] == 3
+    [group] = last["optimizer"]["param_groups"]
+    assert (group["momentum"], group["nesterov"], group["weight_decay"]) == (0.5, False, 0.001)
+
+
+def test_a_resumed_darts_strategy_takes_the_overridden_arch_settings():
+    """The alphas' Adam, restored from a checkpoint, runs with the resume's --arch-lr, betas and
+    weight decay, not those its saved state was built with."""
+    from nasc.compiler import catalog
+    from nasc.dsl import load_space
+    from nasc.runtime.config import make_config
+    from nasc.runtime.data import load_digits
+    from nasc.runtime.search import bind_data
+    from nasc.runtime.trainer import Searcher
+
+    data = load_digits().subset(32, seed=0)
+    space = load_space("nb201", catalog=catalog())
+    defines = bind_data(space, {"C": 2, "N": 1}, data)
+
+    def strategy(**values):
+        values.update(epochs=2, batch_size=16, device="cpu")
+        config = make_config(space.preset, "darts-1st", values)
+        return Searcher(space, defines, config, data, torch.device("cpu")).strategy
+
+    saved = strategy().state_dict()
+    resumed = strategy(arch_lr=0.01, arch_beta1=0.9, arch_beta2=0.99, arch_weight_decay=0.0)
+    resumed.load_state_dict(saved)
+    [group] = resumed.optimizer.param_groups
+    assert (group["lr"], group["betas"], group["weight_decay"]) == (0.01, (0.9, 0.99), 0.0)
+
+
+# --- nasc train resumes as a search does ----------------------------------------------------------
+
+TRAIN = [
+    "train", "nb201", "--arch",
+    "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|",
+    "--data", "digits", "--subset", "64", "-D", "C=4", "-D", "N=1", "--epochs", "2",
+    "--batch-size", "32", "--quiet",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A finished two-epoch training run."""
+    root = tmp_path_factory.mktemp("trained")
+    assert main([*TRAIN, "--runs-dir", str(root)]) == 0
+    [run] = root.iterdir()
+    return run
+
+
+@pytest.fixture
+def train_copy(trained, tmp_path):
+    """A copy of the training run as if stopped after epoch 1."""
+    copy = tmp_path / trained.name
+    shutil.copytree(trained, copy)
+    (copy / "checkpoints" / "ckpt-00002.pt").unlink()
+    (copy / "result.json").unlink()
+    return copy
+
+
+def test_a_train_resume_override_is_recorded_used_and_kept(train_copy):
+    """`nasc train --resume RUN --lr X --momentum M` (the advice a diverged run prints) is
+    written to config.json and the metrics and reaches the optimizer; a later plain --resume
+    from the same checkpoint trains exactly as the overridden one did."""
+    run = train_copy
+    flags = ["--lr", "0.01", "--momentum", "0.5"]
+    assert main(["train", "--resume", str(run), "--quiet", *flags]) == 0
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["config"]["lr"] == 0.01 and saved["config"]["momentum"] == 0.5
+    assert saved["overrides"][0]["settings"] == {"lr": 0.01, "momentum": 0.5}
+    overridden = lines(run)
+    assert [r for r in overridden if r["event"] == "override"] == [
+        {"event": "override", "epoch": 1, "settings": {"lr": 0.01, "momentum": 0.5}}
+    ]
+    [group] = load_checkpoint(run / "checkpoints" / "ckpt-00002.pt")["optimizer"]["param_groups"]
+    assert group["momentum"] == 0.5
+    (run / "checkpoints" / "ckpt-00002.pt").unlink()  # as if killed before that checkpoint
+    (run / "result.json").unlink()
+    assert main(["train", "--resume", str(run), "--quiet"]) == 0
+    again = lines(run)
+    assert [r["lr"] for r in again if r["event"] == "epoch"] == [
+        r["lr"] for r in overridden if r["event"] == "epoch"
+    ]
+    assert [r["train_loss"] for r in again if r["event"] == "epoch"] == [
+        r["train_loss"] for r in overridden if r["event"] == "epoch"
+    ]
+
+
+@pytest.mark.parametrize(
+    "flags, named",
+    [(["--epochs", "6"], "epochs"), (["--batch-size", "8"], "batch_size"),
+     (["--seed", "3"], "seed"), (["--subset", "32"], "subset"), (["-D", "C=8"], "-D C=8")],
+)  # fmt: skip
+def test_train_resume_flags_that_change_the_result_are_refused(train_copy, capsys, flags, named):
+    assert main(["train", "--resume", str(train_copy), "--quiet", *flags]) == 2
+    err = capsys.readouterr().err
+    assert named in err and "cannot change on resume" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "edit, said",
+    [
+        (lambda s: s["config"].update(batch_size=8), "trained with batch_size = 32"),
+        (lambda s: s["config"].update(epochs="2"), "`epochs` must be an int"),
+        (lambda s: s.pop("config"), "has no `config`"),
+        (lambda s: s["config"].update(colour=1), "unknown setting `colour`"),
+    ],
+)
+def test_an_edited_train_config_json_is_refused_naming_the_setting(train_copy, capsys, edit, said):
+    path = train_copy / "config.json"
+    saved = json.loads(path.read_text())
+    edit(saved)
+    path.write_text(json.dumps(saved))
+    assert main(["train", "--resume", str(train_copy), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert said in err and "config.json" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "damage, said",
+    [
+        (lambda s: s.pop("net"), "no valid `net`"),
+        (lambda s: s["net"].update({_first_weight(s): torch.zeros(1)}), "(1,)"),
+        (lambda s: s["net"][_first_weight(s)].fill_(math.inf), "non-finite values"),
+    ],
+)
+def test_a_train_checkpoint_of_another_structure_falls_back(trained, tmp_path, capsys, damage,
+                                                             said):  # fmt: skip
+    """A training checkpoint that verifies but does not fit (or holds inf) is skipped, named; the
+    run resumes from the one before."""
+    run = tmp_path / trained.name
+    shutil.copytree(trained, run)
+    (run / "result.json").unlink()
+    state = load_checkpoint(run / "checkpoints" / "ckpt-00002.pt")
+    damage(state)
+    save_checkpoint(run / "checkpoints", 2, state)
+    assert main(["train", "--resume", str(run), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "ckpt-00002.pt" in out and said in out and "resumed after epoch 1" in out
