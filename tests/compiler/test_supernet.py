@@ -7,7 +7,6 @@ import functools
 import math
 import pickle
 import traceback
-
 import warnings
 
 import pytest
