@@ -297,6 +297,7 @@ def train(
     quiet: bool = True,
     console=None,
     tensorboard: bool = False,
+    no_memory_check: bool = False,
     **fields: Any,
 ) -> TrainResult:
     """Train a fixed architecture from scratch, as `nasc train` does.
@@ -330,6 +331,7 @@ def train(
         resume=None if resume is None else str(resume),
         quiet=quiet,
         tensorboard=tensorboard,
+        no_memory_check=no_memory_check,
     )
     result = run_train(request, _console(console, quiet))
     run_dir = Path(result.pop("run"))

@@ -285,6 +285,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also write the metrics as TensorBoard event files in <run>/tensorboard/",
     )
+    train.add_argument(
+        "--no-memory-check",
+        action="store_true",
+        help="start even when the memory estimate exceeds the free memory",
+    )
     from .trainconfig import TrainConfig
 
     add_flags_of(train, TrainConfig)

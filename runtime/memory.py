@@ -1,4 +1,4 @@
-"""Memory estimates, so a search too large for the machine is refused before it allocates.
+"""Memory estimates, so a search or training run too large for the machine is refused early.
 
 The estimate walks the resolved macro: every op the all-live supernet holds is built once per
 distinct shape on PyTorch's `meta` device (shapes without storage) to count its parameters and
@@ -78,11 +78,16 @@ def _walk(
 
 
 def estimate_training_bytes(
-    space: SpaceIR, overrides: Mapping[str, int], batch: int, options: CompileOptions
+    space: SpaceIR,
+    overrides: Mapping[str, int],
+    batch: int,
+    options: CompileOptions,
+    phase: str = "search",
 ) -> int:
-    """Bytes a training step of the all-live supernet needs at this batch size, roughly (on top
-    of what the process already holds)."""
-    parameters, activations = _walk(space, overrides, batch, options)
+    """Bytes a training step needs at this batch size, roughly (on top of what the process
+    already holds): of the all-live supernet, or with `phase="train"` of the fixed network
+    `nasc train` builds."""
+    parameters, activations = _walk(space, overrides, batch, options, phase)
     return BYTES * (STATE_COPIES * parameters + activations)
 
 
@@ -147,20 +152,23 @@ def check_fits(
     batch: int,
     options: CompileOptions,
     device: torch.device,
+    phase: str = "search",
 ) -> int:
-    """Refuse a search whose estimate exceeds the free memory; returns the estimate, including
-    what the process holds already (on the CPU, where that memory is counted as used).
+    """Refuse a search (or with `phase="train"`, a training run) whose estimate exceeds the
+    free memory; returns the estimate, including what the process holds already (on the CPU,
+    where that memory is counted as used).
 
     Raises:
         NascUsageError: with the estimate, what is free, and what to lower.
     """
-    need = estimate_training_bytes(space, overrides, batch, options)
+    need = estimate_training_bytes(space, overrides, batch, options, phase)
     held = process_bytes() if device.type == "cpu" else 0
     free = available_bytes(device)
     if free is not None and need > free:
         baseline = f" (this process holds {_gib(held)} GiB besides)" if held else ""
+        what = "the supernet" if phase == "search" else "the network"
         raise NascUsageError(
-            f"the supernet needs about {_gib(need + held)} GiB to train at batch {batch}: "
+            f"{what} needs about {_gib(need + held)} GiB to train at batch {batch}: "
             f"{_gib(need)} GiB more than this process holds, but only {_gib(free)} GiB is free "
             f"on {device}{baseline}",
             hint="lower the width or depth (-D C=..., -D N=..., -D layers=...) or --batch-size; "

@@ -449,6 +449,7 @@ def write_seeds_report(directory: Path) -> Path:
         "seed",
         "found",
         *(f"NB201 {d}" for d in datasets),
+        "supernet test (before discretisation)",
         "supernet test (discretised)",
         "run",
     ]
@@ -463,6 +464,7 @@ def write_seeds_report(directory: Path) -> Path:
                 result.get("nb201") or result.get("darts") or json.dumps(result["genotype"])
             ),
             *(f"{accuracy[d]:.2f}%" if d in accuracy else "" for d in datasets),
+            _before_discretisation(result),
             _discretised(result),
             f'<a href="{html.escape(link)}">{html.escape(Path(result["run"]).name)}</a>',
         ]
@@ -482,6 +484,7 @@ def write_seeds_report(directory: Path) -> Path:
         "mean",
         "",
         *(mean(spread.get(d)) for d in datasets),
+        mean(summary.get("supernet_before_discretisation")),
         mean(summary.get("supernet_discretised")),
         "search time " + mean(summary.get("search_seconds"), " s"),
     ]
@@ -495,6 +498,11 @@ def write_seeds_report(directory: Path) -> Path:
     page = _page(title, f'data-seeds="{len(runs)}"', body)
     (directory / "report.html").write_text(page)
     return directory / "report.html"
+
+
+def _before_discretisation(result: dict) -> str:
+    value = (result.get("supernet_test_acc") or {}).get("before_discretisation")
+    return f"{value:.2f}%" if value is not None else ""
 
 
 def _discretised(result: dict) -> str:

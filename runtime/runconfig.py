@@ -32,6 +32,7 @@ class _RunRequest:
     resume: str | None = None
     quiet: bool = False
     tensorboard: bool = False
+    no_memory_check: bool = False
 
 
 @attrs.frozen(kw_only=True)
@@ -46,7 +47,6 @@ class SearchRequest(_RunRequest):
     nats_bench: str | None = None  # "" looks in nats_bench's default place
     checkpoint_minutes: float | None = 10.0
     dist_timeout: float | None = None
-    no_memory_check: bool = False
     # Called with every metrics record (`event`: epoch, shrink, ...) as the run logs it: per-epoch
     # metrics for a tuner such as Ray Tune's schedulers. Not part of what the run records.
     on_record: Callable[[dict], Any] | None = attrs.field(default=None, eq=False, repr=False)

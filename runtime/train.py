@@ -490,6 +490,13 @@ def run_train(args: TrainRequest, console: Console) -> dict:
             defines = bind_data(space, defines, data)
             config = fit_augmentation(config, data, overrides, notes.append)
             source = format_space(space)
+        if not args.no_memory_check and space.is_fixed:
+            from .memory import check_fits
+
+            # From the IR, before the network is built: a width too large for the machine is
+            # refused here, not by the allocator after minutes.
+            options = CompileOptions(search=False, auxiliary=config.auxiliary_weight > 0)
+            check_fits(space, defines, config.batch_size, options, device, phase="train")
         trainer = Trainer(
             space,
             defines,

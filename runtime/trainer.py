@@ -245,7 +245,9 @@ class Searcher:
             if self.arch_batches is not None
             else None
         )
-        for _ in range(first):  # the architecture batches the skipped steps took
+        # The architecture batches the skipped steps took (IS-DARTS and single-level strategies
+        # take none).
+        for _ in range(first if arch_batches is not None else 0):
             arch_batches = self._next_arch_batch(arch_batches)[0]
         total_loss = torch.zeros((), device=self.device)
         correct = torch.zeros((), device=self.device)

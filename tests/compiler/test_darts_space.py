@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from darts_reference import REFERENCE_DARTS_ORDER
+from darts_reference import REFERENCE_DARTS_ORDER, reference_search_weights
 from torch import nn
 
 from nasc.compiler import CompileOptions, compile_space, export_network
@@ -93,3 +93,16 @@ def test_both_darts_spaces_train_the_same_evaluation_network(name):
     space = load_space(name, catalog=catalog())
     network = export_network(space, parse_arch(space, "DARTS_V2"), {"C": 36, "layers": 20})
     assert network.num_parameters() == 3_349_342
+
+
+@pytest.mark.parametrize(("C", "N"), [(16, 2), (8, 1)])
+def test_darts_supernet_has_the_reference_weights_less_its_conv_biases(C, N):
+    """The search supernet of `darts.nas` (3N + 2 cells, no auxiliary head, as the reference's)
+    has the weights of the reference's search network, counted from its structure, less the
+    biases of its convolutions in front of non-affine BNs (which those BNs cancel)."""
+    values = {"C": C, "layers": 3 * N + 2}
+    net = compile_space(load_space("darts", catalog=catalog()), values, CompileOptions(), seed=0)
+    assert net.num_parameters() == reference_search_weights(C, N, biases=False)
+    if (C, N) == (16, 2):  # the search defaults, as docs/language.md states them
+        assert net.num_parameters() == 1_931_130
+        assert reference_search_weights(C, N) == 1_959_418

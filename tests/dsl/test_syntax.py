@@ -134,6 +134,19 @@ def test_unclosed_brace_points_past_the_last_token():
     assert error.hint == "a `{` is not closed: every `{` needs its `}`"
 
 
+def test_a_missing_cell_brace_names_the_line_that_opened_it():
+    """A cell whose `}` is missing is reported at the `network` it swallows, naming the line of
+    the cell's `{`, with the unclosed-brace hint (it used to ask for `=` after `network`)."""
+    text = (
+        "ops s = {none, skip_connect}\n\ncell c(x) {\n    n1 = x:s\n    out n1\n\n"
+        "network n(C = 16) {\n    input(3, 8)\n    c @ C\n    head pool_linear(10)\n}\n"
+    )
+    error = syntax_error(text)
+    assert error.message == "`network` inside the `{` opened at line 3: a `}` is missing before it"
+    assert (error.span.line, error.span.column) == position(text, "network")
+    assert error.hint == "a `{` is not closed: every `{` needs its `}`"
+
+
 def test_early_end_gets_no_unrelated_hint():
     """A file that ends where no labelled example ends gets no hint rather than a wrong one."""
     error = syntax_error("cell c(x) {\n    n1 = x:s\n    out n1\n")

@@ -260,26 +260,74 @@ def test_shrink_agrees_with_the_reference_rule_on_every_darts_step(seed):
                 assert alive >= 2 and (step < 6 or alive == 2)
 
 
+def reference_measure(net, run) -> dict:
+    """The reference's measurement, written from its description: a hook on every candidate of
+    every cell computes the element-wise F per sample and keeps a running mean over samples
+    (iim = (iim * n + sum F) / (n + B)); a candidate never run (`none`, a pruned one) is
+    +inf, as the reference's zeros give 0 / 0; the mean over the cell type's instances.
+    `run()` makes the forward passes; the hooks check that they run in eval mode, no grad."""
+    state: dict = {}
+
+    def hook(module, inputs, output):
+        assert not module.training and not torch.is_grad_enabled()
+        fisher = direct_information(output.detach())
+        iim, seen = state.get(id(module), (0.0, 0))
+        total = seen + len(fisher)
+        state[id(module)] = ((iim * seen + float(fisher.sum())) / total, total)
+
+    handles, owners = [], {}
+    for cell in net.cells():
+        for edge in net.arch.choices[cell.cell_type].edges:
+            for op in net.arch.live(cell.cell_type, edge):
+                module = cell.edges[edge][op]
+                owners.setdefault((cell.cell_type, edge, op), []).append(id(module))
+                handles.append(module.register_forward_hook(hook))
+    try:
+        result = run()
+    finally:
+        for handle in handles:
+            handle.remove()
+    scores: dict = {}
+    for (cell, edge, op), keys in owners.items():
+        values = [state[key][0] if key in state else math.inf for key in keys]
+        scores.setdefault(cell, {})[(edge, op)] = sum(values) / len(values)
+    return scores, result
+
+
 @pytest.mark.slow
-def test_a_real_darts_search_discards_as_the_reference_rule():
-    """A search of `spaces/darts.nas` (C=8, 5 cells, the digits, 7 shrink steps): at every step,
-    the reference's rule applied to the F table nasc measured discards what nasc discarded."""
+def test_a_real_darts_search_discards_as_the_reference_rule(monkeypatch):
+    """A search of `spaces/darts.nas` (C=8, 5 cells, the digits, 7 shrink steps): at every step
+    the reference's measurement, run on the same supernet and images, gives nasc's F table
+    (the same infinities, finite values to 1e-4), and the reference's rule applied to it
+    discards what nasc discarded."""
     from nasc.runtime.config import make_config
     from nasc.runtime.data import load_digits
     from nasc.runtime.search import bind_data
+    from nasc.runtime.strategies import isdarts
     from nasc.runtime.trainer import Searcher
 
-    data = load_digits().subset(48, seed=0)
+    measured = []
+    nasc_measure = isdarts.measure
+
+    def both(net, batches, dist=None):  # one pass over the step's images feeds both
+        theirs, ours = reference_measure(net, lambda: nasc_measure(net, batches, dist))
+        measured.append(theirs)
+        return ours
+
+    monkeypatch.setattr(isdarts, "measure", both)
+    data = load_digits().subset(32, seed=0)
     space = parse_space(
         (Path(__file__).parents[2] / "spaces" / "darts.nas").read_text(), catalog=catalog()
     )
     defines = bind_data(space, {"C": 8, "layers": 5}, data)
     values = dict(epochs=8, batch_size=16, shrink_steps=7, shrink_interval=1, device="cpu")
     config = make_config(space.preset, "isdarts", values)
+    assert config.measure_on == "reference"
     searcher = Searcher(space, defines, config, data, torch.device("cpu"))
     searcher.run_epochs()
     history = searcher.strategy.history
     assert [record["step"] for record in history] == list(range(1, 8))
+    assert len(measured) == 7
     masks = {
         cell: {(edge, op): 1 for edge in table.edges for op in table.candidates[0]}
         for cell, table in searcher.net.arch.choices.items()
@@ -291,8 +339,13 @@ def test_a_real_darts_search_discards_as_the_reference_rule():
             done = {
                 (c["edge"], c["op"]) for s in subsets for c in s["candidates"] if c["discarded"]
             }
-            assert set(scores) == {m for m, live in masks[cell].items() if live}
-            assert reference_discards(masks[cell], scores, step, 7) == done, (cell, step + 1)
+            theirs = measured[step][cell]
+            assert set(scores) == set(theirs) == {m for m, live in masks[cell].items() if live}
+            for member, value in theirs.items():
+                assert math.isinf(value) == math.isinf(scores[member]), (cell, step + 1, member)
+                if math.isfinite(value):
+                    assert scores[member] == pytest.approx(value, rel=1e-4), (cell, member)
+            assert reference_discards(masks[cell], theirs, step, 7) == done, (cell, step + 1)
     for cell in searcher.net.arch.choices:
         assert live_members(searcher.net, cell) == {m for m, live in masks[cell].items() if live}
 

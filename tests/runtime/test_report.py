@@ -135,6 +135,46 @@ def test_seeds_report_shows_the_found_cells_side_by_side(tmp_path):
     assert (seeds / "report.html").read_text() == page
 
 
+def test_seeds_report_shows_both_supernet_accuracies_and_their_coverage(tmp_path):
+    """Without a table, the `--seeds` report still gives each seed's supernet accuracy before
+    and after discretisation and their mean and spread over the seeds, saying how many it
+    covers, as the printed summary does."""
+    import io
+
+    from rich.console import Console
+
+    from nasc.dsl import find_space, parse_arch, read_source
+    from nasc.runtime.search import summarise_seeds
+
+    space = load_space("nb201", catalog=catalog())
+    cells = ["|nor_conv_3x3~0|+|none~0|skip_connect~1|+|none~0|none~1|nor_conv_1x1~2|"]
+    cells.append("|skip_connect~0|+|none~0|nor_conv_3x3~1|+|none~0|none~1|avg_pool_3x3~2|")
+    results = []
+    for seed, (cell, before) in enumerate(zip(cells, (90.0, 80.0))):
+        run = tmp_path / f"run-{seed}"
+        run.mkdir()
+        (run / "space.nas").write_text(read_source(find_space("nb201")))
+        (run / "config.json").write_text(json.dumps({"defines": {"C": 4, "N": 1}}))
+        results.append(
+            {
+                "space": "nb201",
+                "strategy": "isdarts",
+                "seed": seed,
+                "run": str(run),
+                "genotype": parse_arch(space, cell).to_json()["cells"],
+                "nb201": cell,
+                "search_seconds": 10.0,
+                "supernet_test_acc": {"before_discretisation": before, "discretised": 50.0},
+            }
+        )
+    summarise_seeds(Console(file=io.StringIO()), tmp_path / "seeds", results)
+    page = (tmp_path / "seeds" / "report.html").read_text()
+    assert "supernet test (before discretisation)" in page
+    assert "<td>90.00%</td>" in page and "<td>80.00%</td>" in page
+    assert "85.00 &plusmn; 7.07% (2 of 2 seeds)" in page
+    assert "50.00 &plusmn; 0.00% (2 of 2 seeds)" in page
+
+
 def _chromium():
     for name in ("chromium", "chromium-browser", "google-chrome"):
         if shutil.which(name):

@@ -339,18 +339,21 @@ def test_a_space_without_data_parameters_must_fit_the_data(digits):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("strategy", ["darts-1st", "gdas", "drnas", "ms-darts"])
+@pytest.mark.parametrize(
+    "strategy", ["isdarts", "single-darts", "darts-1st", "gdas", "drnas", "ms-darts"]
+)
 def test_a_search_killed_inside_an_epoch_resumes_there_to_the_same_result(
     tmp_path, digits, monkeypatch, strategy
 ):
     """With checkpoints inside epochs, a search killed in the middle of its second epoch resumes
-    at that step and ends with the weights, alphas and metrics of an uninterrupted run."""
+    at that step and ends with the weights, alphas (or IS-DARTS' masks, shrunk once after the
+    first epoch) and metrics of an uninterrupted run."""
     from nasc.runtime import trainer as trainer_module
     from nasc.runtime.checkpoint import checkpoints
     from nasc.runtime.rundir import RunDir
 
     whole_run = RunDir.create(tmp_path / "a", "nb201", strategy)
-    _, whole = _searcher("nb201", strategy, digits, epochs=2, run=whole_run)
+    _, whole = _searcher("nb201", strategy, digits, epochs=2, run=whole_run, shrink_steps=1)
     whole.run_epochs()
     whole_run.close()
 
@@ -363,7 +366,7 @@ def test_a_search_killed_inside_an_epoch_resumes_there_to_the_same_result(
 
     part_run = RunDir.create(tmp_path / "b", "nb201", strategy)
     part_run.write_json("config.json", {})
-    _, first = _searcher("nb201", strategy, digits, epochs=2, run=part_run)
+    _, first = _searcher("nb201", strategy, digits, epochs=2, run=part_run, shrink_steps=1)
     first.checkpoint_seconds = 0.0  # a checkpoint after every step
     monkeypatch.setattr(trainer_module, "die_at", die_at)
     with pytest.raises(Killed):
@@ -373,17 +376,18 @@ def test_a_search_killed_inside_an_epoch_resumes_there_to_the_same_result(
     assert checkpoints(part_run.checkpoints)[-1].name == "ckpt-00001-s000002.pt"
 
     resumed_run = RunDir.open(part_run.path)
-    _, second = _searcher("nb201", strategy, digits, epochs=2, run=resumed_run)
+    _, second = _searcher("nb201", strategy, digits, epochs=2, run=resumed_run, shrink_steps=1)
     assert second.restore()
     assert second.epoch == 1 and second.partial["step"] == 2
     second.run_epochs()
     resumed_run.close()
 
     def strip(lines):
-        timing = ("seconds", "images_per_s")
+        timing = ("seconds", "images_per_s", "measure_seconds")
         return [{k: v for k, v in line.items() if k not in timing} for line in lines]
 
     assert strip(whole_run.metrics_lines()) == strip(resumed_run.metrics_lines())
+    assert whole.net.arch.fingerprint() == second.net.arch.fingerprint()
     for key, value in whole.net.state_dict().items():
         if torch.is_tensor(value):
             assert torch.equal(value, second.net.state_dict()[key]), key

@@ -207,6 +207,7 @@ def test_nasc_train_and_eval_from_the_command_line(tmp_path, capsys):
         (["nb201", "--arch", NB201_CELL, "--epochs", "0"], "--epochs 0: must be at least 1"),
         (["nb201", "--arch", NB201_CELL, "--cutout", "8"], "--cutout 8 covers the whole"),
         (["darts", "--arch", "DARTS_V2", "-D", "layers=3"], "auxiliary head"),
+        (["nb201", "--arch", NB201_CELL, "-D", "C=100000"], "the network needs about"),
     ],
 )
 def test_nasc_train_refuses_before_making_a_run_directory(argv, message, tmp_path, capsys):
@@ -217,6 +218,23 @@ def test_nasc_train_refuses_before_making_a_run_directory(argv, message, tmp_pat
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
     assert not runs.exists() or not any(runs.iterdir())
+
+
+@pytest.mark.slow
+def test_nasc_train_checks_its_memory_estimate(tmp_path, monkeypatch, capsys):
+    """With no free memory, `nasc train` is refused from the IR's sizes; `--no-memory-check`
+    trains anyway."""
+    from nasc.runtime import memory
+
+    monkeypatch.setattr(memory, "available_bytes", lambda device: 1)
+    argv = ["train", "nb201", "--arch", NB201_CELL, "-D", "C=4", "-D", "N=1", "--data", "digits"]
+    argv += ["--subset", "64", "--epochs", "1", "--runs-dir", str(tmp_path), "--quiet"]
+    assert main(argv) == 2
+    assert "the network needs about" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
+    assert main([*argv, "--no-memory-check"]) == 0
+    [run] = tmp_path.iterdir()
+    assert (run / "result.json").is_file()
 
 
 def test_a_preset_cutout_is_scaled_to_small_images():
@@ -233,6 +251,40 @@ def test_a_preset_cutout_is_scaled_to_small_images():
     assert fit_augmentation(config, big, {}, said.append).cutout == 16 and len(said) == 1
     small = make_train_config("darts-cifar", {"cutout": 3})
     assert fit_augmentation(small, digits, {"cutout": 3}, said.append).cutout == 3
+
+
+def test_training_time_accumulates_over_a_resume(tmp_path, monkeypatch):
+    """A training run killed in its second epoch and resumed counts the first epoch's time (from
+    its checkpoint) plus the rest, in `seconds` and so in result.json's `train_seconds`."""
+    from nasc.runtime import train as train_module
+
+    space = load_space("nb201", catalog=catalog())
+    space = apply_genotype(space, parse_arch(space, NB201_CELL))
+    data = load_digits().subset(64, seed=0)
+    run = RunDir.create(tmp_path, "train", "nb201")
+    run.write_json("config.json", {})
+    config = make_train_config("nb201", dict(epochs=2, batch_size=32, device="cpu"))
+    bound = bind_data(space, {"C": 4, "N": 1}, data)
+
+    class Killed(Exception):
+        pass
+
+    def die_at(point, epoch, step=None):
+        if (point, epoch) == ("kill", 2):
+            raise Killed
+
+    first = Trainer(space, bound, config, data, torch.device("cpu"), run=run, fingerprint="t")
+    monkeypatch.setattr(train_module, "die_at", die_at)
+    with pytest.raises(Killed):
+        first.run_epochs()
+    monkeypatch.undo()
+    spent = first.seconds
+    assert first.epoch == 1 and spent > 0
+    second = Trainer(space, bound, config, data, torch.device("cpu"), run=run, fingerprint="t")
+    assert second.restore() and second.seconds == spent
+    second.run_epochs()
+    assert second.epoch == 2 and second.seconds > spent
+    run.close()
 
 
 def test_train_resumes_where_it_stopped(tmp_path):
