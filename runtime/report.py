@@ -216,6 +216,8 @@ def draw_importance(history: list[dict], path: Path) -> dict:
     """F (information; larger = less informative) of every candidate at every shrink step, one
     panel per comparison subset; an x marks where a candidate was discarded."""
     plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
     panels: dict[tuple[str, str], list] = {}
     for step in history:
         for subset in step["subsets"]:
@@ -273,6 +275,7 @@ def draw_importance(history: list[dict], path: Path) -> dict:
         ax.set_yscale("log")
         ax.set_title(f"{cell}: {label} (keep {entries[0][1]['k']})", fontsize=8)
         ax.set_xlabel("epoch of the shrink step", fontsize=7)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # shrink steps follow epochs
         ax.set_ylabel("F", fontsize=7)
         ax.tick_params(labelsize=6)
     for ax in list(axes.flat)[len(panels) :]:
@@ -305,6 +308,8 @@ def draw_importance(history: list[dict], path: Path) -> dict:
 def draw_curves(metrics: list[dict], path: Path) -> dict:
     """Loss and accuracy per epoch; live candidates and images per second."""
     plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
     epochs = [m for m in metrics if m.get("event") == "epoch"]
     shrinks = [m["epoch"] for m in metrics if m.get("event") == "shrink"]
     x = [m["epoch"] for m in epochs]
@@ -324,6 +329,7 @@ def draw_curves(metrics: list[dict], path: Path) -> dict:
     live_ax.set_title("live candidates and speed", fontsize=9)
     for ax in (loss_ax, acc_ax, live_ax):
         ax.set_xlabel("epoch", fontsize=8)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         for epoch in shrinks:
             ax.axvline(epoch, color="#cccccc", lw=0.8, ls=":")
     loss_ax.legend(fontsize=7)
