@@ -635,7 +635,7 @@ def cmd_sweep(args, console: Console) -> int:
 
 
 def cmd_report(args, console: Console) -> int:
-    from .report import write_report, write_seeds_report, write_sweep_report
+    from .report import write_report, write_seeds_report, write_sweep_report, write_train_report
 
     run = Path(args.run_dir)
     if (run / "results.json").is_file() and (run / "sweep.json").is_file():
@@ -646,11 +646,14 @@ def cmd_report(args, console: Console) -> int:
         return 0
     if not (run / "result.json").is_file():
         raise NascUsageError(
-            f"{run} is not a finished search run (it has no result.json)",
-            hint="give a run directory that `nasc search` completed, or the seeds-<time> "
-            "directory of a `--seeds N` search",
+            f"{run} is not a finished search or training run (it has no result.json)",
+            hint="give a run directory that `nasc search` or `nasc train` completed, or the "
+            "seeds-<time> directory of a `--seeds N` search",
         )
-    console.print(f"wrote {write_report(run)}", highlight=False)
+    trained = (run / "arch.nas").is_file() and not (run / "space.nas").is_file()
+    console.print(
+        f"wrote {(write_train_report if trained else write_report)(run)}", highlight=False
+    )
     return 0
 
 
