@@ -56,44 +56,6 @@ def _add_ops(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def load_plugins(names: list[str] | None) -> None:
-    """Import the `--ops` modules: each registers its ops when imported. A `.nas` file never
-    runs code; this is the one way Python ops come in.
-
-    Raises:
-        NascUsageError: a module that cannot be found or fails while it is imported.
-    """
-    import importlib
-    import importlib.util
-
-    for name in names or []:
-        path = Path(name)
-        try:
-            if name.endswith(".py") or path.exists():
-                if not path.is_file():
-                    raise NascUsageError(
-                        f"--ops {name}: no such file", hint="give a .py file or a module name"
-                    )
-                spec = importlib.util.spec_from_file_location(f"nasc_plugin_{path.stem}", path)
-                module = importlib.util.module_from_spec(spec)
-                sys.modules[spec.name] = module
-                spec.loader.exec_module(module)
-            else:
-                importlib.import_module(name)
-        except NascError:
-            raise
-        except ImportError as error:
-            raise NascUsageError(
-                f"--ops {name}: cannot import it ({error})",
-                hint="give a module on the Python path (e.g. my_ops) or the path of a .py file",
-            ) from None
-        except Exception as error:  # noqa: BLE001 - the user's module failed; say where
-            raise NascUsageError(
-                f"--ops {name}: importing it raised {type(error).__name__}: {error}",
-                hint="fix the module; it should only define and register ops",
-            ) from None
-
-
 def _version() -> str:
     """`nasc X (torch Y)`, without importing PyTorch to learn its version."""
     from importlib import metadata
@@ -693,6 +655,8 @@ def main(argv: list[str] | None = None) -> int:
     errors = Console(stderr=True, highlight=False)
     handler = COMMANDS[args.command]
     try:
+        from .plugins import load_plugins
+
         load_plugins(getattr(args, "plugins", None))
         return handler(args, console)
     except NascError as error:
