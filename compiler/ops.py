@@ -137,15 +137,6 @@ class Zero(nn.Module):
         return x.new_zeros((x.shape[0], self.C_out, height, width))
 
 
-def plain_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
-    """The strides of a contiguous NCHW tensor of this shape."""
-    strides, step = [], 1
-    for size in reversed(shape):
-        strides.append(step)
-        step *= size
-    return tuple(reversed(strides))
-
-
 class FactorizedReduce(nn.Module):
     """ReLU, two stride-2 1x1 convs on offset pixel grids, concatenated, BatchNorm.
 
@@ -169,9 +160,11 @@ class FactorizedReduce(nn.Module):
             return self.bn(self.conv(x))
         # This PyTorch's oneDNN backward of a strided 1x1 conv on channels-last input corrupts
         # the heap when the input has few channels (seen with 1 to 6): run it on plain NCHW.
-        layout = plain_strides(x.shape)
-        channels_last = x.stride() != layout
-        if channels_last:  # with one channel, both layouts count as contiguous: compare strides
+        # Told from the strides alone, which stay plain ints under tracing (the shape does not):
+        # channels-last steps C elements per pixel; with one channel, it is the layout whose
+        # channel stride is 1 while an image holds more than one pixel.
+        channels_last = x.stride(3) != 1 or x.stride(1) == 1 < x.stride(0)
+        if channels_last:
             # Copied before the ReLU, so the backward keeps one tensor (the ReLU's output, which
             # conv_1 reads) rather than the ReLU's channels-last output and its NCHW copy.
             x = x.clone(memory_format=torch.contiguous_format)

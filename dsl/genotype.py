@@ -80,6 +80,15 @@ def check_genotype(space: SpaceIR, genotype: Genotype) -> None:
     Raises:
         NascUsageError: naming the cell, edge or subset that does not fit.
     """
+    searched = [cell.name for cell in space.used_cells() if cell.choices]
+    for name in genotype.cells:
+        if name not in searched:
+            # Most often a misspelt cell name, or a genotype of another space.
+            raise NascUsageError(
+                f"the genotype decides cell `{name}`, which is not a searched cell of "
+                f"`{space.name}`",
+                hint=f"its searched cells: {', '.join(searched) or 'none'}",
+            )
     for cell in space.used_cells():
         if not cell.choices:
             continue

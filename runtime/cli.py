@@ -56,44 +56,6 @@ def _add_ops(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def load_plugins(names: list[str] | None) -> None:
-    """Import the `--ops` modules: each registers its ops when imported. A `.nas` file never
-    runs code; this is the one way Python ops come in.
-
-    Raises:
-        NascUsageError: a module that cannot be found or fails while it is imported.
-    """
-    import importlib
-    import importlib.util
-
-    for name in names or []:
-        path = Path(name)
-        try:
-            if name.endswith(".py") or path.exists():
-                if not path.is_file():
-                    raise NascUsageError(
-                        f"--ops {name}: no such file", hint="give a .py file or a module name"
-                    )
-                spec = importlib.util.spec_from_file_location(f"nasc_plugin_{path.stem}", path)
-                module = importlib.util.module_from_spec(spec)
-                sys.modules[spec.name] = module
-                spec.loader.exec_module(module)
-            else:
-                importlib.import_module(name)
-        except NascError:
-            raise
-        except ImportError as error:
-            raise NascUsageError(
-                f"--ops {name}: cannot import it ({error})",
-                hint="give a module on the Python path (e.g. my_ops) or the path of a .py file",
-            ) from None
-        except Exception as error:  # noqa: BLE001 - the user's module failed; say where
-            raise NascUsageError(
-                f"--ops {name}: importing it raised {type(error).__name__}: {error}",
-                hint="fix the module; it should only define and register ops",
-            ) from None
-
-
 def _version() -> str:
     """`nasc X (torch Y)`, without importing PyTorch to learn its version."""
     from importlib import metadata
@@ -635,7 +597,7 @@ def cmd_sweep(args, console: Console) -> int:
 
 
 def cmd_report(args, console: Console) -> int:
-    from .report import write_report, write_seeds_report, write_sweep_report
+    from .report import write_report, write_seeds_report, write_sweep_report, write_train_report
 
     run = Path(args.run_dir)
     if (run / "results.json").is_file() and (run / "sweep.json").is_file():
@@ -646,11 +608,14 @@ def cmd_report(args, console: Console) -> int:
         return 0
     if not (run / "result.json").is_file():
         raise NascUsageError(
-            f"{run} is not a finished search run (it has no result.json)",
-            hint="give a run directory that `nasc search` completed, or the seeds-<time> "
-            "directory of a `--seeds N` search",
+            f"{run} is not a finished search or training run (it has no result.json)",
+            hint="give a run directory that `nasc search` or `nasc train` completed, or the "
+            "seeds-<time> directory of a `--seeds N` search",
         )
-    console.print(f"wrote {write_report(run)}", highlight=False)
+    trained = (run / "arch.nas").is_file() and not (run / "space.nas").is_file()
+    console.print(
+        f"wrote {(write_train_report if trained else write_report)(run)}", highlight=False
+    )
     return 0
 
 
@@ -690,6 +655,8 @@ def main(argv: list[str] | None = None) -> int:
     errors = Console(stderr=True, highlight=False)
     handler = COMMANDS[args.command]
     try:
+        from .plugins import load_plugins
+
         load_plugins(getattr(args, "plugins", None))
         return handler(args, console)
     except NascError as error:

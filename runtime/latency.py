@@ -30,15 +30,48 @@ FORMAT = "nasc-latency-1"
 REPEATS = 3
 
 
-def _progress(console: Console) -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-    )
+class _Counter:
+    """Progress over `total` items: a bar on a terminal; elsewhere (a log, CI), where a live bar
+    shows nothing, a line every `every` seconds and one at the end."""
+
+    def __init__(self, console: Console, description: str, total: int, every: float = 30.0):
+        self.console, self.description, self.total, self.every = console, description, total, every
+        self.done = 0
+        self.bar = None
+        if console.is_terminal:
+            self.bar = Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                console=console,
+                transient=True,
+            )
+
+    def __enter__(self) -> _Counter:
+        self.started = self.shown = time.perf_counter()
+        if self.bar is not None:
+            self.bar.start()
+            self.task = self.bar.add_task(self.description, total=self.total)
+        return self
+
+    def advance(self) -> None:
+        self.done += 1
+        if self.bar is not None:
+            self.bar.advance(self.task)
+        elif time.perf_counter() - self.shown >= self.every:
+            self.shown = time.perf_counter()
+            self._line()
+
+    def _line(self) -> None:
+        seconds = time.perf_counter() - self.started
+        self.console.print(f"{self.description}: {self.done}/{self.total} ({seconds:.0f} s)")
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+        elif exc[0] is None:
+            self._line()
 
 
 def time_call(function, *args, min_run_time: float, repeats: int = REPEATS) -> float:
@@ -110,14 +143,14 @@ def profile(
             cells.setdefault(
                 cell.name, {e.key: dict.fromkeys(e.candidates, 0.0) for e in cell.choices}
             )
-    with torch.no_grad(), _progress(console or Console(stderr=True)) as bar:
-        task = bar.add_task("profiling candidates", total=len(inputs))
+    console = console or Console(stderr=True)
+    with torch.no_grad(), _Counter(console, "profiling candidates", len(inputs)) as bar:
         for (index, edge, op), args in inputs.items():
             module = net.stages[index].edges[edge][op]
             ms = time_call(module, *args, min_run_time=min_run_time, repeats=repeats)
             instances[index]["ops"][edge][op] = ms
             cells[instances[index]["cell"]][edge][op] += ms
-            bar.advance(task)
+            bar.advance()
     return {
         "format": FORMAT,
         "repeats": repeats,
@@ -330,8 +363,7 @@ def train_predictor(
     image = torch.randn(batch_size, plan.channels, plan.size, plan.size, device=device)
     rows, latencies, seen = [], [], set()
     started = time.perf_counter()
-    with _progress(console or Console(stderr=True)) as bar:
-        task = bar.add_task("measuring architectures", total=samples)
+    with _Counter(console or Console(stderr=True), "measuring architectures", samples) as bar:
         attempts = 0
         while len(rows) < samples and attempts < 20 * samples:
             attempts += 1
@@ -345,7 +377,7 @@ def train_predictor(
                 ms = time_call(network, image, min_run_time=min_run_time, repeats=repeats)
             rows.append(vector)
             latencies.append(ms)
-            bar.advance(task)
+            bar.advance()
     x, y = torch.stack(rows), torch.tensor(latencies)
     order = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))
     cut = max(1, int(round(len(y) * held_out)))

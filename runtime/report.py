@@ -216,6 +216,8 @@ def draw_importance(history: list[dict], path: Path) -> dict:
     """F (information; larger = less informative) of every candidate at every shrink step, one
     panel per comparison subset; an x marks where a candidate was discarded."""
     plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
     panels: dict[tuple[str, str], list] = {}
     for step in history:
         for subset in step["subsets"]:
@@ -273,6 +275,7 @@ def draw_importance(history: list[dict], path: Path) -> dict:
         ax.set_yscale("log")
         ax.set_title(f"{cell}: {label} (keep {entries[0][1]['k']})", fontsize=8)
         ax.set_xlabel("epoch of the shrink step", fontsize=7)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # shrink steps follow epochs
         ax.set_ylabel("F", fontsize=7)
         ax.tick_params(labelsize=6)
     for ax in list(axes.flat)[len(panels) :]:
@@ -305,6 +308,8 @@ def draw_importance(history: list[dict], path: Path) -> dict:
 def draw_curves(metrics: list[dict], path: Path) -> dict:
     """Loss and accuracy per epoch; live candidates and images per second."""
     plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
     epochs = [m for m in metrics if m.get("event") == "epoch"]
     shrinks = [m["epoch"] for m in metrics if m.get("event") == "shrink"]
     x = [m["epoch"] for m in epochs]
@@ -315,15 +320,17 @@ def draw_curves(metrics: list[dict], path: Path) -> dict:
     acc_ax.plot(x, [m["train_acc"] for m in epochs], label="train")
     acc_ax.plot(x, [m["test_acc"] for m in epochs], label="test")
     acc_ax.set_title("top-1 accuracy (%)", fontsize=9)
-    if epochs and "live" in epochs[0]:
+    searched = bool(epochs) and "live" in epochs[0]
+    if searched:
         live_ax.step(x, [m["live"] for m in epochs], where="post", color="#2ca02c")
         live_ax.set_ylabel("live candidates", fontsize=8, color="#2ca02c")
     speed = live_ax.twinx()
     speed.plot(x, [m["images_per_s"] for m in epochs], color="#9467bd", marker=".")
     speed.set_ylabel("images / s", fontsize=8, color="#9467bd")
-    live_ax.set_title("live candidates and speed", fontsize=9)
+    live_ax.set_title("live candidates and speed" if searched else "speed", fontsize=9)
     for ax in (loss_ax, acc_ax, live_ax):
         ax.set_xlabel("epoch", fontsize=8)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         for epoch in shrinks:
             ax.axvline(epoch, color="#cccccc", lw=0.8, ls=":")
     loss_ax.legend(fontsize=7)
@@ -404,6 +411,80 @@ def write_report(run_dir: Path) -> Path:
         if rank:
             drawn["nb201"] = rank
     (run_dir / "report.html").write_text(_html(run_dir, config, result, drawn))
+    return run_dir / "report.html"
+
+
+def write_train_report(run_dir: Path) -> Path:
+    """Write `report.html` and its figures into a `nasc train` run directory: the trained
+    architecture, the loss and accuracy curves, and what the run recorded."""
+    from nasc.compiler import catalog
+    from nasc.dsl.macro import instantiate
+
+    run_dir = Path(run_dir)
+    config = json.loads((run_dir / "config.json").read_text())
+    result = json.loads((run_dir / "result.json").read_text())
+    metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    space = parse_space(
+        read_source(run_dir / "arch.nas"), str(run_dir / "arch.nas"), catalog=catalog()
+    )
+    defines = config.get("defines", {})
+    figures = run_dir / "figures"
+    figures.mkdir(exist_ok=True)
+    drawn = {
+        "arch": draw_space(
+            space,
+            instantiate(space, defines, catalog()),
+            figures / "arch.png",
+            title=f"trained architecture: {space.name}",
+        ),
+        "curves": draw_curves(metrics, figures / "curves.png"),
+    }
+
+    def row(key, value):
+        return f"<tr><th>{html.escape(str(key))}</th><td>{html.escape(str(value))}</td></tr>"
+
+    summary = [row("architecture", result.get("arch"))]
+    for key, label in (("final_test_acc", "test accuracy"), ("best_test_acc", "best test")):
+        if result.get(key) is not None:
+            summary.append(row(f"{label} (trained from scratch)", f"{result[key]:.2f}%"))
+    if result.get("parameters") is not None:
+        summary.append(row("parameters (without the auxiliary head)", f"{result['parameters']:,}"))
+    if result.get("flops") is not None:
+        summary.append(row("multiply-adds", f"{result['flops'] / 1e6:.1f} M"))
+    summary.append(row("epochs", result.get("epochs")))
+    summary.append(row("training time", f"{result.get('train_seconds', 0) / 60:.1f} min"))
+    env = config.get("environment") or result.get("environment")
+    if env:
+        summary.append(
+            row(
+                "versions",
+                f"nasc {env.get('nasc')}, torch {env.get('torch')}, Python {env.get('python')}; "
+                f"device {env.get('device')} ({env.get('device_name')})",
+            )
+        )
+    settings = [
+        row(k, v)
+        for k, v in {**config.get("config", {}), **defines, "data": config.get("data")}.items()
+    ]
+    captions = {
+        "arch": "The trained architecture.",
+        "curves": "Loss and accuracy per epoch, and training speed.",
+    }
+    sections = [
+        f'<figure><img src="figures/{Path(drawn[key]["path"]).name}" alt="{key}">'
+        f"<figcaption>{html.escape(captions[key])}</figcaption></figure>"
+        for key in ("arch", "curves")
+    ]
+    body = f"""<h1>nasc train: {html.escape(run_dir.name)}</h1>
+<table>{"".join(summary)}</table>
+{"".join(sections)}
+<h2>Settings</h2>
+<table>{"".join(settings)}</table>
+"""
+    page = _page(
+        f"nasc report: {html.escape(run_dir.name)}", f'data-images="{len(sections)}"', body
+    )
+    (run_dir / "report.html").write_text(page)
     return run_dir / "report.html"
 
 

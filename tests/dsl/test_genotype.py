@@ -296,6 +296,16 @@ def test_check_genotype_missing_cell(nb201):
         check_genotype(nb201, Genotype({}))
 
 
+def test_check_genotype_refuses_a_cell_the_space_lacks(nb201):
+    """A cell the space does not search (a misspelt name, another space's genotype) is refused,
+    not ignored, even when every cell of the space is decided."""
+    cells = dict(genotype_from_nb201(nb201, REFERENCE).cells)
+    cells["nb201_cel"] = cells["nb201_cell"]
+    with pytest.raises(NascUsageError, match="decides cell `nb201_cel`") as caught:
+        check_genotype(nb201, Genotype(cells))
+    assert "nb201_cell" in caught.value.hint
+
+
 def test_check_genotype_per_node_subset(darts):
     """In DARTS, three survivors into one node break `keep 2 per node`."""
     genotype = parse_arch(darts, "DARTS_V2")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import io
 import json
 import random
 
@@ -75,6 +76,19 @@ def test_profile_times_every_candidate_of_every_instance():
     # A 3x3 convolution costs more than a skip (an identity) on every edge.
     for ops in found["cells"]["nb201_cell"].values():
         assert ops["nor_conv_3x3"] > ops["skip_connect"]
+
+
+def test_profile_prints_progress_lines_where_no_bar_shows():
+    """Written to a log (no terminal), the profile says how far it got instead of a live bar."""
+    from rich.console import Console
+
+    log = io.StringIO()
+    console = Console(file=log, force_terminal=False)
+    profile(nb201(), TINY, torch.device("cpu"), min_run_time=0.0, repeats=1, console=console)
+    lines = log.getvalue().splitlines()
+    assert lines and lines[-1].startswith("profiling candidates: ")
+    done, total = lines[-1].split(": ")[1].split(" ")[0].split("/")
+    assert done == total and int(total) > 0
 
 
 def test_a_table_of_another_space_or_size_is_refused():

@@ -227,7 +227,7 @@ def test_the_report_renders_in_a_browser_without_broken_images(search_run, tmp_p
     assert_real_picture(shot, min_width=1000, min_height=1000)
 
 
-def test_the_importance_figure_has_one_legend_by_op_and_edge(tmp_path):
+def test_the_importance_figure_has_one_legend_by_op_and_edge(tmp_path, monkeypatch):
     """Panels comparing 8 ops on 4 edges share one figure legend (8 op colours, 4 edge
     styles), instead of a 32-entry legend over each panel."""
     from nasc.runtime.report import draw_importance
@@ -254,8 +254,15 @@ def test_the_importance_figure_has_one_legend_by_op_and_edge(tmp_path):
         }
         for epoch in (4, 6)
     ]
+    import matplotlib.pyplot as plt
+
+    closed = []
+    monkeypatch.setattr(plt, "close", closed.append)
     drawn = draw_importance(history, tmp_path / "importance.png")
     assert drawn["panels"] == 3
+    # Shrink steps happen at epochs: the axis shows whole epochs, never 4.5.
+    ticks = [t for ax in closed[0].axes if ax.get_title() for t in ax.get_xticks()]
+    assert ticks and all(float(t).is_integer() for t in ticks)
     assert drawn["legend_entries"] == len(ops) + len(sources) + 1  # and "discarded"
     assert_real_picture(drawn["path"])
 

@@ -193,6 +193,12 @@ def test_nasc_train_and_eval_from_the_command_line(tmp_path, capsys):
     result = json.loads((run / "result.json").read_text())
     assert result["train_seconds"] > 0 and result["environment"]["torch"] == torch.__version__
     assert json.loads((run / "config.json").read_text())["environment"]["device"] == "cpu"
+    # `nasc report` draws a training run too: its architecture, its curves and its results.
+    assert main(["report", str(run)]) == 0
+    page = (run / "report.html").read_text()
+    assert f"{result['final_test_acc']:.2f}%" in page and "nasc train" in page
+    for figure in ("arch.png", "curves.png"):
+        assert (run / "figures" / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", figure
     assert main(["train", "--resume", str(run), "--quiet"]) == 0
     assert "its results stand" in capsys.readouterr().out
     assert json.loads((run / "result.json").read_text()) == result  # train_seconds included

@@ -1,0 +1,65 @@
+"""`--ops` plugins: Python modules that register ops with `nasc.compiler.register_op` when
+imported. A `.nas` file never runs code; this is the one way Python ops come in. A run records the
+plugins it loaded (`recorded`), so its resume, and sweep jobs in other processes, load them again.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+
+from nasc.dsl import NascError, NascUsageError
+
+_loaded: set[str] = set()
+
+
+def _is_file(name: str) -> bool:
+    return name.endswith(".py") or Path(name).exists()
+
+
+def recorded(names: Iterable[str] | None) -> list[str]:
+    """The plugins as a run records them: files by absolute path (a resume may start elsewhere),
+    modules by name."""
+    return [str(Path(n).resolve()) if _is_file(n) else n for n in names or []]
+
+
+def load_plugins(names: list[str] | None) -> None:
+    """Import the `--ops` modules (each registers its ops when imported), each once per process.
+
+    Raises:
+        NascUsageError: a module that cannot be found or fails while it is imported.
+    """
+    import importlib
+    import importlib.util
+
+    for name in names or []:
+        path = Path(name)
+        key = str(path.resolve()) if _is_file(name) else name
+        if key in _loaded:  # imported once per process: a module's code runs once
+            continue
+        try:
+            if _is_file(name):
+                if not path.is_file():
+                    raise NascUsageError(
+                        f"--ops {name}: no such file", hint="give a .py file or a module name"
+                    )
+                spec = importlib.util.spec_from_file_location(f"nasc_plugin_{path.stem}", path)
+                module = importlib.util.module_from_spec(spec)
+                sys.modules[spec.name] = module
+                spec.loader.exec_module(module)
+            else:
+                importlib.import_module(name)
+            _loaded.add(key)
+        except NascError:
+            raise
+        except ImportError as error:
+            raise NascUsageError(
+                f"--ops {name}: cannot import it ({error})",
+                hint="give a module on the Python path (e.g. my_ops) or the path of a .py file",
+            ) from None
+        except Exception as error:  # noqa: BLE001 - the user's module failed; say where
+            raise NascUsageError(
+                f"--ops {name}: importing it raised {type(error).__name__}: {error}",
+                hint="fix the module; it should only define and register ops",
+            ) from None
