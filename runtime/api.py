@@ -225,6 +225,7 @@ def search(
     checkpoint_minutes: float | None = 10.0,
     tensorboard: bool = False,
     no_memory_check: bool = False,
+    ops: list[str] | None = None,
     on_record=None,
     **preset_fields: Any,
 ) -> SearchResult | None:
@@ -239,6 +240,8 @@ def search(
         defines: parameter values on top of the space's own (`{"C": 4}`).
         quiet: print nothing (True) or what the command line prints (False); a rich `console`
             overrides it.
+        ops: `--ops` plugins (module names or .py files registering Python ops), recorded in
+            the run so a resume imports them again.
         on_record: called with each metrics record as the run logs it (`record["event"]` is
             `epoch`, with `train_loss`, `test_acc`, ..., or `shrink`, ...): per-epoch metrics
             for a tuner or a plot.
@@ -273,6 +276,7 @@ def search(
         checkpoint_minutes=checkpoint_minutes,
         tensorboard=tensorboard,
         no_memory_check=no_memory_check,
+        plugins=ops,
         on_record=on_record,
     )
     results = run_search(request, _console(console, quiet))
@@ -298,6 +302,7 @@ def train(
     console=None,
     tensorboard: bool = False,
     no_memory_check: bool = False,
+    ops: list[str] | None = None,
     **fields: Any,
 ) -> TrainResult:
     """Train a fixed architecture from scratch, as `nasc train` does.
@@ -306,6 +311,8 @@ def train(
         arch: a `SearchResult` (its arch.nas), a fixed `Space`, a `.nas` path or text; a space
             with choices needs `decisions` (what `--arch` takes).
         preset: `darts-cifar`, `darts-imagenet` or `nb201` (default: from the space's preset).
+        ops: `--ops` plugins, as for `search` (those of the search that wrote an arch.nas are
+            imported by themselves).
         fields: fields of `TrainConfig` (`epochs=1, batch_size=32, cutout=0, ...`).
 
     Raises:
@@ -332,6 +339,7 @@ def train(
         quiet=quiet,
         tensorboard=tensorboard,
         no_memory_check=no_memory_check,
+        plugins=ops,
     )
     result = run_train(request, _console(console, quiet))
     run_dir = Path(result.pop("run"))

@@ -33,6 +33,9 @@ class _RunRequest:
     quiet: bool = False
     tensorboard: bool = False
     no_memory_check: bool = False
+    # `--ops` modules (names or .py files) that register Python ops; the run records them, so a
+    # resume, or a sweep job in another process, imports them again.
+    plugins: list[str] = attrs.field(factory=list, converter=lambda v: list(v or []))
 
 
 @attrs.frozen(kw_only=True)

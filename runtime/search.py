@@ -22,6 +22,8 @@ from .distributed import broadcast, collective_failed, gather, rank_lost, setup,
 from .faults import stop_at
 from .memory import check_fits
 from .nb201 import NB201Table, accuracy_spread, lookup_nats, parse_columns
+from .plugins import load_plugins
+from .plugins import recorded as plugins_recorded
 from .progress import Display
 from .runconfig import SearchRequest
 from .rundir import RunDir, environment, unique_directory
@@ -224,6 +226,7 @@ def _search_once(
                 dist_,
             )
             check_run_config(saved, Path(args.resume) / "config.json")
+            load_plugins(saved.get("plugins"))  # before the space names their ops
             defines = saved["defines"]
             strategy = saved["config"]["strategy"]
             if args.strategy and args.strategy != strategy:
@@ -239,6 +242,7 @@ def _search_once(
             where = str(Path(args.resume) / "space.nas")
             space = parse_space(source, where, catalog=catalog(), overrides=defines)
         else:
+            load_plugins(args.plugins)  # the command line did already; a sweep job has not
             source = args.source if args.source is not None else read_source(find_space(args.space))
             user_defines = dict(args.defines)
             space = parse_space(source, str(args.space), catalog=catalog(), overrides=user_defines)
@@ -286,6 +290,7 @@ def _search_once(
                     "subset": subset,
                     "config": config.to_json(),
                     "world_size": dist_.world if dist_ else 1,
+                    "plugins": plugins_recorded(args.plugins),
                     "created": time.strftime("%Y-%m-%d %H:%M:%S"),
                     "host": platform.node(),
                     "environment": environment(device),

@@ -30,6 +30,8 @@ from nasc.dsl import NascUsageError, SpaceIR, find_space, load_space, parse_spac
 from .checkpoint import CorruptCheckpoint, load_checkpoint, nonfinite, save_checkpoint, write_atomic
 from .data import Batches, ImageData, load_data
 from .faults import die_at, poison
+from .plugins import load_plugins
+from .plugins import recorded as plugins_recorded
 from .progress import Display
 from .runconfig import EvalRequest, TrainRequest
 from .rundir import RunDir
@@ -429,6 +431,19 @@ def evaluate(model, batches: Batches, autocast=contextlib.nullcontext, prepare=N
     return {"test_loss": total / max(seen, 1), "test_acc": 100.0 * correct / max(seen, 1)}
 
 
+def _search_plugins(arch_file: str | None) -> list[str]:
+    """The `--ops` plugins recorded by the search run that wrote `arch_file` (its `arch.nas`),
+    so training a found architecture needs no `--ops` again."""
+    if not arch_file or Path(arch_file).name != "arch.nas":
+        return []
+    config = Path(arch_file).parent / "config.json"
+    try:
+        recorded = json.loads(config.read_text()).get("plugins") if config.is_file() else None
+    except (OSError, ValueError, AttributeError):
+        return []  # not a run's config: the architecture needs no plugin, or names it itself
+    return [name for name in recorded or [] if isinstance(name, str)]
+
+
 def _architecture(args) -> SpaceIR:
     """The fixed space to train: a fixed .nas file (or its text), or a space with --arch."""
     from nasc.dsl import apply_genotype, parse_arch
@@ -511,6 +526,7 @@ def run_train(args: TrainRequest, console: Console) -> dict:
             run = RunDir.open(Path(args.resume))
             saved = run.read_json("config.json")
             check_run_config(saved, run.path / "config.json", TrainConfig)
+            load_plugins(saved.get("plugins"))  # before the architecture names their ops
             changes = resume_changes(
                 saved, overrides, args, None, TRAIN_RESUME_OVERRIDES, "training run"
             )
@@ -519,6 +535,8 @@ def run_train(args: TrainRequest, console: Console) -> dict:
             config = TrainConfig(**{**saved["config"], **changes})
             defines, data_spec, subset = saved["defines"], saved["data"], saved.get("subset")
         else:
+            plugins = [*args.plugins, *_search_plugins(args.arch_file)]
+            load_plugins(plugins)
             space = _architecture(args)
             preset_name = args.preset or PRESET_FOR_SPACE_PRESET.get(
                 space.preset or "", "darts-cifar"
@@ -571,6 +589,7 @@ def run_train(args: TrainRequest, console: Console) -> dict:
                     "data": data_spec,
                     "subset": subset,
                     "config": config.to_json(),
+                    "plugins": plugins_recorded(plugins),
                     "created": time.strftime("%Y-%m-%d %H:%M:%S"),
                     "environment": environment(device),
                 },

@@ -79,3 +79,55 @@ def test_a_broken_plugin_is_a_located_usage_error(tmp_path, capsys):
     broken.write_text("raise ValueError('nope')\n")
     assert main(["check", "--ops", str(broken), "nb201"]) == 2
     assert "raised ValueError: nope" in capsys.readouterr().err
+
+
+def _forget(plugin):
+    """What a new process knows: neither the plugin's op nor that its module was imported."""
+    from nasc.runtime import plugins
+
+    OPS.pop("plugin_conv_bn", None)
+    plugins._loaded.discard(str(plugin.resolve()))
+
+
+def test_a_run_records_its_plugins_for_resume_and_training(files, tmp_path, capsys):
+    """A search with `--ops` records the plugin (by absolute path) in config.json; a resume in
+    a new process, and `nasc train` of the found arch.nas, import it again without `--ops`."""
+    plugin, space = files
+    runs = tmp_path / "runs"
+    tiny = ["--data", "digits", "--subset", "32", "--batch-size", "16", "--quiet"]
+    argv = ["search", str(space), "--ops", str(plugin), "--strategy", "darts-1st", *tiny]
+    assert main([*argv, "--epochs", "1", "--runs-dir", str(runs)]) == 0
+    [run] = runs.iterdir()
+    assert json.loads((run / "config.json").read_text())["plugins"] == [str(plugin.resolve())]
+    _forget(plugin)
+    assert main(["search", "--resume", str(run), "--quiet"]) == 0, capsys.readouterr().err
+    assert "plugin_conv_bn" in OPS
+    _forget(plugin)
+    trained = tmp_path / "trained"
+    code = main(
+        ["train", str(run / "arch.nas"), *tiny, "--epochs", "1", "--runs-dir", str(trained)]
+    )
+    assert code == 0, capsys.readouterr().err
+    [train_run] = trained.iterdir()
+    config = json.loads((train_run / "config.json").read_text())
+    assert config["plugins"] == [str(plugin.resolve())]
+
+
+def test_every_search_and_train_flag_reaches_the_run():
+    """Each `nasc search` / `nasc train` flag is a request field or a preset setting, so no
+    flag is dropped on its way from the command line to the run (and the Python API)."""
+    import attrs
+
+    from nasc.runtime.cli import build_parser
+    from nasc.runtime.config import SearchConfig
+    from nasc.runtime.runconfig import SearchRequest, TrainRequest
+    from nasc.runtime.trainconfig import TrainConfig
+
+    commands = next(a for a in build_parser()._actions if a.dest == "command").choices
+    for name, request, config in (
+        ("search", SearchRequest, SearchConfig),
+        ("train", TrainRequest, TrainConfig),
+    ):
+        flags = {a.dest for a in commands[name]._actions if a.dest != "help"}
+        fields = {f.name for f in attrs.fields(request)} | {f.name for f in attrs.fields(config)}
+        assert flags <= fields, (name, sorted(flags - fields))
