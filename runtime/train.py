@@ -701,6 +701,7 @@ def run_eval(args: EvalRequest, console: Console) -> dict:
                 hint="give runs/train-.../ , its best.pt, or an exported model.pt",
             )
         saved = json.loads((run_dir / "config.json").read_text())
+        load_plugins(saved.get("plugins"))
         space = parse_space(
             read_source(run_dir / "arch.nas"), str(run_dir / "arch.nas"), catalog=catalog()
         )

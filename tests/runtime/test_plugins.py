@@ -111,6 +111,8 @@ def test_a_run_records_its_plugins_for_resume_and_training(files, tmp_path, caps
     [train_run] = trained.iterdir()
     config = json.loads((train_run / "config.json").read_text())
     assert config["plugins"] == [str(plugin.resolve())]
+    _forget(plugin)
+    assert main(["eval", str(train_run), "--data", "digits", "--device", "cpu"]) == 0
 
 
 def test_every_search_and_train_flag_reaches_the_run():
