@@ -64,7 +64,11 @@ TRAIN_RESUME_OVERRIDES = (
     "nesterov",
     "weight_decay",
     "grad_clip",
+    # How the same computation runs, as `device` does: a resume on a GPU may compile it.
     "device",
+    "amp",
+    "channels_last",
+    "compile",
 )
 
 TRAIN_PRESETS: dict[str, dict[str, Any]] = {

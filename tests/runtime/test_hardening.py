@@ -562,6 +562,15 @@ def test_a_train_resume_override_is_recorded_used_and_kept(train_copy):
     ]
 
 
+def test_a_train_resume_may_change_how_it_runs(train_copy):
+    """Settings of how the network runs (layout, autocast, torch.compile) are overrides a
+    training resume accepts and records, as `--device` is."""
+    assert main(["train", "--resume", str(train_copy), "--quiet", "--no-channels-last"]) == 0
+    saved = json.loads((train_copy / "config.json").read_text())
+    assert saved["config"]["channels_last"] is False
+    assert saved["overrides"][0]["settings"] == {"channels_last": False}
+
+
 @pytest.mark.parametrize(
     "flags, named",
     [(["--epochs", "6"], "epochs"), (["--batch-size", "8"], "batch_size"),
