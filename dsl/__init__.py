@@ -110,19 +110,29 @@ def read_source(path: Path) -> str:
     """Read a `.nas` file, turning OS and encoding failures into `NascUsageError`.
 
     Only a regular file is read (a FIFO, a device such as `/dev/zero` or a directory is refused
-    without blocking), and never more than `MAX_SOURCE_BYTES`.
+    without blocking), and never more than `MAX_SOURCE_BYTES`, even of a file that grows while
+    it is read: the one open handle is checked, then read up to one byte past the cap.
     """
+    import os
+
     try:
-        size = path.stat().st_size
-        if size > MAX_SOURCE_BYTES:
+        handle = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        try:
+            _require_regular(path, os.fstat(handle).st_mode)
+        except NascUsageError:
+            os.close(handle)
+            raise
+        with os.fdopen(handle, "rb") as file:
+            data = file.read(MAX_SOURCE_BYTES + 1)
+        if len(data) > MAX_SOURCE_BYTES:
+            size = max(len(data), path.stat().st_size)
             raise NasSyntaxError(
                 f"the file is {size / 1e6:.1f} MB; "
                 f"a .nas file is at most {MAX_SOURCE_BYTES >> 10} KiB",
                 span=Span(file=str(path)),
                 hint="is this the right file? search spaces are a few dozen lines",
             )
-        _require_regular(path)
-        return path.read_text(encoding="utf-8")
+        return data.decode("utf-8")
     except PermissionError:
         raise NascUsageError(
             f"{path}: permission denied", hint="check the file's permissions"
@@ -135,17 +145,11 @@ def read_source(path: Path) -> str:
         raise NascUsageError(f"{path}: {error.strerror or error}") from None
 
 
-def _require_regular(path: Path) -> None:
-    """Refuse, without blocking, what is not a regular file: a FIFO, a device (`/dev/zero`, whose
-    reported size of 0 says nothing of what reading it gives), a directory."""
-    import os
+def _require_regular(path: Path, mode: int) -> None:
+    """Refuse what is not a regular file: a FIFO, a device (`/dev/zero`, whose reported size of
+    0 says nothing of what reading it gives), a directory."""
     import stat
 
-    handle = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    try:
-        mode = os.fstat(handle).st_mode
-    finally:
-        os.close(handle)
     if not stat.S_ISREG(mode):
         kind = (
             "a FIFO (named pipe)"

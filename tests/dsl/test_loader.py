@@ -86,10 +86,16 @@ def test_permission_error_becomes_usage_error(tmp_path, monkeypatch):
     path = tmp_path / "secret.nas"
     path.write_text("network n() { input(3, 8) head pool_linear(2) }")
 
-    def refuse(self, *args, **kwargs):
-        raise PermissionError(13, "Permission denied", str(self))
+    import os
 
-    monkeypatch.setattr(Path, "read_text", refuse)
+    opened = os.open
+
+    def refuse(name, *args, **kwargs):
+        if str(name) == str(path):
+            raise PermissionError(13, "Permission denied", str(name))
+        return opened(name, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", refuse)
     with pytest.raises(NascUsageError, match=re.escape(f"{path}: permission denied")) as info:
         load_space(path)
     assert info.value.hint == "check the file's permissions"
@@ -123,3 +129,25 @@ def test_empty_file(tmp_path):
     with pytest.raises(NasSemanticError, match="the file has no `network`"):
         load_space(path)
     assert parse_space("network n() { input(3, 8) head pool_linear(2) }").name == "n"
+
+
+def test_a_file_larger_than_its_reported_size_is_read_only_up_to_the_cap(tmp_path, monkeypatch):
+    """The cap holds for what is read, not for what `stat` said: a file that grows after it was
+    measured (here: one whose size is reported small) is still refused at the cap."""
+    import os
+
+    from nasc.dsl import MAX_SOURCE_BYTES, NasSyntaxError
+
+    path = tmp_path / "growing.nas"
+    path.write_text("#" * (MAX_SOURCE_BYTES + 10))
+    real_stat = Path.stat
+
+    def small(self, *args, **kwargs):
+        found = real_stat(self, *args, **kwargs)
+        if self == path:
+            return os.stat_result((found.st_mode, *found[1:6], 10, *found[7:]))
+        return found
+
+    monkeypatch.setattr(Path, "stat", small)
+    with pytest.raises(NasSyntaxError, match="a .nas file is at most"):
+        load_space(path)
