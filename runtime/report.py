@@ -414,6 +414,24 @@ def write_report(run_dir: Path) -> Path:
     return run_dir / "report.html"
 
 
+def _row(key, value) -> str:
+    return f"<tr><th>{html.escape(str(key))}</th><td>{html.escape(str(value))}</td></tr>"
+
+
+def _versions(config: dict, result: dict) -> list[str]:
+    """The versions and device a run recorded, as a table row (none for older runs)."""
+    env = config.get("environment") or result.get("environment")
+    if not env:
+        return []
+    return [
+        _row(
+            "versions",
+            f"nasc {env.get('nasc')}, torch {env.get('torch')}, Python {env.get('python')}; "
+            f"device {env.get('device')} ({env.get('device_name')})",
+        )
+    ]
+
+
 def write_train_report(run_dir: Path) -> Path:
     """Write `report.html` and its figures into a `nasc train` run directory: the trained
     architecture, the loss and accuracy curves, and what the run recorded."""
@@ -440,30 +458,19 @@ def write_train_report(run_dir: Path) -> Path:
         "curves": draw_curves(metrics, figures / "curves.png"),
     }
 
-    def row(key, value):
-        return f"<tr><th>{html.escape(str(key))}</th><td>{html.escape(str(value))}</td></tr>"
-
-    summary = [row("architecture", result.get("arch"))]
+    summary = [_row("architecture", result.get("arch"))]
     for key, label in (("final_test_acc", "test accuracy"), ("best_test_acc", "best test")):
         if result.get(key) is not None:
-            summary.append(row(f"{label} (trained from scratch)", f"{result[key]:.2f}%"))
+            summary.append(_row(f"{label} (trained from scratch)", f"{result[key]:.2f}%"))
     if result.get("parameters") is not None:
-        summary.append(row("parameters (without the auxiliary head)", f"{result['parameters']:,}"))
+        summary.append(_row("parameters (without the auxiliary head)", f"{result['parameters']:,}"))
     if result.get("flops") is not None:
-        summary.append(row("multiply-adds", f"{result['flops'] / 1e6:.1f} M"))
-    summary.append(row("epochs", result.get("epochs")))
-    summary.append(row("training time", f"{result.get('train_seconds', 0) / 60:.1f} min"))
-    env = config.get("environment") or result.get("environment")
-    if env:
-        summary.append(
-            row(
-                "versions",
-                f"nasc {env.get('nasc')}, torch {env.get('torch')}, Python {env.get('python')}; "
-                f"device {env.get('device')} ({env.get('device_name')})",
-            )
-        )
+        summary.append(_row("multiply-adds", f"{result['flops'] / 1e6:.1f} M"))
+    summary.append(_row("epochs", result.get("epochs")))
+    summary.append(_row("training time", f"{result.get('train_seconds', 0) / 60:.1f} min"))
+    summary.extend(_versions(config, result))
     settings = [
-        row(k, v)
+        _row(k, v)
         for k, v in {**config.get("config", {}), **defines, "data": config.get("data")}.items()
     ]
     captions = {
@@ -594,68 +601,57 @@ def _discretised(result: dict) -> str:
 
 
 def _html(run_dir: Path, config: dict, result: dict, drawn: dict) -> str:
-    def row(key, value):
-        return f"<tr><th>{html.escape(str(key))}</th><td>{html.escape(str(value))}</td></tr>"
-
-    summary = [row("space", result.get("space")), row("strategy", result.get("strategy"))]
+    summary = [_row("space", result.get("space")), _row("strategy", result.get("strategy"))]
     for key in ("blocks", "nb201", "darts"):
         if key in result:
-            summary.append(row(key, result[key]))
+            summary.append(_row(key, result[key]))
     supernet = result.get("supernet_test_acc") or {}
     if supernet.get("before_discretisation") is not None:
         summary.append(
-            row(
+            _row(
                 "supernet test accuracy before discretisation (shared weights)",
                 f"{supernet['before_discretisation']:.2f}% (epoch {supernet.get('before_epoch')})",
             )
         )
     if supernet.get("discretised") is not None:
         summary.append(
-            row(
+            _row(
                 "supernet test accuracy discretised to the found architecture (shared weights)",
                 f"{supernet['discretised']:.2f}%",
             )
         )
     if not supernet and result.get("final_test_acc") is not None:
         summary.append(
-            row("supernet test accuracy (last epoch)", f"{result['final_test_acc']:.2f}%")
+            _row("supernet test accuracy (last epoch)", f"{result['final_test_acc']:.2f}%")
         )
     if result.get("nb201_accuracy"):
         ranks = result.get("nb201_rank") or {}
         for key, value in result["nb201_accuracy"].items():
             rank = f" (rank {ranks[key]:,} of 15,625)" if ranks.get(key) else ""
             summary.append(
-                row(
+                _row(
                     f"NAS-Bench-201 {key} (the found cell trained from scratch)",
                     f"{value:.2f}%{rank}",
                 )
             )
     elif "nb201_accuracy" in result:
-        summary.append(row("NAS-Bench-201", "the cell is not in the table"))
-    summary.append(row("search time", f"{result.get('search_seconds', 0) / 60:.1f} min"))
+        summary.append(_row("NAS-Bench-201", "the cell is not in the table"))
+    summary.append(_row("search time", f"{result.get('search_seconds', 0) / 60:.1f} min"))
     if result.get("searched_with"):
         values = ", ".join(f"{k}={v}" for k, v in result["searched_with"].items())
-        summary.append(row("searched with", values))
-    env = config.get("environment") or result.get("environment")
-    if env:
-        summary.append(
-            row(
-                "versions",
-                f"nasc {env.get('nasc')}, torch {env.get('torch')}, Python {env.get('python')}; "
-                f"device {env.get('device')} ({env.get('device_name')})",
-            )
-        )
+        summary.append(_row("searched with", values))
+    summary.extend(_versions(config, result))
     if result.get("measure_on"):
         share = result["measure_seconds"] / max(result.get("search_seconds") or 0, 1e-9)
         summary.append(
-            row(
+            _row(
                 "information measured on",
                 f"{result['measure_on']} protocol ({result['measure_seconds'] / 60:.1f} min, "
                 f"{100 * min(share, 1.0):.0f}% of the search)",
             )
         )
     settings = [
-        row(k, v)
+        _row(k, v)
         for k, v in {
             **config.get("config", {}),
             **config.get("defines", {}),
