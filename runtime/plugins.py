@@ -15,7 +15,8 @@ _loaded: set[str] = set()
 
 
 def _is_file(name: str) -> bool:
-    return name.endswith(".py") or Path(name).exists()
+    # A folder of that name is a package on the path (`--ops my_ops` beside `my_ops/`), not a file.
+    return name.endswith(".py") or Path(name).is_file()
 
 
 def recorded(names: Iterable[str] | None) -> list[str]:

@@ -133,3 +133,19 @@ def test_every_search_and_train_flag_reaches_the_run():
         flags = {a.dest for a in commands[name]._actions if a.dest != "help"}
         fields = {f.name for f in attrs.fields(request)} | {f.name for f in attrs.fields(config)}
         assert flags <= fields, (name, sorted(flags - fields))
+
+
+def test_a_plugin_package_beside_the_space_is_imported_by_name(tmp_path, monkeypatch, capsys):
+    """`--ops my_pkg` with a package folder `my_pkg/` in the working directory imports the
+    package (a folder is not a plugin file)."""
+    package = tmp_path / "my_plugin_pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text(PLUGIN)
+    (tmp_path / "space.nas").write_text(SPACE)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        assert main(["check", "--ops", "my_plugin_pkg", "space.nas"]) == 0, capsys.readouterr()
+        assert "plugin_conv_bn" in OPS
+    finally:
+        OPS.pop("plugin_conv_bn", None)
