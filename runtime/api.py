@@ -302,6 +302,7 @@ def train(
     console=None,
     tensorboard: bool = False,
     no_memory_check: bool = False,
+    checkpoint_minutes: float | None = 10.0,
     ops: list[str] | None = None,
     **fields: Any,
 ) -> TrainResult:
@@ -339,6 +340,7 @@ def train(
         quiet=quiet,
         tensorboard=tensorboard,
         no_memory_check=no_memory_check,
+        checkpoint_minutes=checkpoint_minutes,
         plugins=ops,
     )
     result = run_train(request, _console(console, quiet))

@@ -243,6 +243,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped or killed run")
     train.add_argument("--quiet", action="store_true", help="plain log lines instead of bars")
     train.add_argument(
+        "--checkpoint-minutes",
+        type=float,
+        default=10.0,
+        metavar="M",
+        help="inside an epoch, also checkpoint every M minutes, so a long epoch killed midway "
+        "resumes where it was (0: at epoch ends only; default: 10)",
+    )
+    train.add_argument(
         "--tensorboard",
         action="store_true",
         help="also write the metrics as TensorBoard event files in <run>/tensorboard/",

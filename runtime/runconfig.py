@@ -33,6 +33,7 @@ class _RunRequest:
     quiet: bool = False
     tensorboard: bool = False
     no_memory_check: bool = False
+    checkpoint_minutes: float | None = 10.0  # also checkpoint inside epochs this often
     # `--ops` modules (names or .py files) that register Python ops; the run records them, so a
     # resume, or a sweep job in another process, imports them again.
     plugins: list[str] = attrs.field(factory=list, converter=lambda v: list(v or []))
@@ -48,7 +49,6 @@ class SearchRequest(_RunRequest):
     nb201_table: str | None = None
     nb201_columns: str | None = None
     nats_bench: str | None = None  # "" looks in nats_bench's default place
-    checkpoint_minutes: float | None = 10.0
     dist_timeout: float | None = None
     # Called with every metrics record (`event`: epoch, shrink, ...) as the run logs it: per-epoch
     # metrics for a tuner such as Ray Tune's schedulers. Not part of what the run records.

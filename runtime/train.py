@@ -46,6 +46,7 @@ from .trainer import (
     apply_sgd_settings,
     check_fits_net,
     check_kinds,
+    check_partial,
     check_settings,
     cosine_lr,
     epoch_seed,
@@ -225,6 +226,9 @@ class Trainer:
         self.settings = {k: v for k, v in config.to_json().items() if k != "device"}
         self.overrides: set[str] = set()
         self.last_settings: dict | None = None
+        self.checkpoint_seconds: float | None = None  # also checkpoint inside epochs this often
+        self.partial: dict | None = None  # progress into the current epoch, from a checkpoint
+        self._saved_at = time.perf_counter()
 
     def _autocast(self):
         enabled = self.cuda and self.config.amp
@@ -240,11 +244,16 @@ class Trainer:
         net.train()
         net.set_drop_prob(config.drop_path * self.epoch / config.epochs)
         steps = len(self.train_batches)
+        partial, self.partial = self.partial, None
+        first = int(partial["step"]) if partial else 0
         total, correct, seen = 0.0, 0, 0
-        started = time.perf_counter()
-        for step, (images, labels) in enumerate(
-            self.train_batches.epoch(epoch_seed(config.seed, self.epoch, 0))
-        ):
+        before = 0.0  # seconds of this epoch spent before the checkpoint it resumed from
+        if partial:
+            total, correct = float(partial["total_loss"]), int(partial["correct"])
+            seen, before = int(partial["seen"]), float(partial["seconds"])
+        started = self._saved_at = time.perf_counter()
+        batches = self.train_batches.epoch(epoch_seed(config.seed, self.epoch, 0), start=first)
+        for step, (images, labels) in enumerate(batches, start=first):
             lr = cosine_lr(
                 config.lr,
                 config.lr_min,
@@ -273,13 +282,16 @@ class Trainer:
             if config.grad_clip > 0:
                 nn.utils.clip_grad_norm_(net.parameters(), config.grad_clip)
             self.optimizer.step()
-            die_at("kill", self.epoch + 1, step + 1)
             total += float(loss.detach()) * len(labels)
             correct += int((logits.argmax(1) == labels).sum())
             seen += len(labels)
+            if self._checkpoint_due() and step + 1 < steps:
+                session = time.perf_counter() - started
+                self.save_inside(step + 1, total, correct, seen, before + session, session)
+            die_at("kill", self.epoch + 1, step + 1)
             if self.display is not None and step % 10 == 0:
                 self.display.step(step + 1, steps, total / seen)
-        elapsed = time.perf_counter() - started
+        elapsed = before + time.perf_counter() - started
         return {
             "train_loss": total / max(seen, 1),
             "train_acc": 100.0 * correct / max(seen, 1),
@@ -297,8 +309,9 @@ class Trainer:
         while self.epoch < self.config.epochs:
             started = time.perf_counter()
             if self.display is not None:
+                done = int(self.partial["step"]) if self.partial else 0
                 self.display.start_epoch(
-                    self.epoch + 1, self.config.epochs, len(self.train_batches)
+                    self.epoch + 1, self.config.epochs, len(self.train_batches), done
                 )
             record = {"event": "epoch", "epoch": self.epoch + 1}
             record.update(self.train_epoch())
@@ -376,12 +389,50 @@ class Trainer:
                 the previous checkpoint is tried.
         """
         check_kinds(path, state, {**STATE_KINDS, "best": float})
+        check_partial(path, state, len(self.train_batches))
         check_settings(
             path, state, self.settings, self.overrides, TRAIN_RESUME_OVERRIDES, "training run"
         )
         check_fits_net(path, state, self.net, self.config.epochs)
 
+    def _checkpoint_due(self) -> bool:
+        return (
+            self.run is not None
+            and self.checkpoint_seconds is not None
+            and time.perf_counter() - self._saved_at >= self.checkpoint_seconds
+        )
+
+    def save_inside(
+        self, step: int, total: float, correct: int, seen: int, seconds: float, session: float
+    ) -> None:
+        """A checkpoint `step` steps into the current epoch, with what the epoch has summed so
+        far, so a resumed run finishes the epoch exactly as it would have (as a search does).
+
+        Args:
+            seconds: the epoch's training time so far; `session`: the part of it since this
+                process started the epoch (what `self.seconds` has not counted yet).
+        """
+        bad = nonfinite(self.net.state_dict()) + nonfinite(self.optimizer.state_dict())
+        if bad or not math.isfinite(total):
+            raise Diverged(
+                f"the run diverged inside epoch {self.epoch + 1}: non-finite values in "
+                f"{', '.join(bad[:3]) or 'the training loss'}; its state is not saved",
+                hint=self._lower_lr_hint(),
+            )
+        state = self.state()
+        state["seconds"] = self.seconds + session
+        state["partial"] = {
+            "step": step,
+            "total_loss": total,
+            "correct": correct,
+            "seen": seen,
+            "seconds": seconds,
+        }
+        save_checkpoint(self.run.checkpoints, self.epoch, state, step=step)
+        self._saved_at = time.perf_counter()
+
     def save(self, best: bool) -> None:
+        self._saved_at = time.perf_counter()
         if self.run is None:
             return
         path = save_checkpoint(
@@ -413,6 +464,7 @@ class Trainer:
         self.metric_lines = int(state["metric_lines"])
         self.metric_records = metric_records(state)
         self.seconds = float(state.get("seconds", 0.0))
+        self.partial = state.get("partial")
         return True
 
 
@@ -511,7 +563,7 @@ def run_train(args: TrainRequest, console: Console) -> dict:
         What result.json holds, and `run`: the run directory.
     """
     from .rundir import environment
-    from .search import bind_data, validate_counts
+    from .search import bind_data, validate_counts, validate_minutes
     from .search import fingerprint as make_fingerprint
 
     names = [f.name for f in attrs.fields(TrainConfig)]
@@ -522,6 +574,7 @@ def run_train(args: TrainRequest, console: Console) -> dict:
         )
     overrides = {name: args.overrides.get(name) for name in names}
     validate_counts(subset=args.subset, image_size=getattr(args, "image_size", None))
+    validate_minutes(args.checkpoint_minutes)
     if args.tensorboard:
         require_tensorboard()
     run = display = None
@@ -600,6 +653,8 @@ def run_train(args: TrainRequest, console: Console) -> dict:
             )
         display = Display(console, quiet=args.quiet)
         trainer.run, trainer.display = run, display
+        minutes = args.checkpoint_minutes
+        trainer.checkpoint_seconds = 60.0 * minutes if minutes else None
         for note in notes:
             display.print(note)
         display.print(f"run directory: {run.path}")

@@ -420,6 +420,7 @@ class Searcher:
         from nasc.dsl import NascUsageError
 
         check_kinds(path, state, {**STATE_KINDS, "strategy": dict})
+        check_partial(path, state, len(self.train_batches))
         check_settings(path, state, self.settings, self.overrides, RESUME_OVERRIDES, "search")
         if state["fingerprint"] != self.fingerprint:
             raise NascUsageError(
@@ -588,6 +589,24 @@ def check_settings(path, state: dict, settings, overrides, allowed, noun: str) -
                     else f"; {key} cannot change on resume, start a new {noun} for it"
                 ),
             )
+
+
+def check_partial(path, state: dict, steps: int) -> None:
+    """Raises CorruptCheckpoint when a checkpoint taken inside an epoch does not say where in an
+    epoch of `steps` steps it was taken, and what the epoch had summed."""
+    partial = state.get("partial")
+    if partial is None:
+        return
+    fields = {"step": int, "seen": int, "seconds": (int, float)}
+    if not isinstance(partial, dict) or any(
+        not isinstance(partial.get(k), kind) or isinstance(partial.get(k), bool)
+        for k, kind in fields.items()
+    ):
+        raise CorruptCheckpoint(f"{path} has no valid record of its place inside the epoch")
+    if not 0 < partial["step"] < steps or "total_loss" not in partial or "correct" not in partial:
+        raise CorruptCheckpoint(
+            f"{path} was taken at step {partial['step']} of an epoch of {steps} steps"
+        )
 
 
 def check_fits_net(path, state: dict, net: nn.Module, epochs: int) -> None:

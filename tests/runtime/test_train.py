@@ -313,3 +313,76 @@ def test_train_resumes_where_it_stopped(tmp_path):
         if torch.is_tensor(value):
             assert torch.equal(value, second.net.state_dict()[key]), key
     run.close()
+
+
+def test_a_training_run_killed_inside_an_epoch_resumes_there_to_the_same_result(
+    tmp_path, monkeypatch
+):
+    """With checkpoints inside epochs (cutout, path dropout and augmentation drawing random
+    numbers), a run killed in the middle of its second epoch resumes at that step and ends with
+    the weights and metrics of an uninterrupted run."""
+    from nasc.runtime import train as train_module
+    from nasc.runtime.checkpoint import checkpoints
+
+    space = load_space("darts", catalog=catalog())
+    space = apply_genotype(space, parse_arch(space, "DARTS_V2"))
+    data = upsampled_digits(2, 96)
+    defines = {"C": 4, "layers": 2}
+    settings = dict(epochs=2, batch_size=16, device="cpu", cutout=4, drop_path=0.2)
+    settings.update(auxiliary_weight=0.0)
+    config = make_train_config("darts-cifar", settings)
+    bound = bind_data(space, defines, data)
+
+    def trainer(path):
+        return Trainer(space, bound, config, data, torch.device("cpu"), run=path, fingerprint="t")
+
+    whole_run = RunDir.create(tmp_path / "a", "train", "darts")
+    whole = trainer(whole_run)
+    whole.run_epochs()
+    whole_run.close()
+
+    class Killed(Exception):
+        pass
+
+    def die_at(point, epoch, step=None):
+        if (point, epoch, step) == ("kill", 2, 2):
+            raise Killed
+
+    part_run = RunDir.create(tmp_path / "b", "train", "darts")
+    part_run.write_json("config.json", {})
+    first = trainer(part_run)
+    first.checkpoint_seconds = 0.0  # a checkpoint after every step
+    monkeypatch.setattr(train_module, "die_at", die_at)
+    with pytest.raises(Killed):
+        first.run_epochs()
+    monkeypatch.undo()
+    part_run.close()
+    assert checkpoints(part_run.checkpoints)[-1].name == "ckpt-00001-s000002.pt"
+
+    resumed_run = RunDir.open(part_run.path)
+    second = trainer(resumed_run)
+    assert second.restore() and second.epoch == 1 and second.partial["step"] == 2
+    second.run_epochs()
+    resumed_run.close()
+
+    def strip(lines):
+        return [{k: v for k, v in r.items() if k not in ("seconds", "images_per_s")} for r in lines]
+
+    assert strip(whole_run.metrics_lines()) == strip(resumed_run.metrics_lines())
+    for key, value in whole.net.state_dict().items():
+        if torch.is_tensor(value):
+            assert torch.equal(value, second.net.state_dict()[key]), key
+
+
+def test_a_checkpoint_inside_an_epoch_that_does_not_say_where_falls_back():
+    """A checkpoint whose record of its place in the epoch is malformed is refused as corrupt
+    (and the resume tries the one before), not run from a wrong step."""
+    from nasc.runtime.checkpoint import CorruptCheckpoint
+    from nasc.runtime.trainer import check_partial
+
+    check_partial("ckpt", {"partial": None}, 10)
+    good = {"step": 3, "seen": 48, "seconds": 1.5, "total_loss": 2.0, "correct": 7}
+    check_partial("ckpt", {"partial": good}, 10)
+    for bad in ({**good, "step": "3"}, {**good, "step": 10}, {**good, "step": 0}, [1, 2]):
+        with pytest.raises(CorruptCheckpoint, match="ckpt"):
+            check_partial("ckpt", {"partial": bad}, 10)
