@@ -43,6 +43,7 @@ from .trainer import (
     STATE_KINDS,
     Diverged,
     NonFiniteLoss,
+    RunRecords,
     apply_sgd_settings,
     check_fits_net,
     check_kinds,
@@ -160,7 +161,7 @@ def make_train_config(preset: str, overrides: Mapping[str, Any]) -> TrainConfig:
     return TrainConfig(**values)
 
 
-class Trainer:
+class Trainer(RunRecords):
     """Trains one fixed network; the evaluation-protocol counterpart of `Searcher`."""
 
     def __init__(
@@ -325,14 +326,6 @@ class Trainer:
             self.seconds += time.perf_counter() - started
             self.save(best=improved)
 
-    def _log(self, record: dict) -> None:
-        if self.run is not None:
-            self.run.log_metrics(record)
-        self.metric_lines += 1
-        self.metric_records.append(record)
-        if self.display is not None:
-            self.display.record(record)
-
     def _lower_lr_hint(self) -> str:
         lower = safe_lr(self.config, self.metric_records, self.epoch, self.classes)
         if self.epoch == 0:
@@ -395,41 +388,13 @@ class Trainer:
         )
         check_fits_net(path, state, self.net, self.config.epochs)
 
-    def _checkpoint_due(self) -> bool:
-        return (
-            self.run is not None
-            and self.checkpoint_seconds is not None
-            and time.perf_counter() - self._saved_at >= self.checkpoint_seconds
-        )
-
     def save_inside(
         self, step: int, total: float, correct: int, seen: int, seconds: float, session: float
     ) -> None:
-        """A checkpoint `step` steps into the current epoch, with what the epoch has summed so
-        far, so a resumed run finishes the epoch exactly as it would have (as a search does).
-
-        Args:
-            seconds: the epoch's training time so far; `session`: the part of it since this
-                process started the epoch (what `self.seconds` has not counted yet).
-        """
-        bad = nonfinite(self.net.state_dict()) + nonfinite(self.optimizer.state_dict())
-        if bad or not math.isfinite(total):
-            raise Diverged(
-                f"the run diverged inside epoch {self.epoch + 1}: non-finite values in "
-                f"{', '.join(bad[:3]) or 'the training loss'}; its state is not saved",
-                hint=self._lower_lr_hint(),
-            )
-        state = self.state()
-        state["seconds"] = self.seconds + session
-        state["partial"] = {
-            "step": step,
-            "total_loss": total,
-            "correct": correct,
-            "seen": seen,
-            "seconds": seconds,
-        }
-        save_checkpoint(self.run.checkpoints, self.epoch, state, step=step)
-        self._saved_at = time.perf_counter()
+        """A checkpoint inside the current epoch (see `RunRecords._save_partial`)."""
+        self._check_diverged({"epoch": self.epoch + 1, "train_loss": total / max(seen, 1)})
+        sums = {"total_loss": total, "correct": correct, "seen": seen}
+        self._save_partial(step, sums, seconds, session)
 
     def save(self, best: bool) -> None:
         self._saved_at = time.perf_counter()

@@ -72,7 +72,47 @@ def epoch_seed(seed: int, epoch: int, stream: int) -> int:
     return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
 
 
-class Searcher:
+class RunRecords:
+    """What a search (`Searcher`) and a training run (`train.Trainer`) share: logging a metrics
+    record, and checkpoints taken inside long epochs. The class sets `run`, `display`,
+    `metric_lines`, `metric_records`, `epoch`, `seconds`, `checkpoint_seconds` and `_saved_at`,
+    and defines `state()`; `dist` (torchrun) turns checkpoints inside epochs off."""
+
+    dist = None
+
+    def _log(self, record: dict) -> None:
+        if self.run is not None:
+            self.run.log_metrics(record)
+        self.metric_lines += 1
+        self.metric_records.append(record)
+        if self.display is not None:
+            self.display.record(record)
+
+    def _checkpoint_due(self) -> bool:
+        return (
+            self.run is not None
+            and self.dist is None
+            and self.checkpoint_seconds is not None
+            and time.perf_counter() - self._saved_at >= self.checkpoint_seconds
+        )
+
+    def _save_partial(self, step: int, sums: dict, seconds: float, session: float) -> None:
+        """A checkpoint `step` training steps into the current epoch, with what the epoch has
+        summed so far (`sums`: total_loss, correct, seen), so a resumed run finishes the epoch
+        exactly as it would have. The caller checks the state is finite first.
+
+        Args:
+            seconds: the epoch's training time so far; `session`: the part of it since this
+                process started the epoch (what `self.seconds` has not counted yet).
+        """
+        state = self.state()
+        state["seconds"] = self.seconds + session
+        state["partial"] = {"step": step, **sums, "seconds": seconds}
+        save_checkpoint(self.run.checkpoints, self.epoch, state, step=step)
+        self._saved_at = time.perf_counter()
+
+
+class Searcher(RunRecords):
     """One search: the supernet, its strategy and optimizer, data, and where it logs.
 
     Args:
@@ -321,36 +361,13 @@ class Searcher:
             arch_batch = next(arch_batches)
         return arch_batches, arch_batch
 
-    def _checkpoint_due(self) -> bool:
-        return (
-            self.run is not None
-            and self.dist is None
-            and self.checkpoint_seconds is not None
-            and time.perf_counter() - self._saved_at >= self.checkpoint_seconds
-        )
-
     def save_inside(
         self, step: int, total_loss, correct, seen: int, seconds: float, session: float
     ) -> None:
-        """A checkpoint `step` training steps into the current epoch, with what the epoch has
-        summed so far, so a resumed run finishes the epoch exactly as it would have.
-
-        Args:
-            seconds: the epoch's training time so far; `session`: the part of it since this
-                process started the epoch (what `self.seconds` has not counted yet).
-        """
+        """A checkpoint inside the current epoch (see `RunRecords._save_partial`)."""
         self.check_diverged(everywhere=False)  # never only under torchrun: see _checkpoint_due
-        state = self.state()
-        state["seconds"] = self.seconds + session
-        state["partial"] = {
-            "step": step,
-            "total_loss": total_loss.detach().cpu(),
-            "correct": correct.detach().cpu(),
-            "seen": seen,
-            "seconds": seconds,
-        }
-        save_checkpoint(self.run.checkpoints, self.epoch, state, step=step)
-        self._saved_at = time.perf_counter()
+        sums = {"total_loss": total_loss.detach().cpu(), "correct": correct.detach().cpu()}
+        self._save_partial(step, {**sums, "seen": seen}, seconds, session)
 
     def _finite(self, loss: torch.Tensor) -> bool:
         """Whether the loss is finite on every rank (all stop together when one is not)."""
@@ -480,14 +497,6 @@ class Searcher:
         self.seconds += time.perf_counter() - started
         self.save()
         self._saved_at = time.perf_counter()
-
-    def _log(self, record: dict) -> None:
-        if self.run is not None:
-            self.run.log_metrics(record)
-        self.metric_lines += 1
-        self.metric_records.append(record)
-        if self.display is not None:
-            self.display.record(record)
 
     # --- checkpoints ------------------------------------------------------------------------------
 
