@@ -45,6 +45,24 @@ def _add_defines(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_data(parser: argparse.ArgumentParser, data_help: str) -> None:
+    """The data flags of the commands that train: the set, a subset, a size, the cache."""
+    parser.add_argument("--data", default="cifar10", help=data_help)
+    parser.add_argument("--subset", type=int, help="use N training images (and N/4 test images)")
+    parser.add_argument("--image-size", type=int, help="resize ImageFolder images to N x N")
+    parser.add_argument("--cache-dir", help="where datasets download (default: ~/.cache/nasc)")
+
+
+def _add_checkpoint_minutes(parser: argparse.ArgumentParser, why: str) -> None:
+    parser.add_argument(
+        "--checkpoint-minutes",
+        type=float,
+        default=10.0,
+        metavar="M",
+        help=f"inside an epoch, also checkpoint every M minutes, {why}",
+    )
+
+
 def _add_ops(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--ops",
@@ -149,15 +167,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="isdarts (default), darts-1st, darts-2nd, single-darts, gdas, drnas, ms-darts",
     )
     search.add_argument("--preset", help="hyperparameter preset (default: the space's `preset`)")
-    search.add_argument(
-        "--data",
-        default="cifar10",
-        help="digits (embedded, no download), cifar10, cifar100, or an ImageFolder "
+    _add_data(
+        search,
+        "digits (embedded, no download), cifar10, cifar100, or an ImageFolder "
         "path with train/ and test/ (default: cifar10)",
     )
-    search.add_argument("--subset", type=int, help="use N training images (and N/4 test images)")
-    search.add_argument("--image-size", type=int, help="resize ImageFolder images to N x N")
-    search.add_argument("--cache-dir", help="where datasets download (default: ~/.cache/nasc)")
     search.add_argument(
         "--runs-dir", default="runs", help="where run directories go (default: runs)"
     )
@@ -184,13 +198,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="look the found cell up with the nats_bench package",
     )
     search.add_argument("--quiet", action="store_true", help="plain log lines instead of bars")
-    search.add_argument(
-        "--checkpoint-minutes",
-        type=float,
-        default=10.0,
-        metavar="M",
-        help="inside an epoch, also checkpoint every M minutes, so a long epoch killed midway "
-        "resumes where it was (0: at epoch ends only; not under torchrun; default: 10)",
+    _add_checkpoint_minutes(
+        search,
+        "so a long epoch killed midway resumes where it was (0: at epoch ends only; not under "
+        "torchrun; default: 10)",
     )
     search.add_argument(
         "--tensorboard",
@@ -235,20 +246,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="keep the file's own network even when the preset names another",
     )
-    train.add_argument("--data", default="cifar10", help="digits, cifar10, cifar100 or a folder")
-    train.add_argument("--subset", type=int, help="use N training images (and N/4 test images)")
-    train.add_argument("--image-size", type=int, help="resize ImageFolder images to N x N")
-    train.add_argument("--cache-dir", help="where datasets download (default: ~/.cache/nasc)")
+    _add_data(train, "digits, cifar10, cifar100 or a folder")
     train.add_argument("--runs-dir", default="runs", help="where run directories go")
     train.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped or killed run")
     train.add_argument("--quiet", action="store_true", help="plain log lines instead of bars")
-    train.add_argument(
-        "--checkpoint-minutes",
-        type=float,
-        default=10.0,
-        metavar="M",
-        help="inside an epoch, also checkpoint every M minutes, so a long epoch killed midway "
-        "resumes where it was (0: at epoch ends only; default: 10)",
+    _add_checkpoint_minutes(
+        train,
+        "so a long epoch killed midway resumes where it was (0: at epoch ends only; default: 10)",
     )
     train.add_argument(
         "--tensorboard",
@@ -334,10 +338,7 @@ def _add_sweep(commands, add_config_flags) -> None:
         metavar="FIELD=V1,V2,...",
         help="a setting to sweep, e.g. --grid lr=0.01,0.025 (repeatable)",
     )
-    sweep.add_argument("--data", default="cifar10", help="digits, cifar10, cifar100 or a folder")
-    sweep.add_argument("--subset", type=int, help="use N training images (and N/4 test images)")
-    sweep.add_argument("--image-size", type=int, help="resize ImageFolder images to N x N")
-    sweep.add_argument("--cache-dir", help="where datasets download (default: ~/.cache/nasc)")
+    _add_data(sweep, "digits, cifar10, cifar100 or a folder")
     sweep.add_argument(
         "--runs-dir", default="runs", help="where the sweep's folder goes (default: runs)"
     )
@@ -369,14 +370,7 @@ def _add_sweep(commands, add_config_flags) -> None:
     sweep.add_argument(
         "--nats-bench", nargs="?", const="", metavar="PATH", help="as for nasc search"
     )
-    sweep.add_argument(
-        "--checkpoint-minutes",
-        type=float,
-        default=10.0,
-        metavar="M",
-        help="inside an epoch, also checkpoint every M minutes, so a preempted job resumes "
-        "near where it was (default: 10)",
-    )
+    _add_checkpoint_minutes(sweep, "so a preempted job resumes near where it was (default: 10)")
     add_config_flags(sweep)
 
 
