@@ -226,7 +226,8 @@ def _search_once(
                 dist_,
             )
             check_run_config(saved, Path(args.resume) / "config.json")
-            load_plugins(saved.get("plugins"))  # before the space names their ops
+            # Before the space, which names their ops.
+            load_plugins(saved.get("plugins"), Path(args.resume) / "config.json")
             defines = saved["defines"]
             strategy = saved["config"]["strategy"]
             if args.strategy and args.strategy != strategy:
@@ -804,6 +805,12 @@ def check_run_config(saved, where: Path, cls=SearchConfig) -> None:
     check_values(saved["config"], cls, str(where))
     if cls is SearchConfig and "strategy" not in saved["config"]:
         raise NascUsageError(f"{where}: `config` has no `strategy`", hint="restore the file")
+    plugins = saved.get("plugins", [])
+    if not isinstance(plugins, list) or not all(isinstance(name, str) for name in plugins):
+        raise NascUsageError(
+            f"{where}: `plugins` must be a list of module names or .py paths",
+            hint="restore the file, or start a new search",
+        )
     if not isinstance(saved.get("overrides", []), list):
         raise NascUsageError(f"{where}: `overrides` must be a list", hint="restore the file")
 

@@ -548,7 +548,7 @@ def run_train(args: TrainRequest, console: Console) -> dict:
             run = RunDir.open(Path(args.resume))
             saved = run.read_json("config.json")
             check_run_config(saved, run.path / "config.json", TrainConfig)
-            load_plugins(saved.get("plugins"))  # before the architecture names their ops
+            load_plugins(saved.get("plugins"), run.path / "config.json")  # before arch.nas
             changes = resume_changes(
                 saved, overrides, args, None, TRAIN_RESUME_OVERRIDES, "training run"
             )
@@ -725,7 +725,7 @@ def run_eval(args: EvalRequest, console: Console) -> dict:
                 hint="give runs/train-.../ , its best.pt, or an exported model.pt",
             )
         saved = json.loads((run_dir / "config.json").read_text())
-        load_plugins(saved.get("plugins"))
+        load_plugins(saved.get("plugins"), run_dir / "config.json")
         space = parse_space(
             read_source(run_dir / "arch.nas"), str(run_dir / "arch.nas"), catalog=catalog()
         )

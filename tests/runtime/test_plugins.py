@@ -149,3 +149,24 @@ def test_a_plugin_package_beside_the_space_is_imported_by_name(tmp_path, monkeyp
         assert "plugin_conv_bn" in OPS
     finally:
         OPS.pop("plugin_conv_bn", None)
+
+
+def test_a_recorded_plugin_that_is_gone_or_malformed_is_a_clear_error(files, tmp_path, capsys):
+    """A resume whose recorded plugin file has moved names config.json and the plugin, not a
+    flag nobody gave; a `plugins` entry that is not a list of names is refused by name."""
+    plugin, space = files
+    runs = tmp_path / "runs"
+    tiny = ["--data", "digits", "--subset", "32", "--batch-size", "16", "--quiet"]
+    argv = ["search", str(space), "--ops", str(plugin), "--strategy", "darts-1st", *tiny]
+    assert main([*argv, "--epochs", "1", "--runs-dir", str(runs)]) == 0
+    [run] = runs.iterdir()
+    _forget(plugin)
+    plugin.rename(tmp_path / "moved.py")
+    assert main(["search", "--resume", str(run), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "config.json records the plugin" in err and "no such file" in err
+    assert "Traceback" not in err
+    config = run / "config.json"
+    config.write_text(config.read_text().replace(json.dumps(str(plugin.resolve())), "5"))
+    assert main(["search", "--resume", str(run), "--quiet"]) == 2
+    assert "`plugins` must be a list" in capsys.readouterr().err
