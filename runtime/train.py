@@ -51,7 +51,6 @@ from .trainer import (
     check_settings,
     cosine_lr,
     epoch_seed,
-    metric_records,
     resolve_device,
     resume_state,
     safe_lr,
@@ -422,14 +421,8 @@ class Trainer(RunRecords):
                 f"{state.get('_path', 'the checkpoint')} does not fit this run: {error}"
             ) from None
         apply_sgd_settings(self.optimizer, self.config)
-        settings = state.get("settings")
-        self.last_settings = settings if isinstance(settings, dict) else None
-        torch.set_rng_state(state["rng"].cpu())
-        self.epoch, self.best = int(state["epoch"]), float(state["best"])
-        self.metric_lines = int(state["metric_lines"])
-        self.metric_records = metric_records(state)
-        self.seconds = float(state.get("seconds", 0.0))
-        self.partial = state.get("partial")
+        self._restore_records(state)
+        self.best = float(state["best"])
         return True
 
 

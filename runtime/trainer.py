@@ -88,6 +88,19 @@ class RunRecords:
         if self.display is not None:
             self.display.record(record)
 
+    def _restore_records(self, state: dict) -> None:
+        """Take what every checkpoint holds besides the weights: the random state, the epoch,
+        the metrics, the settings it was written with, the time spent and the place inside an
+        epoch (the caller has loaded the network and optimizers)."""
+        torch.set_rng_state(state["rng"].cpu())
+        self.epoch = int(state["epoch"])
+        self.metric_lines = int(state["metric_lines"])
+        self.metric_records = metric_records(state)
+        settings = state.get("settings")
+        self.last_settings = settings if isinstance(settings, dict) else None
+        self.seconds = float(state.get("seconds", 0.0))
+        self.partial = state.get("partial")
+
     def _checkpoint_due(self) -> bool:
         return (
             self.run is not None
@@ -542,14 +555,7 @@ class Searcher(RunRecords):
             raise CorruptCheckpoint(
                 f"{state.get('_path', 'the checkpoint')} does not fit this run: {error}"
             ) from None
-        torch.set_rng_state(state["rng"].cpu())
-        self.epoch = int(state["epoch"])
-        self.metric_lines = int(state["metric_lines"])
-        self.metric_records = metric_records(state)
-        settings = state.get("settings")
-        self.last_settings = settings if isinstance(settings, dict) else None
-        self.seconds = float(state.get("seconds", 0.0))
-        self.partial = state.get("partial")
+        self._restore_records(state)
         return True
 
 
