@@ -375,9 +375,7 @@ def write_report(run_dir: Path) -> Path:
     from nasc.dsl.macro import instantiate
 
     run_dir = Path(run_dir)
-    config = json.loads((run_dir / "config.json").read_text())
-    result = json.loads((run_dir / "result.json").read_text())
-    metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    config, result, metrics = _read_run(run_dir)
     space = parse_space(
         read_source(run_dir / "space.nas"), str(run_dir / "space.nas"), catalog=catalog()
     )
@@ -414,6 +412,35 @@ def write_report(run_dir: Path) -> Path:
     return run_dir / "report.html"
 
 
+def _read_run(run_dir: Path) -> tuple[dict, dict, list[dict]]:
+    """A finished run's config.json, result.json and metrics."""
+    config = json.loads((run_dir / "config.json").read_text())
+    result = json.loads((run_dir / "result.json").read_text())
+    metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return config, result, metrics
+
+
+def _run_page(
+    command: str, run_dir: Path, summary: list, drawn: dict, captions: dict, settings: list
+) -> str:
+    """A run's report page: the summary table, the drawn figures in the order of `captions`,
+    and the settings."""
+    sections = [
+        f'<figure><img src="figures/{Path(drawn[key]["path"]).name}" alt="{key}">'
+        f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+        for key, caption in captions.items()
+        if key in drawn and drawn[key].get("path")
+    ]
+    body = f"""<h1>{command}: {html.escape(run_dir.name)}</h1>
+<table>{"".join(summary)}</table>
+{"".join(sections)}
+<h2>Settings</h2>
+<table>{"".join(settings)}</table>
+"""
+    title = f"nasc report: {html.escape(run_dir.name)}"
+    return _page(title, f'data-images="{len(sections)}"', body)
+
+
 def _row(key, value) -> str:
     return f"<tr><th>{html.escape(str(key))}</th><td>{html.escape(str(value))}</td></tr>"
 
@@ -439,9 +466,7 @@ def write_train_report(run_dir: Path) -> Path:
     from nasc.dsl.macro import instantiate
 
     run_dir = Path(run_dir)
-    config = json.loads((run_dir / "config.json").read_text())
-    result = json.loads((run_dir / "result.json").read_text())
-    metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    config, result, metrics = _read_run(run_dir)
     space = parse_space(
         read_source(run_dir / "arch.nas"), str(run_dir / "arch.nas"), catalog=catalog()
     )
@@ -477,20 +502,7 @@ def write_train_report(run_dir: Path) -> Path:
         "arch": "The trained architecture.",
         "curves": "Loss and accuracy per epoch, and training speed.",
     }
-    sections = [
-        f'<figure><img src="figures/{Path(drawn[key]["path"]).name}" alt="{key}">'
-        f"<figcaption>{html.escape(captions[key])}</figcaption></figure>"
-        for key in ("arch", "curves")
-    ]
-    body = f"""<h1>nasc train: {html.escape(run_dir.name)}</h1>
-<table>{"".join(summary)}</table>
-{"".join(sections)}
-<h2>Settings</h2>
-<table>{"".join(settings)}</table>
-"""
-    page = _page(
-        f"nasc report: {html.escape(run_dir.name)}", f'data-images="{len(sections)}"', body
-    )
+    page = _run_page("nasc train", run_dir, summary, drawn, captions, settings)
     (run_dir / "report.html").write_text(page)
     return run_dir / "report.html"
 
@@ -668,23 +680,7 @@ def _html(run_dir: Path, config: dict, result: dict, drawn: dict) -> str:
         "nb201": "The found cell among all 15,625 cells of NAS-Bench-201 (CIFAR-10).",
         "space": "The searched space (edge colours: comparison subsets).",
     }
-    sections = []
-    for key in ("found", "importance", "curves", "nb201", "space"):
-        if key in drawn and drawn[key].get("path"):
-            name = Path(drawn[key]["path"]).name
-            sections.append(
-                f'<figure><img src="figures/{name}" alt="{key}">'
-                f"<figcaption>{html.escape(captions[key])}</figcaption></figure>"
-            )
-    body = f"""<h1>nasc search: {html.escape(run_dir.name)}</h1>
-<table>{"".join(summary)}</table>
-{"".join(sections)}
-<h2>Settings</h2>
-<table>{"".join(settings)}</table>
-"""
-    return _page(
-        f"nasc report: {html.escape(run_dir.name)}", f'data-images="{len(sections)}"', body
-    )
+    return _run_page("nasc search", run_dir, summary, drawn, captions, settings)
 
 
 PAGE_STYLE = """body { font-family: sans-serif; max-width: 1400px; margin: 2em auto; color: #222; }
