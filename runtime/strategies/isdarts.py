@@ -35,13 +35,16 @@ def information(output: torch.Tensor) -> torch.Tensor:
     3 (x - mu)^2 / sigma^6, NaN (a constant output, e.g. `none`) taken as +inf; the mean over
     (C, H, W). Per pixel the channels' (x - mu)^2 sum to (C - 1) sigma^2, so F is exactly
     3 (C - 1) / C times the mean over pixels of 1 / sigma^4, which needs one reduction over
-    channels instead of several full-size passes (the variance is taken about the mean, so
-    nothing cancels).
+    channels instead of several full-size passes. The variance is taken about the mean with
+    the corrected two-pass formula (Chan, Golub and LeVeque 1983): the float32 mean of large
+    values is off by an ulp, which on a pixel of tiny spread moved F by 3e-4 of itself, and
+    subtracting the centred values' own mean squared removes that error.
     """
     x = output.detach().float()
     channels = x.shape[1]
     centred = x - x.sum(dim=1, keepdim=True) / channels
-    variance = (centred * centred).sum(dim=1) / (channels - 1)  # NaN for one channel, as std
+    squares = (centred * centred).sum(dim=1) - centred.sum(dim=1).pow(2) / channels
+    variance = squares / (channels - 1)  # NaN for one channel, as std
     f = 3.0 * (channels - 1) / channels * variance.pow(-2).mean(dim=(1, 2))  # sigma = 0: +inf
     return torch.where(torch.isnan(f), math.inf, f)
 
