@@ -75,7 +75,7 @@ def nasc(args, env=None, file_limit=None, timeout=600):
 
 def finished_work(run: Path) -> dict[str, bytes]:
     """Completed work on disk now: checkpoints that verify, and whole metric lines."""
-    from nasc.runtime.checkpoint import CorruptCheckpoint, load_checkpoint
+    from nasc.runtime.runs.checkpoint import CorruptCheckpoint, load_checkpoint
 
     work = {}
     for path in (run / "checkpoints").glob("ckpt-*.pt"):
@@ -202,7 +202,7 @@ def resumes_to_reference(run: Path, reference, *words) -> bool:
 
 
 def divergence_cases(root: Path):
-    from nasc.runtime.checkpoint import load_checkpoint, nonfinite
+    from nasc.runtime.runs.checkpoint import load_checkpoint, nonfinite
 
     def finite_checkpoints(run: Path) -> bool:
         return all(
@@ -254,7 +254,7 @@ def override_cases(root: Path, killed: Path, reference):
         and saved["config"]["lr"] == 0.01
         and kept,
     )
-    from nasc.runtime.checkpoint import load_checkpoint
+    from nasc.runtime.runs.checkpoint import load_checkpoint
 
     run = copy_run(killed, root, "override-momentum")
     done = nasc(["search", "--resume", str(run), "--momentum", "0.5", "--no-nesterov", "--quiet"])
@@ -327,7 +327,7 @@ def train_override(root: Path) -> bool:
 
 
 def hostile_cases(root: Path, killed: Path, reference):
-    from nasc.runtime.checkpoint import load_checkpoint, save_checkpoint
+    from nasc.runtime.runs.checkpoint import load_checkpoint, save_checkpoint
 
     def first_weight(state):
         return next(k for k, v in state["net"].items() if hasattr(v, "dim") and v.dim() > 1)

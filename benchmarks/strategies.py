@@ -59,10 +59,10 @@ def child(data_file: Path, strategy: str, seed: int, args) -> dict:
     from nasc.compiler import catalog
     from nasc.dsl import load_space
     from nasc.dsl.genotype import genotype_strings
-    from nasc.runtime.config import make_config
-    from nasc.runtime.data import ImageData
-    from nasc.runtime.search import bind_data
-    from nasc.runtime.trainer import Searcher
+    from nasc.runtime.data.images import ImageData
+    from nasc.runtime.search.config import make_config
+    from nasc.runtime.search.loop import Searcher
+    from nasc.runtime.search.run import bind_data
 
     data = ImageData(**torch.load(data_file, weights_only=False))
     space = load_space("nb201", catalog=catalog())
@@ -108,7 +108,7 @@ def prepare(args, folder: Path) -> Path:
     import attrs
     import torch
 
-    from nasc.runtime.data import load_data
+    from nasc.runtime.data.images import load_data
 
     data = load_data(str(folder)).subset(args.subset, seed=0)
     path = Path(tempfile.mkdtemp(prefix="nasc-bench-")) / "data.pt"
@@ -136,7 +136,7 @@ def free_edges(arch: str) -> int:
 
 
 def summarise(logs: list[Path], table_path: Path) -> str:
-    from nasc.runtime.nb201 import NB201Table, accuracy_spread
+    from nasc.runtime.reports.nb201 import NB201Table, accuracy_spread
 
     table = NB201Table.load(table_path)
     runs = [

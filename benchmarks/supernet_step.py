@@ -363,7 +363,7 @@ def measure_gdas(config: dict) -> dict:
     never changes): the cost of the mechanism against the same subnet. `gdas sampled`: uniform
     alphas, a new subnet (and new generated code) almost every step, as early in a search."""
     from nasc.compiler import compile_space
-    from nasc.runtime.config import make_config
+    from nasc.runtime.search.config import make_config
     from nasc.runtime.strategies.gdas import Gdas
 
     bench = Bench(config)

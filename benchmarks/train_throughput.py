@@ -17,7 +17,7 @@ from torch import nn
 
 from nasc.compiler import CompileOptions, catalog, compile_space
 from nasc.dsl import apply_genotype, load_space, parse_arch
-from nasc.runtime.data import CIFAR_STATS, Batches, ImageData
+from nasc.runtime.data.images import CIFAR_STATS, Batches, ImageData
 
 
 def synthetic_cifar(count: int) -> ImageData:

@@ -16,9 +16,8 @@ import attrs
 
 from nasc.dsl import Genotype, NascUsageError, SpaceIR, find_space, format_space, read_source
 from nasc.dsl import parse_space as _parse_space
-
-from .optable import language_catalog
-from .runconfig import EvalRequest, SearchRequest, TrainRequest
+from nasc.runtime.catalog import language_catalog
+from nasc.runtime.requests import EvalRequest, SearchRequest, TrainRequest
 
 
 @attrs.frozen(kw_only=True)
@@ -253,7 +252,7 @@ def search(
     Raises:
         NascError: bad input, refused before the first epoch, with a hint.
     """
-    from .search import run_search
+    from nasc.runtime.search.run import run_search
 
     if space is None and resume is None:
         raise NascUsageError("nasc.search needs a space or resume=RUN_DIR", hint="see docs")
@@ -319,7 +318,7 @@ def train(
     Raises:
         NascError: bad input, refused before the first epoch, with a hint.
     """
-    from .train import run_train
+    from nasc.runtime.train.run import run_train
 
     if isinstance(arch, SearchResult):
         arch = arch.arch_path
@@ -367,7 +366,7 @@ def evaluate(
     Returns:
         `test_acc` (percent), `test_loss` and `images` (how many test images).
     """
-    from .train import run_eval
+    from nasc.runtime.train.run import run_eval
 
     target = model.run_dir if isinstance(model, TrainResult) else model
     request = EvalRequest(
@@ -401,8 +400,8 @@ def export(
     Returns:
         The text; the `nn.Module` for `module`; the written path for `torchscript` or `output`.
     """
-    from .exporting import export as write
-    from .exporting import load_decision
+    from nasc.runtime.exporting import export as write
+    from nasc.runtime.exporting import load_decision
 
     where = str(source.run_dir if isinstance(source, SearchResult) else source)
     if format == "module":

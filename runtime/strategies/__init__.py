@@ -16,9 +16,8 @@ from nasc.dsl import Genotype, NascUsageError
 
 if TYPE_CHECKING:
     from nasc.compiler import Supernet
-
-    from ..config import SearchConfig
-    from ..trainer import Searcher
+    from nasc.runtime.search.config import SearchConfig
+    from nasc.runtime.search.loop import Searcher
 
 STRATEGIES: dict[str, type[Strategy]] = {}
 
@@ -103,4 +102,4 @@ def arch_optimizer(net: Supernet, config: SearchConfig) -> torch.optim.Optimizer
     )
 
 
-from . import darts, drnas, gdas, isdarts, msdarts  # noqa: E402,F401 - registers the strategies
+from nasc.runtime.strategies import darts, drnas, gdas, isdarts, msdarts  # noqa: E402,F401 - registers the strategies

@@ -24,10 +24,9 @@ import torch
 from torch.func import functional_call
 
 from nasc.dsl import Genotype
-
-from ..distributed import average_gradients
-from ..latency import LatencyTerm, load_table
-from . import Strategy, arch_optimizer, register_strategy
+from nasc.runtime.hardware.distributed import average_gradients
+from nasc.runtime.hardware.latency import LatencyTerm, load_table
+from nasc.runtime.strategies import Strategy, arch_optimizer, register_strategy
 
 if TYPE_CHECKING:
     from nasc.compiler import Supernet

@@ -31,8 +31,8 @@ import torch
 from torch.distributions import Dirichlet, kl_divergence
 from torch.nn import functional
 
-from . import register_strategy
-from .sampling import SamplingStrategy
+from nasc.runtime.strategies import register_strategy
+from nasc.runtime.strategies.sampling import SamplingStrategy
 
 if TYPE_CHECKING:
     from nasc.compiler import Supernet

@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from . import register_strategy
-from .sampling import SamplingStrategy, masked_softmax
+from nasc.runtime.strategies import register_strategy
+from nasc.runtime.strategies.sampling import SamplingStrategy, masked_softmax
 
 if TYPE_CHECKING:
     from nasc.compiler import Supernet

@@ -17,15 +17,13 @@ from typing import TYPE_CHECKING
 import torch
 
 from nasc.dsl import Genotype, NascUsageError
-
-from ..distributed import check_same, sum_tensor
-from ..faults import die_at
-from . import Strategy, register_strategy
+from nasc.runtime.hardware.distributed import check_same, sum_tensor
+from nasc.runtime.runs.faults import die_at
+from nasc.runtime.strategies import Strategy, register_strategy
 
 if TYPE_CHECKING:
     from nasc.compiler import Supernet
-
-    from ..trainer import Searcher
+    from nasc.runtime.search.loop import Searcher
 
 
 def information(output: torch.Tensor) -> torch.Tensor:

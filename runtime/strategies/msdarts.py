@@ -27,9 +27,9 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from ..distributed import average_gradients
-from . import register_strategy
-from .sampling import SamplingStrategy, masked_softmax
+from nasc.runtime.hardware.distributed import average_gradients
+from nasc.runtime.strategies import register_strategy
+from nasc.runtime.strategies.sampling import SamplingStrategy, masked_softmax
 
 if TYPE_CHECKING:
     from nasc.compiler import Supernet

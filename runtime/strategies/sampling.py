@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from ..distributed import average_gradients
-from .darts import _Darts, derive_darts
+from nasc.runtime.hardware.distributed import average_gradients
+from nasc.runtime.strategies.darts import _Darts, derive_darts
 
 if TYPE_CHECKING:
     from nasc.compiler import Supernet

@@ -9,7 +9,7 @@ import pytest
 
 from nasc.dsl import NasSemanticError, format_space, parse_space
 from nasc.dsl.opdefs import PRIMITIVES, prelude, prelude_text
-from nasc.runtime.optable import OP_TABLE
+from nasc.runtime.catalog import OP_TABLE
 
 MBCONV = """# An inverted residual block.
 op mbconv(e, k) = residual(

@@ -7,7 +7,7 @@ import json
 from nasc.compiler import catalog
 from nasc.dsl import load_space
 from nasc.runtime.cli import main
-from nasc.runtime.describe import describe
+from nasc.runtime.reports.describe import describe
 
 ARCH = (
     "stage1_1=skip_connect down1=resblock stage2_1=sep_conv_3x3 down2=nor_conv_3x3 stage3=resblock"

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from nasc.dsl import NascUsageError
-from nasc.runtime.checkpoint import (
+from nasc.runtime.reports.nb201 import NB201Table, parse_columns
+from nasc.runtime.runs.checkpoint import (
     CorruptCheckpoint,
     checkpoints,
     load_checkpoint,
@@ -16,8 +17,7 @@ from nasc.runtime.checkpoint import (
     save_checkpoint,
     write_atomic,
 )
-from nasc.runtime.nb201 import NB201Table, parse_columns
-from nasc.runtime.rundir import RunDir
+from nasc.runtime.runs.rundir import RunDir
 
 REFERENCE = (
     "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|"
@@ -156,7 +156,7 @@ def test_nb201_table_errors_are_clear(tmp_path):
 def test_checkpoints_inside_an_epoch_sort_between_its_ends(tmp_path):
     """`ckpt-1-s2` (two steps into epoch 2) is newer than `ckpt-1` and older than `ckpt-2`, and
     only the last two files of either kind are kept."""
-    from nasc.runtime.checkpoint import checkpoints, save_checkpoint
+    from nasc.runtime.runs.checkpoint import checkpoints, save_checkpoint
 
     save_checkpoint(tmp_path, 1, {"at": 1})
     save_checkpoint(tmp_path, 1, {"at": 1.2}, step=2)

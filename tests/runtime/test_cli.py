@@ -10,9 +10,9 @@ import torch
 
 from nasc.compiler import CompileOptions, catalog
 from nasc.dsl import load_space
-from nasc.runtime import memory
+from nasc.runtime.catalog import language_catalog
 from nasc.runtime.cli import main
-from nasc.runtime.optable import language_catalog
+from nasc.runtime.hardware import memory
 
 
 def _python(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:

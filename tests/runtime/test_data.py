@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 
 from nasc.dsl import NascUsageError
-from nasc.runtime.data import Batches, load_data, load_digits, random_crop
+from nasc.runtime.data.images import Batches, load_data, load_digits, random_crop
 
 
 def _folder(root, layout, size=(6, 6)):

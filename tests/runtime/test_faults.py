@@ -16,7 +16,7 @@ import sys
 import pytest
 from tiny_search import TINY_SEARCH
 
-from nasc.runtime.rundir import RunDir
+from nasc.runtime.runs.rundir import RunDir
 
 SEARCH = ["search", "nb201", *TINY_SEARCH, "--seed", "3"]
 TIMING = ("seconds", "images_per_s", "measure_seconds")

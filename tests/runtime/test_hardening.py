@@ -16,7 +16,8 @@ import torch
 from tiny_search import TINY_SEARCH
 
 from nasc.dsl import NascUsageError, read_source
-from nasc.runtime.checkpoint import (
+from nasc.runtime.cli import main
+from nasc.runtime.runs.checkpoint import (
     CorruptCheckpoint,
     load_checkpoint,
     load_latest,
@@ -25,9 +26,8 @@ from nasc.runtime.checkpoint import (
     save_checkpoint,
     write_atomic,
 )
-from nasc.runtime.cli import main
-from nasc.runtime.rundir import RunDir, unique_directory
-from nasc.runtime.trainer import cosine_lr
+from nasc.runtime.runs.rundir import RunDir, unique_directory
+from nasc.runtime.search.loop import cosine_lr
 
 SEARCH = ["search", "nb201", *TINY_SEARCH, "--seed", "4"]
 
@@ -251,11 +251,11 @@ def test_odd_files_in_a_checkpoints_place_are_refused(tmp_path, kind, monkeypatc
         odd.symlink_to("/dev/zero")
     else:
         save_checkpoint(tmp_path, 2, {"epoch": 2})
-        monkeypatch.setattr("nasc.runtime.checkpoint.MAX_CHECKPOINT_BYTES", 100)
+        monkeypatch.setattr("nasc.runtime.runs.checkpoint.MAX_CHECKPOINT_BYTES", 100)
     with pytest.raises(CorruptCheckpoint, match="ckpt-00002.pt"):
         load_checkpoint(odd)
     warnings = []
-    monkeypatch.setattr("nasc.runtime.checkpoint.MAX_CHECKPOINT_BYTES", 1 << 20)
+    monkeypatch.setattr("nasc.runtime.runs.checkpoint.MAX_CHECKPOINT_BYTES", 1 << 20)
     if kind == "huge":
         return
     path, state = load_latest(tmp_path, warn=warnings.append)
@@ -422,10 +422,10 @@ def test_a_loss_that_explodes_stops_the_run_before_it_is_saved():
     with every weight still finite) is divergence; a healthy epoch is not."""
     from nasc.compiler import catalog
     from nasc.dsl import load_space
-    from nasc.runtime.config import make_config
-    from nasc.runtime.data import load_digits
-    from nasc.runtime.search import bind_data
-    from nasc.runtime.trainer import DIVERGED_LOSS, Diverged, Searcher
+    from nasc.runtime.data.images import load_digits
+    from nasc.runtime.search.config import make_config
+    from nasc.runtime.search.loop import DIVERGED_LOSS, Diverged, Searcher
+    from nasc.runtime.search.run import bind_data
 
     data = load_digits().subset(32, seed=0)
     space = load_space("nb201", catalog=catalog())
@@ -446,7 +446,7 @@ def test_a_loss_that_explodes_stops_the_run_before_it_is_saved():
 def test_two_seeds_searches_in_the_same_second_keep_both_summaries(tmp_path, monkeypatch):
     """`--seeds` searches started in the same second get two seeds-<time> folders, and neither
     summary overwrites the other (the searches themselves are stood in for)."""
-    import nasc.runtime.search as search
+    import nasc.runtime.search.run as search
 
     calls = []
 
@@ -484,10 +484,10 @@ def test_a_resumed_darts_strategy_takes_the_overridden_arch_settings():
     weight decay, not those its saved state was built with."""
     from nasc.compiler import catalog
     from nasc.dsl import load_space
-    from nasc.runtime.config import make_config
-    from nasc.runtime.data import load_digits
-    from nasc.runtime.search import bind_data
-    from nasc.runtime.trainer import Searcher
+    from nasc.runtime.data.images import load_digits
+    from nasc.runtime.search.config import make_config
+    from nasc.runtime.search.loop import Searcher
+    from nasc.runtime.search.run import bind_data
 
     data = load_digits().subset(32, seed=0)
     space = load_space("nb201", catalog=catalog())

@@ -301,11 +301,11 @@ def test_a_real_darts_search_discards_as_the_reference_rule(monkeypatch):
     the reference's measurement, run on the same supernet and images, gives nasc's F table
     (the same infinities, finite values to 1e-4), and the reference's rule applied to it
     discards what nasc discarded."""
-    from nasc.runtime.config import make_config
-    from nasc.runtime.data import load_digits
-    from nasc.runtime.search import bind_data
+    from nasc.runtime.data.images import load_digits
+    from nasc.runtime.search.config import make_config
+    from nasc.runtime.search.loop import Searcher
+    from nasc.runtime.search.run import bind_data
     from nasc.runtime.strategies import isdarts
-    from nasc.runtime.trainer import Searcher
 
     measured = []
     nasc_measure = isdarts.measure

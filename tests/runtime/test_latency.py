@@ -15,8 +15,7 @@ import torch
 from nasc.compiler import CompileOptions, catalog, compile_space
 from nasc.dsl import NascUsageError, load_space
 from nasc.runtime.cli import main
-from nasc.runtime.config import make_config
-from nasc.runtime.latency import (
+from nasc.runtime.hardware.latency import (
     LatencyTerm,
     check_table,
     features,
@@ -26,7 +25,8 @@ from nasc.runtime.latency import (
     sample_genotype,
     train_predictor,
 )
-from nasc.runtime.search import validate
+from nasc.runtime.search.config import make_config
+from nasc.runtime.search.run import validate
 from nasc.runtime.strategies.darts import derive_darts
 
 TINY = {"C": 4, "N": 1, "size": 8}
@@ -241,10 +241,10 @@ def test_predictor_reports_held_out_error():
 def test_a_pc_darts_latency_search_resumes_to_the_same_result(tmp_path):
     """darts-1st with partial channels, edge normalisation and a latency term, stopped after one
     epoch and resumed, ends with the same alphas, betas, genotype and metrics as a whole run."""
-    from nasc.runtime.data import load_digits
-    from nasc.runtime.rundir import RunDir
-    from nasc.runtime.search import bind_data
-    from nasc.runtime.trainer import Searcher
+    from nasc.runtime.data.images import load_digits
+    from nasc.runtime.runs.rundir import RunDir
+    from nasc.runtime.search.loop import Searcher
+    from nasc.runtime.search.run import bind_data
 
     data = load_digits().subset(64, seed=0)
     space = load_space("nb201", catalog=catalog())
@@ -292,7 +292,7 @@ def test_a_pc_darts_latency_search_resumes_to_the_same_result(tmp_path):
 def test_the_memory_estimate_knows_partial_channels():
     """The pre-flight memory estimate of a search falls with --partial-channels, as the
     benchmark measures (about a third at K=4 on NB201)."""
-    from nasc.runtime.memory import estimate_training_bytes
+    from nasc.runtime.hardware.memory import estimate_training_bytes
 
     space = load_space("nb201", catalog=catalog())
     full, part = (
@@ -343,7 +343,7 @@ def test_a_partial_channel_count_that_no_edge_takes_is_refused_before_the_data(
 ):
     """`--partial-channels 3` on 4-channel edges is refused from the plan, before any data is
     read (a CIFAR-10 download would come first otherwise) and before a run directory exists."""
-    import nasc.runtime.search as search
+    import nasc.runtime.search.run as search
 
     def no_data(*args, **kwargs):
         raise AssertionError("the data was loaded before the check")

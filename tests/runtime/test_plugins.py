@@ -121,9 +121,9 @@ def test_every_search_and_train_flag_reaches_the_run():
     import attrs
 
     from nasc.runtime.cli import build_parser
-    from nasc.runtime.config import SearchConfig
-    from nasc.runtime.runconfig import SearchRequest, TrainRequest
-    from nasc.runtime.trainconfig import TrainConfig
+    from nasc.runtime.requests import SearchRequest, TrainRequest
+    from nasc.runtime.search.config import SearchConfig
+    from nasc.runtime.train.config import TrainConfig
 
     commands = next(a for a in build_parser()._actions if a.dest == "command").choices
     for name, request, config in (

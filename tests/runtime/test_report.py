@@ -19,7 +19,7 @@ from nasc.compiler import catalog
 from nasc.dsl import load_space
 from nasc.dsl.macro import instantiate
 from nasc.runtime.cli import main
-from nasc.runtime.report import draw_space
+from nasc.runtime.reports.pages import draw_space
 
 TABLE_HEADER = (
     "CIFAR10TestAccuracy200Epochs,CIFAR100TestAccuracy200Epochs,"
@@ -81,7 +81,7 @@ def test_every_search_writes_a_report(search_run):
 
 def test_the_importance_figure_has_a_panel_per_subset(search_run):
     """One panel per comparison subset: the six edges of the NB201 cell."""
-    from nasc.runtime.report import draw_importance
+    from nasc.runtime.reports.pages import draw_importance
 
     history = json.loads((search_run / "importance.json").read_text())
     drawn = draw_importance(history, search_run / "figures" / "again.png")
@@ -144,7 +144,7 @@ def test_seeds_report_shows_both_supernet_accuracies_and_their_coverage(tmp_path
     from rich.console import Console
 
     from nasc.dsl import find_space, parse_arch, read_source
-    from nasc.runtime.search import summarise_seeds
+    from nasc.runtime.search.run import summarise_seeds
 
     space = load_space("nb201", catalog=catalog())
     cells = ["|nor_conv_3x3~0|+|none~0|skip_connect~1|+|none~0|none~1|nor_conv_1x1~2|"]
@@ -230,7 +230,7 @@ def test_the_report_renders_in_a_browser_without_broken_images(search_run, tmp_p
 def test_the_importance_figure_has_one_legend_by_op_and_edge(tmp_path, monkeypatch):
     """Panels comparing 8 ops on 4 edges share one figure legend (8 op colours, 4 edge
     styles), instead of a 32-entry legend over each panel."""
-    from nasc.runtime.report import draw_importance
+    from nasc.runtime.reports.pages import draw_importance
 
     ops = ["none", "max_pool_3x3", "avg_pool_3x3", "skip_connect"]
     ops += ["sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5"]
@@ -270,7 +270,7 @@ def test_the_importance_figure_has_one_legend_by_op_and_edge(tmp_path, monkeypat
 def test_product_nodes_are_drawn_with_their_combiner():
     """A product node's box says it multiplies (x); sum nodes stay plain."""
     from nasc.dsl import parse_space
-    from nasc.runtime.report import _pyplot, draw_cell
+    from nasc.runtime.reports.pages import _pyplot, draw_cell
 
     space = parse_space(
         """

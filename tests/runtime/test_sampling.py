@@ -9,11 +9,11 @@ from torch import nn
 
 from nasc.compiler import catalog
 from nasc.dsl import load_space
-from nasc.runtime.config import make_config
-from nasc.runtime.data import load_digits
-from nasc.runtime.search import bind_data
+from nasc.runtime.data.images import load_digits
+from nasc.runtime.search.config import make_config
+from nasc.runtime.search.loop import Searcher
+from nasc.runtime.search.run import bind_data
 from nasc.runtime.strategies.drnas import concentration
-from nasc.runtime.trainer import Searcher
 
 
 @pytest.fixture(scope="module")

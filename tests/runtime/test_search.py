@@ -13,10 +13,10 @@ from nasc.compiler import catalog
 from nasc.dsl import NascUsageError, load_space
 from nasc.dsl.genotype import check_genotype
 from nasc.runtime.cli import main
-from nasc.runtime.config import make_config
-from nasc.runtime.data import load_digits
-from nasc.runtime.search import bind_data
-from nasc.runtime.trainer import Searcher
+from nasc.runtime.data.images import load_digits
+from nasc.runtime.search.config import make_config
+from nasc.runtime.search.loop import Searcher
+from nasc.runtime.search.run import bind_data
 
 SMALL = {
     "nb201": {"C": 4, "N": 1},
@@ -79,7 +79,7 @@ def test_every_strategy_searches_every_reference_space(name, strategy, digits):
 def test_resume_reaches_the_same_result(tmp_path, digits, strategy):
     """A run stopped after two epochs and resumed ends with the same masks, genotype and metrics
     as an uninterrupted run (the sampling strategies: their draws continue the same stream)."""
-    from nasc.runtime.rundir import RunDir
+    from nasc.runtime.runs.rundir import RunDir
 
     # DrNAS prunes after epoch 3, past the resume, so the pruned masks must come out the same.
     extra = {"drnas_prune_epoch": 3, "drnas_reg": "kl"} if strategy == "drnas" else {}
@@ -118,7 +118,7 @@ def test_resume_reaches_the_same_result(tmp_path, digits, strategy):
 
 def test_a_checkpoint_of_another_space_is_refused(tmp_path, digits):
     """Resuming with a different fingerprint raises instead of loading foreign weights."""
-    from nasc.runtime.rundir import RunDir
+    from nasc.runtime.runs.rundir import RunDir
 
     run = RunDir.create(tmp_path, "nb201", "isdarts")
     _, searcher = _searcher("nb201", "isdarts", digits, epochs=3, run=run)
@@ -223,7 +223,7 @@ def test_nasc_search_resume_keeps_what_a_finished_run_recorded(tmp_path, capsys)
 
 def test_search_time_accumulates_over_a_resume(tmp_path, digits):
     """A search stopped after its first epoch and resumed counts the time of both parts."""
-    from nasc.runtime.rundir import RunDir
+    from nasc.runtime.runs.rundir import RunDir
 
     run = RunDir.create(tmp_path, "nb201", "darts-1st")
     run.write_json("config.json", {})
@@ -247,7 +247,7 @@ def test_seeds_summary_says_how_many_seeds_each_figure_covers(tmp_path):
 
     from rich.console import Console
 
-    from nasc.runtime.search import summarise_seeds
+    from nasc.runtime.search.run import summarise_seeds
 
     def result(seed, accuracy):
         return {
@@ -348,9 +348,9 @@ def test_a_search_killed_inside_an_epoch_resumes_there_to_the_same_result(
     """With checkpoints inside epochs, a search killed in the middle of its second epoch resumes
     at that step and ends with the weights, alphas (or IS-DARTS' masks, shrunk once after the
     first epoch) and metrics of an uninterrupted run."""
-    from nasc.runtime import trainer as trainer_module
-    from nasc.runtime.checkpoint import checkpoints
-    from nasc.runtime.rundir import RunDir
+    from nasc.runtime.runs.checkpoint import checkpoints
+    from nasc.runtime.runs.rundir import RunDir
+    from nasc.runtime.search import loop as trainer_module
 
     whole_run = RunDir.create(tmp_path / "a", "nb201", strategy)
     _, whole = _searcher("nb201", strategy, digits, epochs=2, run=whole_run, shrink_steps=1)
@@ -401,7 +401,7 @@ def test_the_run_eta_is_known_from_the_first_steps():
 
     from rich.console import Console
 
-    from nasc.runtime.progress import Display
+    from nasc.runtime.cli.progress import Display
 
     display = Display(Console(quiet=True), quiet=True)
     display.start_epoch(1, 10, 100)

@@ -118,8 +118,8 @@ def test_a_sweep_that_cannot_run_is_refused_before_submitting(argv, message, tmp
 def test_the_grid_expands_into_points_with_stable_distinct_folders():
     """Spaces x strategies x field values x seeds, each point in a folder named from its
     settings alone: the same sweep gets the same folders, another grid other ones."""
-    from nasc.runtime.runconfig import SearchRequest
-    from nasc.runtime.sweep import SweepRequest
+    from nasc.runtime.integrations.sweep import SweepRequest
+    from nasc.runtime.requests import SearchRequest
 
     def request(**changes):
         values = dict(

@@ -13,10 +13,10 @@ from nasc.compiler import CompileOptions, catalog, compile_space
 from nasc.compiler.codegen import drop_path
 from nasc.dsl import apply_genotype, load_space, parse_arch
 from nasc.runtime.cli import main
-from nasc.runtime.data import cutout, load_digits
-from nasc.runtime.rundir import RunDir
-from nasc.runtime.search import bind_data
-from nasc.runtime.train import Trainer, make_train_config, transplant
+from nasc.runtime.data.images import cutout, load_digits
+from nasc.runtime.runs.rundir import RunDir
+from nasc.runtime.search.run import bind_data
+from nasc.runtime.train.run import Trainer, make_train_config, transplant
 
 NB201_CELL = (
     "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|"
@@ -230,7 +230,7 @@ def test_nasc_train_refuses_before_making_a_run_directory(argv, message, tmp_pat
 def test_nasc_train_checks_its_memory_estimate(tmp_path, monkeypatch, capsys):
     """With no free memory, `nasc train` is refused from the IR's sizes; `--no-memory-check`
     trains anyway."""
-    from nasc.runtime import memory
+    from nasc.runtime.hardware import memory
 
     monkeypatch.setattr(memory, "available_bytes", lambda device: 1)
     argv = ["train", "nb201", "--arch", NB201_CELL, "-D", "C=4", "-D", "N=1", "--data", "digits"]
@@ -246,7 +246,7 @@ def test_nasc_train_checks_its_memory_estimate(tmp_path, monkeypatch, capsys):
 def test_a_preset_cutout_is_scaled_to_small_images():
     """darts-cifar's cutout of 16 (for 32 x 32 images) becomes 4 on the 8 x 8 digits, with a
     warning; on 32 x 32 images it stays, and a given --cutout is kept."""
-    from nasc.runtime.train import fit_augmentation
+    from nasc.runtime.train.run import fit_augmentation
 
     config = make_train_config("darts-cifar", {})
     digits = load_digits()
@@ -262,7 +262,7 @@ def test_a_preset_cutout_is_scaled_to_small_images():
 def test_training_time_accumulates_over_a_resume(tmp_path, monkeypatch):
     """A training run killed in its second epoch and resumed counts the first epoch's time (from
     its checkpoint) plus the rest, in `seconds` and so in result.json's `train_seconds`."""
-    from nasc.runtime import train as train_module
+    from nasc.runtime.train import run as train_module
 
     space = load_space("nb201", catalog=catalog())
     space = apply_genotype(space, parse_arch(space, NB201_CELL))
@@ -321,8 +321,8 @@ def test_a_training_run_killed_inside_an_epoch_resumes_there_to_the_same_result(
     """With checkpoints inside epochs (cutout, path dropout and augmentation drawing random
     numbers), a run killed in the middle of its second epoch resumes at that step and ends with
     the weights and metrics of an uninterrupted run."""
-    from nasc.runtime import train as train_module
-    from nasc.runtime.checkpoint import checkpoints
+    from nasc.runtime.runs.checkpoint import checkpoints
+    from nasc.runtime.train import run as train_module
 
     space = load_space("darts", catalog=catalog())
     space = apply_genotype(space, parse_arch(space, "DARTS_V2"))
@@ -377,8 +377,8 @@ def test_a_training_run_killed_inside_an_epoch_resumes_there_to_the_same_result(
 def test_a_checkpoint_inside_an_epoch_that_does_not_say_where_falls_back():
     """A checkpoint whose record of its place in the epoch is malformed is refused as corrupt
     (and the resume tries the one before), not run from a wrong step."""
-    from nasc.runtime.checkpoint import CorruptCheckpoint
-    from nasc.runtime.trainer import check_partial
+    from nasc.runtime.runs.checkpoint import CorruptCheckpoint
+    from nasc.runtime.search.loop import check_partial
 
     check_partial("ckpt", {"partial": None}, 10)
     good = {"step": 3, "seen": 48, "seconds": 1.5, "total_loss": 2.0, "correct": 7}

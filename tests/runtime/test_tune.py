@@ -15,7 +15,7 @@ def test_each_trial_reports_every_epoch_to_an_asha_scheduler(tmp_path):
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
 
-    from nasc.runtime.tune import trainable
+    from nasc.runtime.integrations.tune import trainable
 
     ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
     try:

@@ -6,8 +6,9 @@
     print(found.nb201, found.run_dir)
 
 See docs/python.md. The names below load on first use, so `import nasc` stays cheap and loading
-or checking a space does not import PyTorch. pyproject.toml maps this folder to `nasc`; the
-subpackages `nasc.dsl`, `nasc.compiler`, `nasc.runtime` and `nasc.spaces` live beside it.
+or checking a space does not import PyTorch. This file is the repository's root: pyproject.toml
+maps the root to `nasc`, so `nasc.dsl`, `nasc.compiler`, `nasc.runtime` and `nasc.spaces` are the
+folders beside it (docs/architecture.md is the map).
 """
 
 from __future__ import annotations
@@ -23,13 +24,13 @@ _EXPORTS = {
     "Space": "nasc.runtime.api",
     "SearchResult": "nasc.runtime.api",
     "TrainResult": "nasc.runtime.api",
-    "SearchRequest": "nasc.runtime.runconfig",
-    "TrainRequest": "nasc.runtime.runconfig",
-    "EvalRequest": "nasc.runtime.runconfig",
-    "SearchConfig": "nasc.runtime.config",
-    "TrainConfig": "nasc.runtime.trainconfig",
-    "sweep": "nasc.runtime.sweep",
-    "SweepRequest": "nasc.runtime.sweep",
+    "SearchRequest": "nasc.runtime.requests",
+    "TrainRequest": "nasc.runtime.requests",
+    "EvalRequest": "nasc.runtime.requests",
+    "SearchConfig": "nasc.runtime.search.config",
+    "TrainConfig": "nasc.runtime.train.config",
+    "sweep": "nasc.runtime.integrations.sweep",
+    "SweepRequest": "nasc.runtime.integrations.sweep",
     "Genotype": "nasc.dsl",
     "NascError": "nasc.dsl",
     "NascUsageError": "nasc.dsl",

@@ -20,9 +20,8 @@ import attrs
 from rich.console import Console
 
 from nasc.dsl import NascUsageError
-
-from .config import SearchConfig
-from .runconfig import SearchRequest
+from nasc.runtime.requests import SearchRequest
+from nasc.runtime.search.config import SearchConfig
 
 EXECUTORS = ("local", "slurm", "debug")
 
@@ -140,7 +139,7 @@ class SearchJob:
     """
 
     def __call__(self, request: SearchRequest) -> dict:
-        from .search import run_search
+        from nasc.runtime.search.run import run_search
 
         point_dir = Path(request.runs_dir)
         done = finished(point_dir)
@@ -164,9 +163,14 @@ def check_sweep(sweep: SweepRequest) -> None:
     Raises:
         NascError: an unknown executor, strategy or setting; a space that does not load.
     """
-    from .api import load_space
-    from .search import lookup_table, search_overrides, validate_counts, validate_minutes
-    from .strategies import STRATEGIES
+    from nasc.runtime.api import load_space
+    from nasc.runtime.search.run import (
+        lookup_table,
+        search_overrides,
+        validate_counts,
+        validate_minutes,
+    )
+    from nasc.runtime.strategies import STRATEGIES
 
     if sweep.executor not in EXECUTORS:
         raise NascUsageError(
@@ -267,7 +271,7 @@ def _last_line(error: Exception) -> str:
 
 def gather(folder: Path, points: list[SweepPoint], errors: dict[str, str]) -> dict:
     """Every point's state and result: done, failed (with the error), or pending."""
-    from .search import spread_over
+    from nasc.runtime.search.run import spread_over
 
     rows = []
     for point in points:
@@ -312,7 +316,7 @@ def gather(folder: Path, points: list[SweepPoint], errors: dict[str, str]) -> di
 
 def summarise_sweep(console: Console, folder: Path, gathered: dict) -> None:
     """Write results.json, summary.txt and report.html, and print the table."""
-    from .search import spread_text
+    from nasc.runtime.search.run import spread_text
 
     (folder / "results.json").write_text(json.dumps(gathered, indent=2) + "\n")
     rows = gathered["runs"]
@@ -341,7 +345,7 @@ def summarise_sweep(console: Console, folder: Path, gathered: dict) -> None:
                 lines.append(f"    seed {row['seed']}: {row['status']} {row.get('error', '')}")
     lines.append(f"  table: {folder / 'results.json'}")
     try:
-        from .report import write_sweep_report
+        from nasc.runtime.reports.pages import write_sweep_report
 
         lines.append(f"  report: {write_sweep_report(folder)}")
     except Exception as error:  # noqa: BLE001 - the table is written; the page is extra

@@ -15,20 +15,26 @@ from rich.console import Console
 from nasc.compiler import catalog, check_partial_channels, fixed_source, genotype_strings
 from nasc.dsl import NascUsageError, SpaceIR, find_space, parse_space, read_source
 from nasc.dsl.macro import instantiate
-
-from .config import MEASURE_PROTOCOLS, SearchConfig, make_config
-from .data import ImageData, load_data
-from .distributed import broadcast, collective_failed, gather, rank_lost, setup, shutdown
-from .faults import stop_at
-from .memory import check_fits
-from .nb201 import NB201Table, accuracy_spread, lookup_nats, parse_columns
-from .plugins import load_plugins
-from .plugins import recorded as plugins_recorded
-from .progress import Display
-from .runconfig import SearchRequest
-from .rundir import RunDir, environment, unique_directory
-from .scalars import require_tensorboard
-from .trainer import RESUME_OVERRIDES, Searcher, resolve_device, search_options
+from nasc.runtime.cli.progress import Display
+from nasc.runtime.data.images import ImageData, load_data
+from nasc.runtime.hardware.distributed import (
+    broadcast,
+    collective_failed,
+    gather,
+    rank_lost,
+    setup,
+    shutdown,
+)
+from nasc.runtime.hardware.memory import check_fits
+from nasc.runtime.plugins import load_plugins
+from nasc.runtime.plugins import recorded as plugins_recorded
+from nasc.runtime.reports.nb201 import NB201Table, accuracy_spread, lookup_nats, parse_columns
+from nasc.runtime.requests import SearchRequest
+from nasc.runtime.runs.faults import stop_at
+from nasc.runtime.runs.rundir import RunDir, environment, unique_directory
+from nasc.runtime.runs.scalars import require_tensorboard
+from nasc.runtime.search.config import MEASURE_PROTOCOLS, SearchConfig, make_config
+from nasc.runtime.search.loop import RESUME_OVERRIDES, Searcher, resolve_device, search_options
 
 DATA_PARAMS = ("channels", "size", "classes")
 
@@ -438,7 +444,7 @@ def summarise_seeds(console: Console, directory: Path, results: list[dict]) -> N
         lines.append("  NAS-Bench-201: no seed's cell is in the table")
     lines.append(f"  summary: {summary}")
     try:
-        from .report import write_seeds_report
+        from nasc.runtime.reports.pages import write_seeds_report
 
         lines.append(f"  report: {write_seeds_report(directory)}")
     except Exception as error:  # noqa: BLE001 - the summary is written; pictures are extra
@@ -691,7 +697,7 @@ def keep_result(run: RunDir, previous: dict, args, table: NB201Table | None) -> 
 def _write_report(run: RunDir, result: dict) -> None:
     result.pop("report_error", None)
     try:
-        from .report import write_report
+        from nasc.runtime.reports.pages import write_report
 
         result["report"] = str(write_report(run.path))
     except Exception as error:  # noqa: BLE001 - the search's results are written; pictures are extra
@@ -772,7 +778,7 @@ def check_run_config(saved, where: Path, cls=SearchConfig) -> None:
     Raises:
         NascUsageError: not an object, a missing or mistyped field, an unknown setting.
     """
-    from .config import check_values
+    from nasc.runtime.search.config import check_values
 
     if not isinstance(saved, dict):
         raise NascUsageError(

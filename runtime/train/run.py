@@ -26,19 +26,22 @@ from nasc.compiler import (
     export_torchscript,
 )
 from nasc.dsl import NascUsageError, SpaceIR, find_space, load_space, parse_space, read_source
-
-from .checkpoint import CorruptCheckpoint, load_checkpoint, nonfinite, save_checkpoint, write_atomic
-from .data import Batches, ImageData, load_data
-from .faults import die_at, poison
-from .plugins import load_plugins
-from .plugins import recorded as plugins_recorded
-from .progress import Display
-from .runconfig import EvalRequest, TrainRequest
-from .rundir import RunDir
-from .scalars import require_tensorboard
-from .search import check_run_config, record_overrides, recorded_overrides, resume_changes
-from .trainconfig import TrainConfig
-from .trainer import (
+from nasc.runtime.cli.progress import Display
+from nasc.runtime.data.images import Batches, ImageData, load_data
+from nasc.runtime.plugins import load_plugins
+from nasc.runtime.plugins import recorded as plugins_recorded
+from nasc.runtime.requests import EvalRequest, TrainRequest
+from nasc.runtime.runs.checkpoint import (
+    CorruptCheckpoint,
+    load_checkpoint,
+    nonfinite,
+    save_checkpoint,
+    write_atomic,
+)
+from nasc.runtime.runs.faults import die_at, poison
+from nasc.runtime.runs.rundir import RunDir
+from nasc.runtime.runs.scalars import require_tensorboard
+from nasc.runtime.search.loop import (
     DIVERGED_LOSS,
     STATE_KINDS,
     Diverged,
@@ -55,6 +58,13 @@ from .trainer import (
     resume_state,
     safe_lr,
 )
+from nasc.runtime.search.run import (
+    check_run_config,
+    record_overrides,
+    recorded_overrides,
+    resume_changes,
+)
+from nasc.runtime.train.config import TrainConfig
 
 # Settings a training resume may change explicitly (`--resume RUN --lr X`), recorded in
 # config.json and the metrics; any other change is refused, naming it.
@@ -520,9 +530,9 @@ def run_train(args: TrainRequest, console: Console) -> dict:
     Returns:
         What result.json holds, and `run`: the run directory.
     """
-    from .rundir import environment
-    from .search import bind_data, validate_counts, validate_minutes
-    from .search import fingerprint as make_fingerprint
+    from nasc.runtime.runs.rundir import environment
+    from nasc.runtime.search.run import bind_data, validate_counts, validate_minutes
+    from nasc.runtime.search.run import fingerprint as make_fingerprint
 
     names = [f.name for f in attrs.fields(TrainConfig)]
     unknown = sorted(set(args.overrides) - set(names))
@@ -576,7 +586,7 @@ def run_train(args: TrainRequest, console: Console) -> dict:
             config = fit_augmentation(config, data, overrides, notes.append)
             source = format_space(space)
         if not args.no_memory_check and space.is_fixed:
-            from .memory import check_fits
+            from nasc.runtime.hardware.memory import check_fits
 
             # From the IR, before the network is built: a width too large for the machine is
             # refused here, not by the allocator after minutes.

@@ -3,7 +3,7 @@ epoch to Tune as it ends, so that an ASHA-style scheduler can stop weak searches
 
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
-    from nasc.runtime.tune import trainable
+    from nasc.runtime.integrations.tune import trainable
 
     tuner = tune.Tuner(
         trainable("nb201", data="cifar10", epochs=30),
@@ -55,7 +55,7 @@ def trainable(space, *, runs_dir: str | Path = "runs", **fixed: Any):
             "the Ray Tune adapter needs ray, which is not installed",
             hint='pip install "ray[tune]", or sweep with nasc sweep (submitit)',
         ) from None
-    from .api import load_space, search
+    from nasc.runtime.api import load_space, search
 
     loaded = load_space(space)
     root = Path(runs_dir).resolve()  # Tune runs each trial in a folder of its own

@@ -410,8 +410,7 @@ def run_profile(args, defines: dict[str, int], console: Console) -> int:
     """
     from nasc.compiler import catalog
     from nasc.dsl import find_space, parse_space, read_source
-
-    from .trainer import resolve_device
+    from nasc.runtime.search.loop import resolve_device
 
     source = read_source(find_space(args.space))
     space = parse_space(source, str(args.space), catalog=catalog(), overrides=defines)
@@ -422,8 +421,8 @@ def run_profile(args, defines: dict[str, int], console: Console) -> int:
             hint="profile a search space, e.g. nasc profile spaces/nb201.nas",
         )
     if args.data:
-        from .data import load_data
-        from .search import bind_data
+        from nasc.runtime.data.images import load_data
+        from nasc.runtime.search.run import bind_data
 
         defines = bind_data(space, defines, load_data(args.data, args.cache_dir))
     checked = (

@@ -14,7 +14,7 @@
 does); see docs/testing.md. PyTorch is imported only by the checks that build networks.
 """
 
-from .properties import (
+from nasc.testing.properties import (
     PROPERTIES,
     PropertyFailure,
     PropertyResult,
@@ -26,7 +26,7 @@ from .properties import (
     describe_genotype,
     render_report,
 )
-from .strategies import (
+from nasc.testing.strategies import (
     ShrinkSequence,
     expressions,
     genotypes,

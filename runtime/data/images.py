@@ -93,7 +93,7 @@ def load_digits() -> ImageData:
     A fixed split keeps 360 images (36 per class) for testing. Pixel values 0..16 are scaled to
     0..255. No flips: digits are not mirror-symmetric.
     """
-    raw = resources.files("nasc.runtime").joinpath("embedded/digits.csv.gz").read_bytes()
+    raw = resources.files("nasc.runtime.data").joinpath("embedded/digits.csv.gz").read_bytes()
     rows = [line.split(",") for line in gzip.decompress(raw).decode().split()]
     values = torch.tensor([[int(v) for v in row] for row in rows], dtype=torch.int64)
     images = (values[:, :64] * 255 // 16).to(torch.uint8).reshape(-1, 1, 8, 8)

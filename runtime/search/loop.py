@@ -14,13 +14,12 @@ from torch.nn.parallel import DistributedDataParallel
 
 from nasc.compiler import CompileOptions, Supernet, compile_space
 from nasc.dsl import NascError, NascUsageError, SpaceIR
-
-from .checkpoint import CorruptCheckpoint, load_latest, nonfinite, save_checkpoint
-from .config import SearchConfig
-from .data import Batches, ImageData
-from .distributed import Dist, broadcast, sum_tensor
-from .faults import die_at, poison, stop_at
-from .strategies import make_strategy
+from nasc.runtime.data.images import Batches, ImageData
+from nasc.runtime.hardware.distributed import Dist, broadcast, sum_tensor
+from nasc.runtime.runs.checkpoint import CorruptCheckpoint, load_latest, nonfinite, save_checkpoint
+from nasc.runtime.runs.faults import die_at, poison, stop_at
+from nasc.runtime.search.config import SearchConfig
+from nasc.runtime.strategies import make_strategy
 
 
 class NonFiniteLoss(NascError):

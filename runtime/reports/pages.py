@@ -343,7 +343,7 @@ def draw_curves(metrics: list[dict], path: Path) -> dict:
 
 def draw_nb201_rank(table_path: str, found: str, path: Path) -> dict | None:
     """Where the found cell's CIFAR-10 accuracy lies among all cells of the table."""
-    from .nb201 import NB201Table
+    from nasc.runtime.reports.nb201 import NB201Table
 
     try:
         table = NB201Table.load(table_path)

@@ -220,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="start even when the memory estimate exceeds the free memory",
     )
-    from .config import add_config_flags, add_flags_of
+    from nasc.runtime.search.config import add_config_flags, add_flags_of
 
     add_config_flags(search)
 
@@ -264,7 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="start even when the memory estimate exceeds the free memory",
     )
-    from .trainconfig import TrainConfig
+    from nasc.runtime.train.config import TrainConfig
 
     add_flags_of(train, TrainConfig)
 
@@ -378,9 +378,9 @@ def sweep_request(args):
     """The SweepRequest that `nasc sweep` flags describe."""
     import attrs
 
-    from .config import SearchConfig, config_overrides
-    from .runconfig import SearchRequest, request_from
-    from .sweep import SweepRequest, default_executor
+    from nasc.runtime.integrations.sweep import SweepRequest, default_executor
+    from nasc.runtime.requests import SearchRequest, request_from
+    from nasc.runtime.search.config import SearchConfig, config_overrides
 
     validate = {"--seeds": args.seeds, "--max-parallel": args.max_parallel}
     for flag, value in validate.items():
@@ -446,8 +446,7 @@ def _grid_value(name: str, text: str, kind):
 
 def _load(path: str, defines):
     from nasc.dsl import load_space
-
-    from .optable import language_catalog
+    from nasc.runtime.catalog import language_catalog
 
     overrides = parse_defines(defines)
     # Block choices decide per instance: a space's -D values decide how many decisions it has.
@@ -457,9 +456,8 @@ def _load(path: str, defines):
 def cmd_check(args, console: Console) -> int:
     """Check files without importing PyTorch (the op names come from `optable`)."""
     from nasc.dsl import NasSemanticError, find_space, load_space, read_source
-
-    from .config import PRESETS
-    from .optable import language_catalog as catalog
+    from nasc.runtime.catalog import language_catalog as catalog
+    from nasc.runtime.search.config import PRESETS
 
     overrides = parse_defines(args.defines)
     for file in args.files:
@@ -481,16 +479,14 @@ def cmd_check(args, console: Console) -> int:
 
 def cmd_show(args, console: Console) -> int:
     from nasc.dsl import parse_arch
-
-    from .describe import describe, render
+    from nasc.runtime.reports.describe import describe, render
 
     space = _load(args.file, args.defines)
     genotype = parse_arch(space, args.arch) if args.arch else None
     if args.code:
         from nasc.compiler import compile_space
         from nasc.dsl import apply_genotype
-
-        from .memory import check_builds
+        from nasc.runtime.hardware.memory import check_builds
 
         fixed = apply_genotype(space, genotype) if genotype else space
         check_builds(fixed, parse_defines(args.defines))
@@ -499,9 +495,8 @@ def cmd_show(args, console: Console) -> int:
     if args.draw:
         from nasc.dsl import apply_genotype
         from nasc.dsl.macro import instantiate
-
-        from .optable import language_catalog as catalog
-        from .report import draw_space
+        from nasc.runtime.catalog import language_catalog as catalog
+        from nasc.runtime.reports.pages import draw_space
 
         drawn = apply_genotype(space, genotype) if genotype else space
         plan = instantiate(drawn, parse_defines(args.defines), catalog())
@@ -539,7 +534,7 @@ def cmd_test(args, console: Console) -> int:
 
 
 def cmd_export(args, console: Console) -> int:
-    from .exporting import export
+    from nasc.runtime.exporting import export
 
     text = export(args.source, args.arch, args.format, args.output, parse_defines(args.defines))
     if text is not None:
@@ -551,8 +546,8 @@ def cmd_export(args, console: Console) -> int:
 
 def search_request(args):
     """The SearchRequest that `nasc search` flags describe."""
-    from .config import config_overrides
-    from .runconfig import SearchRequest, request_from
+    from nasc.runtime.requests import SearchRequest, request_from
+    from nasc.runtime.search.config import config_overrides
 
     return request_from(
         SearchRequest, args, defines=parse_defines(args.defines), overrides=config_overrides(args)
@@ -560,7 +555,7 @@ def search_request(args):
 
 
 def cmd_search(args, console: Console) -> int:
-    from .search import run_search
+    from nasc.runtime.search.run import run_search
 
     if not args.space and not args.resume:
         raise NascUsageError(
@@ -574,9 +569,9 @@ def cmd_search(args, console: Console) -> int:
 def cmd_train(args, console: Console) -> int:
     import attrs
 
-    from .runconfig import TrainRequest, request_from
-    from .train import run_train
-    from .trainconfig import TrainConfig
+    from nasc.runtime.requests import TrainRequest, request_from
+    from nasc.runtime.train.config import TrainConfig
+    from nasc.runtime.train.run import run_train
 
     if not args.arch_file and not args.resume:
         raise NascUsageError(
@@ -592,14 +587,19 @@ def cmd_train(args, console: Console) -> int:
 
 
 def cmd_sweep(args, console: Console) -> int:
-    from .sweep import run_sweep
+    from nasc.runtime.integrations.sweep import run_sweep
 
     gathered = run_sweep(sweep_request(args), console)
     return 0 if all(row["status"] != "failed" for row in gathered["runs"]) else 1
 
 
 def cmd_report(args, console: Console) -> int:
-    from .report import write_report, write_seeds_report, write_sweep_report, write_train_report
+    from nasc.runtime.reports.pages import (
+        write_report,
+        write_seeds_report,
+        write_sweep_report,
+        write_train_report,
+    )
 
     run = Path(args.run_dir)
     if (run / "results.json").is_file() and (run / "sweep.json").is_file():
@@ -622,14 +622,14 @@ def cmd_report(args, console: Console) -> int:
 
 
 def cmd_profile(args, console: Console) -> int:
-    from .latency import run_profile
+    from nasc.runtime.hardware.latency import run_profile
 
     return run_profile(args, parse_defines(args.defines), console)
 
 
 def cmd_eval(args, console: Console) -> int:
-    from .runconfig import EvalRequest, request_from
-    from .train import run_eval
+    from nasc.runtime.requests import EvalRequest, request_from
+    from nasc.runtime.train.run import run_eval
 
     run_eval(request_from(EvalRequest, args), console)
     return 0
@@ -657,7 +657,7 @@ def main(argv: list[str] | None = None) -> int:
     errors = Console(stderr=True, highlight=False)
     handler = COMMANDS[args.command]
     try:
-        from .plugins import load_plugins
+        from nasc.runtime.plugins import load_plugins
 
         load_plugins(getattr(args, "plugins", None))
         return handler(args, console)
@@ -669,5 +669,5 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-if __name__ == "__main__":  # python -m nasc.runtime.cli, e.g. in a torchrun line
+if __name__ == "__main__":  # python -m nasc.runtime.cli.commands
     sys.exit(main())

@@ -28,8 +28,8 @@ from pathlib import Path
 
 from nasc.dsl import NascUsageError
 
-from .checkpoint import MAX_JSON_BYTES, read_regular, remove_temporaries, write_atomic
-from .scalars import ScalarLog
+from nasc.runtime.runs.checkpoint import MAX_JSON_BYTES, read_regular, remove_temporaries, write_atomic
+from nasc.runtime.runs.scalars import ScalarLog
 
 
 def nasc_version() -> str:

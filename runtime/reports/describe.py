@@ -13,8 +13,7 @@ from rich.text import Text
 from nasc.dsl import Genotype, SpaceIR, apply_genotype
 from nasc.dsl.genotype import genotype_strings
 from nasc.dsl.macro import Plan, instantiate
-
-from .optable import language_catalog
+from nasc.runtime.catalog import language_catalog
 
 
 def describe(
@@ -80,8 +79,7 @@ def describe(
         facts["arch"] = genotype_strings(space, Genotype({}))
     if measure:
         from nasc.compiler import CompileOptions, compile_space, count_flops
-
-        from .memory import check_builds
+        from nasc.runtime.hardware.memory import check_builds
 
         check_builds(space, overrides or {})
         network = compile_space(space, overrides, CompileOptions(search=search))

@@ -17,7 +17,7 @@ import attrs
 from hypothesis import strategies as st
 
 from nasc.dsl import Genotype, OpInfo, SpaceIR
-from nasc.runtime.optable import language_catalog
+from nasc.runtime.catalog import language_catalog
 
 # --- the source text of valid spaces --------------------------------------------------------------
 

@@ -1,0 +1,1 @@
+"""Data: datasets as tensors (the embedded digits, CIFAR, image folders) and their batches."""

@@ -1,0 +1,1 @@
+"""What depends on the machine: devices, distributed ranks, memory estimates, latency tables."""

@@ -1,0 +1,1 @@
+"""nasc inside other tools: sweeps through submitit, searches as Ray Tune trials."""

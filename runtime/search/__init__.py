@@ -1,0 +1,1 @@
+"""Searching a space: the settings (`config`), the loop over epochs (`loop`), one run (`run`)."""

@@ -1,0 +1,1 @@
+"""Tasks: what the loops must not know (data, head, loss, metrics, predictions)."""

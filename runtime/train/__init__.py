@@ -1,0 +1,1 @@
+"""Training a fixed architecture from scratch: the settings (`config`) and the run (`run`)."""
