@@ -13,6 +13,7 @@ from .errors import NasSemanticError
 from .ir import CELL_FLAGS, Cell, OpInfo, SpaceIR
 from .macro import instantiate
 from .opdefs import PRIMITIVES, check_definitions, info_of
+from .shapes import check_shapes
 
 KEEP_RULES = ("edge", "node")
 
@@ -145,7 +146,7 @@ def lint_space(
     _check_network(space, catalog)
     space = space.for_values(overrides)
     for phase in ("search", "train") if space.network.phased else ("search",):
-        instantiate(space, overrides, catalog, phase=phase)
+        check_shapes(space, instantiate(space, overrides, catalog, phase=phase), catalog)
     return checked
 
 

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 import attrs
 
 from .ast import evaluate, op_name
-from .errors import NasSemanticError
+from .errors import NasSemanticError, Span
 from .ir import Cell, OpInfo, SpaceIR, resolve_params
 from .opdefs import info_of
 
@@ -32,6 +32,7 @@ class Stage:
         stride: 2 for stages that halve the resolution (reduction cells, strided ops).
         input_strides: for a cell, how much each input's adapter must reduce.
         node_channels: for a cell, the channels of every input (after its adapter) and node.
+        span: the statement that placed it, for errors.
     """
 
     index: int
@@ -46,6 +47,7 @@ class Stage:
     out_size: int
     input_strides: tuple[int, ...] = ()
     node_channels: Mapping[str, int] = attrs.field(factory=dict)
+    span: Span | None = attrs.field(default=None, eq=False, repr=False)
 
 
 @attrs.frozen(kw_only=True)
@@ -263,6 +265,7 @@ def _cell_stage(space: SpaceIR, cell: Cell, layout: _Layout, width: int, item_sp
         out_size=halve(base, 2) if cell.reduction else base,
         input_strides=strides,
         node_channels=node_channels,
+        span=item_span,
     )
 
 
@@ -287,6 +290,7 @@ def _place_call(space: SpaceIR, params: Mapping[str, int], catalog, layout: _Lay
         stride=1 if is_head else stride,
         out_channels=width,
         out_size=1 if is_head else halve(in_size, stride),
+        span=call.span,
     )
     layout.add(stage, on_path=not is_head)
 
