@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 
+from .checks import lint_space
 from .errors import NascError, NascUsageError, NasSemanticError, NasSyntaxError, Span
 from .genotype import Genotype, apply_genotype, parse_arch
 from .ir import OpInfo, SpaceIR
@@ -65,7 +66,7 @@ def parse_space(
     try:
         _check_size_and_nesting(text, file)
         space = lower(parse_module(text, file))
-        space.lint(catalog, overrides)
+        lint_space(space, catalog, overrides)
     except NascError as error:
         if error.source is None:
             error.source = text
@@ -188,6 +189,7 @@ __all__ = [
     "builtin_spaces",
     "find_space",
     "format_space",
+    "lint_space",
     "load_space",
     "parse_arch",
     "parse_space",

@@ -327,7 +327,6 @@ class OutputDecl:
 
     nodes: tuple[str, ...] = attrs.field(converter=_tuple)
     concat: bool
-    node_spans: tuple[Span | None, ...] = attrs.field(converter=_tuple, eq=False, repr=False)
     span: Span | None = _span_field()
 
 

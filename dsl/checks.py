@@ -1,5 +1,5 @@
-"""The semantic checks behind `SpaceIR.lint()`: each raises the first problem it finds, with the
-span, a dotted path and a hint."""
+"""The semantic checks of a space, `lint_space`: each raises the first problem it finds, with
+the span, a dotted path and a hint."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from .errors import NasSemanticError
 from .ir import CELL_FLAGS, Cell, OpInfo, SpaceIR
 from .macro import instantiate
 from .opdefs import PRIMITIVES, check_definitions, info_of
+from .shapes import check_shapes
 
 KEEP_RULES = ("edge", "node")
 
@@ -114,9 +115,21 @@ def with_definitions(space: SpaceIR, catalog: Mapping[str, OpInfo] | None):
 
 
 def lint_space(
-    space: SpaceIR, catalog: Mapping[str, OpInfo] | None, overrides: Mapping[str, int]
-) -> None:
-    """Check the whole space; see `SpaceIR.lint`."""
+    space: SpaceIR,
+    catalog: Mapping[str, OpInfo] | None = None,
+    overrides: Mapping[str, int] | None = None,
+) -> SpaceIR:
+    """Check every invariant of a space; return the space so calls chain.
+
+    Args:
+        catalog: the registered ops; when None, op names are not checked.
+        overrides: parameter values that replace the defaults (`-D name=value`).
+
+    Raises:
+        NasSemanticError: the first problem found, with its span, path and a hint.
+    """
+    checked = space
+    overrides = overrides or {}
     catalog = with_definitions(space, catalog)
     _check_opsets(space, catalog)
     names: dict[str, object] = {}
@@ -133,7 +146,8 @@ def lint_space(
     _check_network(space, catalog)
     space = space.for_values(overrides)
     for phase in ("search", "train") if space.network.phased else ("search",):
-        instantiate(space, overrides, catalog, phase=phase)
+        check_shapes(space, instantiate(space, overrides, catalog, phase=phase), catalog)
+    return checked
 
 
 def _check_opsets(space: SpaceIR, catalog) -> None:

@@ -1,7 +1,9 @@
-"""The search-space IR: cell types as networkx DAGs, comparison subsets, and the macro network.
+"""The search-space IR: cell types, their comparison subsets, and the macro network.
 
-Every value is a frozen attrs class; change one with `attrs.evolve`. `SpaceIR.lint()` checks every
-invariant and runs after lowering and before compiling.
+Every value is a frozen attrs class; change one with `attrs.evolve`. `checks.lint_space` checks
+every invariant and runs after lowering and before compiling. This module imports no other part
+of the language but the syntax tree and the errors: the checks, the macro and the op definitions
+build on it.
 """
 
 from __future__ import annotations
@@ -11,17 +13,15 @@ import math
 from collections.abc import Iterable, Mapping
 
 import attrs
-import networkx as nx
 
-from .ast import CallDecl, MacroDecl, Num, OpDef, ParamDecl
-from .errors import Span
+from .ast import CallDecl, MacroDecl, Num, OpDef, ParamDecl, evaluate, expr_names
+from .errors import NasSemanticError, Span
 
 COMBINERS = ("sum", "product", "concat")
 CELL_FLAGS = {
     "reduction": "edges that leave the cell's inputs have stride 2: the cell halves the resolution",
     "pool_bn": "in the supernet, a non-affine BatchNorm follows every pooling op (DARTS)",
 }
-MACRO_KINDS = ("input", "stem", "block", "cells", "choice", "aux", "head")
 # A block choice becomes a one-edge cell type per decision: its input and its node are named so.
 BLOCK_INPUT, BLOCK_NODE = "x", "block"
 BLOCK_EDGE = f"{BLOCK_INPUT}->{BLOCK_NODE}"
@@ -196,25 +196,6 @@ class Cell:
         return tuple(edge for edge in self.edges if edge.target == node)
 
     @functools.cached_property
-    def graph(self) -> nx.DiGraph:
-        """The cell as a frozen networkx DiGraph: nodes carry `kind` (input/node), `combine` and
-        `adapter`; edges carry `ops`, `choice` and `candidates`."""
-        graph = nx.DiGraph(name=self.name)
-        for item in self.inputs:
-            graph.add_node(item.name, kind="input", adapter=item.adapter)
-        for node in self.nodes:
-            graph.add_node(node.name, kind="node", combine=node.combine)
-        for edge in self.edges:
-            graph.add_edge(
-                edge.source,
-                edge.target,
-                ops=edge.ops,
-                choice=edge.choice,
-                candidates=edge.candidates,
-            )
-        return nx.freeze(graph)
-
-    @functools.cached_property
     def subsets(self) -> tuple[Subset, ...]:
         """The comparison subsets the `keep` rules make; explicit subsets first.
 
@@ -321,10 +302,6 @@ class Network:
     def param_names(self) -> tuple[str, ...]:
         return tuple(param.name for param in self.params)
 
-    def cell_uses(self) -> tuple[MacroDecl, ...]:
-        """The cell statements of both phases."""
-        return tuple(item for item in self.items if item.kind == "cells")
-
     @property
     def phased(self) -> bool:
         """Whether some statement exists in only one phase (`search` or `train`)."""
@@ -383,9 +360,6 @@ class SpaceIR:
         items = [item for item in self.network.items if item.kind == "choice"]
         if not items:
             return ()
-        from .ast import evaluate
-        from .macro import resolve_params
-
         params = resolve_params(self)
         path = f"{self.name}.network"
         choices = []
@@ -427,11 +401,6 @@ class SpaceIR:
     def opset(self, name: str) -> OpSet | None:
         return next((opset for opset in self.opsets if opset.name == name), None)
 
-    @property
-    def graphs(self) -> dict[str, nx.DiGraph]:
-        """A networkx DAG per cell type."""
-        return {cell.name: cell.graph for cell in self.cells}
-
     def used_cells(self) -> tuple[Cell, ...]:
         """The cell types the network places, in order of first use, the decisions of its block
         choices included."""
@@ -468,37 +437,67 @@ class SpaceIR:
         """
         if not self.block_choices or not overrides:
             return self
-        from .macro import resolve_params
-
         return self.with_defaults(resolve_params(self, overrides))
 
     def architectures(self) -> int:
         """The number of distinct architectures: cell types that the network uses multiply."""
         return math.prod(cell.architectures() for cell in self.used_cells())
 
-    def lint(
-        self,
-        catalog: Mapping[str, OpInfo] | None = None,
-        overrides: Mapping[str, int] | None = None,
-    ) -> SpaceIR:
-        """Check every invariant; return self so calls chain.
 
-        Args:
-            catalog: the registered ops; when None, op names are not checked.
-            overrides: parameter values that replace the defaults (`-D name=value`).
+def resolve_params(space: SpaceIR, overrides: Mapping[str, int] | None = None) -> dict[str, int]:
+    """Evaluate the network's parameters: defaults in order, each replaced by its override.
 
-        Raises:
-            NasSemanticError: the first problem found, with its span, path and a hint.
-        """
-        from .checks import lint_space
-
-        lint_space(self, catalog, overrides or {})
-        return self
-
-
-def ops_of(edges: Iterable[Edge]) -> set[str]:
-    """Every op name that edges mention, fixed or candidate."""
-    return {op for edge in edges for op in (*edge.ops, *edge.candidates)}
+    Raises:
+        NasSemanticError: an unknown override, a parameter that is not a positive integer, or a
+            default that reads a parameter declared after it.
+    """
+    network = space.network
+    overrides = dict(overrides or {})
+    declared = network.param_names
+    for name in overrides:
+        if name not in declared:
+            raise NasSemanticError(
+                f"unknown parameter `{name}` in -D {name}={overrides[name]}",
+                span=network.span,
+                path=f"{space.name}.params",
+                hint=f"the network `{network.name}` has the parameters "
+                f"{', '.join(declared) or '(none)'}",
+            )
+    env: dict[str, int] = {}
+    for param in network.params:
+        if param.name in overrides:
+            value = overrides[param.name]
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise NasSemanticError(
+                    f"parameter `{param.name}` must be an integer, not {value!r}",
+                    span=param.span,
+                    path=f"{space.name}.params.{param.name}",
+                    hint=f"write -D {param.name}=16",
+                )
+        else:
+            for ref in expr_names(param.default):
+                if ref.name in declared and ref.name not in env:
+                    raise NasSemanticError(
+                        f"the default of `{param.name}` reads `{ref.name}`, declared after it",
+                        span=ref.span,
+                        path=f"{space.name}.params.{param.name}",
+                        hint="a default may only use parameters declared before it",
+                    )
+            value = evaluate(
+                param.default,
+                env,
+                what=f"parameter `{param.name}`",
+                path=f"{space.name}.params.{param.name}",
+            )
+        if value <= 0:
+            raise NasSemanticError(
+                f"parameter `{param.name}` must be a positive integer, not {value}",
+                span=param.span,
+                path=f"{space.name}.params.{param.name}",
+                hint="widths, depths and class counts are positive",
+            )
+        env[param.name] = value
+    return env
 
 
 __all__ = [
@@ -516,4 +515,5 @@ __all__ = [
     "ParamDecl",
     "SpaceIR",
     "Subset",
+    "resolve_params",
 ]

@@ -1,7 +1,8 @@
 """Lowering: the syntax tree of a file to a `SpaceIR`.
 
 Lowering resolves names that decide the IR's shape (a term's op is a candidate set or a fixed op;
-terms from one source into one node merge into one edge). Every other check is `SpaceIR.lint`'s.
+terms from one source into one node merge into one edge). Every other check is
+`checks.lint_space`'s.
 """
 
 from __future__ import annotations

@@ -11,9 +11,9 @@ from collections.abc import Mapping
 
 import attrs
 
-from .ast import evaluate, expr_names, op_name
-from .errors import NasSemanticError
-from .ir import Cell, OpInfo, SpaceIR
+from .ast import evaluate, op_name
+from .errors import NasSemanticError, Span
+from .ir import Cell, OpInfo, SpaceIR, resolve_params
 from .opdefs import info_of
 
 IMAGE = -1  # the index that stands for the network's input image
@@ -32,6 +32,7 @@ class Stage:
         stride: 2 for stages that halve the resolution (reduction cells, strided ops).
         input_strides: for a cell, how much each input's adapter must reduce.
         node_channels: for a cell, the channels of every input (after its adapter) and node.
+        span: the statement that placed it, for errors.
     """
 
     index: int
@@ -46,6 +47,7 @@ class Stage:
     out_size: int
     input_strides: tuple[int, ...] = ()
     node_channels: Mapping[str, int] = attrs.field(factory=dict)
+    span: Span | None = attrs.field(default=None, eq=False, repr=False)
 
 
 @attrs.frozen(kw_only=True)
@@ -59,62 +61,6 @@ class Plan:
 
     def cells_of(self, name: str) -> tuple[Stage, ...]:
         return tuple(stage for stage in self.stages if stage.kind == "cell" and stage.name == name)
-
-
-def resolve_params(space: SpaceIR, overrides: Mapping[str, int] | None = None) -> dict[str, int]:
-    """Evaluate the network's parameters: defaults in order, each replaced by its override.
-
-    Raises:
-        NasSemanticError: an unknown override, a parameter that is not a positive integer, or a
-            default that reads a parameter declared after it.
-    """
-    network = space.network
-    overrides = dict(overrides or {})
-    declared = network.param_names
-    for name in overrides:
-        if name not in declared:
-            raise NasSemanticError(
-                f"unknown parameter `{name}` in -D {name}={overrides[name]}",
-                span=network.span,
-                path=f"{space.name}.params",
-                hint=f"the network `{network.name}` has the parameters "
-                f"{', '.join(declared) or '(none)'}",
-            )
-    env: dict[str, int] = {}
-    for param in network.params:
-        if param.name in overrides:
-            value = overrides[param.name]
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise NasSemanticError(
-                    f"parameter `{param.name}` must be an integer, not {value!r}",
-                    span=param.span,
-                    path=f"{space.name}.params.{param.name}",
-                    hint=f"write -D {param.name}=16",
-                )
-        else:
-            for ref in expr_names(param.default):
-                if ref.name in declared and ref.name not in env:
-                    raise NasSemanticError(
-                        f"the default of `{param.name}` reads `{ref.name}`, declared after it",
-                        span=ref.span,
-                        path=f"{space.name}.params.{param.name}",
-                        hint="a default may only use parameters declared before it",
-                    )
-            value = evaluate(
-                param.default,
-                env,
-                what=f"parameter `{param.name}`",
-                path=f"{space.name}.params.{param.name}",
-            )
-        if value <= 0:
-            raise NasSemanticError(
-                f"parameter `{param.name}` must be a positive integer, not {value}",
-                span=param.span,
-                path=f"{space.name}.params.{param.name}",
-                hint="widths, depths and class counts are positive",
-            )
-        env[param.name] = value
-    return env
 
 
 def halve(size: int, stride: int) -> int:
@@ -208,145 +154,184 @@ def instantiate(
             more than `MAX_STAGES` stages, or shapes that cannot match.
     """
     params = resolve_params(space, overrides)
-    network = space.network
     if catalog is not None and space.opdefs:
         catalog = {**catalog, **{defn.name: info_of(defn) for defn in space.opdefs}}
-
-    def value(expr, what, span, minimum=1):
-        result = evaluate(expr, params, what=what, path=f"{space.name}.network")
-        if result < minimum:
-            raise NasSemanticError(
-                f"{what} must be at least {minimum}, but it is {result}",
-                span=getattr(expr, "span", None) or span,
-                path=f"{space.name}.network",
-                hint="check the arithmetic and the parameter values (`-D`)",
-            )
-        return result
-
-    items = network.items_for(phase)
-    inputs = [item for item in items if item.kind == "input"]
-    channels = value(inputs[0].args[0], "the input's channels", inputs[0].span)
-    size = value(inputs[0].args[1], "the input's size", inputs[0].span)
-
-    stages: list[Stage] = []
-    outputs: list[tuple[int, int, int]] = []  # (stage index, channels, size) of the main path
-
-    def current() -> tuple[int, int, int]:
-        return outputs[-1] if outputs else (IMAGE, channels, size)
-
-    def make_room(count: int, span) -> None:
-        if len(stages) + count > MAX_STAGES:
-            raise NasSemanticError(
-                f"the network places more than {MAX_STAGES} stems, blocks, cells and heads",
-                span=span,
-                path=f"{space.name}.network",
-                hint="check the repeat counts and the parameter values (`-D`)",
-            )
-
+    items = space.network.items_for(phase)
+    layout = _read_input(space, params, items)
     for item in items:
-        if item.kind == "input":
-            continue
         if item.kind in ("cells", "choice"):
-            if item.kind == "cells":
-                what = item.cell
-                decisions = None
-            else:
-                decisions = space.block_choice(item)
-                what = decisions.label
-            count = 1
-            if item.repeat is not None:
-                count = value(item.repeat, f"the repeat count of `{what}`", item.span, minimum=0)
-            width = value(item.width, f"the width of `{what}`", item.span)
-            if decisions is not None:
-                _check_decisions(space, decisions, params)
-            make_room(count, getattr(item.repeat, "span", None) or item.span)
-            for instance in range(count):
-                if decisions is None:
-                    cell = space.cell(item.cell)
-                else:
-                    cell = decisions.cell_for(instance)
-                k = len(cell.inputs)
-                feeding = outputs[-k:] if outputs else [current()]
-                feeding = [feeding[0]] * (k - len(feeding)) + feeding
-                in_channels = tuple(c for _, c, _ in feeding)
-                strides = _adapter_strides(
-                    space, cell, [s for _, _, s in feeding], len(stages), item.span
-                )
-                node_channels = cell_channels(cell, in_channels, width)
-                base = feeding[-1][2]
-                out_size = halve(base, 2) if cell.reduction else base
-                out_channels = sum(node_channels[name] for name in cell.output)
-                stage = Stage(
-                    index=len(stages),
-                    kind="cell",
-                    name=cell.name,
-                    inputs=tuple(index for index, _, _ in feeding),
-                    in_channels=in_channels,
-                    in_size=base,
-                    width=width,
-                    stride=2 if cell.reduction else 1,
-                    out_channels=out_channels,
-                    out_size=out_size,
-                    input_strides=strides,
-                    node_channels=node_channels,
-                )
-                stages.append(stage)
-                outputs.append((stage.index, out_channels, out_size))
-            continue
-        call = item.call
-        make_room(1, call.span)
-        info = (catalog or {}).get(call.op)
-        width = value(call.args[0], f"the width of `{call.op}`", call.span)
-        name = call.op
-        if info is not None and info.params:
-            # A parametric op is placed by its canonical name, `invres(6)`, as a cell names it.
-            given = dict(zip(info.params, call.args[1:]))
-            given.update((key, expr) for key, expr in call.kwargs if key in info.params)
-            name = op_name(
-                call.op,
-                [
-                    evaluate(
-                        given[param],
-                        params,
-                        what=f"the argument `{param}` of `{call.op}`",
-                        path=f"{space.name}.network.{call.op}",
-                    )
-                    for param in info.params
-                ],
-            )
-        stride = 1
-        for key, expr in call.kwargs:
-            if key == "stride":
-                stride = evaluate(
-                    expr,
-                    params,
-                    what=f"the stride of `{call.op}`",
-                    path=f"{space.name}.network.{call.op}",
-                )
-                if stride not in (1, 2):
-                    raise NasSemanticError(
-                        f"the stride of `{call.op}` must be 1 or 2, not {stride}",
-                        span=getattr(expr, "span", None) or call.span,
-                        path=f"{space.name}.network.{call.op}",
-                        hint="stack two stride-2 blocks to reduce by 4",
-                    )
-        if info is not None and info.stride is not None:
-            stride = info.stride
-        source, in_channels, in_size = current()
-        is_head = item.kind in ("head", "aux")
-        stage = Stage(
-            index=len(stages),
-            kind=item.kind,
-            name=name,
-            inputs=(source,),
-            in_channels=(in_channels,),
-            in_size=in_size,
-            width=width,
-            stride=1 if is_head else stride,
-            out_channels=width,
-            out_size=1 if is_head else halve(in_size, stride),
+            _place_cells(space, params, layout, item)
+        elif item.kind != "input":
+            _place_call(space, params, catalog, layout, item)
+    return Plan(
+        params=params, channels=layout.channels, size=layout.size, stages=tuple(layout.stages)
+    )
+
+
+@attrs.define
+class _Layout:
+    """The stages placed so far, and the outputs of the main path (auxiliary heads and heads read
+    it but are not on it)."""
+
+    channels: int
+    size: int
+    stages: list[Stage] = attrs.Factory(list)
+    outputs: list[tuple[int, int, int]] = attrs.Factory(list)  # (stage index, channels, size)
+
+    def current(self) -> tuple[int, int, int]:
+        """The last output of the main path, or the input image."""
+        return self.outputs[-1] if self.outputs else (IMAGE, self.channels, self.size)
+
+    def add(self, stage: Stage, on_path: bool = True) -> None:
+        self.stages.append(stage)
+        if on_path:
+            self.outputs.append((stage.index, stage.out_channels, stage.out_size))
+
+
+def _value(space: SpaceIR, params: Mapping[str, int], expr, what: str, span, minimum=1) -> int:
+    """An expression of the network's parameters, at least `minimum`."""
+    result = evaluate(expr, params, what=what, path=f"{space.name}.network")
+    if result < minimum:
+        raise NasSemanticError(
+            f"{what} must be at least {minimum}, but it is {result}",
+            span=getattr(expr, "span", None) or span,
+            path=f"{space.name}.network",
+            hint="check the arithmetic and the parameter values (`-D`)",
         )
-        stages.append(stage)
-        if not is_head:
-            outputs.append((stage.index, width, stage.out_size))
-    return Plan(params=params, channels=channels, size=size, stages=tuple(stages))
+    return result
+
+
+def _read_input(space: SpaceIR, params: Mapping[str, int], items) -> _Layout:
+    """The layout before any stage: the channels and size of the `input` statement."""
+    item = next(item for item in items if item.kind == "input")
+    channels = _value(space, params, item.args[0], "the input's channels", item.span)
+    size = _value(space, params, item.args[1], "the input's size", item.span)
+    return _Layout(channels=channels, size=size)
+
+
+def _make_room(space: SpaceIR, layout: _Layout, count: int, span) -> None:
+    """Refuse a network of more than `MAX_STAGES` stages before placing `count` more."""
+    if len(layout.stages) + count > MAX_STAGES:
+        raise NasSemanticError(
+            f"the network places more than {MAX_STAGES} stems, blocks, cells and heads",
+            span=span,
+            path=f"{space.name}.network",
+            hint="check the repeat counts and the parameter values (`-D`)",
+        )
+
+
+def _place_cells(space: SpaceIR, params: Mapping[str, int], layout: _Layout, item) -> None:
+    """Place the instances of a cell statement or a block choice (`repeat` times or once)."""
+    if item.kind == "cells":
+        what, decisions = item.cell, None
+    else:
+        decisions = space.block_choice(item)
+        what = decisions.label
+    count = 1
+    if item.repeat is not None:
+        count = _value(
+            space, params, item.repeat, f"the repeat count of `{what}`", item.span, minimum=0
+        )
+    width = _value(space, params, item.width, f"the width of `{what}`", item.span)
+    if decisions is not None:
+        _check_decisions(space, decisions, params)
+    _make_room(space, layout, count, getattr(item.repeat, "span", None) or item.span)
+    for instance in range(count):
+        cell = space.cell(item.cell) if decisions is None else decisions.cell_for(instance)
+        layout.add(_cell_stage(space, cell, layout, width, item.span))
+
+
+def _cell_stage(space: SpaceIR, cell: Cell, layout: _Layout, width: int, item_span) -> Stage:
+    """One cell instance at `width`, reading the outputs of the stages before it."""
+    k = len(cell.inputs)
+    feeding = layout.outputs[-k:] if layout.outputs else [layout.current()]
+    feeding = [feeding[0]] * (k - len(feeding)) + feeding
+    in_channels = tuple(c for _, c, _ in feeding)
+    strides = _adapter_strides(
+        space, cell, [s for _, _, s in feeding], len(layout.stages), item_span
+    )
+    node_channels = cell_channels(cell, in_channels, width)
+    base = feeding[-1][2]
+    return Stage(
+        index=len(layout.stages),
+        kind="cell",
+        name=cell.name,
+        inputs=tuple(index for index, _, _ in feeding),
+        in_channels=in_channels,
+        in_size=base,
+        width=width,
+        stride=2 if cell.reduction else 1,
+        out_channels=sum(node_channels[name] for name in cell.output),
+        out_size=halve(base, 2) if cell.reduction else base,
+        input_strides=strides,
+        node_channels=node_channels,
+        span=item_span,
+    )
+
+
+def _place_call(space: SpaceIR, params: Mapping[str, int], catalog, layout: _Layout, item) -> None:
+    """Place a stem, block, auxiliary head or head: one op on the main path's last output."""
+    call = item.call
+    _make_room(space, layout, 1, call.span)
+    info = (catalog or {}).get(call.op)
+    width = _value(space, params, call.args[0], f"the width of `{call.op}`", call.span)
+    name = _placed_name(space, params, call, info)
+    stride = _call_stride(space, params, call, info)
+    source, in_channels, in_size = layout.current()
+    is_head = item.kind in ("head", "aux")
+    stage = Stage(
+        index=len(layout.stages),
+        kind=item.kind,
+        name=name,
+        inputs=(source,),
+        in_channels=(in_channels,),
+        in_size=in_size,
+        width=width,
+        stride=1 if is_head else stride,
+        out_channels=width,
+        out_size=1 if is_head else halve(in_size, stride),
+        span=call.span,
+    )
+    layout.add(stage, on_path=not is_head)
+
+
+def _placed_name(space: SpaceIR, params: Mapping[str, int], call, info: OpInfo | None) -> str:
+    """The op a call places: a parametric op by its canonical name, `invres(6)`, as a cell
+    names it."""
+    if info is None or not info.params:
+        return call.op
+    given = dict(zip(info.params, call.args[1:]))
+    given.update((key, expr) for key, expr in call.kwargs if key in info.params)
+    values = [
+        evaluate(
+            given[param],
+            params,
+            what=f"the argument `{param}` of `{call.op}`",
+            path=f"{space.name}.network.{call.op}",
+        )
+        for param in info.params
+    ]
+    return op_name(call.op, values)
+
+
+def _call_stride(space: SpaceIR, params: Mapping[str, int], call, info: OpInfo | None) -> int:
+    """The stride of a call: its fixed stride, else its `stride` argument (1 or 2), else 1."""
+    stride = 1
+    for key, expr in call.kwargs:
+        if key == "stride":
+            stride = evaluate(
+                expr,
+                params,
+                what=f"the stride of `{call.op}`",
+                path=f"{space.name}.network.{call.op}",
+            )
+            if stride not in (1, 2):
+                raise NasSemanticError(
+                    f"the stride of `{call.op}` must be 1 or 2, not {stride}",
+                    span=getattr(expr, "span", None) or call.span,
+                    path=f"{space.name}.network.{call.op}",
+                    hint="stack two stride-2 blocks to reduce by 4",
+                )
+    if info is not None and info.stride is not None:
+        stride = info.stride
+    return stride

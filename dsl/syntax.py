@@ -277,16 +277,13 @@ class _ToAst(Transformer):
         )
 
     def out_single(self, meta, name):
-        return ast.OutputDecl(
-            nodes=[str(name)], concat=False, node_spans=[self._s(name)], span=self._s(meta)
-        )
+        return ast.OutputDecl(nodes=[str(name)], concat=False, span=self._s(meta))
 
     def out_concat(self, meta, *names):
         names = [name for name in names if name is not None]
         return ast.OutputDecl(
             nodes=[str(name) for name in names],
             concat=True,
-            node_spans=[self._s(name) for name in names],
             span=self._s(meta),
         )
 

@@ -11,7 +11,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from nasc.dsl import NascError, NascUsageError, format_space, load_space, parse_space
+from nasc.dsl import (
+    NascError,
+    NascUsageError,
+    format_space,
+    lint_space,
+    load_space,
+    parse_space,
+)
 from nasc.dsl.genotype import (
     KNOWN_DARTS_GENOTYPES,
     Genotype,
@@ -31,24 +38,6 @@ REFERENCE = (
 )
 NB201_OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 NB201_EDGES = ("x->n1", "x->n2", "n1->n2", "x->n3", "n1->n3", "n2->n3")
-
-
-@pytest.fixture(scope="module")
-def nb201(catalog):
-    """The NB201 reference space."""
-    return load_space("nb201", catalog=catalog)
-
-
-@pytest.fixture(scope="module")
-def darts(catalog):
-    """The DARTS reference space."""
-    return load_space("darts", catalog=catalog)
-
-
-@pytest.fixture(scope="module")
-def tricell(catalog):
-    """The tricell reference space."""
-    return load_space("tricell", catalog=catalog)
 
 
 def nb201_genotype(ops) -> Genotype:
@@ -329,7 +318,7 @@ def test_apply_genotype_gives_a_fixed_space(catalog, name, arch):
     assert fixed.architectures() == 1
     assert fixed.opsets == ()
     assert all(not cell.keeps for cell in fixed.cells)
-    assert fixed.lint(catalog) is fixed
+    assert lint_space(fixed, catalog) is fixed
     text = format_space(fixed)
     assert parse_space(text, catalog=catalog) == fixed
     assert "keep" not in text and "ops " not in text
@@ -391,7 +380,7 @@ def test_apply_keeps_a_none_edge_for_a_node_nothing_would_read(catalog):
         ("x->b", ("skip_connect",)),
         ("a->b", ("none",)),
     ]
-    assert fixed.lint(catalog) is fixed
+    assert lint_space(fixed, catalog) is fixed
 
 
 def test_apply_turns_a_one_edge_product_into_a_sum(catalog):
@@ -486,18 +475,16 @@ def test_random_arch_text_raises_only_nasc_errors(nb201, darts, text):
             check_genotype(space, genotype)
 
 
-def test_a_fixed_architecture_gives_its_own_strings(catalog):
+def test_a_fixed_architecture_gives_its_own_strings(nb201, darts, catalog):
     """An exported fixed `.nas` file yields the NB201 string and DARTS genotype it was made from."""
     from nasc.dsl import apply_genotype, format_space, parse_arch, parse_space
     from nasc.dsl.genotype import Genotype, darts_genotype, format_darts, nb201_string
 
-    nb201 = load_space("nb201", catalog=catalog)
     text = "|nor_conv_3x3~0|+|none~0|skip_connect~1|+|avg_pool_3x3~0|nor_conv_1x1~1|none~2|"
     fixed = parse_space(
         format_space(apply_genotype(nb201, genotype_from_nb201(nb201, text))), catalog=catalog
     )
     assert fixed.is_fixed and nb201_string(fixed, Genotype({})) == text
-    darts = load_space("darts", catalog=catalog)
     v2 = parse_arch(darts, "DARTS_V2")
     fixed = parse_space(format_space(apply_genotype(darts, v2)), catalog=catalog)
     assert format_darts(darts_genotype(fixed, Genotype({}))) == format_darts(

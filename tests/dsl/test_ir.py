@@ -1,17 +1,16 @@
-"""Tests of the IR: comparison subsets, architecture counts, cell graphs and the resolved macro."""
+"""Tests of the IR: comparison subsets, architecture counts, cells and the resolved macro."""
 
 from __future__ import annotations
 
 import math
 
 import attrs
-import networkx as nx
 import pytest
 from darts_reference import REFERENCE_DARTS_ORDER
 
-from nasc.dsl import load_space, parse_space
-from nasc.dsl.ir import Cell, Edge
-from nasc.dsl.macro import IMAGE, halve, instantiate, resolve_params
+from nasc.dsl import lint_space, load_space, parse_space
+from nasc.dsl.ir import Cell, Edge, resolve_params
+from nasc.dsl.macro import IMAGE, halve, instantiate
 
 TINY = """
 ops small = {none, skip_connect, nor_conv_3x3}
@@ -41,18 +40,6 @@ network net(C = 16) {
     head pool_linear(10)
 }
 """
-
-
-@pytest.fixture(scope="module")
-def nb201(catalog):
-    """The NB201 reference space."""
-    return load_space("nb201", catalog=catalog)
-
-
-@pytest.fixture(scope="module")
-def darts(catalog):
-    """The DARTS reference space."""
-    return load_space("darts", catalog=catalog)
 
 
 def test_nb201_has_15625_architectures(nb201):
@@ -96,9 +83,9 @@ def test_darts_node_subset_spans_its_edges(darts):
     )
 
 
-def test_tricell_has_1792_architectures(catalog):
+def test_tricell_has_1792_architectures(tricell):
     """An explicit subset comes first; the `per edge` rule covers the remaining choices."""
-    space = load_space("tricell", catalog=catalog)
+    space = tricell
     cell = space.cell("tri")
     assert [(subset.label, subset.k, len(subset.members)) for subset in cell.subsets] == [
         ("{x->a, a->b}", 2, 8),
@@ -109,9 +96,9 @@ def test_tricell_has_1792_architectures(catalog):
     assert space.architectures() == math.comb(8, 2) * 4**3 == 1_792
 
 
-def test_subsets_partition_the_choices(darts, nb201, catalog):
+def test_subsets_partition_the_choices(darts, nb201, tricell):
     """Every choice candidate of every reference cell lies in exactly one subset."""
-    spaces = [darts, nb201, load_space("tricell", catalog=catalog)]
+    spaces = [darts, nb201, tricell]
     for cell in (cell for space in spaces for cell in space.cells):
         members = [member for subset in cell.subsets for member in subset.members]
         expected = [(edge.key, op) for edge in cell.choices for op in edge.candidates]
@@ -119,16 +106,15 @@ def test_subsets_partition_the_choices(darts, nb201, catalog):
         assert len(set(members)) == len(members)
 
 
-def test_cell_graph_nodes_and_edges(nb201):
-    """A cell's networkx graph has the inputs and nodes, and an edge per source and target."""
-    graph = nb201.cell("nb201_cell").graph
-    assert isinstance(graph, nx.DiGraph)
-    assert nx.is_frozen(graph)
-    assert nx.is_directed_acyclic_graph(graph)
-    assert list(graph.nodes) == ["x", "n1", "n2", "n3"]
-    assert graph.nodes["x"] == {"kind": "input", "adapter": None}
-    assert graph.nodes["n2"] == {"kind": "node", "combine": "sum"}
-    assert set(graph.edges) == {
+def test_cell_nodes_and_edges(nb201):
+    """A cell lists its inputs and nodes in order, and an edge per source and target, each from
+    an earlier name (the cell is a DAG)."""
+    cell = nb201.cell("nb201_cell")
+    order = [*cell.input_names, *cell.node_names]
+    assert order == ["x", "n1", "n2", "n3"]
+    assert cell.inputs[0].adapter is None
+    assert cell.nodes[1].name == "n2" and cell.nodes[1].combine == "sum"
+    assert {(edge.source, edge.target) for edge in cell.edges} == {
         ("x", "n1"),
         ("x", "n2"),
         ("n1", "n2"),
@@ -136,17 +122,21 @@ def test_cell_graph_nodes_and_edges(nb201):
         ("n1", "n3"),
         ("n2", "n3"),
     }
-    assert graph.edges["n1", "n3"]["choice"] == "nb201"
-    assert graph.edges["n1", "n3"]["ops"] == ()
-    assert graph.edges["n1", "n3"]["candidates"][0] == "none"
-    assert nb201.graphs == {"nb201_cell": graph}
+    assert len(cell.edges) == len({edge.key for edge in cell.edges})
+    assert all(order.index(edge.source) < order.index(edge.target) for edge in cell.edges)
+    edge = cell.edge("n1->n3")
+    assert edge.choice == "nb201"
+    assert edge.ops == ()
+    assert edge.candidates[0] == "none"
+    assert [cell.name for cell in nb201.cells] == ["nb201_cell"]
 
 
-def test_cell_graph_attributes_of_fixed_edges_and_adapters(darts, catalog):
-    """Graph attributes carry adapters, fixed ops and concat combiners."""
-    assert darts.cell("normal").graph.nodes["c_k1"]["adapter"] == "preprocess"
-    tri = load_space("tricell", catalog=catalog).cell("tri").graph
-    assert tri.edges["x", "c"] == {"ops": ("skip_connect",), "choice": None, "candidates": ()}
+def test_cell_attributes_of_fixed_edges_and_adapters(darts, tricell, catalog):
+    """Cells carry adapters, fixed ops and concat and product combiners."""
+    inputs = {item.name: item for item in darts.cell("normal").inputs}
+    assert inputs["c_k1"].adapter == "preprocess"
+    tri = tricell.cell("tri").edge("x->c")
+    assert (tri.ops, tri.choice, tri.candidates) == (("skip_connect",), None, ())
     text = """
     cell c(x) {
         n1 = concat(x:nor_conv_3x3)
@@ -155,9 +145,10 @@ def test_cell_graph_attributes_of_fixed_edges_and_adapters(darts, catalog):
     }
     network n() { input(3, 8) c @ 4 head pool_linear(2) }
     """
-    graph = parse_space(text, catalog=catalog).cell("c").graph
-    assert graph.nodes["n1"]["combine"] == "concat"
-    assert graph.nodes["n2"]["combine"] == "product"
+    nodes = parse_space(text, catalog=catalog).cell("c").nodes
+    combine = {node.name: node.combine for node in nodes}
+    assert combine["n1"] == "concat"
+    assert combine["n2"] == "product"
 
 
 def test_terms_from_one_source_merge_into_one_edge():
@@ -218,8 +209,8 @@ def test_cell_flags_are_sorted_and_unique():
 
 
 def test_lint_returns_the_space(nb201, catalog):
-    """`lint` returns the space itself so calls chain."""
-    assert nb201.lint(catalog) is nb201
+    """`lint_space` returns the space itself so calls chain."""
+    assert lint_space(nb201, catalog) is nb201
 
 
 # --- the macro network ----------------------------------------------------------------------------
@@ -348,10 +339,9 @@ def test_override_changes_repeat_counts(nb201, catalog):
     ]
 
 
-def test_tricell_concat_output_doubles_the_width(catalog):
+def test_tricell_concat_output_doubles_the_width(tricell, catalog):
     """A cell that concatenates two nodes outputs twice its width."""
-    space = load_space("tricell", catalog=catalog)
-    plan = instantiate(space, {}, catalog)
+    plan = instantiate(tricell, {}, catalog)
     cells = plan.cells_of("tri")
     assert [(stage.width, stage.out_channels) for stage in cells] == [
         (16, 32),

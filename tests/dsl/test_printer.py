@@ -7,7 +7,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from nasc.dsl import ast as nas_ast
-from nasc.dsl import builtin_spaces, format_space, load_space, parse_space
+from nasc.dsl import builtin_spaces, format_space, lint_space, load_space, parse_space
 from nasc.dsl.genotype import Genotype, apply_genotype
 from nasc.dsl.printer import format_expr
 from nasc.dsl.syntax import parse_module
@@ -53,7 +53,7 @@ def test_generated_genotypes_give_fixed_spaces(catalog, data):
         )
     fixed = apply_genotype(space, Genotype(decided))
     assert fixed.is_fixed and fixed.architectures() == 1
-    fixed.lint(catalog)
+    lint_space(fixed, catalog)
     assert_round_trip(fixed, catalog)
 
 

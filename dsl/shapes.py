@@ -1,0 +1,472 @@
+"""What every placed op makes of its feature map, worked out without PyTorch: channels, height and
+width, stride and flatness, step by step through the op bodies, as the compiler will build them.
+
+The rule every op obeys where it is placed at stride s: an n x n map becomes ceil(n / s) x
+ceil(n / s) (the sizes `nasc show` reports) with the op's output channels, and a head ends in a
+flat vector of class scores. A convolution is padded by dilation * (k - 1) // 2 on each side, so
+only an odd kernel keeps the size; a pooling by `pad` (k // 2 unless given). Ops registered in
+Python have no body here and are taken to obey the rule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import attrs
+
+from . import ast
+from .errors import NasSemanticError, Span
+from .ir import SpaceIR
+from .macro import IMAGE, Plan, Stage, halve
+from .opdefs import PRIMITIVES, prelude
+
+
+@attrs.frozen
+class Shape:
+    """A feature map (or, `flat`, a vector) partway through an op: channels, height, width, and
+    the stride taken so far (followed along the height, as the compiler does)."""
+
+    channels: int
+    height: int
+    width: int
+    stride: int = 1
+    flat: bool = False
+
+
+@attrs.frozen
+class Site:
+    """Where an op is used, for errors: the use's span and dotted path."""
+
+    span: Span | None
+    path: str
+
+
+@attrs.frozen
+class _Deviation:
+    """The first step of a body whose output is not ceil(size / stride) of its input."""
+
+    call: ast.OpCall
+    before: Shape
+    after: Shape
+    args: Mapping[str, int]
+
+
+def check_shapes(space: SpaceIR, plan: Plan, catalog: Mapping | None) -> None:
+    """Refuse a plan in which some op does not give the shape its place needs.
+
+    Raises:
+        NasSemanticError: located at the step of the file's own op that goes wrong, or else at
+            the use of the op (the cell edge, adapter, stem, block or head).
+    """
+    if catalog is None:
+        return
+    inference = _Inference(space)
+    for stage in plan.stages:
+        if stage.kind == "cell":
+            _check_cell(space, plan, stage, inference)
+        else:
+            site = Site(stage.span, f"{space.name}.network.{stage.name.split('(')[0]}")
+            head = stage.kind in ("head", "aux")
+            stride = 1 if head else stage.stride
+            size = stage.in_size
+            for affine in (0, 1):
+                inference.place(
+                    stage.name, stage.in_channels[0], stage.width, stride, size, affine, site
+                )
+
+
+def op_shape(
+    space: SpaceIR, name: str, c_in: int, c_out: int, stride: int, size: int, affine: int = 0
+) -> Shape:
+    """The shape the op `name` (canonical, from the prelude or the space) gives of a `size` x
+    `size` map placed with these channels and stride, checked as `check_shapes` does.
+
+    Raises:
+        NasSemanticError: the op does not give the shape of that place.
+    """
+    site = Site(None, f"{space.name}.{name}")
+    return _Inference(space).op(name, c_in, c_out, stride, (size, size), affine, site, site.path)
+
+
+def _check_cell(space: SpaceIR, plan: Plan, stage: Stage, inference: _Inference) -> None:
+    cell = space.cell(stage.name)
+    base = f"{space.name}.{cell.name}"
+    choice = None
+    if cell.block is not None:
+        choice = next(choice for choice in space.block_choices if choice.label == cell.block)
+    affines = (1,) if cell.block is not None else (0, 1)
+    for item, source, c_in, stride in zip(
+        cell.inputs, stage.inputs, stage.in_channels, stage.input_strides
+    ):
+        if item.adapter is None:
+            continue
+        size = plan.size if source == IMAGE else plan.stages[source].out_size
+        site = Site(item.adapter_span or item.span or stage.span, f"{base}.{item.name}")
+        for affine in affines:
+            inference.place(item.adapter, c_in, stage.width, stride, size, affine, site)
+    inputs = set(cell.input_names)
+    for edge in cell.edges:
+        from_input = edge.source in inputs
+        stride = 2 if cell.reduction and from_input else 1
+        size = stage.in_size if from_input else stage.out_size
+        c_in = stage.node_channels[edge.source]
+        for op, site in _op_sites(space, cell, edge, choice, stage.span):
+            for affine in affines:
+                inference.place(op, c_in, stage.width, stride, size, affine, site)
+
+
+def _op_sites(space: SpaceIR, cell, edge, choice, fallback):
+    """Each op of an edge with where it is written: the edge's term, the candidate in its set, or
+    the candidate of a block choice."""
+    if choice is not None:
+        item = choice.item
+        spans = item.op_spans if item.opset is None else ()
+        path = f"{space.name}.network.{choice.label}"
+        for position, op in enumerate(edge.candidates):
+            span = spans[position] if position < len(spans) else None
+            yield op, Site(span or item.cell_span or item.span or fallback, path)
+        return
+    path = f"{space.name}.{cell.name}.{edge.target}.edge[{edge.source}]"
+    for position, op in enumerate(edge.ops):
+        span = edge.op_spans[position] if position < len(edge.op_spans) else None
+        yield op, Site(span or edge.span or fallback, path)
+    for op in edge.candidates:
+        yield op, Site(edge.choice_span or edge.span or fallback, path)
+
+
+class _Inference:
+    """Works out op bodies for concrete sizes, remembering what it has checked."""
+
+    def __init__(self, space: SpaceIR):
+        self.defs = {defn.name: defn for defn in prelude()}
+        self.defs.update((defn.name, defn) for defn in space.opdefs)
+        self.own = {defn.name for defn in space.opdefs}
+        self.done: dict[tuple, Shape] = {}
+
+    def place(
+        self, name: str, c_in: int, c_out: int, stride: int, size: int, affine: int, site: Site
+    ) -> None:
+        """Check the op `name` (canonical) placed at `stride` on a `size` x `size` map."""
+        self.op(name, c_in, c_out, stride, (size, size), affine, site, where=site.path)
+
+    def op(
+        self,
+        name: str,
+        c_in: int,
+        c_out: int,
+        stride: int,
+        size: tuple[int, int],
+        affine: int,
+        site: Site,
+        where: str,
+    ) -> Shape:
+        """The shape an op gives, checked against its place; ops without a body obey the rule."""
+        base, values = ast.split_op_name(name)
+        defn = self.defs.get(base)
+        expected = Shape(c_out, halve(size[0], stride), halve(size[1], stride), stride)
+        if defn is None or len(values) != len(defn.params):
+            return expected
+        key = (name, c_in, c_out, stride, size, affine)
+        if key not in self.done:
+            env = {**dict(zip(defn.params, values)), "C_in": c_in, "C_out": c_out}
+            env.update(stride=stride, affine=affine)
+            body = _Body(self, defn, env, site, where)
+            self.done[key] = body.finish(body.walk(defn.body, Shape(c_in, *size)), size)
+        return self.done[key]
+
+
+class _Body:
+    """One op body evaluated for concrete sizes; errors name the step when the op is the file's
+    own, else the op's use."""
+
+    def __init__(
+        self, inference: _Inference, defn: ast.OpDef, env: dict[str, int], site: Site, where: str
+    ):
+        self.inference = inference
+        self.defn = defn
+        self.env = env
+        self.site = site
+        self.where = where
+        self.own = defn.name in inference.own
+        self.path = f"op.{defn.name}" if self.own else site.path
+        self.deviation: _Deviation | None = None
+
+    def fail(self, message: str, span, hint: str) -> NasSemanticError:
+        placed = f" (placed at {self.where}, C_in {self.env['C_in']}, C_out {self.env['C_out']}, "
+        placed += f"stride {self.env['stride']})"
+        return NasSemanticError(
+            message + placed,
+            span=(span or self.defn.span) if self.own else self.site.span,
+            path=self.path,
+            hint=hint,
+        )
+
+    def value(self, expr) -> int:
+        return ast.evaluate(expr, self.env, what="an argument", path=self.path)
+
+    def holds(self, cond) -> bool:
+        if isinstance(cond, ast.BoolOp):
+            left = self.holds(cond.left)
+            if cond.op == "and":
+                return left and self.holds(cond.right)
+            return left or self.holds(cond.right)
+        left, right = self.value(cond.left), self.value(cond.right)
+        return {
+            "==": left == right,
+            "!=": left != right,
+            "<": left < right,
+            "<=": left <= right,
+            ">": left > right,
+            ">=": left >= right,
+        }[cond.op]
+
+    # --- the end of the body
+
+    def finish(self, shape: Shape, size: tuple[int, int]) -> Shape:
+        """Check what the body ends with against the op's place."""
+        name, env = self.defn.name, self.env
+        if shape.channels != env["C_out"]:
+            raise self.fail(
+                f"op `{name}` ends with {shape.channels} channels where it must give "
+                f"{env['C_out']}",
+                self.defn.span,
+                "end the body with a step that makes C_out channels, e.g. `conv(1)`",
+            )
+        if self.defn.role == "head":
+            if not shape.flat:
+                raise self.fail(
+                    f"the head `{name}` does not end in class scores: it gives a "
+                    f"{shape.height}x{shape.width} map",
+                    self.defn.span,
+                    "end a head with `gap -> linear`",
+                )
+            return shape
+        if shape.flat:
+            raise self.fail(
+                f"op `{name}` ends in a flat vector (after `gap`) where a feature map is needed",
+                self.defn.span,
+                "only a head (`op NAME with head = ...`) ends in `gap -> linear`",
+            )
+        if shape.stride != env["stride"]:
+            raise self.fail(
+                f"op `{name}` reduces the resolution by {shape.stride} where it is placed with "
+                f"stride {env['stride']}",
+                self.defn.span,
+                "pass the op's stride to one step, e.g. `conv(3, stride = stride)`",
+            )
+        wanted = (halve(size[0], env["stride"]), halve(size[1], env["stride"]))
+        if (shape.height, shape.width) != wanted:
+            raise self._size_error(shape, size, wanted)
+        return shape
+
+    def _size_error(self, shape: Shape, size, wanted) -> NasSemanticError:
+        name = self.defn.name
+        got = f"{shape.height}x{shape.width}"
+        need = f"{wanted[0]}x{wanted[1]}, the size `nasc show` reports"
+        step = self.deviation
+        if step is None:
+            return self.fail(
+                f"op `{name}` turns a {size[0]}x{size[1]} map into {got}; its place needs {need}",
+                self.defn.span,
+                "each step of stride s must give ceil(size / s)",
+            )
+        call = step.call
+        k = step.args.get("k", 1)
+        even = call.name in ("conv", "dwconv") and any(
+            step.args.get(key, k) % 2 == 0 for key in ("k", "kh", "kw")
+        )
+        if even:
+            hint = (
+                "a convolution is padded by dilation * (k - 1) // 2 on each side, so an even "
+                "kernel loses a pixel: use an odd kernel (1, 3, 5, 7)"
+            )
+        elif call.name in ("maxpool", "avgpool"):
+            hint = "keep the size with an odd k and the default `pad` (k // 2)"
+        else:
+            hint = "each step of stride s must give ceil(size / s)"
+        before, after = step.before, step.after
+        return self.fail(
+            f"`{call.name}` in op `{name}` turns {before.height}x{before.width} into "
+            f"{after.height}x{after.width}, so the op gives {got}; its place needs {need}",
+            call.span,
+            hint,
+        )
+
+    # --- bodies
+
+    def walk(self, node, shape: Shape) -> Shape:
+        if isinstance(node, ast.OpIf):
+            return self.walk(node.then if self.holds(node.cond) else node.otherwise, shape)
+        if isinstance(node, ast.OpCall):
+            return self.call(node, shape)
+        if isinstance(node, ast.OpResidual):
+            return self.residual(node, shape)
+        for item in node.items:
+            shape = self.walk(item.body, shape)
+        return shape
+
+    def residual(self, node: ast.OpResidual, shape: Shape) -> Shape:
+        out = self.walk(node.body, shape)
+        if node.shortcut is None:
+            if out.channels != shape.channels or out.stride != shape.stride:
+                return out  # no shortcut fits: the block is its body alone (as the compiler)
+            cut = shape
+        else:
+            cut = self.walk(node.shortcut, shape)
+            if (cut.channels, cut.stride, cut.flat) != (out.channels, out.stride, out.flat):
+                raise self.fail(
+                    f"the shortcut of a residual in op `{self.defn.name}` gives {cut.channels} "
+                    f"channels at stride {cut.stride}, its body {out.channels} at {out.stride}",
+                    node.span,
+                    "make both branches end with the same channels and stride",
+                )
+        if (cut.height, cut.width) != (out.height, out.width):
+            what = "its input" if node.shortcut is None else "the shortcut"
+            raise self.fail(
+                f"a residual in op `{self.defn.name}` adds {what} of "
+                f"{cut.height}x{cut.width} to its body's {out.height}x{out.width}",
+                node.span,
+                "use odd kernels and the default pooling `pad`, so both branches keep the size",
+            )
+        return out
+
+    def args(self, call: ast.OpCall, params: tuple[str, ...]) -> dict[str, int]:
+        given = dict(zip(params, call.args))
+        given.update(call.kwargs)
+        return {name: self.value(expr) for name, expr in given.items()}
+
+    def call(self, call: ast.OpCall, shape: Shape) -> Shape:
+        if shape.flat and call.name not in ("linear", "identity"):
+            raise self.fail(
+                f"`{call.name}` follows `gap` in op `{self.defn.name}`",
+                call.span,
+                "after global pooling only `linear` steps can follow",
+            )
+        primitive = PRIMITIVES.get(call.name)
+        if primitive is None:
+            return self.nested(call, shape)
+        args = self.args(call, primitive.params)
+        after, (down, across) = self.primitive(call, args, shape)
+        wanted = (halve(shape.height, down), halve(shape.width, across))
+        if self.deviation is None and not after.flat and (after.height, after.width) != wanted:
+            self.deviation = _Deviation(call=call, before=shape, after=after, args=args)
+        if min(after.height, after.width) < 1:
+            raise self.fail(
+                f"`{call.name}` in op `{self.defn.name}` leaves no pixels of a "
+                f"{shape.height}x{shape.width} map",
+                call.span,
+                "the map is too small for this kernel: pad it or place the op earlier",
+            )
+        return after
+
+    def positive(self, call: ast.OpCall, args: Mapping[str, int], key, default, minimum=1):
+        value = args.get(key, default)
+        if value < minimum:
+            raise self.fail(
+                f"`{key}` of `{call.name}` in op `{self.defn.name}` must be at least {minimum}, "
+                f"not {value}",
+                call.span,
+                "check the arithmetic and the op's arguments",
+            )
+        return value
+
+    def primitive(
+        self, call: ast.OpCall, a: Mapping[str, int], shape: Shape
+    ) -> tuple[Shape, tuple[int, int]]:
+        """The shape a primitive gives, as PyTorch computes it, and its strides down and across."""
+        c, name, env = shape.channels, call.name, self.env
+        if name in ("conv", "dwconv", "pwconv"):
+            k = self.positive(call, a, "k", 1)
+            stride = self.positive(call, a, "stride", 1)
+            dilation = self.positive(call, a, "dilation", 1)
+            if name == "dwconv":
+                out, groups = c, c
+            else:
+                out = self.positive(call, a, "out", env["C_out"])
+                groups = self.positive(call, a, "groups", 1)
+            kh, kw = self.positive(call, a, "kh", k), self.positive(call, a, "kw", k)
+            sh, sw = self.positive(call, a, "sh", stride), self.positive(call, a, "sw", stride)
+            if c % groups or out % groups:
+                raise self.fail(
+                    f"`{name}` in op `{self.defn.name}` has {groups} groups for {c} input and "
+                    f"{out} output channels",
+                    call.span,
+                    "groups must divide both channel counts",
+                )
+            height = _conv_size(shape.height, kh, sh, dilation)
+            width = _conv_size(shape.width, kw, sw, dilation)
+            return Shape(out, height, width, shape.stride * sh), (sh, sw)
+        if name in ("maxpool", "avgpool"):
+            k = self.positive(call, a, "k", 1)
+            stride = self.positive(call, a, "stride", 1)
+            pad = self.positive(call, a, "pad", k // 2, minimum=0)
+            if pad > k // 2:
+                raise self.fail(
+                    f"`{name}` in op `{self.defn.name}` pads a {k}x{k} window by {pad}",
+                    call.span,
+                    f"pad by at most half the window, here {k // 2}",
+                )
+            ceil = bool(a.get("ceil", 0))
+            height = _pool_size(shape.height, k, stride, pad, ceil)
+            width = _pool_size(shape.width, k, stride, pad, ceil)
+            return Shape(c, height, width, shape.stride * stride), (stride, stride)
+        if name == "se":
+            self.positive(call, a, "mid", 1)
+            return shape, (1, 1)
+        if name == "zero":
+            stride = max(1, env["stride"] // shape.stride)
+            height, width = halve(shape.height, stride), halve(shape.width, stride)
+            return Shape(env["C_out"], height, width, shape.stride * stride), (stride, stride)
+        if name == "factorized_reduce":
+            out = self.positive(call, a, "out", env["C_out"])
+            stride = self.positive(call, a, "stride", 1)
+            if stride not in (1, 2):
+                raise self.fail(
+                    f"`factorized_reduce` strides by 1 or 2, not {stride}",
+                    call.span,
+                    "stack two to reduce by 4",
+                )
+            height, width = halve(shape.height, stride), halve(shape.width, stride)
+            return Shape(out, height, width, shape.stride * stride), (stride, stride)
+        if name == "gap":
+            return Shape(c, 1, 1, shape.stride, flat=True), (1, 1)
+        if name == "linear":
+            if not shape.flat:
+                raise self.fail(
+                    f"`linear` in op `{self.defn.name}` reads a feature map",
+                    call.span,
+                    "pool it first: `gap -> linear`",
+                )
+            out = self.positive(call, a, "out", env["C_out"])
+            return Shape(out, 1, 1, shape.stride, flat=True), (1, 1)
+        return shape, (1, 1)  # bn, the activations, identity: the shape is unchanged
+
+    def nested(self, call: ast.OpCall, shape: Shape) -> Shape:
+        """Another op inside this one: its parameters, then `out` and `stride`."""
+        callee = self.inference.defs.get(call.name)
+        params = callee.params if callee is not None else ()
+        fixed = callee.stride if callee is not None else None
+        a = self.args(call, (*params, "out", "stride"))
+        out = a.get("out", self.env["C_out"])
+        stride = fixed or a.get("stride", 1)
+        name = ast.op_name(call.name, [a[p] for p in params])
+        site = Site(call.span, f"op.{self.defn.name}.{call.name}") if self.own else self.site
+        size = (shape.height, shape.width)
+        affine = self.env["affine"]
+        inner = self.inference.op(name, shape.channels, out, stride, size, affine, site, self.where)
+        return attrs.evolve(inner, stride=shape.stride * stride)
+
+
+def _conv_size(size: int, k: int, stride: int, dilation: int) -> int:
+    """PyTorch's output size of a convolution padded by dilation * (k - 1) // 2."""
+    pad = dilation * (k - 1) // 2
+    return (size + 2 * pad - dilation * (k - 1) - 1) // stride + 1
+
+
+def _pool_size(size: int, k: int, stride: int, pad: int, ceil: bool) -> int:
+    """PyTorch's output size of a pooling (a last window must start inside the padded input)."""
+    span = size + 2 * pad - k
+    out = (-(-span // stride) if ceil else span // stride) + 1
+    if ceil and (out - 1) * stride >= size + pad:
+        out -= 1
+    return out
