@@ -1,0 +1,1 @@
+"""Run directories and what they hold: atomic checkpoints, metrics, scalars, fault injection."""
