@@ -208,6 +208,7 @@ def search(
     space: Space | SpaceIR | str | Path | None = None,
     *,
     data: str = "cifar10",
+    task: str = "classification",
     strategy: str | None = None,
     preset: str | None = None,
     defines: dict[str, int] | None = None,
@@ -233,7 +234,9 @@ def search(
     Args:
         space: a `Space` from `load_space`, a path, a built-in name or `.nas` text (None with
             `resume`).
-        data: `digits` (embedded), `cifar10`, `cifar100` or an ImageFolder path.
+        data: `digits` (embedded), `cifar10`, `cifar100` or an ImageFolder path (what the
+            task loads).
+        task: a registered task (`nasc.runtime.tasks`): how data loads, the loss, the metrics.
         strategy: `isdarts` (default), `darts-1st`, `darts-2nd`, `single-darts`, ...
         preset: the hyperparameter preset (default: the space's `preset`).
         defines: parameter values on top of the space's own (`{"C": 4}`).
@@ -263,6 +266,7 @@ def search(
         preset=preset,
         overrides=preset_fields,
         data=data,
+        task=task,
         subset=subset,
         image_size=image_size,
         cache_dir=cache_dir,
@@ -288,6 +292,7 @@ def train(
     arch: Space | SearchResult | str | Path | None = None,
     *,
     data: str = "cifar10",
+    task: str = "classification",
     preset: str | None = None,
     decisions: str | Genotype | None = None,
     defines: dict[str, int] | None = None,
@@ -331,6 +336,7 @@ def train(
         keep_macro=keep_macro,
         overrides=fields,
         data=data,
+        task=task,
         subset=subset,
         image_size=image_size,
         cache_dir=cache_dir,

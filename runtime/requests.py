@@ -25,6 +25,7 @@ class _RunRequest:
     preset: str | None = None
     overrides: dict[str, Any] = attrs.field(factory=dict, converter=_dict)
     data: str = "cifar10"
+    task: str = "classification"  # a registered task (`nasc.runtime.tasks`)
     subset: int | None = None
     image_size: int | None = None
     cache_dir: str | None = None
@@ -70,6 +71,7 @@ class EvalRequest:
 
     checkpoint: str
     data: str = "cifar10"
+    task: str = "classification"  # for a TorchScript file; a run directory records its own
     image_size: int | None = None
     cache_dir: str | None = None
     batch_size: int = 256

@@ -167,6 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="isdarts (default), darts-1st, darts-2nd, single-darts, gdas, drnas, ms-darts",
     )
     search.add_argument("--preset", help="hyperparameter preset (default: the space's `preset`)")
+    search.add_argument(
+        "--task", default="classification", help="a registered task (default: classification)"
+    )
     _add_data(
         search,
         "digits (embedded, no download), cifar10, cifar100, or an ImageFolder "
@@ -240,6 +243,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_ops(train)
     train.add_argument(
         "--preset", help="darts-cifar, darts-imagenet or nb201 (default: from the space's preset)"
+    )
+    train.add_argument(
+        "--task", default="classification", help="a registered task (default: classification)"
     )
     train.add_argument(
         "--keep-macro",

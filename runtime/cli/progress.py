@@ -14,6 +14,18 @@ def _clock(seconds: float) -> str:
     return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
 
 
+def _scores(record: dict) -> str:
+    """`train 93.1%  test 91.0%` for an accuracy; a task's other metrics by name."""
+    if "train_acc" in record and "test_acc" in record:
+        return f"train {record['train_acc']:5.1f}%  test {record['test_acc']:5.1f}%"
+    names = [
+        key
+        for key in record
+        if key.startswith(("train_", "test_")) and key not in ("train_loss", "test_loss")
+    ]
+    return "  ".join(f"{key} {record[key]:.4g}" for key in names)
+
+
 class Display:
     """Shows epochs, steps and records; `quiet` prints one plain line per epoch and shrink step."""
 
@@ -82,7 +94,7 @@ class Display:
             self.last = f"{live}{record['images_per_s']:.0f} img/s  ETA {_clock(left)}"
             line = (
                 f"epoch {record['epoch']:>3}/{self.epochs}  loss {record['train_loss']:.3f}  "
-                f"train {record['train_acc']:5.1f}%  test {record['test_acc']:5.1f}%  "
+                f"{_scores(record)}  "
                 f"lr {record['lr']:.4f}  {live}{record['images_per_s']:.0f} img/s  "
                 f"ETA {_clock(left)}"
             )

@@ -422,7 +422,7 @@ def run_profile(args, defines: dict[str, int], console: Console) -> int:
         )
     if args.data:
         from nasc.runtime.data.images import load_data
-        from nasc.runtime.search.run import bind_data
+        from nasc.runtime.tasks import bind_data
 
         defines = bind_data(space, defines, load_data(args.data, args.cache_dir))
     checked = (

@@ -14,12 +14,12 @@ from torch.nn.parallel import DistributedDataParallel
 
 from nasc.compiler import CompileOptions, Supernet, compile_space
 from nasc.dsl import NascError, NascUsageError, SpaceIR
-from nasc.runtime.data.images import Batches, ImageData
 from nasc.runtime.hardware.distributed import Dist, broadcast, sum_tensor
 from nasc.runtime.runs.checkpoint import CorruptCheckpoint, load_latest, nonfinite, save_checkpoint
 from nasc.runtime.runs.faults import die_at, poison, stop_at
 from nasc.runtime.search.config import SearchConfig
 from nasc.runtime.strategies import make_strategy
+from nasc.runtime.tasks import Task, get_task
 
 
 class NonFiniteLoss(NascError):
@@ -132,6 +132,8 @@ class Searcher(RunRecords):
         run: the run directory to log and checkpoint into (None: nothing is written).
         display: progress output (see `progress.Display`).
         fingerprint: identifies the space and settings; a checkpoint of another is refused.
+        task: what the data is and how the network's output is scored (None: image
+            classification).
     """
 
     def __init__(
@@ -139,14 +141,16 @@ class Searcher(RunRecords):
         space: SpaceIR,
         overrides: Mapping[str, int],
         config: SearchConfig,
-        data: ImageData,
+        data,
         device: torch.device,
         run=None,
         display=None,
         fingerprint: str = "",
         dist: Dist | None = None,
+        task: Task | None = None,
     ):
         self.space = space
+        self.task = task if task is not None else get_task()
         self.config = config
         self.device = device
         self.run = run
@@ -171,7 +175,7 @@ class Searcher(RunRecords):
                 device_ids=[device.index] if device.type == "cuda" else None,
                 find_unused_parameters=True,
             )
-        self.criterion = nn.CrossEntropyLoss()
+        self.criterion = self.task.loss  # what strategies' architecture steps minimise too
         self.optimizer = torch.optim.SGD(
             self.net.weights(),
             lr=config.lr,
@@ -180,7 +184,7 @@ class Searcher(RunRecords):
             weight_decay=config.weight_decay,
         )
         self.data = data
-        count = len(data.train_labels)
+        count = self.task.examples(data, "train")
         split = torch.randperm(count, generator=torch.Generator().manual_seed(config.seed))
         if self.strategy.bilevel:
             cut = max(1, min(count - 1, int(count * config.train_portion)))
@@ -189,31 +193,17 @@ class Searcher(RunRecords):
             weight_part, arch_part = split, None
         batch = config.batch_size
         self.shard = (dist.rank, dist.world) if dist is not None else (0, 1)
-        self.train_batches = Batches(
-            data,
-            data.train_images[weight_part],
-            data.train_labels[weight_part],
-            batch,
-            device,
-            True,
-            True,
-            shard=self.shard,
+        training = dict(augment=True, drop_last=True, shard=self.shard)
+        self.train_batches = self.task.batches(
+            data, "train", batch, device, indices=weight_part, **training
         )
         self.arch_batches = None
         if arch_part is not None:
-            self.arch_batches = Batches(
-                data,
-                data.train_images[arch_part],
-                data.train_labels[arch_part],
-                batch,
-                device,
-                True,
-                True,
-                shard=self.shard,
+            self.arch_batches = self.task.batches(
+                data, "train", batch, device, indices=arch_part, **training
             )
-        self.test_batches = Batches(
-            data, data.test_images, data.test_labels, batch, device, False, False, shard=self.shard
-        )
+        self.test_batches = self.task.batches(data, "test", batch, device, shard=self.shard)
+        self._checked = False  # the network's output is checked against the task once
         self._reference_batches = None  # built on the first `reference` measurement
         self.epoch = 0
         self.current_lr = config.lr
@@ -253,32 +243,17 @@ class Searcher(RunRecords):
         if config.measure_on == "reference":
             # The whole training split, moved to the device once for every step.
             if self._reference_batches is None:
-                self._reference_batches = Batches(
-                    data,
-                    data.train_images,
-                    data.train_labels,
-                    config.batch_size,
-                    self.device,
-                    True,
-                    False,
-                    shard=self.shard,
+                self._reference_batches = self.task.batches(
+                    data, "train", config.batch_size, self.device, augment=True, shard=self.shard
                 )
-            batches = self._reference_batches
-            return len(batches.labels), batches.epoch(seed, shuffle=False)
-        held_out = config.measure_on == "paper"
-        pool = data.test_labels if held_out else data.train_labels
-        chosen = torch.randperm(len(pool), generator=torch.Generator().manual_seed(seed))
+            count = self.task.examples(data, "train")
+            return count, self._reference_batches.epoch(seed, shuffle=False)
+        split = "test" if config.measure_on == "paper" else "train"
+        pool = self.task.examples(data, split)
+        chosen = torch.randperm(pool, generator=torch.Generator().manual_seed(seed))
         chosen = chosen[: config.measure_samples]
-        images = (data.test_images if held_out else data.train_images)[chosen]
-        batches = Batches(
-            data,
-            images,
-            pool[chosen],
-            config.batch_size,
-            self.device,
-            False,
-            False,
-            shard=self.shard,
+        batches = self.task.batches(
+            data, split, config.batch_size, self.device, indices=chosen, shard=self.shard
         )
         return len(chosen), batches.epoch(None)
 
@@ -301,13 +276,13 @@ class Searcher(RunRecords):
         # take none).
         for _ in range(first if arch_batches is not None else 0):
             arch_batches = self._next_arch_batch(arch_batches)[0]
-        total_loss = torch.zeros((), device=self.device)
-        correct = torch.zeros((), device=self.device)
+        # The epoch's loss and the task's metric sums, added up on the device.
+        names = ("total_loss", *self.task.sums)
+        sums = {name: torch.zeros((), device=self.device) for name in names}
         seen = 0
         before = 0.0  # seconds of this epoch spent before the checkpoint it resumed from
         if partial:
-            total_loss = partial["total_loss"].to(self.device)
-            correct = partial["correct"].to(self.device)
+            sums = {name: partial[name].to(self.device) for name in names}
             seen, before = int(partial["seen"]), float(partial["seconds"])
         started = time.perf_counter()
         self._saved_at = started
@@ -323,6 +298,9 @@ class Searcher(RunRecords):
             self.optimizer.zero_grad(set_to_none=True)
             output = self.model(images)
             logits = output[0] if isinstance(output, tuple) else output
+            if not self._checked:
+                self.task.check_output(logits, labels)
+                self._checked = True
             loss = self.criterion(logits, labels)
             if poison("nan", self.epoch + 1, step + 1):
                 loss = loss * float("nan")
@@ -337,29 +315,30 @@ class Searcher(RunRecords):
             if config.grad_clip > 0:
                 nn.utils.clip_grad_norm_(self.net.weights(), config.grad_clip)
             self.optimizer.step()
-            total_loss += loss.detach() * len(labels)
-            correct += (logits.argmax(1) == labels).sum()
+            sums["total_loss"] += loss.detach() * len(labels)
+            for name, value in self.task.batch_sums(logits.detach(), labels).items():
+                sums[name] += value
             seen += len(labels)
             if self._checkpoint_due() and step + 1 < steps:
                 session = time.perf_counter() - started
-                self.save_inside(step + 1, total_loss, correct, seen, before + session, session)
+                self.save_inside(step + 1, sums, seen, before + session, session)
             die_at("kill", self.epoch + 1, step + 1)
             stop_at("stop", self.epoch + 1, step + 1)
             if self.display is not None:
                 self.display.step(
-                    step + 1, steps, float(total_loss) / seen if step % 10 == 0 else None
+                    step + 1, steps, float(sums["total_loss"]) / seen if step % 10 == 0 else None
                 )
         elapsed = before + time.perf_counter() - started
+        count = torch.tensor(float(seen)).to(self.device)
         totals = sum_tensor(
-            torch.stack(
-                [total_loss.float(), correct.float(), torch.tensor(float(seen)).to(self.device)]
-            ),
-            self.dist,
+            torch.stack([*(sums[name].float() for name in names), count]), self.dist
         ).tolist()
+        summed, seen_everywhere = dict(zip(names, totals[:-1], strict=True)), totals[-1]
+        metrics = self.task.metrics(summed, seen_everywhere)
         return {
-            "train_loss": totals[0] / max(totals[2], 1),
-            "train_acc": 100.0 * totals[1] / max(totals[2], 1),
-            "images_per_s": totals[2] / elapsed if elapsed > 0 else 0.0,
+            "train_loss": summed["total_loss"] / max(seen_everywhere, 1),
+            **{f"train_{name}": value for name, value in metrics.items()},
+            "images_per_s": seen_everywhere / elapsed if elapsed > 0 else 0.0,
             "seconds": elapsed,
         }
 
@@ -373,13 +352,12 @@ class Searcher(RunRecords):
             arch_batch = next(arch_batches)
         return arch_batches, arch_batch
 
-    def save_inside(
-        self, step: int, total_loss, correct, seen: int, seconds: float, session: float
-    ) -> None:
-        """A checkpoint inside the current epoch (see `RunRecords._save_partial`)."""
+    def save_inside(self, step: int, sums: dict, seen: int, seconds: float, session: float) -> None:
+        """A checkpoint inside the current epoch (see `RunRecords._save_partial`); `sums` are
+        the epoch's loss and metric sums so far."""
         self.check_diverged(everywhere=False)  # never only under torchrun: see _checkpoint_due
-        sums = {"total_loss": total_loss.detach().cpu(), "correct": correct.detach().cpu()}
-        self._save_partial(step, {**sums, "seen": seen}, seconds, session)
+        kept = {name: value.detach().cpu() for name, value in sums.items()}
+        self._save_partial(step, {**kept, "seen": seen}, seconds, session)
 
     def _finite(self, loss: torch.Tensor) -> bool:
         """Whether the loss is finite on every rank (all stop together when one is not)."""
@@ -393,7 +371,8 @@ class Searcher(RunRecords):
             where = f"the last good checkpoint is {last[-1]}"
             digits = last[-1].name[5:10]
             resume_epoch = int(digits) if digits.isdigit() else 0
-        lower = safe_lr(self.config, self.metric_records, resume_epoch, self.data.num_classes)
+        chance = self.task.chance_loss(self.data)
+        lower = safe_lr(self.config, self.metric_records, resume_epoch, chance)
         run = str(self.run.path) if self.run is not None else "RUN_DIR"
         if resume_epoch == 0:
             return (
@@ -449,7 +428,7 @@ class Searcher(RunRecords):
         from nasc.dsl import NascUsageError
 
         check_kinds(path, state, {**STATE_KINDS, "strategy": dict})
-        check_partial(path, state, len(self.train_batches))
+        check_partial(path, state, len(self.train_batches), self.task.sums)
         check_settings(path, state, self.settings, self.overrides, RESUME_OVERRIDES, "search")
         if state["fingerprint"] != self.fingerprint:
             raise NascUsageError(
@@ -461,17 +440,26 @@ class Searcher(RunRecords):
 
     @torch.no_grad()
     def evaluate(self) -> dict:
-        """Loss and top-1 accuracy of the supernet on the test split."""
+        """Loss and the task's metrics of the supernet on the test split."""
         self.net.eval()
-        totals = torch.zeros(3, device=self.device)  # loss sum, correct, seen; summed over ranks
+        names = self.task.sums
+        # The loss sum, the task's sums and the count, summed over ranks.
+        totals = torch.zeros(len(names) + 2, device=self.device)
         for images, labels in self.test_batches.epoch(None):
             logits = self.logits(images)
             totals[0] += self.criterion(logits, labels) * len(labels)
-            totals[1] += (logits.argmax(1) == labels).sum()
-            totals[2] += len(labels)
+            sums = self.task.batch_sums(logits, labels)
+            for index, name in enumerate(names, start=1):
+                totals[index] += sums[name]
+            totals[-1] += len(labels)
         self.net.train()
-        loss, correct, seen = sum_tensor(totals, self.dist).tolist()
-        return {"test_loss": loss / max(seen, 1), "test_acc": 100.0 * correct / max(seen, 1)}
+        summed = sum_tensor(totals, self.dist).tolist()
+        seen = summed[-1]
+        metrics = self.task.metrics(dict(zip(names, summed[1:-1], strict=True)), seen)
+        return {
+            "test_loss": summed[0] / max(seen, 1),
+            **{f"test_{name}": value for name, value in metrics.items()},
+        }
 
     def run_epochs(self) -> None:
         """Train from the current epoch to the last, checkpointing after each."""
@@ -605,9 +593,10 @@ def check_settings(path, state: dict, settings, overrides, allowed, noun: str) -
             )
 
 
-def check_partial(path, state: dict, steps: int) -> None:
+def check_partial(path, state: dict, steps: int, sums: tuple[str, ...] = ()) -> None:
     """Raises CorruptCheckpoint when a checkpoint taken inside an epoch does not say where in an
-    epoch of `steps` steps it was taken, and what the epoch had summed."""
+    epoch of `steps` steps it was taken, and what the epoch had summed (its loss and the task's
+    `sums`)."""
     partial = state.get("partial")
     if partial is None:
         return
@@ -617,7 +606,7 @@ def check_partial(path, state: dict, steps: int) -> None:
         for k, kind in fields.items()
     ):
         raise CorruptCheckpoint(f"{path} has no valid record of its place inside the epoch")
-    if not 0 < partial["step"] < steps or "total_loss" not in partial or "correct" not in partial:
+    if not 0 < partial["step"] < steps or any(k not in partial for k in ("total_loss", *sums)):
         raise CorruptCheckpoint(
             f"{path} was taken at step {partial['step']} of an epoch of {steps} steps"
         )
@@ -737,16 +726,16 @@ RESUME_OVERRIDES = (
 )
 
 
-def safe_lr(config, records: list[dict], resume_epoch: int, classes: int) -> float:
+def safe_lr(config, records: list[dict], resume_epoch: int, chance_loss: float) -> float:
     """A learning rate to resume a diverged run with, from what its schedule showed safe.
 
     An epoch is healthy when its training loss is finite and at most twice that of guessing
-    (ln classes). The largest rate a healthy epoch started at was safe; the suggestion is the
-    base rate whose cosine schedule, from the epoch the run resumes after, starts at that rate,
-    at most half the rate that diverged. With no healthy epoch: the presets' rate, or a tenth of
-    the run's when that is lower.
+    (`chance_loss`, the task's: ln classes for classification). The largest rate a healthy
+    epoch started at was safe; the suggestion is the base rate whose cosine schedule, from the
+    epoch the run resumes after, starts at that rate, at most half the rate that diverged. With
+    no healthy epoch: the presets' rate, or a tenth of the run's when that is lower.
     """
-    limit = 2 * math.log(max(classes, 2))
+    limit = 2 * chance_loss
     safe = [
         r["lr"]
         for r in records

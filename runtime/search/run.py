@@ -16,7 +16,6 @@ from nasc.compiler import catalog, check_partial_channels, fixed_source, genotyp
 from nasc.dsl import NascUsageError, SpaceIR, find_space, parse_space, read_source
 from nasc.dsl.macro import instantiate
 from nasc.runtime.cli.progress import Display
-from nasc.runtime.data.images import ImageData, load_data
 from nasc.runtime.hardware.distributed import (
     broadcast,
     collective_failed,
@@ -35,62 +34,32 @@ from nasc.runtime.runs.rundir import RunDir, environment, unique_directory
 from nasc.runtime.runs.scalars import require_tensorboard
 from nasc.runtime.search.config import MEASURE_PROTOCOLS, SearchConfig, make_config
 from nasc.runtime.search.loop import RESUME_OVERRIDES, Searcher, resolve_device, search_options
-
-DATA_PARAMS = ("channels", "size", "classes")
-
-
-def bind_data(space: SpaceIR, defines: dict[str, int], data: ImageData) -> dict[str, int]:
-    """The -D values with the data's channels, size and class count bound to the space.
-
-    A network that declares `channels`, `size` or `classes` takes them from the data; a `-D`
-    that contradicts the data, or a network whose fixed input or head does not fit it, is refused.
-
-    Raises:
-        NascUsageError: naming the mismatch and what to change.
-    """
-    facts = {"channels": data.channels, "size": data.size, "classes": data.num_classes}
-    words = {"channels": "image channels", "size": "image size", "classes": "classes"}
-    bound = dict(defines)
-    for name in DATA_PARAMS:
-        if name not in space.network.param_names:
-            continue
-        if name in defines and defines[name] != facts[name]:
-            raise NascUsageError(
-                f"-D {name}={defines[name]} contradicts the data: {data.name} has "
-                f"{facts[name]} {words[name]}",
-                hint=f"drop -D {name}; nasc takes it from the data",
-            )
-        bound[name] = facts[name]
-    plan = instantiate(space, bound, catalog())
-    head = next(stage for stage in plan.stages if stage.kind == "head")
-    for name, have in (("channels", plan.channels), ("size", plan.size), ("classes", head.width)):
-        if have != facts[name]:
-            raise NascUsageError(
-                f"the space `{space.name}` expects {have} {words[name]} but {data.name} has "
-                f"{facts[name]}",
-                hint=f"declare a `{name}` parameter in the network header and use it "
-                f"({'input(channels, size)' if name != 'classes' else 'head ...(classes)'}), so "
-                "nasc can bind it to the data",
-            )
-    return bound
+from nasc.runtime.tasks import DEFAULT_TASK, get_task
 
 
 def fingerprint(
-    source: str, defines: dict[str, int], kind: str, data: str, seed: int, epochs: int
+    source: str,
+    defines: dict[str, int],
+    kind: str,
+    data: str,
+    seed: int,
+    epochs: int,
+    task: str = DEFAULT_TASK,
 ) -> str:
     """What a checkpoint must match to be resumed: the space, its values, the strategy (or
-    `train`), the data, the seed and the length of the run."""
-    key = json.dumps(
-        {
-            "source": source,
-            "defines": defines,
-            "kind": kind,
-            "data": data,
-            "seed": seed,
-            "epochs": epochs,
-        },
-        sort_keys=True,
-    )
+    `train`), the data, the seed, the length of the run and the task (left out for image
+    classification, so runs from before tasks keep their fingerprints)."""
+    values = {
+        "source": source,
+        "defines": defines,
+        "kind": kind,
+        "data": data,
+        "seed": seed,
+        "epochs": epochs,
+    }
+    if task != DEFAULT_TASK:
+        values["task"] = task
+    key = json.dumps(values, sort_keys=True)
     return hashlib.sha256(key.encode()).hexdigest()[:24]
 
 
@@ -246,6 +215,7 @@ def _search_once(
             values.setdefault("measure_on", "train-sample")  # how runs measured before protocols
             config = SearchConfig(**values)
             data_spec, subset = saved["data"], saved.get("subset")
+            task_name = saved.get("task", DEFAULT_TASK)
             where = str(Path(args.resume) / "space.nas")
             space = parse_space(source, where, catalog=catalog(), overrides=defines)
         else:
@@ -256,17 +226,19 @@ def _search_once(
             strategy = args.strategy or "isdarts"
             config = make_config(args.preset or space.preset, strategy, overrides)
             data_spec, subset = args.data, args.subset
+            task_name = args.task
+        task = get_task(task_name)
         validate(config)
         if config.partial_channels > 1:  # from the plan, before any data is read
             check_partial_channels(
                 space, defines if args.resume else user_defines, config.partial_channels
             )
         device = torch.device(device_name) if dist_ is not None else resolve_device(config.device)
-        data = load_data(data_spec, args.cache_dir, getattr(args, "image_size", None))
+        data = task.load(data_spec, args.cache_dir, getattr(args, "image_size", None))
         if subset:
             data = data.subset(subset, seed=0)
         if not args.resume:
-            defines = bind_data(space, user_defines, data)
+            defines = task.bind(space, user_defines, data)
         if not args.no_memory_check:
             options = search_options(config)
             check_fits(space, defines, config.batch_size, options, device)
@@ -279,9 +251,10 @@ def _search_once(
             data,
             device,
             fingerprint=fingerprint(
-                source, defines, config.strategy, data_spec, config.seed, config.epochs
+                source, defines, config.strategy, data_spec, config.seed, config.epochs, task.name
             ),
             dist=dist_,
+            task=task,
         )
         searcher.settings = result_settings(config, data_spec, subset, dist_)
         if main and not args.resume:
@@ -295,6 +268,7 @@ def _search_once(
                     "defines": defines,
                     "data": data_spec,
                     "subset": subset,
+                    "task": task.name,
                     "config": config.to_json(),
                     "world_size": dist_.world if dist_ else 1,
                     "plugins": plugins_recorded(args.plugins),
@@ -393,7 +367,7 @@ def discretised_accuracy(searcher: Searcher) -> float:
     masks = {cell: arch.mask(cell).clone() for cell in arch.choices}
     arch.restrict(searcher.strategy.derive(searcher.net))
     try:
-        return searcher.evaluate()["test_acc"]
+        return searcher.evaluate()[f"test_{searcher.task.metric}"]
     finally:
         with torch.no_grad():
             for cell, mask in masks.items():
@@ -627,15 +601,16 @@ def finish(
     # Before discretisation: the supernet evaluated just before the last shrink step (IS-DARTS),
     # or at the end (the DARTS family, whose supernet stays mixed until derivation).
     before = [m for m in epochs if not shrinks or m["epoch"] <= shrinks[-1]]
+    score = f"test_{searcher.task.metric}"  # what the task calls accuracy
     result = {
         "space": space.name,
         "strategy": searcher.config.strategy,
         "genotype": genotype.to_json()["cells"],
         **strings,
         "searched_with": searched,
-        "final_test_acc": epochs[-1]["test_acc"] if epochs else None,
+        "final_test_acc": epochs[-1][score] if epochs else None,
         "supernet_test_acc": {
-            "before_discretisation": before[-1]["test_acc"] if before else None,
+            "before_discretisation": before[-1][score] if before else None,
             "before_epoch": before[-1]["epoch"] if before else None,
             "discretised": discretised,
             "note": "the supernet's shared weights on the test split, not the found network "

@@ -27,7 +27,6 @@ from nasc.compiler import (
 )
 from nasc.dsl import NascUsageError, SpaceIR, find_space, load_space, parse_space, read_source
 from nasc.runtime.cli.progress import Display
-from nasc.runtime.data.images import Batches, ImageData, load_data
 from nasc.runtime.plugins import load_plugins
 from nasc.runtime.plugins import recorded as plugins_recorded
 from nasc.runtime.requests import EvalRequest, TrainRequest
@@ -64,6 +63,7 @@ from nasc.runtime.search.run import (
     recorded_overrides,
     resume_changes,
 )
+from nasc.runtime.tasks import DEFAULT_TASK, Task, get_task
 from nasc.runtime.train.config import TrainConfig
 
 # Settings a training resume may change explicitly (`--resume RUN --lr X`), recorded in
@@ -171,18 +171,24 @@ def make_train_config(preset: str, overrides: Mapping[str, Any]) -> TrainConfig:
 
 
 class Trainer(RunRecords):
-    """Trains one fixed network; the evaluation-protocol counterpart of `Searcher`."""
+    """Trains one fixed network; the evaluation-protocol counterpart of `Searcher`.
+
+    Args:
+        task: what the data is and how the network's output is scored (None: image
+            classification).
+    """
 
     def __init__(
         self,
         space: SpaceIR,
         defines: Mapping[str, int],
         config: TrainConfig,
-        data: ImageData,
+        data,
         device: torch.device,
         run: RunDir | None = None,
         display: Display | None = None,
         fingerprint: str = "",
+        task: Task | None = None,
     ):
         if not space.is_fixed:
             raise NascUsageError(
@@ -190,6 +196,8 @@ class Trainer(RunRecords):
                 hint="train the arch.nas of a search run, or give --arch",
             )
         self.config, self.device, self.run, self.display = config, device, run, display
+        self.task = task if task is not None else get_task()
+        self.data = data
         self.fingerprint = fingerprint
         torch.manual_seed(config.seed)
         self.net: Supernet = compile_space(
@@ -203,8 +211,6 @@ class Trainer(RunRecords):
         if self.cuda and config.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
         self.model = torch.compile(self.net) if config.compile else self.net
-        self.criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
-        self.test_criterion = nn.CrossEntropyLoss()
         self.optimizer = torch.optim.SGD(
             self.net.parameters(),
             lr=config.lr,
@@ -212,24 +218,16 @@ class Trainer(RunRecords):
             nesterov=config.nesterov and config.momentum > 0,
             weight_decay=config.weight_decay,
         )
-        self.train_batches = Batches(
-            data,
-            data.train_images,
-            data.train_labels,
-            config.batch_size,
-            device,
-            True,
-            True,
+        self.train_batches = self.task.batches(
+            data, "train", config.batch_size, device, augment=True, drop_last=True,
             cutout=config.cutout,
-        )
-        self.test_batches = Batches(
-            data, data.test_images, data.test_labels, config.batch_size, device, False, False
-        )
+        )  # fmt: skip
+        self.test_batches = self.task.batches(data, "test", config.batch_size, device)
+        self._checked = False  # the network's output is checked against the task once
         self.epoch = 0
-        self.best = 0.0
+        self.best = -math.inf  # the best test metric so far (the task's, higher is better)
         self.metric_lines = 0
         self.metric_records: list[dict] = []  # kept in checkpoints: metrics.jsonl is rebuilt
-        self.classes = data.num_classes
         self.seconds = 0.0  # time spent on the epochs checkpointed so far, over every session
         # What checkpoints record of the settings, to refuse a config.json edited behind their
         # back; `overrides`: settings an explicit resume override changed.
@@ -256,10 +254,13 @@ class Trainer(RunRecords):
         steps = len(self.train_batches)
         partial, self.partial = self.partial, None
         first = int(partial["step"]) if partial else 0
-        total, correct, seen = 0.0, 0, 0
+        # The epoch's loss and the task's metric sums so far.
+        names = ("total_loss", *self.task.sums)
+        sums = dict.fromkeys(names, 0.0)
+        seen = 0
         before = 0.0  # seconds of this epoch spent before the checkpoint it resumed from
         if partial:
-            total, correct = float(partial["total_loss"]), int(partial["correct"])
+            sums = {name: float(partial[name]) for name in names}
             seen, before = int(partial["seen"]), float(partial["seconds"])
         started = self._saved_at = time.perf_counter()
         batches = self.train_batches.epoch(epoch_seed(config.seed, self.epoch, 0), start=first)
@@ -277,9 +278,14 @@ class Trainer(RunRecords):
             with self._autocast():
                 output = self.model(self._prepare(images))
                 logits, aux = output if isinstance(output, tuple) else (output, None)
-                loss = self.criterion(logits.float(), labels)
+                if not self._checked:
+                    self.task.check_output(logits, labels)
+                    self._checked = True
+                smoothing = config.label_smoothing
+                loss = self.task.loss(logits.float(), labels, smoothing)
                 if aux is not None:
-                    loss = loss + config.auxiliary_weight * self.criterion(aux.float(), labels)
+                    aux_loss = self.task.loss(aux.float(), labels, smoothing)
+                    loss = loss + config.auxiliary_weight * aux_loss
             if poison("nan", self.epoch + 1, step + 1):
                 loss = loss * float("nan")
             if not torch.isfinite(loss).item():
@@ -292,19 +298,21 @@ class Trainer(RunRecords):
             if config.grad_clip > 0:
                 nn.utils.clip_grad_norm_(net.parameters(), config.grad_clip)
             self.optimizer.step()
-            total += float(loss.detach()) * len(labels)
-            correct += int((logits.argmax(1) == labels).sum())
+            sums["total_loss"] += float(loss.detach()) * len(labels)
+            for name, value in self.task.batch_sums(logits.detach(), labels).items():
+                sums[name] += float(value)
             seen += len(labels)
             if self._checkpoint_due() and step + 1 < steps:
                 session = time.perf_counter() - started
-                self.save_inside(step + 1, total, correct, seen, before + session, session)
+                self.save_inside(step + 1, sums, seen, before + session, session)
             die_at("kill", self.epoch + 1, step + 1)
             if self.display is not None and step % 10 == 0:
-                self.display.step(step + 1, steps, total / seen)
+                self.display.step(step + 1, steps, sums["total_loss"] / seen)
         elapsed = before + time.perf_counter() - started
+        metrics = self.task.metrics(sums, seen)
         return {
-            "train_loss": total / max(seen, 1),
-            "train_acc": 100.0 * correct / max(seen, 1),
+            "train_loss": sums["total_loss"] / max(seen, 1),
+            **{f"train_{name}": value for name, value in metrics.items()},
             "images_per_s": seen / elapsed if elapsed > 0 else 0.0,
             "seconds": elapsed,
             "lr": lr,
@@ -313,7 +321,7 @@ class Trainer(RunRecords):
 
     @torch.no_grad()
     def evaluate(self) -> dict:
-        return evaluate(self.model, self.test_batches, self._autocast, self._prepare)
+        return evaluate(self.model, self.test_batches, self.task, self._autocast, self._prepare)
 
     def run_epochs(self) -> None:
         while self.epoch < self.config.epochs:
@@ -328,15 +336,17 @@ class Trainer(RunRecords):
             record.update(self.evaluate())
             self._check_diverged(record)
             self.epoch += 1
-            improved = record["test_acc"] > self.best
-            self.best = max(self.best, record["test_acc"])
+            score = record[f"test_{self.task.metric}"]
+            improved = score > self.best
+            self.best = max(self.best, score)
             record["best_test_acc"] = self.best
             self._log(record)
             self.seconds += time.perf_counter() - started
             self.save(best=improved)
 
     def _lower_lr_hint(self) -> str:
-        lower = safe_lr(self.config, self.metric_records, self.epoch, self.classes)
+        chance = self.task.chance_loss(self.data)
+        lower = safe_lr(self.config, self.metric_records, self.epoch, chance)
         if self.epoch == 0:
             return (
                 f"no checkpoint yet; start again with a lower learning rate, e.g. --lr {lower:.2g}"
@@ -391,19 +401,18 @@ class Trainer(RunRecords):
                 the previous checkpoint is tried.
         """
         check_kinds(path, state, {**STATE_KINDS, "best": float})
-        check_partial(path, state, len(self.train_batches))
+        check_partial(path, state, len(self.train_batches), self.task.sums)
         check_settings(
             path, state, self.settings, self.overrides, TRAIN_RESUME_OVERRIDES, "training run"
         )
         check_fits_net(path, state, self.net, self.config.epochs)
 
-    def save_inside(
-        self, step: int, total: float, correct: int, seen: int, seconds: float, session: float
-    ) -> None:
-        """A checkpoint inside the current epoch (see `RunRecords._save_partial`)."""
-        self._check_diverged({"epoch": self.epoch + 1, "train_loss": total / max(seen, 1)})
-        sums = {"total_loss": total, "correct": correct, "seen": seen}
-        self._save_partial(step, sums, seconds, session)
+    def save_inside(self, step: int, sums: dict, seen: int, seconds: float, session: float) -> None:
+        """A checkpoint inside the current epoch (see `RunRecords._save_partial`); `sums` are
+        the epoch's loss and metric sums so far."""
+        loss = sums["total_loss"] / max(seen, 1)
+        self._check_diverged({"epoch": self.epoch + 1, "train_loss": loss})
+        self._save_partial(step, {**sums, "seen": seen}, seconds, session)
 
     def save(self, best: bool) -> None:
         self._saved_at = time.perf_counter()
@@ -436,23 +445,28 @@ class Trainer(RunRecords):
         return True
 
 
-def evaluate(model, batches: Batches, autocast=contextlib.nullcontext, prepare=None) -> dict:
-    """Test loss and top-1 accuracy of a network over a split."""
-    criterion = nn.CrossEntropyLoss()
+def evaluate(model, batches, task: Task, autocast=contextlib.nullcontext, prepare=None) -> dict:
+    """Test loss and the task's metrics of a network over a split."""
     was_training = getattr(model, "training", False)
     model.eval()
-    total, correct, seen = 0.0, 0, 0
+    sums = dict.fromkeys(task.sums, 0.0)
+    total, seen = 0.0, 0
     with torch.no_grad():
         for images, labels in batches.epoch(None):
             with autocast():
                 output = model(prepare(images) if prepare else images)
             logits = (output[0] if isinstance(output, tuple) else output).float()
-            total += float(criterion(logits, labels)) * len(labels)
-            correct += int((logits.argmax(1) == labels).sum())
+            total += float(task.loss(logits, labels)) * len(labels)
+            for name, value in task.batch_sums(logits, labels).items():
+                sums[name] += float(value)
             seen += len(labels)
     if was_training:
         model.train()
-    return {"test_loss": total / max(seen, 1), "test_acc": 100.0 * correct / max(seen, 1)}
+    metrics = task.metrics(sums, seen)
+    return {
+        "test_loss": total / max(seen, 1),
+        **{f"test_{name}": value for name, value in metrics.items()},
+    }
 
 
 def _search_plugins(arch_file: str | None) -> list[str]:
@@ -480,7 +494,7 @@ def _architecture(args) -> SpaceIR:
 
 
 def fit_augmentation(
-    config: TrainConfig, data: ImageData, given: Mapping[str, Any], warn
+    config: TrainConfig, data, given: Mapping[str, Any], warn
 ) -> TrainConfig:
     """Scale the preset's cutout (sized for 32 x 32 CIFAR images) to smaller images, with a
     warning; a `--cutout` that covers the whole image is refused.
@@ -488,9 +502,9 @@ def fit_augmentation(
     Raises:
         NascUsageError: a given cutout that covers the whole image.
     """
-    size = data.size
     if config.cutout == 0:
         return config
+    size = data.size
     if given.get("cutout") is not None:
         if config.cutout >= size:
             raise NascUsageError(
@@ -531,8 +545,8 @@ def run_train(args: TrainRequest, console: Console) -> dict:
         What result.json holds, and `run`: the run directory.
     """
     from nasc.runtime.runs.rundir import environment
-    from nasc.runtime.search.run import bind_data, validate_counts, validate_minutes
     from nasc.runtime.search.run import fingerprint as make_fingerprint
+    from nasc.runtime.search.run import validate_counts, validate_minutes
 
     names = [f.name for f in attrs.fields(TrainConfig)]
     unknown = sorted(set(args.overrides) - set(names))
@@ -559,6 +573,7 @@ def run_train(args: TrainRequest, console: Console) -> dict:
             space = parse_space(source, str(run.path / "arch.nas"), catalog=catalog())
             config = TrainConfig(**{**saved["config"], **changes})
             defines, data_spec, subset = saved["defines"], saved["data"], saved.get("subset")
+            task_name = saved.get("task", DEFAULT_TASK)
         else:
             plugins = [*args.plugins, *_search_plugins(args.arch_file)]
             load_plugins(plugins)
@@ -573,16 +588,18 @@ def run_train(args: TrainRequest, console: Console) -> dict:
             defines = {k: v for k, v in preset["defines"].items() if k in space.network.param_names}
             defines.update(args.defines)
             data_spec, subset = args.data, args.subset
+            task_name = args.task
+        task = get_task(task_name)
         validate_train(config)
         device = resolve_device(config.device)
-        data = load_data(data_spec, args.cache_dir, getattr(args, "image_size", None))
+        data = task.load(data_spec, args.cache_dir, getattr(args, "image_size", None))
         if subset:
             data = data.subset(subset, seed=0)
         from nasc.dsl import format_space
 
         notes = []
         if not args.resume:
-            defines = bind_data(space, defines, data)
+            defines = task.bind(space, defines, data)
             config = fit_augmentation(config, data, overrides, notes.append)
             source = format_space(space)
         if not args.no_memory_check and space.is_fixed:
@@ -599,8 +616,9 @@ def run_train(args: TrainRequest, console: Console) -> dict:
             data,
             device,
             fingerprint=make_fingerprint(
-                source, defines, "train", data_spec, config.seed, config.epochs
+                source, defines, "train", data_spec, config.seed, config.epochs, task.name
             ),
+            task=task,
         )
         if not args.resume:
             run = RunDir.create(Path(args.runs_dir), f"train-{space.name}", preset_name)
@@ -613,6 +631,7 @@ def run_train(args: TrainRequest, console: Console) -> dict:
                     "defines": defines,
                     "data": data_spec,
                     "subset": subset,
+                    "task": task.name,
                     "config": config.to_json(),
                     "plugins": plugins_recorded(plugins),
                     "created": time.strftime("%Y-%m-%d %H:%M:%S"),
@@ -649,7 +668,7 @@ def run_train(args: TrainRequest, console: Console) -> dict:
             net = trainer.net
             result = {
                 "arch": space.name,
-                "final_test_acc": trainer.evaluate()["test_acc"],
+                "final_test_acc": trainer.evaluate()[f"test_{task.metric}"],
                 "best_test_acc": trainer.best,
                 "parameters": sum(
                     p.numel()
@@ -707,6 +726,7 @@ def run_eval(args: EvalRequest, console: Console) -> dict:
     """
     target = Path(args.checkpoint)
     device = resolve_device(args.device)
+    task = get_task(args.task)
     if target.suffix == ".pt" and target.is_file() and _is_torchscript(target):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)  # see export_torchscript
@@ -729,6 +749,7 @@ def run_eval(args: EvalRequest, console: Console) -> dict:
             )
         saved = json.loads((run_dir / "config.json").read_text())
         load_plugins(saved.get("plugins"), run_dir / "config.json")
+        task = get_task(saved.get("task", DEFAULT_TASK))  # the one the network was trained for
         space = parse_space(
             read_source(run_dir / "arch.nas"), str(run_dir / "arch.nas"), catalog=catalog()
         )
@@ -739,23 +760,24 @@ def run_eval(args: EvalRequest, console: Console) -> dict:
         net.load_state_dict({k: v for k, v in state.items() if not k.startswith(prefix)})
         model = net.to(device)
         channels, size = net.plan.channels, net.plan.size
-    data = load_data(args.data, args.cache_dir, getattr(args, "image_size", None))
-    if channels is not None and (data.channels, data.size) != (channels, size):
+    data = task.load(args.data, args.cache_dir, getattr(args, "image_size", None))
+    facts = task.facts(data)
+    have = (facts.get("channels"), facts.get("size"))
+    if channels is not None and have != (channels, size):
         raise NascUsageError(
             f"the network takes {channels} x {size} x {size} images; {data.name} has "
-            f"{data.channels} x {data.size} x {data.size}",
+            f"{have[0]} x {have[1]} x {have[1]}",
             hint="evaluate on the data the network was trained on",
         )
-    batches = Batches(
-        data, data.test_images, data.test_labels, args.batch_size, device, False, False
-    )
-    result = evaluate(model, batches)
+    batches = task.batches(data, "test", args.batch_size, device)
+    result = evaluate(model, batches, task)
+    count = task.examples(data, "test")
     console.print(
-        f"test accuracy {result['test_acc']:.2f}% (loss {result['test_loss']:.4f}) on "
-        f"{len(data.test_labels)} {data.name} images",
+        f"test accuracy {result[f'test_{task.metric}']:.2f}% (loss {result['test_loss']:.4f}) "
+        f"on {count} {data.name} images",
         highlight=False,
     )
-    return {**result, "images": len(data.test_labels)}
+    return {**result, "images": count}
 
 
 def _is_torchscript(path: Path) -> bool:

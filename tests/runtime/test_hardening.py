@@ -425,7 +425,7 @@ def test_a_loss_that_explodes_stops_the_run_before_it_is_saved():
     from nasc.runtime.data.images import load_digits
     from nasc.runtime.search.config import make_config
     from nasc.runtime.search.loop import DIVERGED_LOSS, Diverged, Searcher
-    from nasc.runtime.search.run import bind_data
+    from nasc.runtime.tasks import bind_data
 
     data = load_digits().subset(32, seed=0)
     space = load_space("nb201", catalog=catalog())
@@ -487,7 +487,7 @@ def test_a_resumed_darts_strategy_takes_the_overridden_arch_settings():
     from nasc.runtime.data.images import load_digits
     from nasc.runtime.search.config import make_config
     from nasc.runtime.search.loop import Searcher
-    from nasc.runtime.search.run import bind_data
+    from nasc.runtime.tasks import bind_data
 
     data = load_digits().subset(32, seed=0)
     space = load_space("nb201", catalog=catalog())

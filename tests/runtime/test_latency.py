@@ -244,7 +244,7 @@ def test_a_pc_darts_latency_search_resumes_to_the_same_result(tmp_path):
     from nasc.runtime.data.images import load_digits
     from nasc.runtime.runs.rundir import RunDir
     from nasc.runtime.search.loop import Searcher
-    from nasc.runtime.search.run import bind_data
+    from nasc.runtime.tasks import bind_data
 
     data = load_digits().subset(64, seed=0)
     space = load_space("nb201", catalog=catalog())

@@ -15,7 +15,7 @@ from nasc.dsl import apply_genotype, load_space, parse_arch
 from nasc.runtime.cli import main
 from nasc.runtime.data.images import cutout, load_digits
 from nasc.runtime.runs.rundir import RunDir
-from nasc.runtime.search.run import bind_data
+from nasc.runtime.tasks import bind_data
 from nasc.runtime.train.run import Trainer, make_train_config, transplant
 
 NB201_CELL = (
