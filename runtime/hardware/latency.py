@@ -410,7 +410,7 @@ def run_profile(args, defines: dict[str, int], console: Console) -> int:
     """
     from nasc.compiler import catalog
     from nasc.dsl import find_space, parse_space, read_source
-    from nasc.runtime.search.loop import resolve_device
+    from nasc.runtime.runs.settings import resolve_device
 
     source = read_source(find_space(args.space))
     space = parse_space(source, str(args.space), catalog=catalog(), overrides=defines)

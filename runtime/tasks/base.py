@@ -3,7 +3,7 @@
 The loops (`Searcher`, `Trainer`) know batches, a loss to minimise and named sums to add up;
 a task says what they are. Image classification (`classification.py`) is the first. A new
 task (segmentation, a sequence, a circuit) is a `Task` subclass registered with
-`@register_task("name")`; nothing in the loops changes (docs/architecture.md shows how).
+`@register_task("name")`; nothing in the loops changes (docs/python.md, "Tasks").
 """
 
 from __future__ import annotations
