@@ -37,7 +37,7 @@ from nasc.runtime.runs.resume import (
 )
 from nasc.runtime.search.config import SearchConfig
 from nasc.runtime.strategies import make_strategy
-from nasc.runtime.tasks import Task, get_task
+from nasc.runtime.tasks import Task, TaskLoss, get_task
 
 
 def search_options(config: SearchConfig) -> CompileOptions:
@@ -111,7 +111,7 @@ class Searcher(RunRecords):
                 device_ids=[device.index] if device.type == "cuda" else None,
                 find_unused_parameters=True,
             )
-        self.criterion = self.task.loss  # what strategies' architecture steps minimise too
+        self.criterion = TaskLoss(self.task)  # what strategies' architecture steps minimise too
         self.optimizer = torch.optim.SGD(
             self.net.weights(),
             lr=config.lr,

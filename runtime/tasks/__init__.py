@@ -6,10 +6,10 @@ the network's head must produce, the loss, the metrics, how a prediction is draw
 """
 
 from nasc.runtime.tasks import classification  # noqa: F401 - registers the built-in task
-from nasc.runtime.tasks.base import Task
+from nasc.runtime.tasks.base import Task, TaskLoss
 from nasc.runtime.tasks.registry import DEFAULT_TASK, TASKS, get_task, register_task
 
-__all__ = ["DEFAULT_TASK", "TASKS", "Task", "bind_data", "get_task", "register_task"]
+__all__ = ["DEFAULT_TASK", "TASKS", "Task", "TaskLoss", "bind_data", "get_task", "register_task"]
 
 
 def bind_data(space, defines: dict[str, int], data, task: str | None = None) -> dict[str, int]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+import attrs
 import torch
 
 from nasc.dsl import NascUsageError, SpaceIR
@@ -141,3 +142,15 @@ class Task:
         """The loss of an uninformed guess: an epoch whose training loss is more than twice it
         is not healthy (how a diverged run finds a safe learning rate)."""
         raise NotImplementedError
+
+
+@attrs.frozen
+class TaskLoss:
+    """A task's loss as the loops call it, `criterion(output, targets)`, with a training run's
+    label smoothing."""
+
+    task: Task
+    label_smoothing: float = 0.0
+
+    def __call__(self, output: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return self.task.loss(output, targets, self.label_smoothing)

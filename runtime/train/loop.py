@@ -40,7 +40,7 @@ from nasc.runtime.runs.resume import (
     resume_state,
 )
 from nasc.runtime.runs.rundir import RunDir
-from nasc.runtime.tasks import Task, get_task
+from nasc.runtime.tasks import Task, TaskLoss, get_task
 from nasc.runtime.train.config import TrainConfig
 
 # Settings a training resume may change explicitly (`--resume RUN --lr X`), recorded in
@@ -123,6 +123,7 @@ class Trainer(RunRecords):
         )  # fmt: skip
         self.test_batches = self.task.batches(data, "test", config.batch_size, device)
         self._checked = False  # the network's output is checked against the task once
+        self.criterion = TaskLoss(self.task, config.label_smoothing)
         self.epoch = 0
         self.best = -math.inf  # the best test metric so far (the task's, higher is better)
         self.metric_lines = 0
@@ -180,11 +181,9 @@ class Trainer(RunRecords):
                 if not self._checked:
                     self.task.check_output(logits, labels)
                     self._checked = True
-                smoothing = config.label_smoothing
-                loss = self.task.loss(logits.float(), labels, smoothing)
+                loss = self.criterion(logits.float(), labels)
                 if aux is not None:
-                    aux_loss = self.task.loss(aux.float(), labels, smoothing)
-                    loss = loss + config.auxiliary_weight * aux_loss
+                    loss = loss + config.auxiliary_weight * self.criterion(aux.float(), labels)
             if poison("nan", self.epoch + 1, step + 1):
                 loss = loss * float("nan")
             if not torch.isfinite(loss).item():
