@@ -39,7 +39,7 @@ import torch
 from torch import nn
 from torch.nn import functional
 
-from .ops import Identity
+from .modules import Identity
 
 PASSES = {
     "cse": "compute a step without parameters shared by candidates on one value once",

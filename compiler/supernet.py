@@ -401,7 +401,7 @@ class Supernet(nn.Module):
 
 def strided_pointwise_convs(net: nn.Module) -> list[str]:
     """The 1x1 convolutions with a stride, outside FactorizedReduce (which guards its own)."""
-    from .ops import FactorizedReduce
+    from .modules import FactorizedReduce
 
     guarded = {
         id(conv)
