@@ -41,18 +41,15 @@ from .graph import (
     Weighted,
     Zeros,
 )
-from .kernels import GLOBALS, drop_path, partial_channels, zeros
+from .kernels import GLOBALS
 from .lowering import identifier
 
 __all__ = [
     "cell_graph",
     "cell_source",
     "compile_source",
-    "drop_path",
     "network_source",
-    "partial_channels",
     "print_graph",
-    "zeros",
 ]
 
 _counter = itertools.count()

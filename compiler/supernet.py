@@ -21,6 +21,7 @@ from nasc.dsl.macro import Plan, Stage, instantiate
 from . import codegen
 from .archstate import ArchState
 from .graph import Graph
+from .modules import FactorizedReduce
 from .ops import catalog, get_op
 from .passes import DEFAULT_PASSES, PASSES
 
@@ -48,7 +49,7 @@ class CompileOptions:
             compiling the NB201 supernet takes minutes. None (the default) compiles nothing.
         partial_channels: PC-DARTS' partial channel connections: the candidates of a choice
             edge are built for 1/K of its channels and read only those; the rest bypass them
-            and the channels are shuffled (`codegen.partial_channels`). 1 builds the plain
+            and the channels are shuffled (`kernels.partial_channels`). 1 builds the plain
             supernet. Fixed ops and the evaluation network are unaffected.
         edge_normalisation: PC-DARTS' edge normalisation: a weight per choice edge, softmaxed
             over the choice edges into a node (`ArchState.edge_weights`).
@@ -316,7 +317,7 @@ class Supernet(nn.Module):
         programs = {}
         plain = {}
         passes = self.options.passes
-        groups: dict[str, list[tuple[Cell, int, str]]] = {}
+        groups: dict[str, list[tuple[Cell, int, str]]] = {}  # by body: (cell, partial, source)
         self._graphs = {}
         for cell in self.space.used_cells():
             instances = [m for m in self.cells() if m.cell_type == cell.name]
@@ -335,12 +336,12 @@ class Supernet(nn.Module):
             groups.setdefault(codegen.body(source), []).append((cell, partial, source))
         for members in groups.values():
             first, _, source = members[0]
-            name = f"cell_{codegen.identifier(first.name)}"
+            name = self._graphs[first.name].function
             if len(members) > 1:
                 names = ", ".join(f"`{cell.name}`" for cell, _, _ in members)
                 source = source.replace(f"Cell `{first.name}`", f"Cells {names}", 1)
             program = codegen.compile_source(source, name, first.name)
-            aliases = [f"cell_{codegen.identifier(cell.name)} = {name}\n" for cell, _, _ in members]
+            aliases = [f"{self._graphs[cell.name].function} = {name}\n" for cell, _, _ in members]
             sources[first.name] = source + "".join(aliases[1:])
             for cell, partial, _ in members:
                 programs[cell.name] = program
@@ -442,8 +443,6 @@ class Supernet(nn.Module):
 
 def strided_pointwise_convs(net: nn.Module) -> list[str]:
     """The 1x1 convolutions with a stride, outside FactorizedReduce (which guards its own)."""
-    from .modules import FactorizedReduce
-
     guarded = {
         id(conv)
         for module in net.modules()
