@@ -24,6 +24,7 @@ from nasc.dsl.ir import Cell
 
 from .archstate import ArchState
 from .graph import (
+    RESERVED,
     Adapter,
     Call,
     Combine,
@@ -40,6 +41,7 @@ from .graph import (
     Weighted,
     Zeros,
     insert_after,
+    namer,
     rewrite,
 )
 from .kernels import GLOBALS
@@ -82,10 +84,7 @@ def build(cell: Cell, defs: tuple = (), drop: bool = False) -> Graph:
     combination of one call per op of each edge into it (drop path around each op that is no
     identity, when `drop`), and the output."""
     var = {name: identifier(name) for name in (*cell.input_names, *cell.node_names)}
-    taken = set(var.values())
-    fresh = Graph(cell.name, "", (), (), ()).fresh()
-    for name in taken:
-        fresh(name)
+    fresh = namer(set(var.values()) | RESERVED)
     params = []
     nodes = []
     for item in cell.inputs:
