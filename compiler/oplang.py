@@ -1,5 +1,5 @@
-"""Ops defined in the language, built into modules: the primitives' modules and the builder that
-evaluates an op body for concrete `C_in`, `C_out`, `stride` and `affine`.
+"""Ops defined in the language, built into modules: the builder that evaluates an op body for
+concrete `C_in`, `C_out`, `stride` and `affine`, and the registry entries of defined ops.
 
 A sequence becomes an `nn.Sequential` (its labels name the children; a one-item sequence without
 a label is the item itself), so the compiler passes read a defined op as the chain of ReLUs,
@@ -12,65 +12,16 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 
 import attrs
-import torch
 from torch import nn
 
-from nasc.dsl import NasSemanticError, ast
-from nasc.dsl.opdefs import PRIMITIVES
+from nasc.dsl import NascUsageError, NasSemanticError, ast
+from nasc.dsl.ast import split_op_name
+from nasc.dsl.opdefs import PRIMITIVES, info_of, prelude
 
-from .ops import FactorizedReduce, Identity, Zero
+from .modules import FactorizedReduce, Identity, Pooled, Residual, SqueezeExcite, Zero
+from .registry import OPS, OpEntry, unknown_op
 
-
-class Residual(nn.Module):
-    """The body's output plus the shortcut's (the input itself when there is no shortcut).
-
-    The body's steps are children of this module, named by their labels (or numbered), and the
-    shortcut is the child named by its label (`shortcut` unless labelled); an identity shortcut
-    is None.
-    """
-
-    def __init__(self, steps: OrderedDict, shortcut_name: str, shortcut: nn.Module | None):
-        super().__init__()
-        self._order = list(steps)
-        for name, module in steps.items():
-            self.add_module(name, module)
-        self._shortcut = shortcut_name
-        setattr(self, shortcut_name, shortcut)
-
-    def forward(self, x):
-        residual = getattr(self, self._shortcut)
-        residual = x if residual is None else residual(x)
-        for name in self._order:
-            x = self._modules[name](x)
-        return residual + x
-
-
-class SqueezeExcite(nn.Module):
-    """Squeeze-and-excitation: the input times a per-channel gate computed from its global mean
-    (1x1 conv to `mid`, ReLU, 1x1 conv back, sigmoid), as in torchvision's `SqueezeExcitation`."""
-
-    def __init__(self, channels: int, mid: int):
-        super().__init__()
-        self.fc1 = nn.Conv2d(channels, mid, 1)
-        self.fc2 = nn.Conv2d(mid, channels, 1)
-
-    def forward(self, x):
-        scale = torch.sigmoid(self.fc2(torch.relu(self.fc1(x.mean((2, 3), keepdim=True)))))
-        return x * scale
-
-
-class Pooled(nn.Sequential):
-    """A sequence with a global pooling step, whose output it flattens (so a head's modules are
-    torch's own: `AdaptiveAvgPool2d`, then `Linear`)."""
-
-    def forward(self, x):
-        for module in self:
-            x = module(x)
-            if isinstance(module, nn.AdaptiveAvgPool2d) or (
-                isinstance(module, Pooled) and x.dim() == 4
-            ):
-                x = torch.flatten(x, 1)
-        return x
+__all__ = ["Builder", "Residual", "defined_entry", "register_prelude"]
 
 
 @attrs.frozen
@@ -364,7 +315,7 @@ class Builder:
 
 # --- defined ops as registry entries ------------------------------------------------------------
 
-_ENTRIES: dict[tuple, object] = {}
+_ENTRIES: dict[tuple, OpEntry] = {}
 
 
 def _probe(build, fixed: int | None) -> tuple[bool, bool, bool]:
@@ -379,19 +330,13 @@ def _probe(build, fixed: int | None) -> tuple[bool, bool, bool]:
     return isinstance(module, Zero), isinstance(module, Identity), pooling
 
 
-def defined_entry(name: str, defs: tuple[ast.OpDef, ...] = ()):
+def defined_entry(name: str, defs: tuple[ast.OpDef, ...] = ()) -> OpEntry | None:
     """The registry entry of an op defined in the language, by canonical name (`mbconv(6,5)`):
     from `defs` (a space's own definitions) or the prelude. None when no definition has the name.
 
     Raises:
         NascUsageError: for a known op given the wrong number of arguments.
     """
-    from nasc.dsl import NascUsageError
-    from nasc.dsl.ast import split_op_name
-    from nasc.dsl.opdefs import prelude
-
-    from .ops import OPS, OpEntry, get_op
-
     key = (name, defs)
     if key in _ENTRIES:
         return _ENTRIES[key]
@@ -416,7 +361,7 @@ def defined_entry(name: str, defs: tuple[ast.OpDef, ...] = ()):
             return None, inner.stride, inner.params  # its arguments come next
         entry = OPS.get(other) if other in OPS else defined_entry(other, defs)
         if entry is None:
-            entry = get_op(other)  # raises, listing the known ops
+            raise unknown_op(other)
         return (
             lambda c_in, c_out, stride, affine, track: entry.build(
                 c_in, c_out, stride, affine, track_running_stats=track
@@ -433,14 +378,7 @@ def defined_entry(name: str, defs: tuple[ast.OpDef, ...] = ()):
     if defn.role == "op":
         zero, identity, pooling = _probe(build, defn.stride)
     entry = OpEntry(
-        name=name,
-        build=build,
-        role=defn.role,
-        stride=defn.stride,
-        pooling=pooling,
-        zero=zero,
-        identity=identity,
-        doc=defn.doc,
+        name=name, build=build, info=info_of(defn), pooling=pooling, zero=zero, identity=identity
     )
     if len(_ENTRIES) > 4096:
         _ENTRIES.clear()
@@ -450,10 +388,6 @@ def defined_entry(name: str, defs: tuple[ast.OpDef, ...] = ()):
 
 def register_prelude() -> None:
     """Enter the prelude's ops (those without parameters) into the op registry."""
-    from nasc.dsl.opdefs import prelude
-
-    from .ops import OPS
-
     for defn in prelude():
         if not defn.params and defn.name not in OPS:
             OPS[defn.name] = defined_entry(defn.name)

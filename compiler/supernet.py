@@ -20,6 +20,8 @@ from nasc.dsl.macro import Plan, Stage, instantiate
 
 from . import codegen
 from .archstate import ArchState
+from .graph import Graph
+from .modules import FactorizedReduce
 from .ops import catalog, get_op
 from .passes import DEFAULT_PASSES, PASSES
 
@@ -47,7 +49,7 @@ class CompileOptions:
             compiling the NB201 supernet takes minutes. None (the default) compiles nothing.
         partial_channels: PC-DARTS' partial channel connections: the candidates of a choice
             edge are built for 1/K of its channels and read only those; the rest bypass them
-            and the channels are shuffled (`codegen.partial_channels`). 1 builds the plain
+            and the channels are shuffled (`kernels.partial_channels`). 1 builds the plain
             supernet. Fixed ops and the evaluation network are unaffected.
         edge_normalisation: PC-DARTS' edge normalisation: a weight per choice edge, softmaxed
             over the choice edges into a node (`ArchState.edge_weights`).
@@ -149,6 +151,23 @@ class CellModule(nn.Module):
                 ops[op] = module
             self.edges[edge.key] = ops
 
+    @property
+    def named_ops(self) -> dict[str, dict[str, nn.Module]]:
+        """Per edge, its op modules and every module inside them by path (`nor_conv_3x3`,
+        `nor_conv_3x3.1`): how generated code reaches the modules it calls, by name."""
+        table = self.__dict__.get("_named_ops")
+        if table is None:
+            table = {
+                edge: {
+                    name: module
+                    for name, module in ops.named_modules(remove_duplicate=False)
+                    if name
+                }
+                for edge, ops in self.edges.items()
+            }
+            self.__dict__["_named_ops"] = table
+        return table
+
     def forward(self, *inputs):
         arch = self.__dict__.get("arch_state")
         if arch is not None and self.program_version != arch.version:
@@ -195,6 +214,7 @@ class CellModule(nn.Module):
         state["make_plain"] = None
         state["program_version"] = -1
         state.pop("_watched", None)
+        state.pop("_named_ops", None)
         return state
 
     def extra_repr(self) -> str:
@@ -287,18 +307,22 @@ class Supernet(nn.Module):
         self._forward = None
         self._cuda_forward = None  # `torch.compile` of `_forward`, built on first CUDA use
         self._sources: dict[str, str] = {}
+        self._graphs: dict[str, Graph] = {}
         self.recompile()
 
     def recompile(self) -> None:
-        """Regenerate the forward code from the current masks and mixing mode."""
+        """Regenerate the forward code from the current masks and mixing mode. Cell types whose
+        code is the same share one function, printed once (the others name it)."""
         sources = {}
         programs = {}
         plain = {}
         passes = self.options.passes
+        groups: dict[str, list[tuple[Cell, int, str]]] = {}  # by body: (cell, partial, source)
+        self._graphs = {}
         for cell in self.space.used_cells():
             instances = [m for m in self.cells() if m.cell_type == cell.name]
             partial = self.options.partial_channels if cell.block is None else 1
-            name, source = codegen.cell_source(
+            graph = codegen.cell_graph(
                 cell,
                 self.arch,
                 self.options.drop_path,
@@ -307,19 +331,32 @@ class Supernet(nn.Module):
                 self.space.opdefs,
                 partial,
             )
-            programs[cell.name] = codegen.compile_source(source, name, cell.name)
-            sources[cell.name] = source
-            # The plain code is generated only when a hook asks for it: masks change at every
-            # step of a sampling strategy, and most steps are never watched.
-            plain[cell.name] = (
-                self._plain_maker(cell, partial, source, programs) if passes else None
-            )
+            self._graphs[cell.name] = graph
+            source = codegen.print_graph(graph)
+            groups.setdefault(codegen.body(source), []).append((cell, partial, source))
+        for members in groups.values():
+            first, _, source = members[0]
+            name = self._graphs[first.name].function
+            if len(members) > 1:
+                names = ", ".join(f"`{cell.name}`" for cell, _, _ in members)
+                source = source.replace(f"Cell `{first.name}`", f"Cells {names}", 1)
+            program = codegen.compile_source(source, name, first.name)
+            aliases = [f"{self._graphs[cell.name].function} = {name}\n" for cell, _, _ in members]
+            sources[first.name] = source + "".join(aliases[1:])
+            for cell, partial, _ in members:
+                programs[cell.name] = program
+                # The plain code is generated only when a hook asks for it: masks change at
+                # every step of a sampling strategy, and most steps are never watched.
+                plain[cell.name] = (
+                    self._plain_maker(cell, partial, source, programs) if passes else None
+                )
         for module in self.stages:
             if isinstance(module, CellModule):
                 module.program = programs[module.cell_type]
                 module.plain_program = None
                 module.make_plain = plain[module.cell_type]
                 module.__dict__.pop("_watched", None)
+                module.__dict__.pop("_named_ops", None)
                 module.program_version = self.arch.version
                 # A plain reference, not a submodule: the cell checks its code is current.
                 module.__dict__["arch_state"] = self.arch
@@ -341,7 +378,7 @@ class Supernet(nn.Module):
                     cell, self.arch, self.options.drop_path, defs=self.space.opdefs,
                     partial=partial,
                 )  # fmt: skip
-                same = text.split("\n", 2)[2] == source.split("\n", 2)[2]
+                same = codegen.body(text) == codegen.body(source)
                 made.append(
                     programs[cell.name]
                     if same
@@ -350,6 +387,11 @@ class Supernet(nn.Module):
             return made[0]
 
         return make
+
+    def graph(self, cell_type: str) -> Graph:
+        """The op graph of a cell type's current forward code (`nasc.compiler.graph`)."""
+        self._sync()
+        return self._graphs[cell_type]
 
     @property
     def code(self) -> str:
@@ -401,8 +443,6 @@ class Supernet(nn.Module):
 
 def strided_pointwise_convs(net: nn.Module) -> list[str]:
     """The 1x1 convolutions with a stride, outside FactorizedReduce (which guards its own)."""
-    from .ops import FactorizedReduce
-
     guarded = {
         id(conv)
         for module in net.modules()

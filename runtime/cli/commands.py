@@ -110,6 +110,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     show.add_argument("--json", action="store_true", help="print one JSON object")
     show.add_argument("--code", action="store_true", help="print the generated forward code")
+    show.add_argument(
+        "--strategy",
+        help="with --code: the supernet as this search strategy compiles and mixes it",
+    )
     show.add_argument("--no-measure", action="store_true", help="skip counting weights and FLOPs")
     show.add_argument(
         "--draw",
@@ -496,7 +500,18 @@ def cmd_show(args, console: Console) -> int:
 
         fixed = apply_genotype(space, genotype) if genotype else space
         check_builds(fixed, parse_defines(args.defines))
-        print(compile_space(fixed, parse_defines(args.defines)).code)
+        if not args.strategy:
+            print(compile_space(fixed, parse_defines(args.defines)).code)
+            return 0
+        from nasc.runtime.search.config import SearchConfig
+        from nasc.runtime.search.loop import search_options
+        from nasc.runtime.strategies import make_strategy
+
+        config = SearchConfig(strategy=args.strategy)
+        strategy = make_strategy(args.strategy, config)
+        net = compile_space(fixed, parse_defines(args.defines), search_options(config))
+        strategy.setup(net)  # sets the strategy's mixing mode
+        print(net.code)
         return 0
     if args.draw:
         from nasc.dsl import apply_genotype

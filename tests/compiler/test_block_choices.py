@@ -132,7 +132,7 @@ def test_a_dead_block_is_never_run():
     assert all(after[key] == 0 for key in dead)
     assert all(count == 1 for key, count in after.items() if key not in dead)
     code = net.code
-    assert "e['x->block']['resblock']" not in code.split("def cell_stage_1(")[1].split("def ")[0]
+    assert "e['x->block']['resblock" not in code.split("def cell_stage_1(")[1].split("def ")[0]
 
 
 def test_unshared_instances_decide_apart_and_shared_ones_together():

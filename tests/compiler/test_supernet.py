@@ -6,6 +6,7 @@ import copy
 import functools
 import math
 import pickle
+import re
 import traceback
 import warnings
 
@@ -97,14 +98,17 @@ def image(size: int = 8, seed: int = 1) -> torch.Tensor:
 
 
 def call(edge: str, op: str) -> str:
-    """How generated code calls an op of an edge."""
-    return f"e[{edge!r}][{op!r}]"
+    """How generated code reaches an op of an edge: the op's module, or one inside it."""
+    return f"e[{edge!r}]['{op}"
 
 
 def cell_code(net, cell_type: str) -> str:
-    """The generated function of one cell type, cut out of `net.code`."""
+    """The generated function of one cell type, cut out of `net.code` (a cell type whose code
+    is another's names that function: `cell_b = cell_a`)."""
     code = net.code
-    start = code.index(f"def cell_{cell_type}(")
+    alias = re.search(rf"^cell_{cell_type} = (\w+)$", code, re.MULTILINE)
+    function = alias.group(1) if alias else f"cell_{cell_type}"
+    start = code.index(f"def {function}(")
     end = code.find("\ndef ", start)
     return code[start:] if end < 0 else code[start:end]
 

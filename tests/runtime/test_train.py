@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from nasc.compiler import CompileOptions, catalog, compile_space
-from nasc.compiler.codegen import drop_path
+from nasc.compiler.kernels import drop_path
 from nasc.dsl import apply_genotype, load_space, parse_arch
 from nasc.runtime.cli import main
 from nasc.runtime.data.images import cutout, load_digits

@@ -1,0 +1,153 @@
+"""The module classes that ops are built from where torch has none: identity, zero, DARTS'
+FactorizedReduce and auxiliary head, and the residual, squeeze-excite and pooled sequences that
+op definitions in the language build."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import torch
+from torch import nn
+
+
+class Identity(nn.Module):
+    """The input, unchanged."""
+
+    def forward(self, x):
+        return x
+
+
+class Zero(nn.Module):
+    """A zero output of the op's shape; the compiler never runs it, but it is a real op."""
+
+    def __init__(self, C_out: int, stride: int):
+        super().__init__()
+        self.C_out = C_out
+        self.stride = stride
+
+    def forward(self, x):
+        height = (x.shape[2] + self.stride - 1) // self.stride
+        width = (x.shape[3] + self.stride - 1) // self.stride
+        return x.new_zeros((x.shape[0], self.C_out, height, width))
+
+
+class FactorizedReduce(nn.Module):
+    """ReLU, two stride-2 1x1 convs on offset pixel grids, concatenated, BatchNorm.
+
+    The second conv reads the input shifted by one pixel, padded so odd sizes work; on even sizes
+    this equals DARTS' `x[:, :, 1:, 1:]`. At stride 1 it is a 1x1 conv and BN (NAS-Bench-201).
+    """
+
+    def __init__(self, C_in, C_out, stride, affine, track_running_stats=True):
+        super().__init__()
+        self.stride = stride
+        self.relu = nn.ReLU(inplace=False)
+        if stride == 2:
+            self.conv_1 = nn.Conv2d(C_in, C_out // 2, 1, stride=2, padding=0, bias=False)
+            self.conv_2 = nn.Conv2d(C_in, C_out - C_out // 2, 1, stride=2, padding=0, bias=False)
+        else:
+            self.conv = nn.Conv2d(C_in, C_out, 1, stride=1, padding=0, bias=False)
+        self.bn = nn.BatchNorm2d(C_out, affine=affine, track_running_stats=track_running_stats)
+
+    def forward(self, x):
+        if self.stride == 1:
+            return self.bn(self.conv(x))
+        # This PyTorch's oneDNN backward of a strided 1x1 conv on channels-last input corrupts
+        # the heap when the input has few channels (seen with 1 to 6): run it on plain NCHW.
+        # Told from the strides alone, which stay plain ints under tracing (the shape does not):
+        # channels-last steps C elements per pixel; with one channel, it is the layout whose
+        # channel stride is 1 while an image holds more than one pixel.
+        channels_last = x.stride(3) != 1 or x.stride(1) == 1 < x.stride(0)
+        if channels_last:
+            # Copied before the ReLU, so the backward keeps one tensor (the ReLU's output, which
+            # conv_1 reads) rather than the ReLU's channels-last output and its NCHW copy.
+            x = x.clone(memory_format=torch.contiguous_format)
+        x = self.relu(x)
+        if channels_last:
+            # A 1x1 conv of stride 2 reads only every other pixel: conv_2 runs at stride 1 on
+            # those pixels of the shifted grid, so its backward keeps a quarter of the input,
+            # not a shifted copy of all of it (the same sums).
+            odd = nn.functional.pad(x[:, :, 1::2, 1::2], (0, x.shape[3] % 2, 0, x.shape[2] % 2))
+            second = nn.functional.conv2d(odd.contiguous(), self.conv_2.weight, self.conv_2.bias)
+        else:
+            shifted = nn.functional.pad(x, (0, 1, 0, 1))[:, :, 1:, 1:].contiguous()
+            second = self.conv_2(shifted)
+        output = self.bn(torch.cat([self.conv_1(x), second], dim=1))
+        return output.contiguous(memory_format=torch.channels_last) if channels_last else output
+
+
+class AuxiliaryHead(nn.Module):
+    """DARTS' auxiliary classifier: ReLU, 5x5 average pooling, 1x1 and 2x2 convs, linear."""
+
+    def __init__(self, C_in, classes, pool_stride, final_bn, affine=True, track_running_stats=True):
+        super().__init__()
+        layers = [
+            nn.ReLU(inplace=False),
+            nn.AvgPool2d(5, stride=pool_stride, padding=0, count_include_pad=False),
+            nn.Conv2d(C_in, 128, 1, bias=False),
+            nn.BatchNorm2d(128, affine=affine, track_running_stats=track_running_stats),
+            nn.ReLU(inplace=False),
+            nn.Conv2d(128, 768, 2, bias=False),
+        ]
+        if final_bn:
+            layers.append(
+                nn.BatchNorm2d(768, affine=affine, track_running_stats=track_running_stats)
+            )
+        layers.append(nn.ReLU(inplace=False))
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Linear(768, classes)
+
+    def forward(self, x):
+        return self.classifier(torch.flatten(self.features(x), 1))
+
+
+class Residual(nn.Module):
+    """The body's output plus the shortcut's (the input itself when there is no shortcut).
+
+    The body's steps are children of this module, named by their labels (or numbered), and the
+    shortcut is the child named by its label (`shortcut` unless labelled); an identity shortcut
+    is None.
+    """
+
+    def __init__(self, steps: OrderedDict, shortcut_name: str, shortcut: nn.Module | None):
+        super().__init__()
+        self._order = list(steps)
+        for name, module in steps.items():
+            self.add_module(name, module)
+        self._shortcut = shortcut_name
+        setattr(self, shortcut_name, shortcut)
+
+    def forward(self, x):
+        residual = getattr(self, self._shortcut)
+        residual = x if residual is None else residual(x)
+        for name in self._order:
+            x = self._modules[name](x)
+        return residual + x
+
+
+class SqueezeExcite(nn.Module):
+    """Squeeze-and-excitation: the input times a per-channel gate computed from its global mean
+    (1x1 conv to `mid`, ReLU, 1x1 conv back, sigmoid), as in torchvision's `SqueezeExcitation`."""
+
+    def __init__(self, channels: int, mid: int):
+        super().__init__()
+        self.fc1 = nn.Conv2d(channels, mid, 1)
+        self.fc2 = nn.Conv2d(mid, channels, 1)
+
+    def forward(self, x):
+        scale = torch.sigmoid(self.fc2(torch.relu(self.fc1(x.mean((2, 3), keepdim=True)))))
+        return x * scale
+
+
+class Pooled(nn.Sequential):
+    """A sequence with a global pooling step, whose output it flattens (so a head's modules are
+    torch's own: `AdaptiveAvgPool2d`, then `Linear`)."""
+
+    def forward(self, x):
+        for module in self:
+            x = module(x)
+            if isinstance(module, nn.AdaptiveAvgPool2d) or (
+                isinstance(module, Pooled) and x.dim() == 4
+            ):
+                x = torch.flatten(x, 1)
+        return x

@@ -1,0 +1,89 @@
+"""The op registry: every op by name, with its builder and what the language and the compiler
+need to know of it. A leaf module: the ops of the library and of plugins register here, and
+`oplang` makes entries for ops defined in the language."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import attrs
+from torch import nn
+
+from nasc.dsl import NascUsageError, OpInfo
+
+
+@attrs.frozen(kw_only=True)
+class OpEntry:
+    """A registered op: its builder, what the language checks uses against (`info`), and the
+    traits the compiler reads.
+
+    Attributes:
+        info: role, fixed stride and documentation, as the language's catalog gives them.
+        pooling: a parameter-free pooling op; a `pool_bn` cell follows it with a non-affine BN
+            in the supernet (DARTS' MixedOp).
+        zero: the op's output is zero (`none`); it is never run.
+        identity: the op returns its input unchanged at stride 1 with equal channels.
+        sizes: the input resolutions the op works at, when it cannot take others (the DARTS
+            auxiliary heads end in a fixed-size linear layer); None for any.
+    """
+
+    name: str
+    build: Callable[..., nn.Module]
+    info: OpInfo
+    pooling: bool = False
+    zero: bool = False
+    identity: bool = False
+    sizes: tuple[int, ...] | None = None
+
+    @property
+    def role(self) -> str:
+        return self.info.role
+
+    @property
+    def stride(self) -> int | None:
+        return self.info.stride
+
+    @property
+    def doc(self) -> str:
+        return self.info.doc
+
+
+OPS: dict[str, OpEntry] = {}
+
+
+def register_op(
+    name: str,
+    *,
+    role: str = "op",
+    stride: int | None = None,
+    pooling: bool = False,
+    zero: bool = False,
+    identity: bool = False,
+    sizes: tuple[int, ...] | None = None,
+):
+    """Register an op builder `(C_in, C_out, stride, affine) -> nn.Module` under `name`.
+
+    Args:
+        role: `op` for feature map to feature map, `head` for feature map to class scores.
+        stride: a fixed stride for ops that choose their own (an ImageNet stem).
+    """
+
+    def decorate(build):
+        doc = (build.__doc__ or "").strip().splitlines()[0] if build.__doc__ else ""
+        OPS[name] = OpEntry(
+            name=name,
+            build=build,
+            info=OpInfo(role=role, stride=stride, doc=doc),
+            pooling=pooling,
+            zero=zero,
+            identity=identity,
+            sizes=sizes,
+        )
+        return build
+
+    return decorate
+
+
+def unknown_op(name: str) -> NascUsageError:
+    """The error for an op name nothing defines, listing the registered ones."""
+    return NascUsageError(f"unknown op `{name}`", hint=f"known ops: {', '.join(sorted(OPS))}")
