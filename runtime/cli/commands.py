@@ -537,7 +537,7 @@ def cmd_test(args, console: Console) -> int:
     from nasc.dsl import find_space, read_source
 
     try:
-        from nasc.testing import check_space, render_report
+        from nasc.runtime.testing import check_space, render_report
     except ImportError as error:
         raise NascUsageError(
             f"nasc test needs hypothesis ({error})",

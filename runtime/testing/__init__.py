@@ -14,7 +14,7 @@
 does); see docs/testing.md. PyTorch is imported only by the checks that build networks.
 """
 
-from nasc.testing.properties import (
+from nasc.runtime.testing.properties import (
     PROPERTIES,
     PropertyFailure,
     PropertyResult,
@@ -26,7 +26,7 @@ from nasc.testing.properties import (
     describe_genotype,
     render_report,
 )
-from nasc.testing.strategies import (
+from nasc.runtime.testing.strategies import (
     ShrinkSequence,
     expressions,
     genotypes,

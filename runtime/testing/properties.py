@@ -16,7 +16,7 @@ from hypothesis import seed as hypothesis_seed
 
 from nasc.dsl import Genotype, NascError, SpaceIR, format_space, parse_arch, parse_space
 from nasc.dsl.genotype import genotype_strings
-from nasc.testing.strategies import ShrinkSequence, genotypes, shrink_sequences
+from nasc.runtime.testing.strategies import ShrinkSequence, genotypes, shrink_sequences
 
 PROPERTIES = {
     "shrink-keeps-k": "every sequence of shrink steps keeps at least k live candidates in every "
