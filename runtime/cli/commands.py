@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -10,6 +9,7 @@ from pathlib import Path
 from rich.console import Console
 
 from nasc.dsl import NascError, NascUsageError
+from nasc.runtime.cli.parser import build_parser, config_overrides, needs_config_flags
 
 EXIT_ERROR = 2
 
@@ -35,362 +35,13 @@ def parse_defines(defines: list[str] | None) -> dict[str, int]:
     return values
 
 
-def _add_defines(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "-D",
-        dest="defines",
-        action="append",
-        metavar="NAME=VALUE",
-        help="override a network parameter, e.g. -D C=8 (repeatable)",
-    )
-
-
-def _add_data(parser: argparse.ArgumentParser, data_help: str) -> None:
-    """The data flags of the commands that train: the set, a subset, a size, the cache."""
-    parser.add_argument("--data", default="cifar10", help=data_help)
-    parser.add_argument("--subset", type=int, help="use N training images (and N/4 test images)")
-    parser.add_argument("--image-size", type=int, help="resize ImageFolder images to N x N")
-    parser.add_argument("--cache-dir", help="where datasets download (default: ~/.cache/nasc)")
-
-
-def _add_checkpoint_minutes(parser: argparse.ArgumentParser, why: str) -> None:
-    parser.add_argument(
-        "--checkpoint-minutes",
-        type=float,
-        default=10.0,
-        metavar="M",
-        help=f"inside an epoch, also checkpoint every M minutes, {why}",
-    )
-
-
-def _add_ops(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--ops",
-        dest="plugins",
-        action="append",
-        metavar="MODULE",
-        help="import a Python module (a name on the path, or a .py file) that registers ops "
-        "with nasc.compiler.register_op before the space is read (repeatable)",
-    )
-
-
-def _version() -> str:
-    """`nasc X (torch Y)`, without importing PyTorch to learn its version."""
-    from importlib import metadata
-
-    versions = {}
-    for package in ("nasc", "torch"):
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            versions[package] = "unknown"
-    python = sys.version.split()[0]
-    return f"nasc {versions['nasc']} (torch {versions['torch']}, Python {python})"
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="nasc",
-        description="Search neural architectures in spaces written in the .nas language.",
-    )
-    parser.add_argument("--version", action="version", version=_version())
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    check = commands.add_parser("check", help="check .nas files; exit 2 on the first error")
-    check.add_argument("files", nargs="+", metavar="FILE", help="a .nas file or a built-in space")
-    _add_defines(check)
-    _add_ops(check)
-
-    show = commands.add_parser("show", help="summarise a space: cells, subsets, macro, size")
-    show.add_argument("file", metavar="FILE", help="a .nas file or a built-in space")
-    _add_defines(show)
-    _add_ops(show)
-    show.add_argument(
-        "--arch", help="apply decisions: an NB201 string, a DARTS genotype or a JSON file"
-    )
-    show.add_argument("--json", action="store_true", help="print one JSON object")
-    show.add_argument("--code", action="store_true", help="print the generated forward code")
-    show.add_argument(
-        "--strategy",
-        help="with --code: the supernet as this search strategy compiles and mixes it",
-    )
-    show.add_argument("--no-measure", action="store_true", help="skip counting weights and FLOPs")
-    show.add_argument(
-        "--draw",
-        metavar="OUT.png|OUT.svg",
-        help="draw the cell types and the network into an image",
-    )
-
-    test = commands.add_parser(
-        "test",
-        help="property-test a space's masks and exports with hypothesis; exit 1 on a failure",
-    )
-    test.add_argument("file", metavar="FILE", help="a .nas file or a built-in space")
-    _add_defines(test)
-    test.add_argument(
-        "--examples",
-        type=int,
-        default=20,
-        metavar="N",
-        help="hypothesis examples per property (default: 20)",
-    )
-    test.add_argument("--seed", type=int, default=0, help="hypothesis' seed (default: 0)")
-
-    export = commands.add_parser(
-        "export", help="write a found architecture as .nas, genotype, NB201 string or TorchScript"
-    )
-    export.add_argument(
-        "source", metavar="RUN_DIR|FILE", help="a search run directory, or a .nas file with --arch"
-    )
-    export.add_argument("--arch", help="the decisions, when SOURCE is a .nas file")
-    export.add_argument(
-        "--format", required=True, choices=["nas", "genotype", "nb201", "darts", "torchscript"]
-    )
-    export.add_argument(
-        "-o",
-        "--output",
-        help="the file to write (default: standard output, or arch.pt for TorchScript)",
-    )
-    _add_defines(export)
-    _add_ops(export)
-    search = commands.add_parser(
-        "search",
-        help="search a space: IS-DARTS (default) or the DARTS family",
-        description="Search a space and export what it finds into a run directory.",
-    )
-    search.add_argument(
-        "space",
-        nargs="?",
-        metavar="FILE",
-        help="a .nas file or a built-in space (not needed with --resume)",
-    )
-    _add_defines(search)
-    _add_ops(search)
-    search.add_argument(
-        "--strategy",
-        help="isdarts (default), darts-1st, darts-2nd, single-darts, gdas, drnas, ms-darts",
-    )
-    search.add_argument("--preset", help="hyperparameter preset (default: the space's `preset`)")
-    search.add_argument(
-        "--task", default="classification", help="a registered task (default: classification)"
-    )
-    _add_data(
-        search,
-        "digits (embedded, no download), cifar10, cifar100, or an ImageFolder "
-        "path with train/ and test/ (default: cifar10)",
-    )
-    search.add_argument(
-        "--runs-dir", default="runs", help="where run directories go (default: runs)"
-    )
-    search.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped or killed run")
-    search.add_argument(
-        "--seeds",
-        type=int,
-        metavar="N",
-        help="run N independent searches (seeds seed, seed+1, ...) and summarise",
-    )
-    search.add_argument(
-        "--nb201-table", metavar="CSV", help="NB201 accuracy table to look the found cell up in"
-    )
-    search.add_argument(
-        "--nb201-columns",
-        metavar="KEY=COL,...",
-        help="column names of the table: arch=...,cifar10=...,cifar100=...,ImageNet16-120=...",
-    )
-    search.add_argument(
-        "--nats-bench",
-        nargs="?",
-        const="",
-        metavar="PATH",
-        help="look the found cell up with the nats_bench package",
-    )
-    search.add_argument("--quiet", action="store_true", help="plain log lines instead of bars")
-    _add_checkpoint_minutes(
-        search,
-        "so a long epoch killed midway resumes where it was (0: at epoch ends only; not under "
-        "torchrun; default: 10)",
-    )
-    search.add_argument(
-        "--tensorboard",
-        action="store_true",
-        help="also write the metrics as TensorBoard event files in <run>/tensorboard/",
-    )
-    search.add_argument(
-        "--dist-timeout",
-        type=float,
-        metavar="SECONDS",
-        help="under torchrun: how long a rank waits for a silent one before the job ends, "
-        "naming it (default: 600)",
-    )
-    search.add_argument(
-        "--no-memory-check",
-        action="store_true",
-        help="start even when the memory estimate exceeds the free memory",
-    )
-    from nasc.runtime.search.config import add_config_flags, add_flags_of
-
-    add_config_flags(search)
-
-    train = commands.add_parser(
-        "train",
-        help="train a found architecture from scratch with a paper's protocol",
-        description="Train a fixed architecture (arch.nas of a search, or a space with --arch).",
-    )
-    train.add_argument(
-        "arch_file",
-        nargs="?",
-        metavar="ARCH.nas",
-        help="a fixed .nas file (not needed with --resume)",
-    )
-    train.add_argument("--arch", help="decisions to apply when ARCH.nas is a space")
-    _add_defines(train)
-    _add_ops(train)
-    train.add_argument(
-        "--preset", help="darts-cifar, darts-imagenet or nb201 (default: from the space's preset)"
-    )
-    train.add_argument(
-        "--task", default="classification", help="a registered task (default: classification)"
-    )
-    train.add_argument(
-        "--keep-macro",
-        action="store_true",
-        help="keep the file's own network even when the preset names another",
-    )
-    _add_data(train, "digits, cifar10, cifar100 or a folder")
-    train.add_argument("--runs-dir", default="runs", help="where run directories go")
-    train.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped or killed run")
-    train.add_argument("--quiet", action="store_true", help="plain log lines instead of bars")
-    _add_checkpoint_minutes(
-        train,
-        "so a long epoch killed midway resumes where it was (0: at epoch ends only; default: 10)",
-    )
-    train.add_argument(
-        "--tensorboard",
-        action="store_true",
-        help="also write the metrics as TensorBoard event files in <run>/tensorboard/",
-    )
-    train.add_argument(
-        "--no-memory-check",
-        action="store_true",
-        help="start even when the memory estimate exceeds the free memory",
-    )
-    from nasc.runtime.train.config import TrainConfig
-
-    add_flags_of(train, TrainConfig)
-
-    profile = commands.add_parser(
-        "profile", help="measure every candidate's latency on this device into a table"
-    )
-    profile.add_argument("space", metavar="FILE", help="a .nas file or a built-in space")
-    _add_defines(profile)
-    profile.add_argument("--data", help="bind channels, size and classes to this data set")
-    profile.add_argument("--cache-dir", help="where datasets download (default: ~/.cache/nasc)")
-    profile.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    profile.add_argument("--batch-size", type=int, default=1, help="images per call (default 1)")
-    profile.add_argument("--min-run-time", type=float, default=0.05, help="seconds per timing")
-    profile.add_argument("--repeats", type=int, default=3, help="timings per op; the least counts")
-    profile.add_argument(
-        "--predictor", type=int, metavar="N", help="also fit a latency MLP on N sampled networks"
-    )
-    profile.add_argument("--seed", type=int, default=0, help="seed of the sampled networks")
-    profile.add_argument("-o", "--output", help="default: RUNS_DIR/profiles/SPACE-DEVICE.json")
-    profile.add_argument("--runs-dir", default="runs", help="(default: runs)")
-
-    _add_sweep(commands, add_config_flags)
-
-    report = commands.add_parser("report", help="write report.html and figures for a search run")
-    _add_ops(report)
-    report.add_argument(
-        "run_dir",
-        metavar="RUN_DIR",
-        help="a finished search run directory, the seeds-<time> directory of --seeds N, or a "
-        "sweep's directory",
-    )
-
-    evaluate = commands.add_parser("eval", help="test accuracy of a trained network")
-    _add_ops(evaluate)
-    evaluate.add_argument(
-        "checkpoint",
-        metavar="RUN_DIR|CHECKPOINT|MODEL.pt",
-        help="a training run, one of its checkpoints, or an exported model.pt",
-    )
-    evaluate.add_argument("--data", default="cifar10", help="digits, cifar10, cifar100 or a folder")
-    evaluate.add_argument("--image-size", type=int, help="resize ImageFolder images to N x N")
-    evaluate.add_argument("--cache-dir", help="where datasets download (default: ~/.cache/nasc)")
-    evaluate.add_argument("--batch-size", type=int, default=256)
-    evaluate.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    return parser
-
-
-def _add_sweep(commands, add_config_flags) -> None:
-    sweep = commands.add_parser(
-        "sweep",
-        help="run a grid of spaces x strategies x seeds x settings through submitit",
-        description="Submit one search per point of a grid (a SLURM job array, or local "
-        "processes), then gather the results into one table and report. Run again, the same "
-        "sweep skips finished searches and resumes killed ones.",
-    )
-    sweep.add_argument("spaces", nargs="+", metavar="FILE", help="a .nas file or built-in space")
-    _add_defines(sweep)
-    sweep.add_argument(
-        "--strategy",
-        dest="strategies",
-        action="append",
-        metavar="NAME[,NAME...]",
-        help="strategies to sweep (repeatable or comma-separated; default: isdarts)",
-    )
-    sweep.add_argument(
-        "--seeds", type=int, default=1, metavar="N", help="seeds seed, seed+1, ... (default: 1)"
-    )
-    sweep.add_argument(
-        "--grid",
-        action="append",
-        metavar="FIELD=V1,V2,...",
-        help="a setting to sweep, e.g. --grid lr=0.01,0.025 (repeatable)",
-    )
-    _add_data(sweep, "digits, cifar10, cifar100 or a folder")
-    sweep.add_argument(
-        "--runs-dir", default="runs", help="where the sweep's folder goes (default: runs)"
-    )
-    sweep.add_argument(
-        "--sweep-dir",
-        metavar="DIR",
-        help="the sweep's folder (default: RUNS_DIR/sweep-<hash of the grid>, so the same "
-        "command finds it again)",
-    )
-    sweep.add_argument(
-        "--executor",
-        choices=["slurm", "local", "debug"],
-        help="slurm (job arrays), local (one process per search) or debug (in this process); "
-        "default: slurm where sbatch is on the PATH, else local",
-    )
-    sweep.add_argument("--partition", help="SLURM partition")
-    sweep.add_argument("--timeout-min", type=int, help="minutes per job (SLURM requeues after)")
-    sweep.add_argument("--gpus-per-node", type=int, help="GPUs per job")
-    sweep.add_argument("--cpus-per-task", type=int, help="CPU cores per job")
-    sweep.add_argument("--mem-gb", type=int, help="memory per job")
-    sweep.add_argument("--max-parallel", type=int, help="SLURM: jobs of the array at once")
-    sweep.add_argument(
-        "--no-wait", action="store_true", help="submit and return; run again to gather"
-    )
-    sweep.add_argument(
-        "--nb201-table", metavar="CSV", help="NB201 accuracy table to look the found cells up in"
-    )
-    sweep.add_argument("--nb201-columns", metavar="KEY=COL,...", help="as for nasc search")
-    sweep.add_argument(
-        "--nats-bench", nargs="?", const="", metavar="PATH", help="as for nasc search"
-    )
-    _add_checkpoint_minutes(sweep, "so a preempted job resumes near where it was (default: 10)")
-    add_config_flags(sweep)
-
-
 def sweep_request(args):
     """The SweepRequest that `nasc sweep` flags describe."""
     import attrs
 
     from nasc.runtime.integrations.sweep import SweepRequest, default_executor
     from nasc.runtime.requests import SearchRequest, request_from
-    from nasc.runtime.search.config import SearchConfig, config_overrides
+    from nasc.runtime.search.config import SearchConfig
 
     validate = {"--seeds": args.seeds, "--max-parallel": args.max_parallel}
     for flag, value in validate.items():
@@ -467,7 +118,7 @@ def cmd_check(args, console: Console) -> int:
     """Check files without importing PyTorch (the op names come from `optable`)."""
     from nasc.dsl import NasSemanticError, find_space, load_space, read_source
     from nasc.runtime.catalog import language_catalog as catalog
-    from nasc.runtime.search.config import PRESETS
+    from nasc.runtime.search.presets import PRESETS
 
     overrides = parse_defines(args.defines)
     for file in args.files:
@@ -568,7 +219,6 @@ def cmd_export(args, console: Console) -> int:
 def search_request(args):
     """The SearchRequest that `nasc search` flags describe."""
     from nasc.runtime.requests import SearchRequest, request_from
-    from nasc.runtime.search.config import config_overrides
 
     return request_from(
         SearchRequest,
@@ -671,7 +321,7 @@ def cmd_report(args, console: Console) -> int:
 
 
 def cmd_profile(args, console: Console) -> int:
-    from nasc.runtime.hardware.latency import run_profile
+    from nasc.runtime.cli.profile import run_profile
 
     return run_profile(args, parse_defines(args.defines), console)
 
@@ -705,7 +355,8 @@ COMMANDS = {
 
 def main(argv: list[str] | None = None) -> int:
     """Run `nasc`; returns the exit status (0 ok, 2 on an error in the input, 130 on Ctrl-C)."""
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(config_flags=needs_config_flags(argv))
     args = parser.parse_args(argv)
     console = Console(stderr=False, highlight=False)
     errors = Console(stderr=True, highlight=False)

@@ -168,7 +168,7 @@ def check_sweep(sweep: SweepRequest) -> None:
         validate_counts,
         validate_minutes,
     )
-    from nasc.runtime.strategies import STRATEGIES
+    from nasc.runtime.strategies import strategy_class
 
     if sweep.executor not in EXECUTORS:
         raise NascUsageError(
@@ -177,11 +177,7 @@ def check_sweep(sweep: SweepRequest) -> None:
     if not sweep.spaces:
         raise NascUsageError("a sweep needs at least one space", hint="e.g. nasc sweep nb201")
     for strategy in sweep.strategies:
-        if strategy not in STRATEGIES:
-            raise NascUsageError(
-                f"unknown strategy `{strategy}`",
-                hint=f"known strategies: {', '.join(sorted(STRATEGIES))}",
-            )
+        strategy_class(strategy)  # an unknown name raises, listing the known ones
     names = {field.name for field in attrs.fields(SearchConfig)} - {"strategy", "seed"}
     for name, values in sweep.grid.items():
         if name not in names:

@@ -38,7 +38,7 @@ from nasc.runtime.runs.resume import (
 from nasc.runtime.runs.rundir import RunDir, environment, unique_directory
 from nasc.runtime.runs.scalars import require_tensorboard
 from nasc.runtime.runs.settings import resolve_device, validate_counts, validate_minutes
-from nasc.runtime.search.config import MEASURE_PROTOCOLS, SearchConfig, make_config
+from nasc.runtime.search.config import SearchConfig, make_config, validate
 from nasc.runtime.search.found import (
     discretised_accuracy,
     finish,
@@ -506,94 +506,3 @@ def spread_text(value: dict, seeds: int, unit: str) -> str:
     return f"{value['mean']:.{digits}f} +- {value['std']:.{digits}f}{unit} (over {over})"
 
 
-def validate(config: SearchConfig) -> None:
-    """Refuse settings that cannot run, naming the flag and what to pass instead."""
-    problems = []
-    if config.epochs < 1:
-        problems.append(("--epochs", "must be at least 1", None))
-    if config.batch_size < 1:
-        problems.append(("--batch-size", "must be at least 1", None))
-    if config.strategy == "isdarts":
-        steps, interval, epochs = config.shrink_steps, config.shrink_interval, config.epochs
-        if steps < 1 or interval < 1:
-            problems.append(("--shrink-steps/--shrink-interval", "must be at least 1", None))
-        elif steps * interval >= epochs:
-            # The first shrink follows epoch `epochs - steps * interval`, which must be >= 1.
-            fits = (epochs - 1) // interval
-            hint = f"pass --epochs {steps * interval + 1} (or more)"
-            if fits >= 1:
-                hint += f", or --shrink-steps {fits} (the most that fit in {epochs} epochs)"
-            elif epochs > 1:
-                hint += f", or --shrink-steps {epochs - 1} --shrink-interval 1"
-            problems.append(
-                (
-                    "--shrink-steps",
-                    f"{steps} steps every {interval} epochs need at least "
-                    f"{steps * interval + 1} epochs, not {epochs}",
-                    hint,
-                )
-            )
-        if config.measure_on not in MEASURE_PROTOCOLS:
-            problems.append(
-                ("--measure-on", f"must be one of {', '.join(MEASURE_PROTOCOLS)}", None)
-            )
-        if config.measure_samples < 2:
-            problems.append(("--measure-samples", "must be at least 2", None))
-        if config.mixing not in ("mean", "live_mean"):
-            problems.append(("--mixing", "must be mean or live_mean", None))
-        # IS-DARTS measures each candidate's output over all of an edge's channels.
-        for flag, on in (
-            ("--partial-channels", config.partial_channels != 1),
-            ("--edge-normalisation", config.edge_normalisation),
-            ("--latency-weight", config.latency_weight != 0),
-        ):
-            if on:
-                problems.append(
-                    (
-                        flag,
-                        "is a DARTS-family option: IS-DARTS ranks candidates by the information "
-                        "of their full-channel outputs and has no architecture loss",
-                        "use it with --strategy darts-1st, darts-2nd or single-darts",
-                    )
-                )
-    if config.partial_channels < 1:
-        problems.append(("--partial-channels", "must be at least 1", None))
-    if not config.latency_weight >= 0:  # NaN too
-        problems.append(("--latency-weight", "must be zero or positive", None))
-    elif config.latency_weight > 0 and not config.latency_table:
-        problems.append(
-            ("--latency-weight", "needs --latency-table FILE", "make one with `nasc profile SPACE`")
-        )
-    if config.strategy == "gdas" and not 0 < config.gdas_tau_min <= config.gdas_tau_max:
-        problems.append(
-            ("--gdas-tau-min/--gdas-tau-max", "must satisfy 0 < tau-min <= tau-max", None)
-        )
-    if config.strategy == "drnas":
-        if config.drnas_reg not in ("l2", "kl"):
-            problems.append(("--drnas-reg", "must be l2 or kl", None))
-        if config.drnas_reg_scale < 0:
-            problems.append(("--drnas-reg-scale", "must not be negative", None))
-        if not 0 <= config.drnas_prune_epoch < config.epochs:
-            problems.append(
-                (
-                    "--drnas-prune-epoch",
-                    f"must lie in 0..{config.epochs - 1} (0: no pruning)",
-                    f"the reference prunes halfway: --drnas-prune-epoch {config.epochs // 2}",
-                )
-            )
-        if config.drnas_keep < 1:
-            problems.append(("--drnas-keep", "must be at least 1", None))
-    if config.strategy == "ms-darts":
-        if config.ms_bandwidth < 0:
-            problems.append(("--ms-bandwidth", "must not be negative", None))
-        if config.ms_samples < 1:
-            problems.append(("--ms-samples", "must be at least 1", None))
-    if not 0.0 < config.train_portion < 1.0:
-        problems.append(("--train-portion", "must lie between 0 and 1", None))
-    if config.lr <= 0 or config.lr_min < 0:
-        problems.append(("--lr/--lr-min", "must be positive", None))
-    if config.device not in ("auto", "cpu", "cuda"):
-        problems.append(("--device", "must be auto, cpu or cuda", None))
-    if problems:
-        flag, what, hint = problems[0]
-        raise NascUsageError(f"{flag} {what}", hint=hint or "see nasc search --help")

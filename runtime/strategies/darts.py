@@ -20,16 +20,68 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import attrs
 import torch
 from torch.func import functional_call
 
 from nasc.dsl import Genotype
 from nasc.runtime.hardware.distributed import average_gradients
 from nasc.runtime.hardware.latency import LatencyTerm, load_table
-from nasc.runtime.strategies import Strategy, arch_optimizer, register_strategy
+from nasc.runtime.strategies.registry import (
+    Strategy,
+    at_least,
+    check,
+    option,
+    register_strategy,
+)
 
 if TYPE_CHECKING:
     from nasc.compiler import Supernet
+
+
+@attrs.frozen(kw_only=True)
+class DartsOptions:
+    """DARTS family options (darts-1st, darts-2nd, single-darts, gdas, drnas, ms-darts)."""
+
+    arch_lr: float = option(3e-4, "DARTS: Adam learning rate of the alphas")
+    arch_beta1: float = option(0.5, "DARTS: Adam beta1 of the alphas")
+    arch_beta2: float = option(0.999, "DARTS: Adam beta2 of the alphas")
+    arch_weight_decay: float = option(1e-3, "DARTS: weight decay of the alphas")
+    partial_channels: int = option(
+        1,
+        "DARTS family: PC-DARTS partial channel connections: candidates see 1/K of each edge's "
+        "channels, the rest bypass (1: off; the paper uses 4 on CIFAR-10)",
+        at_least(1),
+    )
+    edge_normalisation: bool = option(
+        False, "DARTS family: PC-DARTS edge normalisation (a weight per choice edge)"
+    )
+    latency_weight: float = option(
+        0.0,
+        "DARTS family: lambda of the latency term, lambda * expected latency (ms) added to the "
+        "architecture loss (needs --latency-table)",
+        check(lambda _, value: value >= 0, "must be zero or positive"),  # NaN too
+    )
+    latency_table: str = option(
+        "",
+        "DARTS family: the latency table from `nasc profile`",
+        check(
+            lambda options, value: options.latency_weight == 0 or bool(value),
+            "needs --latency-table FILE",
+            flag="--latency-weight",
+            hint="make one with `nasc profile SPACE`",
+        ),
+    )
+
+
+def arch_optimizer(net: Supernet, options: DartsOptions) -> torch.optim.Optimizer:
+    """Adam over the architecture parameters, as DARTS sets it up."""
+    return torch.optim.Adam(
+        net.arch.parameters(),
+        lr=options.arch_lr,
+        betas=(options.arch_beta1, options.arch_beta2),
+        weight_decay=options.arch_weight_decay,
+    )
 
 
 def derive_darts(net: Supernet, strengths: dict[str, torch.Tensor] | None = None) -> Genotype:
@@ -65,14 +117,15 @@ def derive_darts(net: Supernet, strengths: dict[str, torch.Tensor] | None = None
 
 
 class _Darts(Strategy):
+    Options = DartsOptions
     latency: LatencyTerm | None = None  # set by `setup` under a latency weight
 
     def setup(self, net: Supernet) -> None:
         net.arch.set_mixing("softmax")
-        self.optimizer = arch_optimizer(net, self.config)
+        self.optimizer = arch_optimizer(net, self.options)
         self.latency = None
-        if self.config.latency_weight > 0:  # checked against the space before any training
-            path = self.config.latency_table
+        if self.options.latency_weight > 0:  # checked against the space before any training
+            path = self.options.latency_table
             self.latency = LatencyTerm(load_table(path), net, path)
 
     def add_latency_gradient(self, net: Supernet) -> None:
@@ -80,7 +133,7 @@ class _Darts(Strategy):
         rank, so after their average)."""
         if self.latency is None:
             return
-        (self.config.latency_weight * self.latency(net)).backward(
+        (self.options.latency_weight * self.latency(net)).backward(
             inputs=list(net.arch.parameters())
         )
 
@@ -119,13 +172,13 @@ class _Darts(Strategy):
             # Adam's saved state carries the settings it was built with: a resume override
             # (--arch-lr, --arch-beta1/2, --arch-weight-decay) must win over them.
             for group in self.optimizer.param_groups:
-                group["lr"] = self.config.arch_lr
-                group["betas"] = (self.config.arch_beta1, self.config.arch_beta2)
+                group["lr"] = self.options.arch_lr
+                group["betas"] = (self.options.arch_beta1, self.options.arch_beta2)
                 group["weight_decay"] = self.arch_weight_decay()
 
     def arch_weight_decay(self) -> float:
         """The weight decay of the alphas' Adam (a strategy may set its own)."""
-        return self.config.arch_weight_decay
+        return self.options.arch_weight_decay
 
 
 @register_strategy("darts-1st")

@@ -27,15 +27,45 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import attrs
 import torch
 from torch.distributions import Dirichlet, kl_divergence
 from torch.nn import functional
 
-from nasc.runtime.strategies import register_strategy
+from nasc.runtime.strategies.darts import DartsOptions
+from nasc.runtime.strategies.registry import (
+    at_least,
+    not_negative,
+    one_of,
+    option,
+    options_of,
+    refuse,
+    register_strategy,
+)
 from nasc.runtime.strategies.sampling import SamplingStrategy
 
 if TYPE_CHECKING:
     from nasc.compiler import Supernet
+    from nasc.runtime.search.config import SearchConfig
+
+
+@attrs.frozen(kw_only=True)
+class DrNasOptions(DartsOptions):
+    """DrNAS options (--strategy drnas)."""
+
+    drnas_reg: str = option(
+        "l2",
+        "DrNAS anchor: l2 (weight decay on the alphas, the reference default) or kl (KL to the "
+        "uniform Dirichlet, the paper's)",
+        one_of("l2", "kl", what="must be l2 or kl"),
+    )
+    drnas_reg_scale: float = option(
+        1e-3, "DrNAS: scale of the anchor regulariser", not_negative()
+    )
+    drnas_prune_epoch: int = option(
+        0, "DrNAS progressive: prune every edge after this epoch (0: never)"
+    )  # checked against the epochs by `DrNas.check`
+    drnas_keep: int = option(3, "DrNAS progressive: candidates every edge keeps", at_least(1))
 
 
 def concentration(alphas: torch.Tensor) -> torch.Tensor:
@@ -59,13 +89,26 @@ def live_groups(live: torch.Tensor):
 class DrNas(SamplingStrategy):
     """DrNAS: Dirichlet-distributed mixing weights with pathwise gradients."""
 
+    Options = DrNasOptions
+
+    @classmethod
+    def check(cls, config: SearchConfig) -> None:
+        """The options, and a pruning epoch inside the run."""
+        options = options_of(cls.Options, config)
+        if not 0 <= options.drnas_prune_epoch < config.epochs:
+            raise refuse(
+                "drnas_prune_epoch",
+                f"must lie in 0..{config.epochs - 1} (0: no pruning)",
+                f"the reference prunes halfway: --drnas-prune-epoch {config.epochs // 2}",
+            )
+
     def setup(self, net: Supernet) -> None:
         super().setup(net)
         for group in self.optimizer.param_groups:
             group["weight_decay"] = self.arch_weight_decay()
 
     def arch_weight_decay(self) -> float:
-        return self.config.drnas_reg_scale if self.config.drnas_reg == "l2" else 0.0
+        return self.options.drnas_reg_scale if self.options.drnas_reg == "l2" else 0.0
 
     def _draw_cpu(self, beta: torch.Tensor) -> torch.Tensor:
         # Dirichlet.rsample draws from torch's global generator: borrow it with this
@@ -101,7 +144,7 @@ class DrNas(SamplingStrategy):
         return means
 
     def regulariser(self, net: Supernet) -> torch.Tensor | float:
-        if self.config.drnas_reg != "kl":
+        if self.options.drnas_reg != "kl":
             return 0.0
         arch = net.arch
         total = 0.0
@@ -113,11 +156,11 @@ class DrNas(SamplingStrategy):
                 q = Dirichlet(beta[row_index, columns].view(len(rows), count))
                 anchor = Dirichlet(torch.ones_like(q.concentration))
                 total = total + kl_divergence(q, anchor).sum()
-        return self.config.drnas_reg_scale * total
+        return self.options.drnas_reg_scale * total
 
     def end_of_epoch(self, searcher, epoch: int) -> list[dict]:
         records = super().end_of_epoch(searcher, epoch)
-        if self.config.drnas_prune_epoch and epoch == self.config.drnas_prune_epoch:
+        if self.options.drnas_prune_epoch and epoch == self.options.drnas_prune_epoch:
             records.append(self.prune(searcher.net, epoch))
         return records
 
@@ -138,7 +181,7 @@ class DrNas(SamplingStrategy):
             gone = []
             for row, edge in enumerate(table.edges):
                 live = arch.live(cell, edge)
-                keep = max(self.config.drnas_keep, floor[row])
+                keep = max(self.options.drnas_keep, floor[row])
                 columns = table.candidates[row]
                 ranked = sorted(live, key=lambda op: -float(means[cell][row, columns.index(op)]))
                 gone.extend((edge, op) for op in ranked[keep:])

@@ -25,18 +25,38 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import attrs
 import torch
 
-from nasc.runtime.strategies import register_strategy
+from nasc.runtime.strategies.darts import DartsOptions
+from nasc.runtime.strategies.registry import check, option, register_strategy
 from nasc.runtime.strategies.sampling import SamplingStrategy, masked_softmax
 
 if TYPE_CHECKING:
     from nasc.compiler import Supernet
 
 
+@attrs.frozen(kw_only=True)
+class GdasOptions(DartsOptions):
+    """GDAS options (--strategy gdas)."""
+
+    gdas_tau_max: float = option(10.0, "GDAS: Gumbel-softmax temperature of the first epoch")
+    gdas_tau_min: float = option(
+        0.1,
+        "GDAS: temperature of the last epoch (linear anneal)",
+        check(
+            lambda options, value: 0 < value <= options.gdas_tau_max,
+            "must satisfy 0 < tau-min <= tau-max",
+            flag="--gdas-tau-min/--gdas-tau-max",
+        ),
+    )
+
+
 @register_strategy("gdas")
 class Gdas(SamplingStrategy):
     """GDAS: a hard Gumbel-softmax sample of one op per edge each step."""
+
+    Options = GdasOptions
 
     def setup(self, net: Supernet) -> None:
         super().setup(net)
@@ -44,9 +64,9 @@ class Gdas(SamplingStrategy):
         self.candidates = {cell: net.arch.mask(cell).clone() for cell in net.arch.choices}
 
     def tau(self) -> float:
-        config = self.config
-        span = max(config.epochs - 1, 1)
-        return config.gdas_tau_max - (config.gdas_tau_max - config.gdas_tau_min) * min(
+        options = self.options
+        span = max(self.config.epochs - 1, 1)
+        return options.gdas_tau_max - (options.gdas_tau_max - options.gdas_tau_min) * min(
             self.epoch / span, 1.0
         )
 

@@ -14,16 +14,64 @@ import math
 import time
 from typing import TYPE_CHECKING
 
+import attrs
 import torch
 
 from nasc.dsl import Genotype, NascUsageError
 from nasc.runtime.hardware.distributed import check_same, sum_tensor
 from nasc.runtime.runs.faults import die_at
-from nasc.runtime.strategies import Strategy, register_strategy
+from nasc.runtime.strategies.registry import (
+    Strategy,
+    at_least,
+    one_of,
+    option,
+    options_of,
+    refuse,
+    register_strategy,
+)
 
 if TYPE_CHECKING:
     from nasc.compiler import Supernet
+    from nasc.runtime.search.config import SearchConfig
     from nasc.runtime.search.loop import Searcher
+
+# The data the information is measured on (`measure_on`; see `Searcher.measurement_batches`).
+MEASURE_PROTOCOLS = ("reference", "paper", "train-sample")
+
+
+@attrs.frozen(kw_only=True)
+class ISDartsOptions:
+    """IS-DARTS options (--strategy isdarts)."""
+
+    shrink_steps: int = option(
+        4, "IS-DARTS: shrink steps", at_least(1, flag="--shrink-steps/--shrink-interval")
+    )
+    shrink_interval: int = option(
+        2,
+        "IS-DARTS: epochs between steps",
+        at_least(1, flag="--shrink-steps/--shrink-interval"),
+    )
+    measure_on: str = option(
+        "reference",
+        "IS-DARTS: the data the information is measured on: reference (the whole training "
+        "split, augmented, in dataset order, as the reference code does), paper "
+        "(--measure-samples held-out images, as the paper says) or train-sample "
+        "(--measure-samples training images, not augmented)",
+        one_of(*MEASURE_PROTOCOLS),
+    )
+    measure_samples: int = option(
+        200, "IS-DARTS: images per measurement for --measure-on paper|train-sample", at_least(2)
+    )
+    mixing: str = option(
+        "mean",
+        "IS-DARTS mixing: mean (1/|candidates|, the reference) or live_mean",
+        one_of("mean", "live_mean", what="must be mean or live_mean"),
+    )
+
+
+# The DARTS family's options that IS-DARTS refuses, with their off value: it measures each
+# candidate's output over all of an edge's channels and has no architecture loss.
+REFUSED = (("partial_channels", 1), ("edge_normalisation", False), ("latency_weight", 0.0))
 
 
 def information(output: torch.Tensor) -> torch.Tensor:
@@ -266,13 +314,46 @@ def _json_float(value: float):
 class ISDarts(Strategy):
     """Information-based shrinking (IS-DARTS, AAAI 2024)."""
 
+    Options = ISDartsOptions
+    preset_family = "isdarts"
+
     def __init__(self, config):
         super().__init__(config)
-        self.schedule = shrink_epochs(config.epochs, config.shrink_steps, config.shrink_interval)
+        options = self.options
+        self.schedule = shrink_epochs(config.epochs, options.shrink_steps, options.shrink_interval)
         self.history: list[dict] = []
 
+    @classmethod
+    def check(cls, config: SearchConfig) -> None:
+        """The options, a schedule that fits in the epochs, and none of the DARTS family's
+        options (IS-DARTS ranks candidates by the information of their full-channel outputs)."""
+        options = options_of(cls.Options, config)
+        steps, interval, epochs = options.shrink_steps, options.shrink_interval, config.epochs
+        if steps * interval >= epochs:
+            # The first shrink follows epoch `epochs - steps * interval`, which must be >= 1.
+            fits = (epochs - 1) // interval
+            hint = f"pass --epochs {steps * interval + 1} (or more)"
+            if fits >= 1:
+                hint += f", or --shrink-steps {fits} (the most that fit in {epochs} epochs)"
+            elif epochs > 1:
+                hint += f", or --shrink-steps {epochs - 1} --shrink-interval 1"
+            raise refuse(
+                "shrink_steps",
+                f"{steps} steps every {interval} epochs need at least "
+                f"{steps * interval + 1} epochs, not {epochs}",
+                hint,
+            )
+        for name, off in REFUSED:
+            if getattr(config, name, off) != off:  # NaN too
+                raise refuse(
+                    name,
+                    "is a DARTS-family option: IS-DARTS ranks candidates by the information "
+                    "of their full-channel outputs and has no architecture loss",
+                    "use it with --strategy darts-1st, darts-2nd or single-darts",
+                )
+
     def setup(self, net: Supernet) -> None:
-        net.arch.set_mixing(self.config.mixing)
+        net.arch.set_mixing(self.options.mixing)
 
     def end_of_epoch(self, searcher: Searcher, epoch: int) -> list[dict]:
         if epoch not in self.schedule:
@@ -294,7 +375,7 @@ class ISDarts(Strategy):
             "epoch": epoch,
             "step": step + 1,
             "steps": len(self.schedule),
-            "measure_on": self.config.measure_on,
+            "measure_on": self.options.measure_on,
             "samples": samples,
             "measure_seconds": seconds,
             "discarded": discarded_names(subsets),

@@ -25,22 +25,36 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import attrs
 import torch
 
 from nasc.runtime.hardware.distributed import average_gradients
-from nasc.runtime.strategies import register_strategy
+from nasc.runtime.strategies.darts import DartsOptions
+from nasc.runtime.strategies.registry import at_least, not_negative, option, register_strategy
 from nasc.runtime.strategies.sampling import SamplingStrategy, masked_softmax
 
 if TYPE_CHECKING:
     from nasc.compiler import Supernet
 
 
+@attrs.frozen(kw_only=True)
+class MsDartsOptions(DartsOptions):
+    """MS-DARTS options (--strategy ms-darts)."""
+
+    ms_bandwidth: float = option(
+        0.2, "MS-DARTS: bandwidth (std) of the alphas' Gaussian sampling", not_negative()
+    )
+    ms_samples: int = option(1, "MS-DARTS: samples per architecture step", at_least(1))
+
+
 @register_strategy("ms-darts")
 class MsDarts(SamplingStrategy):
     """MS-DARTS: alphas sampled in a Gaussian bandwidth around their value at every step."""
 
+    Options = MsDartsOptions
+
     def sample(self, net: Supernet) -> None:
-        arch, h = net.arch, self.config.ms_bandwidth
+        arch, h = net.arch, self.options.ms_bandwidth
         weights = {}
         for cell in arch.choices:
             alphas = arch.alphas[arch.alpha_key(cell)]
@@ -61,13 +75,13 @@ class MsDarts(SamplingStrategy):
         self.epoch = searcher.epoch
         alphas = list(net.arch.parameters())
         images, labels = arch_batch
-        samples = self.config.ms_samples
+        samples = self.options.ms_samples
         self.optimizer.zero_grad(set_to_none=True)
         for _ in range(samples):
             self.sample(net)
             loss = searcher.criterion(searcher.logits(images), labels)
             if self.latency is not None:  # the drawn architecture's latency, as the others
-                loss = loss + self.config.latency_weight * self.latency(net)
+                loss = loss + self.options.latency_weight * self.latency(net)
             (loss / samples).backward(inputs=alphas)
         average_gradients(alphas, searcher.dist)
         self.optimizer.step()

@@ -62,7 +62,7 @@ class SamplingStrategy(_Darts):
         self.sample(net)
         loss = searcher.criterion(searcher.logits(images), labels) + self.regulariser(net)
         if self.latency is not None:  # the drawn architecture's latency: one graph, one backward
-            loss = loss + self.config.latency_weight * self.latency(net)
+            loss = loss + self.options.latency_weight * self.latency(net)
         loss.backward(inputs=alphas)
         average_gradients(alphas, searcher.dist)
         self.optimizer.step()

@@ -25,8 +25,7 @@ from nasc.runtime.hardware.latency import (
     sample_genotype,
     train_predictor,
 )
-from nasc.runtime.search.config import make_config
-from nasc.runtime.search.run import validate
+from nasc.runtime.search.config import make_config, validate
 from nasc.runtime.strategies.darts import derive_darts
 
 TINY = {"C": 4, "N": 1, "size": 8}

@@ -8,9 +8,8 @@ import torch
 from nasc.compiler import catalog
 from nasc.dsl import NascUsageError, load_space
 from nasc.runtime.data.images import Batches, load_digits
-from nasc.runtime.search.config import make_config
+from nasc.runtime.search.config import make_config, validate
 from nasc.runtime.search.loop import Searcher
-from nasc.runtime.search.run import validate
 from nasc.runtime.tasks import bind_data
 
 
