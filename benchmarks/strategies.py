@@ -62,7 +62,7 @@ def child(data_file: Path, strategy: str, seed: int, args) -> dict:
     from nasc.runtime.data.images import ImageData
     from nasc.runtime.search.config import make_config
     from nasc.runtime.search.loop import Searcher
-    from nasc.runtime.search.run import bind_data
+    from nasc.runtime.tasks import bind_data
 
     data = ImageData(**torch.load(data_file, weights_only=False))
     space = load_space("nb201", catalog=catalog())

@@ -8,7 +8,6 @@ keyword arguments. Loading and checking a space stays torch-free (the op names c
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,9 @@ from nasc.dsl import Genotype, NascUsageError, SpaceIR, find_space, format_space
 from nasc.dsl import parse_space as _parse_space
 from nasc.runtime.catalog import language_catalog
 from nasc.runtime.requests import EvalRequest, SearchRequest, TrainRequest
+from nasc.runtime.runs.events import RunEvents
+from nasc.runtime.search.result import SearchResult
+from nasc.runtime.train.result import TrainResult
 
 
 @attrs.frozen(kw_only=True)
@@ -96,94 +98,6 @@ def _as_space(space) -> Space:
     return load_space(space)
 
 
-@attrs.frozen(kw_only=True)
-class SearchResult:
-    """What a search found: the genotype, the run directory and its records.
-
-    `result` is the run's result.json (the NB201 string and DARTS genotype where they apply,
-    the supernet's accuracies, the NB201 look-up); `metrics` its metrics.jsonl lines.
-    """
-
-    genotype: Genotype
-    run_dir: Path
-    result: dict
-    metrics: list[dict]
-
-    @classmethod
-    def from_run(cls, run_dir: str | Path) -> SearchResult:
-        """The result of a finished search run directory.
-
-        Raises:
-            NascUsageError: the directory holds no finished search.
-        """
-        run_dir = Path(run_dir)
-        if not (run_dir / "result.json").is_file() or not (run_dir / "genotype.json").is_file():
-            raise NascUsageError(
-                f"{run_dir} is not a finished search run (it has no result.json)",
-                hint="give a run directory that a search completed",
-            )
-        genotype = Genotype.from_json(
-            json.loads((run_dir / "genotype.json").read_text()), source=str(run_dir)
-        )
-        metrics = [
-            json.loads(line)
-            for line in (run_dir / "metrics.jsonl").read_text().splitlines()
-            if line.strip()
-        ]
-        result = json.loads((run_dir / "result.json").read_text())
-        return cls(genotype=genotype, run_dir=run_dir, result=result, metrics=metrics)
-
-    @property
-    def arch_path(self) -> Path:
-        """The found architecture as a fixed `.nas` file, for `nasc.train`."""
-        return self.run_dir / "arch.nas"
-
-    @property
-    def nb201(self) -> str | None:
-        """The NB201 architecture string, for NB201-shaped cells."""
-        return self.result.get("nb201")
-
-    @property
-    def darts(self) -> str | None:
-        """The DARTS-style genotype, for DARTS-shaped cells."""
-        return self.result.get("darts")
-
-    @property
-    def nb201_accuracy(self) -> dict[str, float] | None:
-        """NAS-Bench-201's test accuracies of the found cell, where a table knows it."""
-        return self.result.get("nb201_accuracy")
-
-    @property
-    def epochs(self) -> list[dict]:
-        """The metrics of each epoch (loss, accuracy, live ops, ...)."""
-        return [line for line in self.metrics if line.get("event") == "epoch"]
-
-    def export(self, format: str, output: str | Path | None = None, **params: int):
-        """See `nasc.export`."""
-        return export(self, format, output=output, **params)
-
-
-@attrs.frozen(kw_only=True)
-class TrainResult:
-    """A finished training run: its directory and result.json."""
-
-    run_dir: Path
-    result: dict
-
-    @property
-    def test_acc(self) -> float:
-        return self.result["final_test_acc"]
-
-    @property
-    def parameters(self) -> int:
-        return self.result["parameters"]
-
-    @property
-    def model_path(self) -> Path:
-        """The trained network as TorchScript (`torch.jit.load` it)."""
-        return self.run_dir / "model.pt"
-
-
 def _space_fields(space: Space | None, defines: dict | None, key: str) -> dict:
     """A request's space fields: where the space came from (under `key`), its text, and its
     `-D` values with `defines` on top."""
@@ -196,58 +110,55 @@ def _space_fields(space: Space | None, defines: dict | None, key: str) -> dict:
     }
 
 
-def _console(console, quiet: bool):
-    if console is not None:
-        return console
-    from rich.console import Console
-
-    return Console(highlight=False, quiet=quiet)
-
-
 def search(
     space: Space | SpaceIR | str | Path | None = None,
     *,
     data: str = "cifar10",
+    task: str = "classification",
     strategy: str | None = None,
     preset: str | None = None,
     defines: dict[str, int] | None = None,
     subset: int | None = None,
     image_size: int | None = None,
     cache_dir: str | None = None,
-    runs_dir: str | Path = "runs",
+    runs_dir: str | Path | None = "runs",
     resume: str | Path | None = None,
-    nb201_table: str | None = None,
-    nb201_columns: str | None = None,
+    nb201_table=None,
     nats_bench: str | None = None,
-    quiet: bool = True,
-    console=None,
     checkpoint_minutes: float | None = 10.0,
     tensorboard: bool = False,
-    no_memory_check: bool = False,
+    memory_check: bool = True,
     ops: list[str] | None = None,
     on_record=None,
+    events: RunEvents | None = None,
     **preset_fields: Any,
-) -> SearchResult | None:
+) -> SearchResult:
     """Search a space, as `nasc search` does, and return what it found.
 
     Args:
         space: a `Space` from `load_space`, a path, a built-in name or `.nas` text (None with
             `resume`).
-        data: `digits` (embedded), `cifar10`, `cifar100` or an ImageFolder path.
+        data: `digits` (embedded), `cifar10`, `cifar100` or an ImageFolder path (what the
+            task loads).
+        task: a registered task (`nasc.runtime.tasks`): how data loads, the loss, the metrics.
         strategy: `isdarts` (default), `darts-1st`, `darts-2nd`, `single-darts`, ...
         preset: the hyperparameter preset (default: the space's `preset`).
         defines: parameter values on top of the space's own (`{"C": 4}`).
-        quiet: print nothing (True) or what the command line prints (False); a rich `console`
-            overrides it.
+        runs_dir: where the run directory goes; None writes none (the result is in memory).
+        nb201_table: look the found cell up in an NB201 accuracy table: a CSV path, or a
+            `nasc.runtime.reports.nb201.NB201Table` (loaded with its own column names).
+        memory_check: refuse a search whose estimated memory exceeds the free memory.
         ops: `--ops` plugins (module names or .py files registering Python ops), recorded in
             the run so a resume imports them again.
         on_record: called with each metrics record as the run logs it (`record["event"]` is
             `epoch`, with `train_loss`, `test_acc`, ..., or `shrink`, ...): per-epoch metrics
             for a tuner or a plot.
+        events: progress callbacks (a `nasc.runtime.runs.events.RunEvents`); None logs the
+            run's messages on the `nasc` logger.
         preset_fields: fields of `SearchConfig` (`epochs=3, seed=1, batch_size=16, ...`).
 
     Returns:
-        The result; None on the ranks other than 0 under torchrun.
+        The result, the same on every rank under torchrun.
 
     Raises:
         NascError: bad input, refused before the first epoch, with a hint.
@@ -263,31 +174,28 @@ def search(
         preset=preset,
         overrides=preset_fields,
         data=data,
+        task=task,
         subset=subset,
         image_size=image_size,
         cache_dir=cache_dir,
-        runs_dir=str(runs_dir),
+        runs_dir=None if runs_dir is None else str(runs_dir),
         resume=None if resume is None else str(resume),
         nb201_table=nb201_table,
-        nb201_columns=nb201_columns,
         nats_bench=nats_bench,
-        quiet=quiet,
         checkpoint_minutes=checkpoint_minutes,
         tensorboard=tensorboard,
-        no_memory_check=no_memory_check,
+        memory_check=memory_check,
         plugins=ops,
         on_record=on_record,
     )
-    results = run_search(request, _console(console, quiet))
-    if not results:
-        return None
-    return SearchResult.from_run(results[0]["run"])
+    return run_search(request, events)[0]
 
 
 def train(
     arch: Space | SearchResult | str | Path | None = None,
     *,
     data: str = "cifar10",
+    task: str = "classification",
     preset: str | None = None,
     decisions: str | Genotype | None = None,
     defines: dict[str, int] | None = None,
@@ -295,14 +203,13 @@ def train(
     subset: int | None = None,
     image_size: int | None = None,
     cache_dir: str | None = None,
-    runs_dir: str | Path = "runs",
+    runs_dir: str | Path | None = "runs",
     resume: str | Path | None = None,
-    quiet: bool = True,
-    console=None,
     tensorboard: bool = False,
-    no_memory_check: bool = False,
+    memory_check: bool = True,
     checkpoint_minutes: float | None = 10.0,
     ops: list[str] | None = None,
+    events: RunEvents | None = None,
     **fields: Any,
 ) -> TrainResult:
     """Train a fixed architecture from scratch, as `nasc train` does.
@@ -311,8 +218,10 @@ def train(
         arch: a `SearchResult` (its arch.nas), a fixed `Space`, a `.nas` path or text; a space
             with choices needs `decisions` (what `--arch` takes).
         preset: `darts-cifar`, `darts-imagenet` or `nb201` (default: from the space's preset).
+        runs_dir: where the run directory goes; None writes none (no model.pt either).
         ops: `--ops` plugins, as for `search` (those of the search that wrote an arch.nas are
             imported by themselves).
+        memory_check, events: as for `search`.
         fields: fields of `TrainConfig` (`epochs=1, batch_size=32, cutout=0, ...`).
 
     Raises:
@@ -321,7 +230,7 @@ def train(
     from nasc.runtime.train.run import run_train
 
     if isinstance(arch, SearchResult):
-        arch = arch.arch_path
+        arch = arch.arch_path if arch.run_dir is not None else arch.arch
     space = None if arch is None else _as_space(arch)
     if space is not None and decisions is not None:
         space = space.with_arch(decisions)
@@ -331,20 +240,18 @@ def train(
         keep_macro=keep_macro,
         overrides=fields,
         data=data,
+        task=task,
         subset=subset,
         image_size=image_size,
         cache_dir=cache_dir,
-        runs_dir=str(runs_dir),
+        runs_dir=None if runs_dir is None else str(runs_dir),
         resume=None if resume is None else str(resume),
-        quiet=quiet,
         tensorboard=tensorboard,
-        no_memory_check=no_memory_check,
+        memory_check=memory_check,
         checkpoint_minutes=checkpoint_minutes,
         plugins=ops,
     )
-    result = run_train(request, _console(console, quiet))
-    run_dir = Path(result.pop("run"))
-    return TrainResult(run_dir=run_dir, result=result)
+    return run_train(request, events)
 
 
 def evaluate(
@@ -355,7 +262,7 @@ def evaluate(
     cache_dir: str | None = None,
     batch_size: int = 256,
     device: str = "auto",
-    console=None,
+    task: str = "classification",
 ) -> dict:
     """The test accuracy of a trained network, as `nasc eval` measures it.
 
@@ -363,8 +270,11 @@ def evaluate(
         model: a `TrainResult`, a training run directory, one of its checkpoints, or a
             TorchScript file.
 
+        task: the task of a TorchScript file (a run directory records its own).
+
     Returns:
-        `test_acc` (percent), `test_loss` and `images` (how many test images).
+        `test_acc` (percent), `test_loss`, `images` (how many test images) and `data` (their
+        name).
     """
     from nasc.runtime.train.run import run_eval
 
@@ -376,8 +286,9 @@ def evaluate(
         cache_dir=cache_dir,
         batch_size=batch_size,
         device=device,
+        task=task,
     )
-    return run_eval(request, _console(console, quiet=True))
+    return run_eval(request)
 
 
 def export(
@@ -400,18 +311,7 @@ def export(
     Returns:
         The text; the `nn.Module` for `module`; the written path for `torchscript` or `output`.
     """
-    from nasc.runtime.exporting import export as write
-    from nasc.runtime.exporting import load_decision
+    from nasc.runtime.exporting import export_as
 
-    where = str(source.run_dir if isinstance(source, SearchResult) else source)
-    if format == "module":
-        from nasc.compiler import export_network
-
-        space, genotype, overrides, _ = load_decision(where, arch, params)
-        return export_network(space, genotype, overrides)
-    text = write(where, arch, format, None if output is None else str(output), params)
-    if text is not None:
-        return text
-    if output is not None:
-        return Path(output)
-    return Path(where) / "arch.pt"
+    where = source.require_run_dir() if isinstance(source, SearchResult) else source
+    return export_as(where, format, arch=arch, output=output, params=params)

@@ -68,3 +68,19 @@ def export(
         Path(output).write_text(text)
         return None
     return text
+
+
+def export_as(source: str | Path, fmt: str, arch: str | None = None, output=None, params=None):
+    """What `nasc.export` returns: the text, the `nn.Module` for `module`, or the written path
+    (for `torchscript`, or when `output` is given). `source` is a search run directory, or a
+    `.nas` file with `arch`."""
+    where, params = str(source), dict(params or {})
+    if fmt == "module":
+        space, genotype, overrides, _ = load_decision(where, arch, params)
+        return export_network(space, genotype, overrides)
+    text = export(where, arch, fmt, None if output is None else str(output), params)
+    if text is not None:
+        return text
+    if output is not None:
+        return Path(output)
+    return Path(where) / "arch.pt"

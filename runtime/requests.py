@@ -25,14 +25,16 @@ class _RunRequest:
     preset: str | None = None
     overrides: dict[str, Any] = attrs.field(factory=dict, converter=_dict)
     data: str = "cifar10"
+    task: str = "classification"  # a registered task (`nasc.runtime.tasks`)
     subset: int | None = None
     image_size: int | None = None
     cache_dir: str | None = None
-    runs_dir: str = "runs"
+    runs_dir: str | None = "runs"  # None: write no run directory
     resume: str | None = None
-    quiet: bool = False
     tensorboard: bool = False
-    no_memory_check: bool = False
+    # Refuse a run whose estimated memory exceeds the free memory (`--no-memory-check` turns it
+    # off on the command line).
+    memory_check: bool = True
     checkpoint_minutes: float | None = 10.0  # also checkpoint inside epochs this often
     # `--ops` modules (names or .py files) that register Python ops; the run records them, so a
     # resume, or a sweep job in another process, imports them again.
@@ -46,7 +48,9 @@ class SearchRequest(_RunRequest):
     space: str | None = None  # a path or a built-in name; the name config.json records
     strategy: str | None = None
     seeds: int | None = None
-    nb201_table: str | None = None
+    # An NB201 accuracy table to look the found cell up in: a CSV path (with `nb201_columns`,
+    # the command line's `--nb201-columns` text, naming its columns) or an `NB201Table`.
+    nb201_table: Any = None
     nb201_columns: str | None = None
     nats_bench: str | None = None  # "" looks in nats_bench's default place
     dist_timeout: float | None = None
@@ -70,6 +74,7 @@ class EvalRequest:
 
     checkpoint: str
     data: str = "cifar10"
+    task: str = "classification"  # for a TorchScript file; a run directory records its own
     image_size: int | None = None
     cache_dir: str | None = None
     batch_size: int = 256

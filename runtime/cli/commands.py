@@ -167,6 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="isdarts (default), darts-1st, darts-2nd, single-darts, gdas, drnas, ms-darts",
     )
     search.add_argument("--preset", help="hyperparameter preset (default: the space's `preset`)")
+    search.add_argument(
+        "--task", default="classification", help="a registered task (default: classification)"
+    )
     _add_data(
         search,
         "digits (embedded, no download), cifar10, cifar100, or an ImageFolder "
@@ -240,6 +243,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_ops(train)
     train.add_argument(
         "--preset", help="darts-cifar, darts-imagenet or nb201 (default: from the space's preset)"
+    )
+    train.add_argument(
+        "--task", default="classification", help="a registered task (default: classification)"
     )
     train.add_argument(
         "--keep-macro",
@@ -550,11 +556,16 @@ def search_request(args):
     from nasc.runtime.search.config import config_overrides
 
     return request_from(
-        SearchRequest, args, defines=parse_defines(args.defines), overrides=config_overrides(args)
+        SearchRequest,
+        args,
+        defines=parse_defines(args.defines),
+        overrides=config_overrides(args),
+        memory_check=not args.no_memory_check,
     )
 
 
 def cmd_search(args, console: Console) -> int:
+    from nasc.runtime.cli.progress import Display
     from nasc.runtime.search.run import run_search
 
     if not args.space and not args.resume:
@@ -562,13 +573,18 @@ def cmd_search(args, console: Console) -> int:
             "nasc search needs a space (FILE) or --resume RUN_DIR",
             hint="e.g. nasc search spaces/nb201.nas --data digits",
         )
-    run_search(search_request(args), console)
+    display = Display(console, quiet=args.quiet)
+    try:
+        run_search(search_request(args), display)
+    finally:
+        display.close()
     return 0
 
 
 def cmd_train(args, console: Console) -> int:
     import attrs
 
+    from nasc.runtime.cli.progress import Display
     from nasc.runtime.requests import TrainRequest, request_from
     from nasc.runtime.train.config import TrainConfig
     from nasc.runtime.train.run import run_train
@@ -580,9 +596,27 @@ def cmd_train(args, console: Console) -> int:
         )
     overrides = {f.name: getattr(args, f.name, None) for f in attrs.fields(TrainConfig)}
     request = request_from(
-        TrainRequest, args, defines=parse_defines(args.defines), overrides=overrides
+        TrainRequest,
+        args,
+        defines=parse_defines(args.defines),
+        overrides=overrides,
+        memory_check=not args.no_memory_check,
     )
-    run_train(request, console)
+    display = Display(console, quiet=args.quiet)
+    try:
+        trained = run_train(request, display)
+    finally:
+        display.close()
+    result = trained.result
+    console.print(
+        f"test accuracy {result['final_test_acc']:.2f}% (best {result['best_test_acc']:.2f}%), "
+        f"{result['parameters']:,} parameters, {result['flops'] / 1e6:.1f} M multiply-adds, "
+        f"{result['train_seconds']:.0f} s of training; "
+        f"run directory {trained.run_dir} (model.pt, result.json, metrics.jsonl)",
+        soft_wrap=True,
+        highlight=False,
+        markup=False,
+    )
     return 0
 
 
@@ -631,7 +665,12 @@ def cmd_eval(args, console: Console) -> int:
     from nasc.runtime.requests import EvalRequest, request_from
     from nasc.runtime.train.run import run_eval
 
-    run_eval(request_from(EvalRequest, args), console)
+    result = run_eval(request_from(EvalRequest, args))
+    console.print(
+        f"test accuracy {result['test_acc']:.2f}% (loss {result['test_loss']:.4f}) on "
+        f"{result['images']} {result['data']} images",
+        highlight=False,
+    )
     return 0
 
 

@@ -410,7 +410,7 @@ def run_profile(args, defines: dict[str, int], console: Console) -> int:
     """
     from nasc.compiler import catalog
     from nasc.dsl import find_space, parse_space, read_source
-    from nasc.runtime.search.loop import resolve_device
+    from nasc.runtime.runs.settings import resolve_device
 
     source = read_source(find_space(args.space))
     space = parse_space(source, str(args.space), catalog=catalog(), overrides=defines)
@@ -422,7 +422,7 @@ def run_profile(args, defines: dict[str, int], console: Console) -> int:
         )
     if args.data:
         from nasc.runtime.data.images import load_data
-        from nasc.runtime.search.run import bind_data
+        from nasc.runtime.tasks import bind_data
 
         defines = bind_data(space, defines, load_data(args.data, args.cache_dir))
     checked = (

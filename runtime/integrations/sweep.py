@@ -112,7 +112,6 @@ def point_request(sweep: SweepRequest, point: SweepPoint, folder: Path) -> Searc
         runs_dir=str(folder / "runs" / point.key),
         seeds=None,
         resume=None,
-        quiet=True,
     )
 
 
@@ -148,8 +147,7 @@ class SearchJob:
         run = run_directory(point_dir)
         if run is not None:
             request = attrs.evolve(request, resume=str(run))
-        results = run_search(request, Console(highlight=False))
-        return results[0]
+        return run_search(request)[0].result
 
     def checkpoint(self, request: SearchRequest):
         import submitit

@@ -27,8 +27,12 @@ import time
 from pathlib import Path
 
 from nasc.dsl import NascUsageError
-
-from nasc.runtime.runs.checkpoint import MAX_JSON_BYTES, read_regular, remove_temporaries, write_atomic
+from nasc.runtime.runs.checkpoint import (
+    MAX_JSON_BYTES,
+    read_regular,
+    remove_temporaries,
+    write_atomic,
+)
 from nasc.runtime.runs.scalars import ScalarLog
 
 
@@ -177,6 +181,14 @@ class RunDir:
             fcntl.flock(self._lock, fcntl.LOCK_UN)
             self._lock.close()
             self._lock = None
+
+    def discard(self) -> None:
+        """Close and remove a run directory just created, before anything of a run was in it
+        (a run that could not start leaves nothing behind)."""
+        import shutil
+
+        self.close()
+        shutil.rmtree(self.path, ignore_errors=True)
 
     @property
     def checkpoints(self) -> Path:

@@ -3,37 +3,41 @@ evaluate, log and checkpoint every epoch, and resume from the last good checkpoi
 
 from __future__ import annotations
 
-import hashlib
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from nasc.compiler import CompileOptions, Supernet, compile_space
-from nasc.dsl import NascError, NascUsageError, SpaceIR
-from nasc.runtime.data.images import Batches, ImageData
-from nasc.runtime.hardware.distributed import Dist, broadcast, sum_tensor
-from nasc.runtime.runs.checkpoint import CorruptCheckpoint, load_latest, nonfinite, save_checkpoint
+from nasc.dsl import NascUsageError, SpaceIR
+from nasc.runtime.hardware.distributed import Dist, sum_tensor
+from nasc.runtime.runs.checkpoint import CorruptCheckpoint, nonfinite, save_checkpoint
+from nasc.runtime.runs.events import RunEvents
 from nasc.runtime.runs.faults import die_at, poison, stop_at
+from nasc.runtime.runs.records import (
+    DIVERGED_LOSS,
+    Diverged,
+    NonFiniteLoss,
+    RunRecords,
+    apply_sgd_settings,
+    cosine_lr,
+    epoch_seed,
+    safe_lr,
+)
+from nasc.runtime.runs.resume import (
+    STATE_KINDS,
+    check_fits_net,
+    check_kinds,
+    check_partial,
+    check_settings,
+    resume_state,
+)
 from nasc.runtime.search.config import SearchConfig
 from nasc.runtime.strategies import make_strategy
-
-
-class NonFiniteLoss(NascError):
-    """The training loss became NaN or infinite."""
-
-
-class Diverged(NonFiniteLoss):
-    """The weights, buffers (BN running statistics) or losses are no longer finite, or a loss
-    exploded past `DIVERGED_LOSS`: the run diverged, and its state is not saved."""
-
-
-# A mean cross-entropy above this means logits a million apart: no healthy run gets there.
-DIVERGED_LOSS = 1e6
-SAFE_DEFAULT_LR = 0.025  # the presets' learning rate, suggested when the run shows none safe
+from nasc.runtime.tasks import Task, get_task
 
 
 def search_options(config: SearchConfig) -> CompileOptions:
@@ -46,92 +50,22 @@ def search_options(config: SearchConfig) -> CompileOptions:
     )
 
 
-def resolve_device(name: str) -> torch.device:
-    """`auto` picks CUDA when present."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        from nasc.dsl import NascUsageError
-
-        raise NascUsageError("--device cuda: no CUDA device is available", hint="use --device cpu")
-    return torch.device(name)
-
-
-def cosine_lr(lr: float, lr_min: float, epochs: int, progress: float, warmup: int = 0) -> float:
-    """Linear warm-up over `warmup` epochs, then cosine decay from `lr` to `lr_min` by the last
-    epoch; `progress` counts epochs, fractions included."""
-    if progress < warmup:
-        return lr * (progress + 1e-3) / warmup
-    fraction = min(1.0, (progress - warmup) / max(epochs - warmup, 1e-9))
-    return lr_min + 0.5 * (lr - lr_min) * (1 + math.cos(math.pi * fraction))
-
-
-def epoch_seed(seed: int, epoch: int, stream: int) -> int:
-    digest = hashlib.sha256(f"{seed}:{epoch}:{stream}".encode()).digest()
-    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
-
-
-class RunRecords:
-    """What a search (`Searcher`) and a training run (`train.Trainer`) share: logging a metrics
-    record, and checkpoints taken inside long epochs. The class sets `run`, `display`,
-    `metric_lines`, `metric_records`, `epoch`, `seconds`, `checkpoint_seconds` and `_saved_at`,
-    and defines `state()`; `dist` (torchrun) turns checkpoints inside epochs off."""
-
-    dist = None
-
-    def _log(self, record: dict) -> None:
-        if self.run is not None:
-            self.run.log_metrics(record)
-        self.metric_lines += 1
-        self.metric_records.append(record)
-        if self.display is not None:
-            self.display.record(record)
-
-    def _restore_records(self, state: dict) -> None:
-        """Take what every checkpoint holds besides the weights: the random state, the epoch,
-        the metrics, the settings it was written with, the time spent and the place inside an
-        epoch (the caller has loaded the network and optimizers)."""
-        torch.set_rng_state(state["rng"].cpu())
-        self.epoch = int(state["epoch"])
-        self.metric_lines = int(state["metric_lines"])
-        self.metric_records = metric_records(state)
-        settings = state.get("settings")
-        self.last_settings = settings if isinstance(settings, dict) else None
-        self.seconds = float(state.get("seconds", 0.0))
-        self.partial = state.get("partial")
-
-    def _checkpoint_due(self) -> bool:
-        return (
-            self.run is not None
-            and self.dist is None
-            and self.checkpoint_seconds is not None
-            and time.perf_counter() - self._saved_at >= self.checkpoint_seconds
-        )
-
-    def _save_partial(self, step: int, sums: dict, seconds: float, session: float) -> None:
-        """A checkpoint `step` training steps into the current epoch, with what the epoch has
-        summed so far (`sums`: total_loss, correct, seen), so a resumed run finishes the epoch
-        exactly as it would have. The caller checks the state is finite first.
-
-        Args:
-            seconds: the epoch's training time so far; `session`: the part of it since this
-                process started the epoch (what `self.seconds` has not counted yet).
-        """
-        state = self.state()
-        state["seconds"] = self.seconds + session
-        state["partial"] = {"step": step, **sums, "seconds": seconds}
-        save_checkpoint(self.run.checkpoints, self.epoch, state, step=step)
-        self._saved_at = time.perf_counter()
-
-
 class Searcher(RunRecords):
     """One search: the supernet, its strategy and optimizer, data, and where it logs.
 
     Args:
         space: the linted space; `overrides` are its -D values (the data's shape included).
         run: the run directory to log and checkpoint into (None: nothing is written).
-        display: progress output (see `progress.Display`).
+        events: progress callbacks (see `runs.events.RunEvents`; None: none).
         fingerprint: identifies the space and settings; a checkpoint of another is refused.
+        task: what the data is and how the network's output is scored (None: image
+            classification).
+        settings: what changes the result, recorded in checkpoints and checked on resume.
+        resume_overrides: the settings a resume may change (given explicitly, or recorded in
+            config.json).
+        checkpoint_seconds: inside an epoch, write a checkpoint when this many seconds have
+            passed since the last one (None: at epoch ends only). Not under torchrun, where
+            ranks would have to agree.
     """
 
     def __init__(
@@ -139,18 +73,24 @@ class Searcher(RunRecords):
         space: SpaceIR,
         overrides: Mapping[str, int],
         config: SearchConfig,
-        data: ImageData,
+        data,
         device: torch.device,
         run=None,
-        display=None,
+        events: RunEvents | None = None,
         fingerprint: str = "",
         dist: Dist | None = None,
+        task: Task | None = None,
+        *,
+        settings: dict | None = None,
+        resume_overrides: Iterable[str] = (),
+        checkpoint_seconds: float | None = None,
     ):
         self.space = space
+        self.task = task if task is not None else get_task()
         self.config = config
         self.device = device
         self.run = run
-        self.display = display
+        self.events = events if events is not None else RunEvents()
         self.fingerprint = fingerprint
         self.dist = dist
         torch.manual_seed(config.seed)
@@ -171,7 +111,7 @@ class Searcher(RunRecords):
                 device_ids=[device.index] if device.type == "cuda" else None,
                 find_unused_parameters=True,
             )
-        self.criterion = nn.CrossEntropyLoss()
+        self.criterion = self.task.loss  # what strategies' architecture steps minimise too
         self.optimizer = torch.optim.SGD(
             self.net.weights(),
             lr=config.lr,
@@ -180,7 +120,7 @@ class Searcher(RunRecords):
             weight_decay=config.weight_decay,
         )
         self.data = data
-        count = len(data.train_labels)
+        count = self.task.examples(data, "train")
         split = torch.randperm(count, generator=torch.Generator().manual_seed(config.seed))
         if self.strategy.bilevel:
             cut = max(1, min(count - 1, int(count * config.train_portion)))
@@ -189,45 +129,27 @@ class Searcher(RunRecords):
             weight_part, arch_part = split, None
         batch = config.batch_size
         self.shard = (dist.rank, dist.world) if dist is not None else (0, 1)
-        self.train_batches = Batches(
-            data,
-            data.train_images[weight_part],
-            data.train_labels[weight_part],
-            batch,
-            device,
-            True,
-            True,
-            shard=self.shard,
+        training = dict(augment=True, drop_last=True, shard=self.shard)
+        self.train_batches = self.task.batches(
+            data, "train", batch, device, indices=weight_part, **training
         )
         self.arch_batches = None
         if arch_part is not None:
-            self.arch_batches = Batches(
-                data,
-                data.train_images[arch_part],
-                data.train_labels[arch_part],
-                batch,
-                device,
-                True,
-                True,
-                shard=self.shard,
+            self.arch_batches = self.task.batches(
+                data, "train", batch, device, indices=arch_part, **training
             )
-        self.test_batches = Batches(
-            data, data.test_images, data.test_labels, batch, device, False, False, shard=self.shard
-        )
+        self.test_batches = self.task.batches(data, "test", batch, device, shard=self.shard)
+        self._checked = False  # the network's output is checked against the task once
         self._reference_batches = None  # built on the first `reference` measurement
         self.epoch = 0
         self.current_lr = config.lr
         self.metric_lines = 0
         self.metric_records: list[dict] = []  # kept in checkpoints: metrics.jsonl is rebuilt
-        # What changes the result, recorded in checkpoints and checked on resume; `overrides`
-        # are the settings a resume may change (given explicitly, or recorded in config.json).
-        self.settings: dict | None = None
-        self.overrides: set[str] = set()
+        self.settings = settings
+        self.overrides: set[str] = set(resume_overrides)
         self.last_settings: dict | None = None  # those of the checkpoint resumed from
         self.seconds = 0.0  # time spent on the epochs checkpointed so far, over every session
-        # Inside an epoch, a checkpoint is written when this many seconds have passed since the
-        # last one (None: at epoch ends only). Not under torchrun, where ranks would have to agree.
-        self.checkpoint_seconds: float | None = None
+        self.checkpoint_seconds = checkpoint_seconds
         self.partial: dict | None = None  # progress into the current epoch, from a checkpoint
         self._saved_at = time.perf_counter()
 
@@ -253,32 +175,17 @@ class Searcher(RunRecords):
         if config.measure_on == "reference":
             # The whole training split, moved to the device once for every step.
             if self._reference_batches is None:
-                self._reference_batches = Batches(
-                    data,
-                    data.train_images,
-                    data.train_labels,
-                    config.batch_size,
-                    self.device,
-                    True,
-                    False,
-                    shard=self.shard,
+                self._reference_batches = self.task.batches(
+                    data, "train", config.batch_size, self.device, augment=True, shard=self.shard
                 )
-            batches = self._reference_batches
-            return len(batches.labels), batches.epoch(seed, shuffle=False)
-        held_out = config.measure_on == "paper"
-        pool = data.test_labels if held_out else data.train_labels
-        chosen = torch.randperm(len(pool), generator=torch.Generator().manual_seed(seed))
+            count = self.task.examples(data, "train")
+            return count, self._reference_batches.epoch(seed, shuffle=False)
+        split = "test" if config.measure_on == "paper" else "train"
+        pool = self.task.examples(data, split)
+        chosen = torch.randperm(pool, generator=torch.Generator().manual_seed(seed))
         chosen = chosen[: config.measure_samples]
-        images = (data.test_images if held_out else data.train_images)[chosen]
-        batches = Batches(
-            data,
-            images,
-            pool[chosen],
-            config.batch_size,
-            self.device,
-            False,
-            False,
-            shard=self.shard,
+        batches = self.task.batches(
+            data, split, config.batch_size, self.device, indices=chosen, shard=self.shard
         )
         return len(chosen), batches.epoch(None)
 
@@ -301,13 +208,13 @@ class Searcher(RunRecords):
         # take none).
         for _ in range(first if arch_batches is not None else 0):
             arch_batches = self._next_arch_batch(arch_batches)[0]
-        total_loss = torch.zeros((), device=self.device)
-        correct = torch.zeros((), device=self.device)
+        # The epoch's loss and the task's metric sums, added up on the device.
+        names = ("total_loss", *self.task.sums)
+        sums = {name: torch.zeros((), device=self.device) for name in names}
         seen = 0
         before = 0.0  # seconds of this epoch spent before the checkpoint it resumed from
         if partial:
-            total_loss = partial["total_loss"].to(self.device)
-            correct = partial["correct"].to(self.device)
+            sums = {name: partial[name].to(self.device) for name in names}
             seen, before = int(partial["seen"]), float(partial["seconds"])
         started = time.perf_counter()
         self._saved_at = started
@@ -323,6 +230,9 @@ class Searcher(RunRecords):
             self.optimizer.zero_grad(set_to_none=True)
             output = self.model(images)
             logits = output[0] if isinstance(output, tuple) else output
+            if not self._checked:
+                self.task.check_output(logits, labels)
+                self._checked = True
             loss = self.criterion(logits, labels)
             if poison("nan", self.epoch + 1, step + 1):
                 loss = loss * float("nan")
@@ -337,29 +247,29 @@ class Searcher(RunRecords):
             if config.grad_clip > 0:
                 nn.utils.clip_grad_norm_(self.net.weights(), config.grad_clip)
             self.optimizer.step()
-            total_loss += loss.detach() * len(labels)
-            correct += (logits.argmax(1) == labels).sum()
+            sums["total_loss"] += loss.detach() * len(labels)
+            for name, value in self.task.batch_sums(logits.detach(), labels).items():
+                sums[name] += value
             seen += len(labels)
             if self._checkpoint_due() and step + 1 < steps:
                 session = time.perf_counter() - started
-                self.save_inside(step + 1, total_loss, correct, seen, before + session, session)
+                self.save_inside(step + 1, sums, seen, before + session, session)
             die_at("kill", self.epoch + 1, step + 1)
             stop_at("stop", self.epoch + 1, step + 1)
-            if self.display is not None:
-                self.display.step(
-                    step + 1, steps, float(total_loss) / seen if step % 10 == 0 else None
-                )
+            self.events.step(
+                step + 1, steps, float(sums["total_loss"]) / seen if step % 10 == 0 else None
+            )
         elapsed = before + time.perf_counter() - started
+        count = torch.tensor(float(seen)).to(self.device)
         totals = sum_tensor(
-            torch.stack(
-                [total_loss.float(), correct.float(), torch.tensor(float(seen)).to(self.device)]
-            ),
-            self.dist,
+            torch.stack([*(sums[name].float() for name in names), count]), self.dist
         ).tolist()
+        summed, seen_everywhere = dict(zip(names, totals[:-1], strict=True)), totals[-1]
+        metrics = self.task.metrics(summed, seen_everywhere)
         return {
-            "train_loss": totals[0] / max(totals[2], 1),
-            "train_acc": 100.0 * totals[1] / max(totals[2], 1),
-            "images_per_s": totals[2] / elapsed if elapsed > 0 else 0.0,
+            "train_loss": summed["total_loss"] / max(seen_everywhere, 1),
+            **{f"train_{name}": value for name, value in metrics.items()},
+            "images_per_s": seen_everywhere / elapsed if elapsed > 0 else 0.0,
             "seconds": elapsed,
         }
 
@@ -373,13 +283,12 @@ class Searcher(RunRecords):
             arch_batch = next(arch_batches)
         return arch_batches, arch_batch
 
-    def save_inside(
-        self, step: int, total_loss, correct, seen: int, seconds: float, session: float
-    ) -> None:
-        """A checkpoint inside the current epoch (see `RunRecords._save_partial`)."""
+    def save_inside(self, step: int, sums: dict, seen: int, seconds: float, session: float) -> None:
+        """A checkpoint inside the current epoch (see `RunRecords._save_partial`); `sums` are
+        the epoch's loss and metric sums so far."""
         self.check_diverged(everywhere=False)  # never only under torchrun: see _checkpoint_due
-        sums = {"total_loss": total_loss.detach().cpu(), "correct": correct.detach().cpu()}
-        self._save_partial(step, {**sums, "seen": seen}, seconds, session)
+        kept = {name: value.detach().cpu() for name, value in sums.items()}
+        self._save_partial(step, {**kept, "seen": seen}, seconds, session)
 
     def _finite(self, loss: torch.Tensor) -> bool:
         """Whether the loss is finite on every rank (all stop together when one is not)."""
@@ -393,7 +302,8 @@ class Searcher(RunRecords):
             where = f"the last good checkpoint is {last[-1]}"
             digits = last[-1].name[5:10]
             resume_epoch = int(digits) if digits.isdigit() else 0
-        lower = safe_lr(self.config, self.metric_records, resume_epoch, self.data.num_classes)
+        chance = self.task.chance_loss(self.data)
+        lower = safe_lr(self.config, self.metric_records, resume_epoch, chance)
         run = str(self.run.path) if self.run is not None else "RUN_DIR"
         if resume_epoch == 0:
             return (
@@ -446,10 +356,8 @@ class Searcher(RunRecords):
             CorruptCheckpoint: another structure (keys, types, shapes) or non-finite values;
                 the previous checkpoint is tried.
         """
-        from nasc.dsl import NascUsageError
-
         check_kinds(path, state, {**STATE_KINDS, "strategy": dict})
-        check_partial(path, state, len(self.train_batches))
+        check_partial(path, state, len(self.train_batches), self.task.sums)
         check_settings(path, state, self.settings, self.overrides, RESUME_OVERRIDES, "search")
         if state["fingerprint"] != self.fingerprint:
             raise NascUsageError(
@@ -461,17 +369,26 @@ class Searcher(RunRecords):
 
     @torch.no_grad()
     def evaluate(self) -> dict:
-        """Loss and top-1 accuracy of the supernet on the test split."""
+        """Loss and the task's metrics of the supernet on the test split."""
         self.net.eval()
-        totals = torch.zeros(3, device=self.device)  # loss sum, correct, seen; summed over ranks
+        names = self.task.sums
+        # The loss sum, the task's sums and the count, summed over ranks.
+        totals = torch.zeros(len(names) + 2, device=self.device)
         for images, labels in self.test_batches.epoch(None):
             logits = self.logits(images)
             totals[0] += self.criterion(logits, labels) * len(labels)
-            totals[1] += (logits.argmax(1) == labels).sum()
-            totals[2] += len(labels)
+            sums = self.task.batch_sums(logits, labels)
+            for index, name in enumerate(names, start=1):
+                totals[index] += sums[name]
+            totals[-1] += len(labels)
         self.net.train()
-        loss, correct, seen = sum_tensor(totals, self.dist).tolist()
-        return {"test_loss": loss / max(seen, 1), "test_acc": 100.0 * correct / max(seen, 1)}
+        summed = sum_tensor(totals, self.dist).tolist()
+        seen = summed[-1]
+        metrics = self.task.metrics(dict(zip(names, summed[1:-1], strict=True)), seen)
+        return {
+            "test_loss": summed[0] / max(seen, 1),
+            **{f"test_{name}": value for name, value in metrics.items()},
+        }
 
     def run_epochs(self) -> None:
         """Train from the current epoch to the last, checkpointing after each."""
@@ -481,11 +398,8 @@ class Searcher(RunRecords):
     def run_one_epoch(self) -> None:
         """Train one epoch, evaluate, let the strategy act, log, and checkpoint."""
         started = time.perf_counter()
-        if self.display is not None:
-            done = int(self.partial["step"]) if self.partial else 0
-            self.display.start_epoch(
-                self.epoch + 1, self.config.epochs, len(self.train_batches), done
-            )
+        done = int(self.partial["step"]) if self.partial else 0
+        self.events.start_epoch(self.epoch + 1, self.config.epochs, len(self.train_batches), done)
         record = {
             "event": "epoch",
             "epoch": self.epoch + 1,
@@ -558,169 +472,6 @@ class Searcher(RunRecords):
         return True
 
 
-# The keys every checkpoint of a search or training run holds, and their types.
-STATE_KINDS = {
-    "fingerprint": str,
-    "epoch": int,
-    "metric_lines": int,
-    "net": dict,
-    "optimizer": dict,
-    "rng": torch.Tensor,
-}
-
-
-def check_kinds(path, state: dict, kinds: dict) -> None:
-    """Raises CorruptCheckpoint when a key of `kinds` is missing or of another type."""
-    for key, kind in kinds.items():
-        value = state.get(key)
-        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            got = "missing" if key not in state else f"a {type(value).__name__}"
-            raise CorruptCheckpoint(f"{path} has no valid `{key}` ({got}, not a {kind.__name__})")
-
-
-def check_settings(path, state: dict, settings, overrides, allowed, noun: str) -> None:
-    """Refuse a checkpoint trained with settings the run's config.json no longer says, unless an
-    explicit resume override (`overrides`) explains the change.
-
-    Raises:
-        NascUsageError: naming the setting, and how to change it (`allowed`) or why it cannot.
-    """
-    from nasc.dsl import NascUsageError
-
-    recorded = state.get("settings")
-    if not isinstance(recorded, dict) or settings is None:
-        return
-    for key in sorted(set(recorded) | set(settings)):
-        was, now = recorded.get(key), settings.get(key)
-        if was != now and key not in overrides:
-            raise NascUsageError(
-                f"{path} was trained with {key} = {was!r}, but the run's config.json "
-                f"now says {now!r}",
-                hint=f"restore {key} in config.json"
-                + (
-                    f", or change it explicitly: --resume RUN --{key.replace('_', '-')} {now}"
-                    if key in allowed
-                    else f"; {key} cannot change on resume, start a new {noun} for it"
-                ),
-            )
-
-
-def check_partial(path, state: dict, steps: int) -> None:
-    """Raises CorruptCheckpoint when a checkpoint taken inside an epoch does not say where in an
-    epoch of `steps` steps it was taken, and what the epoch had summed."""
-    partial = state.get("partial")
-    if partial is None:
-        return
-    fields = {"step": int, "seen": int, "seconds": (int, float)}
-    if not isinstance(partial, dict) or any(
-        not isinstance(partial.get(k), kind) or isinstance(partial.get(k), bool)
-        for k, kind in fields.items()
-    ):
-        raise CorruptCheckpoint(f"{path} has no valid record of its place inside the epoch")
-    if not 0 < partial["step"] < steps or "total_loss" not in partial or "correct" not in partial:
-        raise CorruptCheckpoint(
-            f"{path} was taken at step {partial['step']} of an epoch of {steps} steps"
-        )
-
-
-def check_fits_net(path, state: dict, net: nn.Module, epochs: int) -> None:
-    """Raises CorruptCheckpoint when the state cannot be this network's after at most `epochs`
-    epochs: an impossible epoch, a bad random state, other keys or shapes, non-finite values."""
-    if not 0 <= state["epoch"] <= epochs or state["metric_lines"] < 0:
-        raise CorruptCheckpoint(f"{path} has an impossible epoch ({state['epoch']})")
-    if state["rng"].dtype != torch.uint8:
-        raise CorruptCheckpoint(f"{path} has no valid random state")
-    expected, net = net.state_dict(), state["net"]
-    missing, extra = sorted(set(expected) - set(net)), sorted(set(net) - set(expected))
-    if missing or extra:
-        what = (f"lacks {missing[0]}" if missing else f"has an unknown {extra[0]}") + (
-            f" ({len(missing) + len(extra)} keys differ)" if len(missing) + len(extra) > 1 else ""
-        )
-        raise CorruptCheckpoint(f"{path} does not fit this network: it {what}")
-    for key, value in expected.items():
-        if torch.is_tensor(value) and (
-            not torch.is_tensor(net[key]) or net[key].shape != value.shape
-        ):
-            shape = tuple(net[key].shape) if torch.is_tensor(net[key]) else type(net[key])
-            raise CorruptCheckpoint(
-                f"{path} does not fit this network: {key} is {shape}, not {tuple(value.shape)}"
-            )
-    bad = nonfinite(net) + nonfinite(state["optimizer"])
-    if bad:
-        raise CorruptCheckpoint(
-            f"{path} holds non-finite values ({', '.join(bad[:3])}): the run had diverged "
-            "before it was written"
-        )
-
-
-def apply_sgd_settings(optimizer: torch.optim.Optimizer, config) -> None:
-    """Give a restored SGD the run's settings: its saved state carries those it was built with,
-    so without this a resume override of momentum, Nesterov or weight decay would be recorded
-    but not used. (The learning rate is set at every step.)"""
-    for group in optimizer.param_groups:
-        group["momentum"] = config.momentum
-        group["nesterov"] = config.nesterov and config.momentum > 0
-        group["weight_decay"] = config.weight_decay
-
-
-def resume_state(run, fingerprint: str, dist: Dist | None, warn=print, check=None) -> dict | None:
-    """The newest good checkpoint's state for a resumed run, or None when there is none.
-
-    Rank 0 (the process holding the run directory) reads it and hands it to the other ranks.
-    The run's metrics are rebuilt from the history that checkpoint kept (older checkpoints: cut
-    back to the lines it had seen). When checkpoints exist but none can be used, the earlier
-    metrics are kept in a side file, and `warn` says so.
-
-    Args:
-        check: called with (path, state) on rank 0; see `checkpoint.load_latest`.
-
-    Raises:
-        NascUsageError: the checkpoint was written for another space or other settings.
-    """
-    found, refused = None, None
-    if run is not None:
-        try:
-            found = load_latest(run.checkpoints, warn=warn, map_location="cpu", check=check)
-        except NascUsageError as error:  # refused on rank 0: every rank stops with it
-            refused = (error.message, error.hint)
-        if found is not None:
-            found[1]["_path"] = str(found[0])
-    found, refused = broadcast((found, refused), dist)
-    if refused is not None:
-        raise NascUsageError(refused[0], hint=refused[1])
-    if found is None:
-        if run is not None:  # lines of a first epoch that never reached a checkpoint
-            kept = run.set_aside_metrics() if list(run.checkpoints.glob("ckpt-*.pt")) else None
-            if kept is not None:
-                warn(
-                    f"warning: no checkpoint of {run.path} can be used; starting from the first "
-                    f"epoch; the earlier metrics are kept in {kept}"
-                )
-            run.truncate_metrics(0)
-        return None
-    path, state = found
-    if state.get("fingerprint") != fingerprint:
-        raise NascUsageError(
-            f"{path} was written by another run (another space, -D values, strategy, data, seed "
-            "or number of epochs)",
-            hint="resume with the run directory's own settings, or start anew",
-        )
-    if run is not None:
-        if "metrics" in state:
-            run.rewrite_metrics(metric_records(state))
-        else:
-            run.truncate_metrics(int(state["metric_lines"]))
-    return state
-
-
-def metric_records(state: dict) -> list[dict]:
-    """The metric lines a checkpoint kept (none for checkpoints older than that)."""
-    records = state.get("metrics")
-    if not isinstance(records, list):
-        return []
-    return [record for record in records if isinstance(record, dict)]
-
-
 # Settings a resume may change, explicitly (`--resume RUN --lr X`), and records in config.json.
 RESUME_OVERRIDES = (
     "lr",
@@ -735,29 +486,3 @@ RESUME_OVERRIDES = (
     "arch_weight_decay",
     "device",
 )
-
-
-def safe_lr(config, records: list[dict], resume_epoch: int, classes: int) -> float:
-    """A learning rate to resume a diverged run with, from what its schedule showed safe.
-
-    An epoch is healthy when its training loss is finite and at most twice that of guessing
-    (ln classes). The largest rate a healthy epoch started at was safe; the suggestion is the
-    base rate whose cosine schedule, from the epoch the run resumes after, starts at that rate,
-    at most half the rate that diverged. With no healthy epoch: the presets' rate, or a tenth of
-    the run's when that is lower.
-    """
-    limit = 2 * math.log(max(classes, 2))
-    safe = [
-        r["lr"]
-        for r in records
-        if r.get("event") == "epoch"
-        and isinstance(r.get("train_loss"), (int, float))
-        and isinstance(r.get("lr"), (int, float))
-        and math.isfinite(r["train_loss"])
-        and r["train_loss"] <= limit
-    ]
-    if not safe:
-        return min(SAFE_DEFAULT_LR, config.lr / 10)
-    shape = 0.5 * (1 + math.cos(math.pi * min(resume_epoch, config.epochs) / config.epochs))
-    base = config.lr_min + (max(safe) - config.lr_min) / max(shape, 1e-3)
-    return max(min(base, config.lr / 2), config.lr_min, 1e-6)

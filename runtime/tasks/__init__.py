@@ -1,1 +1,18 @@
-"""Tasks: what the loops must not know (data, head, loss, metrics, predictions)."""
+"""Tasks: what the search and training loops must not know (how data loads and batches, what
+the network's head must produce, the loss, the metrics, how a prediction is drawn).
+
+`get_task(name)` finds a registered task; `@register_task("name")` on a `Task` subclass adds one
+(see `base.Task`). Image classification (`classification`) is the first and the default.
+"""
+
+from nasc.runtime.tasks import classification  # noqa: F401 - registers the built-in task
+from nasc.runtime.tasks.base import Task
+from nasc.runtime.tasks.registry import DEFAULT_TASK, TASKS, get_task, register_task
+
+__all__ = ["DEFAULT_TASK", "TASKS", "Task", "bind_data", "get_task", "register_task"]
+
+
+def bind_data(space, defines: dict[str, int], data, task: str | None = None) -> dict[str, int]:
+    """The -D values with what the data fixes bound to the space, as `task` (None: image
+    classification) binds them; see `Task.bind`."""
+    return get_task(task).bind(space, defines, data)

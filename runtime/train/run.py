@@ -3,9 +3,7 @@ protocol, and measure the test accuracy of a trained network."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import math
 import time
 import warnings
 from collections.abc import Mapping
@@ -14,8 +12,6 @@ from typing import Any
 
 import attrs
 import torch
-from rich.console import Console
-from torch import nn
 
 from nasc.compiler import (
     CompileOptions,
@@ -25,62 +21,35 @@ from nasc.compiler import (
     count_flops,
     export_torchscript,
 )
-from nasc.dsl import NascUsageError, SpaceIR, find_space, load_space, parse_space, read_source
-from nasc.runtime.cli.progress import Display
-from nasc.runtime.data.images import Batches, ImageData, load_data
+from nasc.dsl import (
+    NascUsageError,
+    SpaceIR,
+    find_space,
+    format_space,
+    load_space,
+    parse_space,
+    read_source,
+)
+from nasc.runtime.hardware.memory import check_fits
 from nasc.runtime.plugins import load_plugins
 from nasc.runtime.plugins import recorded as plugins_recorded
 from nasc.runtime.requests import EvalRequest, TrainRequest
-from nasc.runtime.runs.checkpoint import (
-    CorruptCheckpoint,
-    load_checkpoint,
-    nonfinite,
-    save_checkpoint,
-    write_atomic,
-)
-from nasc.runtime.runs.faults import die_at, poison
-from nasc.runtime.runs.rundir import RunDir
-from nasc.runtime.runs.scalars import require_tensorboard
-from nasc.runtime.search.loop import (
-    DIVERGED_LOSS,
-    STATE_KINDS,
-    Diverged,
-    NonFiniteLoss,
-    RunRecords,
-    apply_sgd_settings,
-    check_fits_net,
-    check_kinds,
-    check_partial,
-    check_settings,
-    cosine_lr,
-    epoch_seed,
-    resolve_device,
-    resume_state,
-    safe_lr,
-)
-from nasc.runtime.search.run import (
+from nasc.runtime.runs.checkpoint import load_checkpoint
+from nasc.runtime.runs.events import LoggedEvents, RunEvents
+from nasc.runtime.runs.resume import (
     check_run_config,
     record_overrides,
     recorded_overrides,
     resume_changes,
 )
+from nasc.runtime.runs.resume import fingerprint as make_fingerprint
+from nasc.runtime.runs.rundir import RunDir, environment
+from nasc.runtime.runs.scalars import require_tensorboard
+from nasc.runtime.runs.settings import resolve_device, validate_counts, validate_minutes
+from nasc.runtime.tasks import DEFAULT_TASK, Task, get_task
 from nasc.runtime.train.config import TrainConfig
-
-# Settings a training resume may change explicitly (`--resume RUN --lr X`), recorded in
-# config.json and the metrics; any other change is refused, naming it.
-TRAIN_RESUME_OVERRIDES = (
-    "lr",
-    "lr_min",
-    "momentum",
-    "nesterov",
-    "weight_decay",
-    "grad_clip",
-    # How the same computation runs, as `device` does: a resume on a GPU may compile it.
-    "device",
-    "amp",
-    "channels_last",
-    "compile",
-)
+from nasc.runtime.train.loop import TRAIN_RESUME_OVERRIDES, Trainer, evaluate
+from nasc.runtime.train.result import TrainResult
 
 TRAIN_PRESETS: dict[str, dict[str, Any]] = {
     # The DARTS evaluation protocol on CIFAR, as IS-DARTS used it.
@@ -170,291 +139,6 @@ def make_train_config(preset: str, overrides: Mapping[str, Any]) -> TrainConfig:
     return TrainConfig(**values)
 
 
-class Trainer(RunRecords):
-    """Trains one fixed network; the evaluation-protocol counterpart of `Searcher`."""
-
-    def __init__(
-        self,
-        space: SpaceIR,
-        defines: Mapping[str, int],
-        config: TrainConfig,
-        data: ImageData,
-        device: torch.device,
-        run: RunDir | None = None,
-        display: Display | None = None,
-        fingerprint: str = "",
-    ):
-        if not space.is_fixed:
-            raise NascUsageError(
-                f"`{space.name}` still has choices; train a fixed architecture",
-                hint="train the arch.nas of a search run, or give --arch",
-            )
-        self.config, self.device, self.run, self.display = config, device, run, display
-        self.fingerprint = fingerprint
-        torch.manual_seed(config.seed)
-        self.net: Supernet = compile_space(
-            space,
-            defines,
-            CompileOptions(
-                search=False, auxiliary=config.auxiliary_weight > 0, drop_path=config.drop_path > 0
-            ),
-        ).to(device)
-        self.cuda = device.type == "cuda"
-        if self.cuda and config.channels_last:
-            self.net = self.net.to(memory_format=torch.channels_last)
-        self.model = torch.compile(self.net) if config.compile else self.net
-        self.criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
-        self.test_criterion = nn.CrossEntropyLoss()
-        self.optimizer = torch.optim.SGD(
-            self.net.parameters(),
-            lr=config.lr,
-            momentum=config.momentum,
-            nesterov=config.nesterov and config.momentum > 0,
-            weight_decay=config.weight_decay,
-        )
-        self.train_batches = Batches(
-            data,
-            data.train_images,
-            data.train_labels,
-            config.batch_size,
-            device,
-            True,
-            True,
-            cutout=config.cutout,
-        )
-        self.test_batches = Batches(
-            data, data.test_images, data.test_labels, config.batch_size, device, False, False
-        )
-        self.epoch = 0
-        self.best = 0.0
-        self.metric_lines = 0
-        self.metric_records: list[dict] = []  # kept in checkpoints: metrics.jsonl is rebuilt
-        self.classes = data.num_classes
-        self.seconds = 0.0  # time spent on the epochs checkpointed so far, over every session
-        # What checkpoints record of the settings, to refuse a config.json edited behind their
-        # back; `overrides`: settings an explicit resume override changed.
-        self.settings = {k: v for k, v in config.to_json().items() if k != "device"}
-        self.overrides: set[str] = set()
-        self.last_settings: dict | None = None
-        self.checkpoint_seconds: float | None = None  # also checkpoint inside epochs this often
-        self.partial: dict | None = None  # progress into the current epoch, from a checkpoint
-        self._saved_at = time.perf_counter()
-
-    def _autocast(self):
-        enabled = self.cuda and self.config.amp
-        return torch.autocast("cuda", dtype=torch.bfloat16, enabled=enabled)
-
-    def _prepare(self, images):
-        if self.cuda and self.config.channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
-        return images
-
-    def train_epoch(self) -> dict:
-        config, net = self.config, self.net
-        net.train()
-        net.set_drop_prob(config.drop_path * self.epoch / config.epochs)
-        steps = len(self.train_batches)
-        partial, self.partial = self.partial, None
-        first = int(partial["step"]) if partial else 0
-        total, correct, seen = 0.0, 0, 0
-        before = 0.0  # seconds of this epoch spent before the checkpoint it resumed from
-        if partial:
-            total, correct = float(partial["total_loss"]), int(partial["correct"])
-            seen, before = int(partial["seen"]), float(partial["seconds"])
-        started = self._saved_at = time.perf_counter()
-        batches = self.train_batches.epoch(epoch_seed(config.seed, self.epoch, 0), start=first)
-        for step, (images, labels) in enumerate(batches, start=first):
-            lr = cosine_lr(
-                config.lr,
-                config.lr_min,
-                config.epochs,
-                self.epoch + step / steps,
-                config.warmup_epochs,
-            )
-            for group in self.optimizer.param_groups:
-                group["lr"] = lr
-            self.optimizer.zero_grad(set_to_none=True)
-            with self._autocast():
-                output = self.model(self._prepare(images))
-                logits, aux = output if isinstance(output, tuple) else (output, None)
-                loss = self.criterion(logits.float(), labels)
-                if aux is not None:
-                    loss = loss + config.auxiliary_weight * self.criterion(aux.float(), labels)
-            if poison("nan", self.epoch + 1, step + 1):
-                loss = loss * float("nan")
-            if not torch.isfinite(loss).item():
-                raise NonFiniteLoss(
-                    f"the training loss is {loss.item()} "
-                    f"at epoch {self.epoch + 1}, step {step + 1}",
-                    hint=self._lower_lr_hint(),
-                )
-            loss.backward()
-            if config.grad_clip > 0:
-                nn.utils.clip_grad_norm_(net.parameters(), config.grad_clip)
-            self.optimizer.step()
-            total += float(loss.detach()) * len(labels)
-            correct += int((logits.argmax(1) == labels).sum())
-            seen += len(labels)
-            if self._checkpoint_due() and step + 1 < steps:
-                session = time.perf_counter() - started
-                self.save_inside(step + 1, total, correct, seen, before + session, session)
-            die_at("kill", self.epoch + 1, step + 1)
-            if self.display is not None and step % 10 == 0:
-                self.display.step(step + 1, steps, total / seen)
-        elapsed = before + time.perf_counter() - started
-        return {
-            "train_loss": total / max(seen, 1),
-            "train_acc": 100.0 * correct / max(seen, 1),
-            "images_per_s": seen / elapsed if elapsed > 0 else 0.0,
-            "seconds": elapsed,
-            "lr": lr,
-            "drop_prob": config.drop_path * self.epoch / config.epochs,
-        }
-
-    @torch.no_grad()
-    def evaluate(self) -> dict:
-        return evaluate(self.model, self.test_batches, self._autocast, self._prepare)
-
-    def run_epochs(self) -> None:
-        while self.epoch < self.config.epochs:
-            started = time.perf_counter()
-            if self.display is not None:
-                done = int(self.partial["step"]) if self.partial else 0
-                self.display.start_epoch(
-                    self.epoch + 1, self.config.epochs, len(self.train_batches), done
-                )
-            record = {"event": "epoch", "epoch": self.epoch + 1}
-            record.update(self.train_epoch())
-            record.update(self.evaluate())
-            self._check_diverged(record)
-            self.epoch += 1
-            improved = record["test_acc"] > self.best
-            self.best = max(self.best, record["test_acc"])
-            record["best_test_acc"] = self.best
-            self._log(record)
-            self.seconds += time.perf_counter() - started
-            self.save(best=improved)
-
-    def _lower_lr_hint(self) -> str:
-        lower = safe_lr(self.config, self.metric_records, self.epoch, self.classes)
-        if self.epoch == 0:
-            return (
-                f"no checkpoint yet; start again with a lower learning rate, e.g. --lr {lower:.2g}"
-            )
-        return (
-            f"the last good checkpoint is after epoch {self.epoch}; resume with a lower learning "
-            f"rate: --resume {self.run.path if self.run else 'RUN_DIR'} --lr {lower:.2g}"
-        )
-
-    def _check_diverged(self, record: dict) -> None:
-        """Refuse to checkpoint non-finite weights, buffers or optimizer state, or exploded losses.
-
-        Raises:
-            Diverged: naming what is not finite and a learning rate to resume with.
-        """
-        problems = [
-            f"the {key.replace('_', ' ')} is {record[key]:.4g}"
-            for key in ("train_loss", "test_loss")
-            if isinstance(record.get(key), float)
-            and not (math.isfinite(record[key]) and record[key] < DIVERGED_LOSS)
-        ]
-        bad = nonfinite(self.net.state_dict()) + nonfinite(self.optimizer.state_dict())
-        if bad:
-            problems.append(f"non-finite values in {', '.join(bad[:3])}")
-        if problems:
-            raise Diverged(
-                f"the run diverged at epoch {record['epoch']}: {'; '.join(problems)}; its state "
-                "is not saved",
-                hint=self._lower_lr_hint(),
-            )
-
-    def state(self) -> dict:
-        return {
-            "fingerprint": self.fingerprint,
-            "epoch": self.epoch,
-            "best": self.best,
-            "metric_lines": self.metric_lines,
-            "seconds": self.seconds,
-            "net": self.net.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "rng": torch.get_rng_state(),
-            "metrics": list(self.metric_records),
-            "settings": self.settings,
-        }
-
-    def check_checkpoint(self, path, state: dict) -> None:
-        """Refuse a checkpoint that verifies but cannot be resumed here, as a search does.
-
-        Raises:
-            NascUsageError: its settings differ from config.json's in one no override explains.
-            CorruptCheckpoint: another structure (keys, types, shapes) or non-finite values;
-                the previous checkpoint is tried.
-        """
-        check_kinds(path, state, {**STATE_KINDS, "best": float})
-        check_partial(path, state, len(self.train_batches))
-        check_settings(
-            path, state, self.settings, self.overrides, TRAIN_RESUME_OVERRIDES, "training run"
-        )
-        check_fits_net(path, state, self.net, self.config.epochs)
-
-    def save_inside(
-        self, step: int, total: float, correct: int, seen: int, seconds: float, session: float
-    ) -> None:
-        """A checkpoint inside the current epoch (see `RunRecords._save_partial`)."""
-        self._check_diverged({"epoch": self.epoch + 1, "train_loss": total / max(seen, 1)})
-        sums = {"total_loss": total, "correct": correct, "seen": seen}
-        self._save_partial(step, sums, seconds, session)
-
-    def save(self, best: bool) -> None:
-        self._saved_at = time.perf_counter()
-        if self.run is None:
-            return
-        path = save_checkpoint(
-            self.run.checkpoints,
-            self.epoch,
-            self.state(),
-            fault=lambda: die_at("checkpoint", self.epoch),
-        )
-        if best:
-            write_atomic(self.run.path / "best.pt", path.read_bytes())
-
-    def restore(self, warn=print) -> bool:
-        """Continue from the newest good checkpoint; False when there is none."""
-        state = resume_state(self.run, self.fingerprint, None, warn, self.check_checkpoint)
-        if state is None:
-            return False
-        try:
-            self.net.load_state_dict(state["net"])
-            self.optimizer.load_state_dict(state["optimizer"])
-        except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as error:
-            raise CorruptCheckpoint(
-                f"{state.get('_path', 'the checkpoint')} does not fit this run: {error}"
-            ) from None
-        apply_sgd_settings(self.optimizer, self.config)
-        self._restore_records(state)
-        self.best = float(state["best"])
-        return True
-
-
-def evaluate(model, batches: Batches, autocast=contextlib.nullcontext, prepare=None) -> dict:
-    """Test loss and top-1 accuracy of a network over a split."""
-    criterion = nn.CrossEntropyLoss()
-    was_training = getattr(model, "training", False)
-    model.eval()
-    total, correct, seen = 0.0, 0, 0
-    with torch.no_grad():
-        for images, labels in batches.epoch(None):
-            with autocast():
-                output = model(prepare(images) if prepare else images)
-            logits = (output[0] if isinstance(output, tuple) else output).float()
-            total += float(criterion(logits, labels)) * len(labels)
-            correct += int((logits.argmax(1) == labels).sum())
-            seen += len(labels)
-    if was_training:
-        model.train()
-    return {"test_loss": total / max(seen, 1), "test_acc": 100.0 * correct / max(seen, 1)}
-
-
 def _search_plugins(arch_file: str | None) -> list[str]:
     """The `--ops` plugins recorded by the search run that wrote `arch_file` (its `arch.nas`),
     so training a found architecture needs no `--ops` again."""
@@ -479,18 +163,16 @@ def _architecture(args) -> SpaceIR:
     return space
 
 
-def fit_augmentation(
-    config: TrainConfig, data: ImageData, given: Mapping[str, Any], warn
-) -> TrainConfig:
+def fit_augmentation(config: TrainConfig, data, given: Mapping[str, Any], warn) -> TrainConfig:
     """Scale the preset's cutout (sized for 32 x 32 CIFAR images) to smaller images, with a
     warning; a `--cutout` that covers the whole image is refused.
 
     Raises:
         NascUsageError: a given cutout that covers the whole image.
     """
-    size = data.size
     if config.cutout == 0:
         return config
+    size = data.size
     if given.get("cutout") is not None:
         if config.cutout >= size:
             raise NascUsageError(
@@ -523,161 +205,255 @@ def validate_train(config: TrainConfig) -> None:
         )
 
 
-def run_train(args: TrainRequest, console: Console) -> dict:
-    """`nasc train`: run or resume a training run. Every input is checked, and the network
-    built, before the run directory is made.
+def run_train(request: TrainRequest, events: RunEvents | None = None) -> TrainResult:
+    """`nasc train` as a library call: run or resume a training run, in phases. Every input is
+    checked, and the network built, before the run directory is made.
 
-    Returns:
-        What result.json holds, and `run`: the run directory.
+    Args:
+        events: progress callbacks (None: messages go to the `nasc` logger).
     """
-    from nasc.runtime.runs.rundir import environment
-    from nasc.runtime.search.run import bind_data, validate_counts, validate_minutes
-    from nasc.runtime.search.run import fingerprint as make_fingerprint
+    events = events if events is not None else LoggedEvents()
+    overrides = train_overrides(request.overrides)
+    validate_counts(subset=request.subset, image_size=request.image_size)
+    validate_minutes(request.checkpoint_minutes)
+    if request.tensorboard:
+        require_tensorboard()
+    plan = None
+    try:
+        if request.resume:
+            plan = resumed_training(request, overrides)
+        else:
+            plan = new_training(request, overrides)
+        validate_train(plan.config)
+        device = resolve_device(plan.config.device)
+        data = load_training_data(plan, request, overrides, events)
+        if request.memory_check and plan.space.is_fixed:
+            # From the IR, before the network is built: a width too large for the machine is
+            # refused here, not by the allocator after minutes.
+            options = CompileOptions(search=False, auxiliary=plan.config.auxiliary_weight > 0)
+            check_fits(
+                plan.space, plan.defines, plan.config.batch_size, options, device, phase="train"
+            )
+        trainer = build_trainer(plan, request, data, device, events)
+        if plan.run is not None:
+            events.message(f"run directory: {plan.run.path}")
+        finished = restore_training(trainer, plan, events) if request.resume else False
+        run = plan.run
+        if run is not None and (request.tensorboard or (run.path / "tensorboard").is_dir()):
+            run.open_scalars(resumed=bool(request.resume))
+        trainer.run_epochs()
+        events.close()
+        result = training_result(trainer, plan, finished, device)
+    finally:
+        events.close()
+        if plan is not None and plan.run is not None:
+            plan.run.close()
+    trained = TrainResult(run_dir=plan.run.path if plan.run else None, result=result)
+    events.finished(trained)
+    return trained
 
+
+def train_overrides(given: dict) -> dict:
+    """Every TrainConfig field, with the value given (None: the preset's).
+
+    Raises:
+        NascUsageError: a name that is no field of the training config.
+    """
     names = [f.name for f in attrs.fields(TrainConfig)]
-    unknown = sorted(set(args.overrides) - set(names))
+    unknown = sorted(set(given) - set(names))
     if unknown:
         raise NascUsageError(
             f"unknown training setting `{unknown[0]}`", hint=f"known settings: {', '.join(names)}"
         )
-    overrides = {name: args.overrides.get(name) for name in names}
-    validate_counts(subset=args.subset, image_size=getattr(args, "image_size", None))
-    validate_minutes(args.checkpoint_minutes)
-    if args.tensorboard:
-        require_tensorboard()
-    run = display = None
+    return {name: given.get(name) for name in names}
+
+
+@attrs.define
+class TrainingPlan:
+    """What a training run is built from: the fixed space, its -D values, the settings, the
+    data and the task (and, on resume, the run directory and what it recorded)."""
+
+    space: SpaceIR
+    source: str | None
+    defines: dict[str, int]
+    config: TrainConfig
+    data_spec: str
+    subset: int | None
+    task: Task
+    preset: str | None = None
+    plugins: list[str] = attrs.field(factory=list)
+    run: RunDir | None = None
+    saved: dict | None = None
+    changes: dict = attrs.field(factory=dict)
+
+
+def resumed_training(request, overrides: dict) -> TrainingPlan:
+    """Phase 1 of a resume: the run's config.json and arch.nas, checked, with the settings the
+    request changes."""
+    run = RunDir.open(Path(request.resume))
+    plan = None
     try:
-        if args.resume:
-            run = RunDir.open(Path(args.resume))
-            saved = run.read_json("config.json")
-            check_run_config(saved, run.path / "config.json", TrainConfig)
-            load_plugins(saved.get("plugins"), run.path / "config.json")  # before arch.nas
-            changes = resume_changes(
-                saved, overrides, args, None, TRAIN_RESUME_OVERRIDES, "training run"
-            )
-            source = read_source(run.path / "arch.nas")
-            space = parse_space(source, str(run.path / "arch.nas"), catalog=catalog())
-            config = TrainConfig(**{**saved["config"], **changes})
-            defines, data_spec, subset = saved["defines"], saved["data"], saved.get("subset")
-        else:
-            plugins = [*args.plugins, *_search_plugins(args.arch_file)]
-            load_plugins(plugins)
-            space = _architecture(args)
-            preset_name = args.preset or PRESET_FOR_SPACE_PRESET.get(
-                space.preset or "", "darts-cifar"
-            )
-            preset = TRAIN_PRESETS.get(preset_name)
-            config = make_train_config(preset_name, overrides)
-            if preset.get("macro") and not args.keep_macro:
-                space = transplant(space, load_space(preset["macro"], catalog=catalog()))
-            defines = {k: v for k, v in preset["defines"].items() if k in space.network.param_names}
-            defines.update(args.defines)
-            data_spec, subset = args.data, args.subset
-        validate_train(config)
-        device = resolve_device(config.device)
-        data = load_data(data_spec, args.cache_dir, getattr(args, "image_size", None))
-        if subset:
-            data = data.subset(subset, seed=0)
-        from nasc.dsl import format_space
+        saved = run.read_json("config.json")
+        check_run_config(saved, run.path / "config.json", TrainConfig)
+        load_plugins(saved.get("plugins"), run.path / "config.json")  # before arch.nas
+        changes = resume_changes(
+            saved, overrides, request, None, TRAIN_RESUME_OVERRIDES, "training run"
+        )
+        source = read_source(run.path / "arch.nas")
+        plan = TrainingPlan(
+            space=parse_space(source, str(run.path / "arch.nas"), catalog=catalog()),
+            source=source,
+            defines=saved["defines"],
+            config=TrainConfig(**{**saved["config"], **changes}),
+            data_spec=saved["data"],
+            subset=saved.get("subset"),
+            task=get_task(saved.get("task", DEFAULT_TASK)),
+            run=run,
+            saved=saved,
+            changes=changes,
+        )
+    finally:
+        if plan is None:
+            run.close()
+    return plan
 
-        notes = []
-        if not args.resume:
-            defines = bind_data(space, defines, data)
-            config = fit_augmentation(config, data, overrides, notes.append)
-            source = format_space(space)
-        if not args.no_memory_check and space.is_fixed:
-            from nasc.runtime.hardware.memory import check_fits
 
-            # From the IR, before the network is built: a width too large for the machine is
-            # refused here, not by the allocator after minutes.
-            options = CompileOptions(search=False, auxiliary=config.auxiliary_weight > 0)
-            check_fits(space, defines, config.batch_size, options, device, phase="train")
+def new_training(request, overrides: dict) -> TrainingPlan:
+    """Phase 1 of a new run: the architecture, its training preset (and the preset's macro
+    network, unless `keep_macro`), and the -D values."""
+    plugins = [*request.plugins, *_search_plugins(request.arch_file)]
+    load_plugins(plugins)
+    space = _architecture(request)
+    preset_name = request.preset or PRESET_FOR_SPACE_PRESET.get(space.preset or "", "darts-cifar")
+    config = make_train_config(preset_name, overrides)
+    preset = TRAIN_PRESETS[preset_name]
+    if preset.get("macro") and not request.keep_macro:
+        space = transplant(space, load_space(preset["macro"], catalog=catalog()))
+    defines = {k: v for k, v in preset["defines"].items() if k in space.network.param_names}
+    defines.update(request.defines)
+    return TrainingPlan(
+        space=space,
+        source=None,  # printed from the space once the data is bound
+        defines=defines,
+        config=config,
+        data_spec=request.data,
+        subset=request.subset,
+        task=get_task(request.task),
+        preset=preset_name,
+        plugins=plugins,
+    )
+
+
+def load_training_data(plan: TrainingPlan, request, overrides: dict, events: RunEvents):
+    """Phase 2: the data, as the task loads it; for a new run, what it fixes of the network
+    bound, the augmentation fitted to it (a note says so), and the architecture's text."""
+    data = plan.task.load(plan.data_spec, request.cache_dir, request.image_size)
+    if plan.subset:
+        data = data.subset(plan.subset, seed=0)
+    if plan.saved is None:
+        plan.defines = plan.task.bind(plan.space, plan.defines, data)
+        plan.config = fit_augmentation(plan.config, data, overrides, events.message)
+        plan.source = format_space(plan.space)
+    return data
+
+
+def build_trainer(plan: TrainingPlan, request, data, device, events: RunEvents) -> Trainer:
+    """Phase 3: the trainer, complete; a new run's directory is made first and removed again
+    when the network cannot be built."""
+    config = plan.config
+    if plan.saved is None and request.runs_dir is not None:
+        name = f"train-{plan.space.name}"
+        plan.run = RunDir.create(Path(request.runs_dir), name, plan.preset)
+    resume_overrides = set()
+    if plan.saved is not None:
+        resume_overrides = set(plan.changes) | recorded_overrides(plan.saved, config)
+    minutes = request.checkpoint_minutes
+    try:
         trainer = Trainer(
-            space,
-            defines,
+            plan.space,
+            plan.defines,
             config,
             data,
             device,
+            run=plan.run,
+            events=events,
             fingerprint=make_fingerprint(
-                source, defines, "train", data_spec, config.seed, config.epochs
+                plan.source,
+                plan.defines,
+                "train",
+                plan.data_spec,
+                config.seed,
+                config.epochs,
+                plan.task.name,
             ),
+            task=plan.task,
+            resume_overrides=resume_overrides,
+            checkpoint_seconds=60.0 * minutes if minutes else None,
         )
-        if not args.resume:
-            run = RunDir.create(Path(args.runs_dir), f"train-{space.name}", preset_name)
-            run.write_text("arch.nas", source)
-            run.write_json(
-                "config.json",
-                {
-                    "arch": str(args.arch_file),
-                    "preset": preset_name,
-                    "defines": defines,
-                    "data": data_spec,
-                    "subset": subset,
-                    "config": config.to_json(),
-                    "plugins": plugins_recorded(plugins),
-                    "created": time.strftime("%Y-%m-%d %H:%M:%S"),
-                    "environment": environment(device),
-                },
-            )
-        display = Display(console, quiet=args.quiet)
-        trainer.run, trainer.display = run, display
-        minutes = args.checkpoint_minutes
-        trainer.checkpoint_seconds = 60.0 * minutes if minutes else None
-        for note in notes:
-            display.print(note)
-        display.print(f"run directory: {run.path}")
-        finished = False
-        resumed = False
-        if args.resume:
-            trainer.overrides = set(changes) | recorded_overrides(saved, config)
-            resumed = trainer.restore(warn=display.print)
-            record_overrides(run, saved, changes, trainer, resumed)
-        if resumed:
-            finished = trainer.epoch >= config.epochs
-            display.print(
-                "the training had finished; its results stand"
-                if finished
-                else f"resumed after epoch {trainer.epoch}"
-            )
-        if args.tensorboard or (run.path / "tensorboard").is_dir():
-            run.open_scalars(resumed=bool(args.resume))
-        trainer.run_epochs()
-        display.close()
-        if finished and (run.path / "result.json").is_file():
-            result = run.read_json("result.json")
-        else:
-            net = trainer.net
-            result = {
-                "arch": space.name,
-                "final_test_acc": trainer.evaluate()["test_acc"],
-                "best_test_acc": trainer.best,
-                "parameters": sum(
-                    p.numel()
-                    for n, p in net.named_parameters()
-                    if not n.startswith(_aux_prefix(net.plan))
-                ),
-                "flops": count_flops(net, net.plan.channels, net.plan.size),
-                "train_seconds": trainer.seconds,
-                "epochs": trainer.epoch,
+    except BaseException:
+        if plan.run is not None and plan.saved is None:
+            plan.run.discard()
+            plan.run = None
+        raise
+    if plan.run is not None and plan.saved is None:
+        plan.run.write_text("arch.nas", plan.source)
+        plan.run.write_json(
+            "config.json",
+            {
+                "arch": str(request.arch_file),
+                "preset": plan.preset,
+                "defines": plan.defines,
+                "data": plan.data_spec,
+                "subset": plan.subset,
+                "task": plan.task.name,
+                "config": config.to_json(),
+                "plugins": plugins_recorded(plan.plugins),
+                "created": time.strftime("%Y-%m-%d %H:%M:%S"),
                 "environment": environment(device),
-            }
-            export_torchscript(_without_aux(space, defines, net), run.path / "model.pt")
-            run.write_json("result.json", result)
-    finally:
-        if display is not None:
-            display.close()
-        if run is not None:
-            run.close()
-    console.print(
-        f"test accuracy {result['final_test_acc']:.2f}% (best {result['best_test_acc']:.2f}%), "
-        f"{result['parameters']:,} parameters, {result['flops'] / 1e6:.1f} M multiply-adds, "
-        f"{result['train_seconds']:.0f} s of training; "
-        f"run directory {run.path} (model.pt, result.json, metrics.jsonl)",
-        soft_wrap=True,
-        highlight=False,
-        markup=False,
+            },
+        )
+    return trainer
+
+
+def restore_training(trainer: Trainer, plan: TrainingPlan, events: RunEvents) -> bool:
+    """Phase 4 of a resume: continue from the newest good checkpoint and record the accepted
+    overrides. True when the run had already finished."""
+    resumed = trainer.restore(warn=events.message)
+    record_overrides(plan.run, plan.saved, plan.changes, trainer, resumed)
+    if not resumed:
+        return False
+    finished = trainer.epoch >= plan.config.epochs
+    events.message(
+        "the training had finished; its results stand"
+        if finished
+        else f"resumed after epoch {trainer.epoch}"
     )
-    return {**result, "run": str(run.path)}
+    return finished
+
+
+def training_result(trainer: Trainer, plan: TrainingPlan, finished: bool, device) -> dict:
+    """Phase 5: what result.json holds (a finished run's stands), with the trained network
+    exported as TorchScript beside it."""
+    run = plan.run
+    if finished and run is not None and (run.path / "result.json").is_file():
+        return run.read_json("result.json")
+    net = trainer.net
+    result = {
+        "arch": plan.space.name,
+        "final_test_acc": trainer.evaluate()[f"test_{plan.task.metric}"],
+        "best_test_acc": trainer.best,
+        "parameters": sum(
+            p.numel() for n, p in net.named_parameters() if not n.startswith(_aux_prefix(net.plan))
+        ),
+        "flops": count_flops(net, net.plan.channels, net.plan.size),
+        "train_seconds": trainer.seconds,
+        "epochs": trainer.epoch,
+        "environment": environment(device),
+    }
+    if run is not None:
+        export_torchscript(_without_aux(plan.space, plan.defines, net), run.path / "model.pt")
+        run.write_json("result.json", result)
+    return result
 
 
 def _aux_prefix(plan) -> str:
@@ -698,15 +474,17 @@ def _without_aux(space: SpaceIR, defines, net: Supernet) -> Supernet:
     return plain
 
 
-def run_eval(args: EvalRequest, console: Console) -> dict:
+def run_eval(args: EvalRequest) -> dict:
     """`nasc eval`: the test accuracy of a trained network (a train run, a checkpoint or a
     TorchScript file).
 
     Returns:
-        `test_acc` and `test_loss`, and `images`: how many test images they cover.
+        `test_acc` (the task's metric) and `test_loss`, `images`: how many test images they
+        cover, and `data`: the data's name.
     """
     target = Path(args.checkpoint)
     device = resolve_device(args.device)
+    task = get_task(args.task)
     if target.suffix == ".pt" and target.is_file() and _is_torchscript(target):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)  # see export_torchscript
@@ -729,6 +507,7 @@ def run_eval(args: EvalRequest, console: Console) -> dict:
             )
         saved = json.loads((run_dir / "config.json").read_text())
         load_plugins(saved.get("plugins"), run_dir / "config.json")
+        task = get_task(saved.get("task", DEFAULT_TASK))  # the one the network was trained for
         space = parse_space(
             read_source(run_dir / "arch.nas"), str(run_dir / "arch.nas"), catalog=catalog()
         )
@@ -739,23 +518,18 @@ def run_eval(args: EvalRequest, console: Console) -> dict:
         net.load_state_dict({k: v for k, v in state.items() if not k.startswith(prefix)})
         model = net.to(device)
         channels, size = net.plan.channels, net.plan.size
-    data = load_data(args.data, args.cache_dir, getattr(args, "image_size", None))
-    if channels is not None and (data.channels, data.size) != (channels, size):
+    data = task.load(args.data, args.cache_dir, getattr(args, "image_size", None))
+    facts = task.facts(data)
+    have = (facts.get("channels"), facts.get("size"))
+    if channels is not None and have != (channels, size):
         raise NascUsageError(
             f"the network takes {channels} x {size} x {size} images; {data.name} has "
-            f"{data.channels} x {data.size} x {data.size}",
+            f"{have[0]} x {have[1]} x {have[1]}",
             hint="evaluate on the data the network was trained on",
         )
-    batches = Batches(
-        data, data.test_images, data.test_labels, args.batch_size, device, False, False
-    )
-    result = evaluate(model, batches)
-    console.print(
-        f"test accuracy {result['test_acc']:.2f}% (loss {result['test_loss']:.4f}) on "
-        f"{len(data.test_labels)} {data.name} images",
-        highlight=False,
-    )
-    return {**result, "images": len(data.test_labels)}
+    batches = task.batches(data, "test", args.batch_size, device)
+    result = evaluate(model, batches, task)
+    return {**result, "images": task.examples(data, "test"), "data": data.name}
 
 
 def _is_torchscript(path: Path) -> bool:

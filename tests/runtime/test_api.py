@@ -127,3 +127,47 @@ def test_the_api_and_the_command_line_find_the_same(tmp_path):
         json.loads((cli_run / "config.json").read_text())["config"]
         == json.loads((found.run_dir / "config.json").read_text())["config"]
     )
+
+
+@pytest.mark.slow
+def test_a_search_returns_its_result_from_memory_and_writes_only_when_asked(
+    tmp_path, monkeypatch
+):
+    """`nasc.search` returns what its run directory holds, built in memory; with runs_dir=None
+    it writes nothing, and the found architecture still trains; progress goes to callbacks."""
+    from nasc.runtime.runs.events import RunEvents
+
+    class Seen(RunEvents):
+        def __init__(self):
+            self.messages, self.epochs, self.found = [], [], None
+
+        def message(self, text):
+            self.messages.append(text)
+
+        def start_epoch(self, epoch, epochs, steps, done=0):
+            self.epochs.append(epoch)
+
+        def finished(self, result):
+            self.found = result
+
+    monkeypatch.chdir(tmp_path)
+    space = nasc.load_space("nb201", C=4, N=1)
+    settings = dict(data="digits", subset=32, epochs=2, shrink_steps=1, shrink_interval=1,
+                    batch_size=16, measure_samples=16, seed=3)  # fmt: skip
+    seen = Seen()
+    found = nasc.search(space, runs_dir=tmp_path / "runs", events=seen, **settings)
+    read = nasc.SearchResult.from_run(found.run_dir)
+    assert found.result == read.result and found.metrics == read.metrics
+    assert found.genotype == read.genotype and found.arch == read.arch
+    assert seen.epochs == [1, 2] and seen.found is found
+    assert seen.messages[0] == f"run directory: {found.run_dir}"
+    alone = nasc.search(space, runs_dir=None, **settings)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"]
+    assert alone.run_dir is None and alone.result["run"] is None
+    assert alone.genotype == found.genotype and alone.nb201 == found.nb201
+    with pytest.raises(nasc.NascUsageError, match="wrote no run directory"):
+        alone.export("nb201")
+    trained = nasc.train(alone, data="digits", subset=32, defines={"C": 4, "N": 1},
+                         runs_dir=None, epochs=1, batch_size=16)  # fmt: skip
+    assert trained.run_dir is None and trained.result["epochs"] == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"]

@@ -26,8 +26,8 @@ from nasc.runtime.runs.checkpoint import (
     save_checkpoint,
     write_atomic,
 )
+from nasc.runtime.runs.records import cosine_lr
 from nasc.runtime.runs.rundir import RunDir, unique_directory
-from nasc.runtime.search.loop import cosine_lr
 
 SEARCH = ["search", "nb201", *TINY_SEARCH, "--seed", "4"]
 
@@ -423,9 +423,10 @@ def test_a_loss_that_explodes_stops_the_run_before_it_is_saved():
     from nasc.compiler import catalog
     from nasc.dsl import load_space
     from nasc.runtime.data.images import load_digits
+    from nasc.runtime.runs.records import DIVERGED_LOSS, Diverged
     from nasc.runtime.search.config import make_config
-    from nasc.runtime.search.loop import DIVERGED_LOSS, Diverged, Searcher
-    from nasc.runtime.search.run import bind_data
+    from nasc.runtime.search.loop import Searcher
+    from nasc.runtime.tasks import bind_data
 
     data = load_digits().subset(32, seed=0)
     space = load_space("nb201", catalog=catalog())
@@ -446,15 +447,17 @@ def test_a_loss_that_explodes_stops_the_run_before_it_is_saved():
 def test_two_seeds_searches_in_the_same_second_keep_both_summaries(tmp_path, monkeypatch):
     """`--seeds` searches started in the same second get two seeds-<time> folders, and neither
     summary overwrites the other (the searches themselves are stood in for)."""
+    from types import SimpleNamespace
+
     import nasc.runtime.search.run as search
 
     calls = []
 
-    def searched(args, console, overrides, *rest):
+    def searched(args, events, overrides, *rest):
         calls.append(overrides["seed"])
         genotype = {"c": [len(calls)]}
-        return {"seed": overrides["seed"], "run": str(tmp_path / str(len(calls))),
-                "genotype": genotype}  # fmt: skip
+        return SimpleNamespace(result={"seed": overrides["seed"], "genotype": genotype,
+                                       "run": str(tmp_path / str(len(calls)))})  # fmt: skip
 
     monkeypatch.setattr(search, "_search_once", searched)
     monkeypatch.setattr(search.time, "strftime", lambda *a: "20260101-000000")
@@ -487,7 +490,7 @@ def test_a_resumed_darts_strategy_takes_the_overridden_arch_settings():
     from nasc.runtime.data.images import load_digits
     from nasc.runtime.search.config import make_config
     from nasc.runtime.search.loop import Searcher
-    from nasc.runtime.search.run import bind_data
+    from nasc.runtime.tasks import bind_data
 
     data = load_digits().subset(32, seed=0)
     space = load_space("nb201", catalog=catalog())

@@ -304,8 +304,8 @@ def test_a_real_darts_search_discards_as_the_reference_rule(monkeypatch):
     from nasc.runtime.data.images import load_digits
     from nasc.runtime.search.config import make_config
     from nasc.runtime.search.loop import Searcher
-    from nasc.runtime.search.run import bind_data
     from nasc.runtime.strategies import isdarts
+    from nasc.runtime.tasks import bind_data
 
     measured = []
     nasc_measure = isdarts.measure

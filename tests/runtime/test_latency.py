@@ -244,7 +244,7 @@ def test_a_pc_darts_latency_search_resumes_to_the_same_result(tmp_path):
     from nasc.runtime.data.images import load_digits
     from nasc.runtime.runs.rundir import RunDir
     from nasc.runtime.search.loop import Searcher
-    from nasc.runtime.search.run import bind_data
+    from nasc.runtime.tasks import bind_data
 
     data = load_digits().subset(64, seed=0)
     space = load_space("nb201", catalog=catalog())
@@ -343,12 +343,12 @@ def test_a_partial_channel_count_that_no_edge_takes_is_refused_before_the_data(
 ):
     """`--partial-channels 3` on 4-channel edges is refused from the plan, before any data is
     read (a CIFAR-10 download would come first otherwise) and before a run directory exists."""
-    import nasc.runtime.search.run as search
+    import nasc.runtime.tasks.classification as classification
 
     def no_data(*args, **kwargs):
         raise AssertionError("the data was loaded before the check")
 
-    monkeypatch.setattr(search, "load_data", no_data)
+    monkeypatch.setattr(classification, "load_data", no_data)
     argv = ["search", "nb201", "-D", "C=4", "-D", "N=1", "--strategy", "darts-1st",
             "--partial-channels", "3", "--runs-dir", str(tmp_path / "runs")]  # fmt: skip
     assert main(argv) == 2

@@ -10,7 +10,8 @@ from nasc.dsl import NascUsageError, load_space
 from nasc.runtime.data.images import Batches, load_digits
 from nasc.runtime.search.config import make_config
 from nasc.runtime.search.loop import Searcher
-from nasc.runtime.search.run import bind_data, validate
+from nasc.runtime.search.run import validate
+from nasc.runtime.tasks import bind_data
 
 
 @pytest.fixture(scope="module")

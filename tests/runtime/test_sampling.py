@@ -12,8 +12,8 @@ from nasc.dsl import load_space
 from nasc.runtime.data.images import load_digits
 from nasc.runtime.search.config import make_config
 from nasc.runtime.search.loop import Searcher
-from nasc.runtime.search.run import bind_data
 from nasc.runtime.strategies.drnas import concentration
+from nasc.runtime.tasks import bind_data
 
 
 @pytest.fixture(scope="module")

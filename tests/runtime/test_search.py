@@ -16,7 +16,7 @@ from nasc.runtime.cli import main
 from nasc.runtime.data.images import load_digits
 from nasc.runtime.search.config import make_config
 from nasc.runtime.search.loop import Searcher
-from nasc.runtime.search.run import bind_data
+from nasc.runtime.tasks import bind_data
 
 SMALL = {
     "nb201": {"C": 4, "N": 1},

@@ -15,8 +15,9 @@ from nasc.dsl import apply_genotype, load_space, parse_arch
 from nasc.runtime.cli import main
 from nasc.runtime.data.images import cutout, load_digits
 from nasc.runtime.runs.rundir import RunDir
-from nasc.runtime.search.run import bind_data
-from nasc.runtime.train.run import Trainer, make_train_config, transplant
+from nasc.runtime.tasks import bind_data
+from nasc.runtime.train.loop import Trainer
+from nasc.runtime.train.run import make_train_config, transplant
 
 NB201_CELL = (
     "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|"
@@ -262,7 +263,7 @@ def test_a_preset_cutout_is_scaled_to_small_images():
 def test_training_time_accumulates_over_a_resume(tmp_path, monkeypatch):
     """A training run killed in its second epoch and resumed counts the first epoch's time (from
     its checkpoint) plus the rest, in `seconds` and so in result.json's `train_seconds`."""
-    from nasc.runtime.train import run as train_module
+    from nasc.runtime.train import loop as train_module
 
     space = load_space("nb201", catalog=catalog())
     space = apply_genotype(space, parse_arch(space, NB201_CELL))
@@ -322,7 +323,7 @@ def test_a_training_run_killed_inside_an_epoch_resumes_there_to_the_same_result(
     numbers), a run killed in the middle of its second epoch resumes at that step and ends with
     the weights and metrics of an uninterrupted run."""
     from nasc.runtime.runs.checkpoint import checkpoints
-    from nasc.runtime.train import run as train_module
+    from nasc.runtime.train import loop as train_module
 
     space = load_space("darts", catalog=catalog())
     space = apply_genotype(space, parse_arch(space, "DARTS_V2"))
@@ -378,7 +379,7 @@ def test_a_checkpoint_inside_an_epoch_that_does_not_say_where_falls_back():
     """A checkpoint whose record of its place in the epoch is malformed is refused as corrupt
     (and the resume tries the one before), not run from a wrong step."""
     from nasc.runtime.runs.checkpoint import CorruptCheckpoint
-    from nasc.runtime.search.loop import check_partial
+    from nasc.runtime.runs.resume import check_partial
 
     check_partial("ckpt", {"partial": None}, 10)
     good = {"step": 3, "seen": 48, "seconds": 1.5, "total_loss": 2.0, "correct": 7}

@@ -1,0 +1,143 @@
+"""What a task is: the parts of a search or a training run that depend on the kind of problem.
+
+The loops (`Searcher`, `Trainer`) know batches, a loss to minimise and named sums to add up;
+a task says what they are. Image classification (`classification.py`) is the first. A new
+task (segmentation, a sequence, a circuit) is a `Task` subclass registered with
+`@register_task("name")`; nothing in the loops changes (docs/python.md, "Tasks").
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+
+from nasc.dsl import NascUsageError, SpaceIR
+
+# The network parameters a task may bind from its data, and how an error names each.
+DATA_PARAMS = {"channels": "input channels", "size": "input size", "classes": "outputs"}
+
+
+class Task:
+    """The hooks the loops call; subclasses fill them.
+
+    Attributes:
+        name: the registered name (set by `register_task`).
+        metric: the metric that reports call accuracy: records carry `train_<metric>` and
+            `test_<metric>`, result.json's `final_test_acc` is its last `test_<metric>`, and the
+            best epoch of a training run is the one where it is largest (higher is better).
+        sums: the names of the per-batch sums that `batch_sums` returns and `metrics` reads
+            (a checkpoint taken inside an epoch keeps them).
+    """
+
+    name: ClassVar[str] = "base"
+    metric: ClassVar[str] = "acc"
+    sums: ClassVar[tuple[str, ...]] = ()
+    words: ClassVar[dict[str, str]] = DATA_PARAMS  # how errors name each of `facts`
+
+    # --- data -------------------------------------------------------------------------------------
+
+    def load(self, spec: str, cache_dir: str | None = None, image_size: int | None = None) -> Any:
+        """The data named by `spec` (`--data`); it has a `name` and `subset(count, seed)`."""
+        raise NotImplementedError
+
+    def examples(self, data: Any, split: str) -> int:
+        """How many examples the split (`train` or `test`) holds."""
+        raise NotImplementedError
+
+    def batches(
+        self,
+        data: Any,
+        split: str,
+        batch_size: int,
+        device: torch.device,
+        *,
+        indices: torch.Tensor | None = None,
+        augment: bool = False,
+        drop_last: bool = False,
+        cutout: int = 0,
+        shard: tuple[int, int] = (0, 1),
+    ):
+        """Batches of the split (the examples at `indices`, in that order, when given): an
+        object with `len()` and `epoch(seed, start=0, shuffle=True)` yielding (inputs, targets),
+        as `data.images.Batches`."""
+        raise NotImplementedError
+
+    def facts(self, data: Any) -> dict[str, int]:
+        """What the data fixes of the network: `channels`, `size` and `classes` (the head's
+        width), where the task has them."""
+        return {}
+
+    # --- the head contract ------------------------------------------------------------------------
+
+    def bind(self, space: SpaceIR, defines: dict[str, int], data: Any) -> dict[str, int]:
+        """The -D values with what the data fixes (`facts`) bound to the network's parameters.
+
+        A network that declares `channels`, `size` or `classes` takes them from the data; a -D
+        that contradicts the data, or a network whose fixed input or head does not fit it, is
+        refused.
+
+        Raises:
+            NascUsageError: naming the mismatch and what to change.
+        """
+        from nasc.compiler import catalog
+        from nasc.dsl.macro import instantiate
+
+        facts = self.facts(data)
+        bound = dict(defines)
+        for name, have in facts.items():
+            if name not in space.network.param_names:
+                continue
+            if name in defines and defines[name] != have:
+                raise NascUsageError(
+                    f"-D {name}={defines[name]} contradicts the data: {data.name} has "
+                    f"{have} {self.words[name]}",
+                    hint=f"drop -D {name}; nasc takes it from the data",
+                )
+            bound[name] = have
+        plan = instantiate(space, bound, catalog())
+        head = next(stage for stage in plan.stages if stage.kind == "head")
+        built = {"channels": plan.channels, "size": plan.size, "classes": head.width}
+        for name, want in facts.items():
+            if built[name] != want:
+                raise NascUsageError(
+                    f"the space `{space.name}` expects {built[name]} {self.words[name]} but "
+                    f"{data.name} has {want}",
+                    hint=f"declare a `{name}` parameter in the network header and use it "
+                    f"({'input(channels, size)' if name != 'classes' else 'head ...(classes)'}), "
+                    "so nasc can bind it to the data",
+                )
+        return bound
+
+    def check_output(self, output: torch.Tensor, targets: torch.Tensor) -> None:
+        """Refuse a network output that the loss cannot take for these targets (checked on the
+        first batch a run trains on).
+
+        Raises:
+            NascUsageError: naming the shapes and what the head must produce.
+        """
+
+    # --- loss, metrics, predictions -----------------------------------------------------------
+
+    def loss(
+        self, output: torch.Tensor, targets: torch.Tensor, smoothing: float = 0.0
+    ) -> torch.Tensor:
+        """The mean loss of a batch; `smoothing` is the training run's label smoothing."""
+        raise NotImplementedError
+
+    def predict(self, output: torch.Tensor) -> torch.Tensor:
+        """The prediction the network's output draws (a class, a value, a mask)."""
+        raise NotImplementedError
+
+    def batch_sums(self, output: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The batch's contribution to each of `sums`, as 0-d tensors (summed over the batch)."""
+        raise NotImplementedError
+
+    def metrics(self, sums: dict[str, float], seen: int) -> dict[str, float]:
+        """The metrics of a pass from its `sums` over `seen` examples: `{metric: value, ...}`."""
+        raise NotImplementedError
+
+    def chance_loss(self, data: Any) -> float:
+        """The loss of an uninformed guess: an epoch whose training loss is more than twice it
+        is not healthy (how a diverged run finds a safe learning rate)."""
+        raise NotImplementedError
