@@ -214,7 +214,7 @@ class SuperCircuit(nn.Module):
                 column += 1
             angles = self._angles(slot.label, index)
             for gate in slot.candidates[index].gates:
-                angle = None if gate.param is None else float(angles[gate.param])
+                angle = None if gate.param is None else float(angles[gate.param].detach())
                 gates.append((gate, angle, (slot.label, gate.param)))
         return FixedCircuit(self.qubits, gates, self.dtype)
 

@@ -1,9 +1,10 @@
 # QAOA layouts for MaxCut on a random 3-regular graph (DQAS, Zhang et al. 2020): each layer
-# chooses its cost and mixer blocks; the standard QAOA ansatz of depth `layers` is one choice
-# (rzz on the graph's edges with one shared angle, then rx on all qubits with one shared angle).
+# chooses its cost block and its mixer, each with one angle shared over the layer. The standard
+# QAOA ansatz of depth `layers` is one structure of the space: rzz on the graph's edges, then
+# rx on every qubit, in every layer.
 
-gates costs = {rzz on all edges shared, rzz on all edges, cz on all edges, id}
-gates mixers = {rx on all shared, rx on all, ry on all shared, ry on all}
+gates costs = {rzz on all edges shared, rxx on all edges shared, id}
+gates mixers = {rx on all shared, ry on all shared, id}
 
 circuit qaoa(qubits = 8, layers = 2, graph_seed = 1) {
     task maxcut

@@ -102,4 +102,4 @@ def arch_optimizer(net: Supernet, config: SearchConfig) -> torch.optim.Optimizer
     )
 
 
-from nasc.runtime.strategies import darts, drnas, gdas, isdarts, msdarts  # noqa: E402,F401 - registers the strategies
+from nasc.runtime.strategies import darts, dqas, drnas, gdas, isdarts, msdarts  # noqa: E402,F401 - registers the strategies
