@@ -261,7 +261,7 @@ class FixedCircuit(nn.Module):
         """OpenQASM 2 text (see `qasm_lines`)."""
         lines = ["OPENQASM 2.0;", 'include "qelib1.inc";', f"qreg q[{self.qubits}];"]
         for gate, qubits, slot in self.gates:
-            angle = float(self.angles[slot]) if slot is not None else None
+            angle = float(self.angles[slot].detach()) if slot is not None else None
             lines.extend(qasm_lines(gate, qubits, angle))
         return "\n".join(lines) + "\n"
 

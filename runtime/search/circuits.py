@@ -56,6 +56,7 @@ class CircuitSettings:
     log_every: int = 10
 
 
+SMALL_QUBITS = 10  # up to here a search runs on one CPU thread
 FLAGS = {"epochs": "steps", "batch_size": "batch", "lr": "lr", "arch_lr": "arch_lr", "seed": "seed"}
 
 
@@ -126,6 +127,16 @@ def search_circuit(
     events = events or LoggedEvents()
     space = space.for_values(defines)
     plan = space.plan()
+    threads = torch.get_num_threads()
+    if plan.qubits <= SMALL_QUBITS:
+        torch.set_num_threads(1)  # small statevectors: threads cost more than they give
+    try:
+        return _search(space, plan, strategy, task, settings, events)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _search(space, plan, strategy, task, settings, events) -> CircuitFound:
     scorer = circuit_task(space, plan, task)
     generator = torch.Generator().manual_seed(settings.seed)
     dtype = torch.complex128 if settings.double else torch.complex64

@@ -57,7 +57,7 @@ def test_generated_genotypes_give_fixed_spaces(catalog, data):
     assert_round_trip(fixed, catalog)
 
 
-# Networks of cells; the circuit spaces (ghz, tfim, qaoa) round-trip in test_circuits.py.
+# Networks of cells; the circuit spaces (ghz, tfim, qaoa) round-trip in test_circuits_language.py.
 NETWORK_SPACES = sorted(
     name for name, path in builtin_spaces().items() if "\ncircuit " not in path.read_text()
 )
