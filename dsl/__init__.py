@@ -7,6 +7,7 @@ from importlib import resources
 from pathlib import Path
 
 from .checks import lint_space
+from .circuits import CircuitSpace, is_circuit, lower_circuit
 from .errors import NascError, NascUsageError, NasSemanticError, NasSyntaxError, Span
 from .genotype import Genotype, apply_genotype, parse_arch
 from .ir import OpInfo, SpaceIR
@@ -51,7 +52,7 @@ def parse_space(
     *,
     catalog: Mapping[str, OpInfo] | None = None,
     overrides: Mapping[str, int] | None = None,
-) -> SpaceIR:
+) -> SpaceIR | CircuitSpace:
     """Parse, lower and lint `.nas` text.
 
     Args:
@@ -65,8 +66,13 @@ def parse_space(
     """
     try:
         _check_size_and_nesting(text, file)
-        space = lower(parse_module(text, file))
-        lint_space(space, catalog, overrides)
+        module = parse_module(text, file)
+        if is_circuit(module):  # a circuit space (docs/circuits.md), checked as it lowers
+            space = lower_circuit(module)
+            space.plan(overrides)
+        else:
+            space = lower(module)
+            lint_space(space, catalog, overrides)
     except NascError as error:
         if error.source is None:
             error.source = text
@@ -171,13 +177,14 @@ def load_space(
     *,
     catalog: Mapping[str, OpInfo] | None = None,
     overrides: Mapping[str, int] | None = None,
-) -> SpaceIR:
+) -> SpaceIR | CircuitSpace:
     """Read and check a `.nas` file or a built-in space; see `parse_space`."""
     path = find_space(name_or_path)
     return parse_space(read_source(path), str(name_or_path), catalog=catalog, overrides=overrides)
 
 
 __all__ = [
+    "CircuitSpace",
     "Genotype",
     "NascError",
     "NascUsageError",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from . import ast
+from .circuits import CircuitSpace, format_circuit
 from .ir import Cell, Edge, Network, SpaceIR
 
 _PRECEDENCE = {"+": 1, "-": 1, "*": 2, "//": 2}
@@ -136,6 +137,8 @@ def format_space(space: SpaceIR, header: str | None = None) -> str:
     blocks = []
     if header:
         blocks.append("\n".join(f"# {line}".rstrip() for line in header.splitlines()))
+    if isinstance(space, CircuitSpace):
+        return "\n\n".join([*blocks, format_circuit(space).rstrip("\n")]) + "\n"
     if space.preset:
         blocks.append(f"preset {space.preset}")
     blocks.extend((f"# {defn.doc}\n" if defn.doc else "") + defn.text for defn in space.opdefs)

@@ -16,6 +16,7 @@ from lark.exceptions import (
 )
 
 from . import ast
+from .circuits import CircuitTransformer
 from .errors import NascError, NasSyntaxError, Span
 from .mistakes import COMMON_MISTAKES  # matched by parser state in `_match_mistake`
 
@@ -24,7 +25,7 @@ from .mistakes import COMMON_MISTAKES  # matched by parser state in `_match_mist
 MAX_DIGITS = 18
 
 # Words that start a declaration, and invisible characters worth naming in an error.
-DECLARATIONS = ("ops", "op", "cell", "network", "preset")
+DECLARATIONS = ("ops", "op", "cell", "network", "preset", "gates", "circuit")
 INVISIBLE = {
     "\ufeff": "U+FEFF, a byte-order mark",
     "\u200b": "U+200B, a zero-width space",
@@ -67,7 +68,7 @@ def _span(file: str, meta_or_token) -> Span:
 
 
 @v_args(meta=True, inline=True)
-class _ToAst(Transformer):
+class _ToAst(CircuitTransformer, Transformer):
     """Lark tree to `ast` classes, keeping spans."""
 
     def __init__(self, file: str, text: str = ""):

@@ -139,10 +139,26 @@ def cmd_check(args, console: Console) -> int:
 
 
 def cmd_show(args, console: Console) -> int:
-    from nasc.dsl import parse_arch
+    from nasc.dsl import CircuitSpace, parse_arch
     from nasc.runtime.reports.describe import describe, render
 
     space = _load(args.file, args.defines)
+    if isinstance(space, CircuitSpace):  # a circuit space: docs/circuits.md
+        from nasc.runtime.reports.circuits import describe_circuit, render_circuit
+
+        try:
+            decisions = json.loads(args.arch) if args.arch else None
+        except json.JSONDecodeError:
+            raise NascUsageError(
+                f"--arch {args.arch}: a circuit's decisions are JSON",
+                hint='e.g. --arch \'{"p1": "h@0", "p2": "cnot@0-1"}\'',
+            ) from None
+        facts = describe_circuit(space, None, decisions)
+        if args.json:
+            print(json.dumps(facts, indent=2))
+        else:
+            render_circuit(facts, console)
+        return 0
     genotype = parse_arch(space, args.arch) if args.arch else None
     if args.code:
         from nasc.compiler import compile_space

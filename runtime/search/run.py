@@ -67,6 +67,10 @@ def run_search(request: SearchRequest, events: RunEvents | None = None) -> list[
     events = events if events is not None else LoggedEvents()
     if request.on_record is not None:
         events = WithRecords(events, request.on_record)
+    from nasc.runtime.search.circuits import is_circuit_request, run_circuit_search
+
+    if is_circuit_request(request):  # a circuit space runs its own short loop
+        return run_circuit_search(request, events)
     overrides = search_overrides(request.overrides)
     check_request(request)
     table = lookup_table(request)

@@ -6,7 +6,7 @@ defines a `Strategy` subclass with `@register_strategy("name")` and its options 
 `Options`), imported below.
 """
 
-from nasc.runtime.strategies import darts, drnas, gdas, isdarts, msdarts  # noqa: F401 - register
+from nasc.runtime.strategies import darts, dqas, drnas, gdas, isdarts, msdarts  # noqa: F401
 from nasc.runtime.strategies.registry import (
     STRATEGIES,
     Strategy,

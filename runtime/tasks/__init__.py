@@ -5,7 +5,7 @@ the network's head must produce, the loss, the metrics, how a prediction is draw
 (see `base.Task`). Image classification (`classification`) is the first and the default.
 """
 
-from nasc.runtime.tasks import classification  # noqa: F401 - registers the built-in task
+from nasc.runtime.tasks import circuits, classification  # noqa: F401 - registers the built-in tasks
 from nasc.runtime.tasks.base import Task, TaskLoss
 from nasc.runtime.tasks.registry import DEFAULT_TASK, TASKS, get_task, register_task
 

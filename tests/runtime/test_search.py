@@ -27,7 +27,9 @@ SMALL = {
     "proxyless": {"C": 4, "D": 1},
     "gated": {"C": 4, "N": 1},
 }
-STRATEGIES = ["isdarts", "darts-1st", "darts-2nd", "single-darts", "gdas", "drnas", "ms-darts"]
+STRATEGIES = [
+    "isdarts", "darts-1st", "darts-2nd", "single-darts", "gdas", "drnas", "ms-darts", "dqas",
+]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
