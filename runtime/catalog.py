@@ -10,7 +10,7 @@ from nasc.dsl import OpInfo
 from nasc.dsl.opdefs import prelude_catalog
 
 # name: (role, fixed stride, one-line doc) of the ops registered in Python (compiler/ops.py);
-# tests/runtime/test_cli.py compares the whole catalog with the registry.
+# tests/runtime/cli/test_cli.py compares the whole catalog with the registry.
 OP_TABLE: dict[str, tuple[str, int | None, str]] = {
     "darts_aux_cifar": ("head", None, "DARTS' CIFAR auxiliary head (expects 8x8 features)."),
     "darts_aux_imagenet": (

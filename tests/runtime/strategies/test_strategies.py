@@ -16,7 +16,7 @@ from nasc.runtime.strategies import STRATEGIES, Strategy, make_strategy, registe
 from nasc.runtime.strategies.darts import DartsOptions
 from nasc.runtime.strategies.registry import NoOptions, option, option_fields
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _search_args(*flags: str):

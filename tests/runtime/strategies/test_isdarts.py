@@ -235,7 +235,7 @@ def test_shrink_agrees_with_the_reference_rule_on_every_darts_step(seed):
     discards exactly what the reference's rule does at each of 7 steps, and every node keeps
     at least 2 candidates, exactly 2 at the end."""
     space = parse_space(
-        (Path(__file__).parents[2] / "spaces" / "darts.nas").read_text(), catalog=catalog()
+        (Path(__file__).parents[3] / "spaces" / "darts.nas").read_text(), catalog=catalog()
     )
     net = compile_space(space, {"C": 2, "layers": 3, "size": 4})
     rng = random.Random(seed)
@@ -318,7 +318,7 @@ def test_a_real_darts_search_discards_as_the_reference_rule(monkeypatch):
     monkeypatch.setattr(isdarts, "measure", both)
     data = load_digits().subset(32, seed=0)
     space = parse_space(
-        (Path(__file__).parents[2] / "spaces" / "darts.nas").read_text(), catalog=catalog()
+        (Path(__file__).parents[3] / "spaces" / "darts.nas").read_text(), catalog=catalog()
     )
     defines = bind_data(space, {"C": 8, "layers": 5}, data)
     values = dict(epochs=8, batch_size=16, shrink_steps=7, shrink_interval=1, device="cpu")
