@@ -458,6 +458,12 @@ class Searcher(RunRecords):
                 hint="resume with the run directory's own settings, or start anew",
             )
         check_fits_net(path, state, self.net, self.config.epochs)
+        if state.get("data_order", self.data.order) != self.data.order:
+            raise NascUsageError(
+                f"{path} was written with the data in the order {state['data_order']}, not "
+                f"{self.data.order}: the images changed since",
+                hint="resume with the data the search started with, or start anew",
+            )
 
     @torch.no_grad()
     def evaluate(self) -> dict:
@@ -524,6 +530,7 @@ class Searcher(RunRecords):
             "rng": torch.get_rng_state(),
             "metrics": list(self.metric_records),
             "settings": self.settings,
+            "data_order": self.data.order,  # the order `ImageData.mixed` made, checked on resume
         }
 
     def save(self) -> None:

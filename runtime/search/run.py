@@ -265,6 +265,7 @@ def _search_once(
         data = load_data(data_spec, args.cache_dir, getattr(args, "image_size", None))
         if subset:
             data = data.subset(subset, seed=0)
+        data = data.mixed(config.seed)  # no batch sees the order the files were found in
         if not args.resume:
             defines = bind_data(space, user_defines, data)
         if not args.no_memory_check:
