@@ -18,7 +18,8 @@ few thousand training images (the JPEG copy of CIFAR-10 in ../shared/data), a sh
 the NB201 preset's schedule (4 shrink steps every 2 epochs at the end) and a short retraining
 (SGD, Nesterov momentum 0.9, cosine learning rate, weight decay 3e-4, crops and flips). Every
 finished search or retraining appends one JSON line to `--log`, so a partial run still makes a
-table.
+table; `--genotypes-from LOG` retrains the architectures an earlier run's searches found (for a
+longer retraining) instead of searching again.
 """
 
 from __future__ import annotations
@@ -210,17 +211,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--archive", type=Path, default=Path("../shared/data/cifar10-jpg.tar.gz"))
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "nasc-data")
-    parser.add_argument("-C", type=int, default=4)
+    parser.add_argument("-C", type=int, default=8)
     parser.add_argument("-N", type=int, default=1)
-    parser.add_argument("--subset", type=int, default=1500, help="training images")
+    parser.add_argument("--subset", type=int, default=1000, help="training images")
     parser.add_argument("--search-epochs", type=int, default=6)
-    parser.add_argument("--train-epochs", type=int, default=10)
+    parser.add_argument("--train-epochs", type=int, default=8)
     parser.add_argument("--lr", type=float, default=0.05)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--randoms", type=int, default=3)
     parser.add_argument("--runs-dir", type=Path, default=Path("runs/nb101-benchmark"))
     parser.add_argument("--log", type=Path, default=Path("nb101_isdarts.jsonl"))
     parser.add_argument("--summarise", type=Path, nargs="*")
+    parser.add_argument(
+        "--genotypes-from", type=Path, help="a log whose IS-DARTS genotypes to retrain (no search)"
+    )
     args = parser.parse_args()
     if args.summarise:
         print(summarise(args.summarise))
@@ -230,7 +234,7 @@ def main() -> None:
     from cifar_search import unpack
 
     from nasc.compiler import catalog
-    from nasc.dsl import parse_space
+    from nasc.dsl import Genotype, parse_space
     from nasc.runtime.data.images import load_data
     from nasc.runtime.search.run import bind_data
 
@@ -247,9 +251,22 @@ def main() -> None:
         "shrink steps": "4, one per epoch at the end",
         "retraining epochs": args.train_epochs,
     }
+    earlier = {}
+    if args.genotypes_from:  # retrain what an earlier run's searches found, e.g. for longer
+        for line in args.genotypes_from.read_text().splitlines():
+            record = json.loads(line)
+            if record.get("kind") == "IS-DARTS":
+                earlier[record["seed"]] = record
+        budget["searches"] = f"from {args.genotypes_from.name}"
     log(args.log, {"budget": budget})
     for seed in range(args.seeds):
-        genotype, seen = searched(folder, seed, args)
+        if seed in earlier:
+            record = earlier[seed]
+            genotype = Genotype.from_json({"cells": record["genotype"]})
+            names = ("measurements", "infinite", "ties", "search_seconds", "supernet_test_acc")
+            seen = {name: record[name] for name in names}
+        else:
+            genotype, seen = searched(folder, seed, args)
         trained = retrain(space, genotype, defines, data, seed, args)
         kept = edges_kept(genotype)
         log(
