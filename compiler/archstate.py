@@ -35,6 +35,8 @@ class CellChoices:
         candidates: each row's candidate ops; columns beyond a row's length are padding.
         subsets: per comparison subset, its k and its members as (row, column) pairs.
         labels: per subset, its label (`x->n1`, `n2`, `{a->b, c->d}`).
+        sources: the cell's inputs (signature order) then its nodes (as defined, which follows
+            the DAG): the structural order IS-DARTS breaks ties by.
     """
 
     cell: str
@@ -42,6 +44,7 @@ class CellChoices:
     candidates: tuple[tuple[str, ...], ...]
     subsets: tuple[tuple[int, tuple[tuple[int, int], ...]], ...]
     labels: tuple[str, ...]
+    sources: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, cell: Cell) -> CellChoices:
@@ -61,6 +64,7 @@ class CellChoices:
             candidates=candidates,
             subsets=subsets,
             labels=tuple(subset.label for subset in cell.subsets),
+            sources=cell.input_names + cell.node_names,
         )
 
     @property

@@ -119,6 +119,12 @@ class Display(RunEvents):
                     f"  (measured on {record['samples']:,} images, {record['measure_on']}, "
                     f"in {record['measure_seconds']:.1f} s)"
                 )
+        elif record["event"] == "tie":
+            line = (
+                f"shrink {record['step']}: F = {record['F']}, tied or not finite, decided "
+                f"{record['cell']} {record['subset']}: discarded {', '.join(record['discarded'])}"
+                f" of {', '.join(record['candidates'])} ({record['rule']})"
+            )
         elif record["event"] == "latency":
             line = f"expected latency after epoch {record['epoch']}: {record['expected_ms']:.3f} ms"
         elif record["event"] == "prune":

@@ -3,7 +3,9 @@
 Sources: the embedded 8x8 digits (no download), CIFAR-10/100 through torchvision (downloaded into
 the cache folder on first use), and any ImageFolder tree with `train/` and `test/` (or `val/`).
 Batches are augmented as whole tensors on the device (random crop with padding, flips), which is
-much faster for small images than per-image transforms.
+much faster for small images than per-image transforms. A search reads its data through `mixed`:
+a fixed order made from the images and the seed, so the order in which files were found (an
+ImageFolder tree is class by class) never reaches a batch.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ class ImageData:
         pad: random-crop padding for training augmentation (0 disables).
         flip: random horizontal flips for training augmentation.
         mean, std: per-channel normalisation on the 0..1 scale.
+        order: how the splits are ordered: empty as loaded, or what `mixed` made
+            (`mixed:<seed>:<digest of the order>`).
     """
 
     name: str
@@ -48,6 +52,7 @@ class ImageData:
     std: tuple[float, ...]
     pad: int = 4
     flip: bool = True
+    order: str = ""
 
     @property
     def channels(self) -> int:
@@ -75,6 +80,40 @@ class ImageData:
             test_images=self.test_images[test],
             test_labels=self.test_labels[test],
         )
+
+    def mixed(self, seed: int) -> ImageData:
+        """Both splits in one fixed order that depends on the images and `seed` alone.
+
+        Each split is first sorted by a BLAKE2b digest of every image's bytes and label (an order
+        the images define, whatever order they were loaded in), then permuted by a generator
+        seeded from `seed`. So batches are mixed even when the source is sorted by class, and the
+        same images in any order give the same batches, to the bit. `order` records the seed and
+        a digest of the result, which a resumed search checks.
+        """
+        generator = torch.Generator()
+        parts, digest = {}, hashlib.sha256(str(seed).encode())
+        for split in ("train", "test"):
+            images, labels = getattr(self, f"{split}_images"), getattr(self, f"{split}_labels")
+            keys = _image_digests(images, labels)
+            canonical = sorted(range(len(keys)), key=keys.__getitem__)
+            stream = hashlib.sha256(f"{seed}:{split}".encode()).digest()[:8]
+            generator.manual_seed(int.from_bytes(stream, "little"))
+            order = torch.tensor(canonical, dtype=torch.int64)[
+                torch.randperm(len(keys), generator=generator)
+            ]
+            parts[f"{split}_images"], parts[f"{split}_labels"] = images[order], labels[order]
+            for index in order.tolist():
+                digest.update(keys[index])
+        return attrs.evolve(self, **parts, order=f"mixed:{seed}:{digest.hexdigest()[:16]}")
+
+
+def _image_digests(images: torch.Tensor, labels: torch.Tensor) -> list[bytes]:
+    """A BLAKE2b digest of each image's bytes and its label."""
+    flat = images.reshape(len(images), -1).contiguous().numpy()
+    return [
+        hashlib.blake2b(row.tobytes() + int(label).to_bytes(8, "little"), digest_size=16).digest()
+        for row, label in zip(flat, labels.tolist())
+    ]
 
 
 def _stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:

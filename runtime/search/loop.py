@@ -366,6 +366,13 @@ class Searcher(RunRecords):
                 hint="resume with the run directory's own settings, or start anew",
             )
         check_fits_net(path, state, self.net, self.config.epochs)
+        order = getattr(self.data, "order", None)  # what the task's `mix` recorded, if anything
+        if state.get("data_order", order) != order:
+            raise NascUsageError(
+                f"{path} was written with the data in the order {state['data_order']}, not "
+                f"{order}: the images changed since",
+                hint="resume with the data the search started with, or start anew",
+            )
 
     @torch.no_grad()
     def evaluate(self) -> dict:
@@ -438,6 +445,7 @@ class Searcher(RunRecords):
             "rng": torch.get_rng_state(),
             "metrics": list(self.metric_records),
             "settings": self.settings,
+            "data_order": getattr(self.data, "order", None),  # the task's `mix`; checked on resume
         }
 
     def save(self) -> None:

@@ -287,6 +287,7 @@ def load_bound_data(plan: SearchPlan, request):
     data = plan.task.load(plan.data_spec, request.cache_dir, request.image_size)
     if plan.subset:
         data = data.subset(plan.subset, seed=0)
+    data = plan.task.mix(data, plan.config.seed)  # no batch sees the order files were found in
     if plan.saved is None:
         plan.defines = plan.task.bind(plan.space, plan.defines, data)
     return data

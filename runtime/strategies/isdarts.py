@@ -10,12 +10,14 @@ Which images F is measured on is a protocol (`measure_on`; see `Searcher.measure
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 from typing import TYPE_CHECKING
 
 import attrs
 import torch
+from torch import nn
 
 from nasc.dsl import Genotype, NascUsageError
 from nasc.runtime.hardware.distributed import check_same, sum_tensor
@@ -105,8 +107,81 @@ def discard_count(live: int, k: int, step: int, steps: int) -> int:
     return max(0, math.ceil((live - k) / (steps - step)))
 
 
+# Elementwise activations: a candidate that ends in them is measured on the tensor before them.
+ACTIVATIONS = (
+    nn.ReLU,
+    nn.ReLU6,
+    nn.Sigmoid,
+    nn.Tanh,
+    nn.GELU,
+    nn.Hardswish,
+    nn.SiLU,
+    nn.Hardsigmoid,
+    nn.LeakyReLU,
+    nn.ELU,
+    nn.Mish,
+    nn.Softplus,
+)
+
+
+def measured_module(module: nn.Module) -> nn.Module:
+    """The module whose output is a candidate's measured output: the candidate itself, or, when
+    its chain ends in elementwise activations, the step before them (recursively, through nested
+    sequences).
+
+    The paper's F models a pixel's channels as Gaussian samples; a rectified or squashed tensor
+    is not (a ReLU puts a point mass at 0, so a pixel's spread is often exactly 0, and a sigmoid
+    shrinks the spread to a quarter); the linear or normalised tensor before the activation is.
+    An op that does not end in an activation (every NB201 and DARTS candidate: they end in a BN,
+    a pooling or the identity) is measured on its own output, as in the paper. docs/isdarts.md
+    has the experiment behind this rule.
+    """
+    inner = _before_activation(module)
+    return module if inner is None else inner
+
+
+def _before_activation(module: nn.Module) -> nn.Module | None:
+    if not isinstance(module, nn.Sequential) or type(module).forward is not nn.Sequential.forward:
+        return None  # not a plain chain (a residual, a head, a plugin): its own output
+    steps = list(module)
+    end = len(steps)
+    while end and isinstance(steps[end - 1], ACTIVATIONS):
+        end -= 1
+    if end == 0:
+        return None  # activations only: nothing before them inside the op
+    deeper = _before_activation(steps[end - 1])
+    if deeper is not None:
+        return deeper
+    return steps[end - 1] if end < len(steps) else None
+
+
+def information_sums(output: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per sample: the sum of the paper's per-pixel F over the pixels whose channels are not all
+    equal, and the number of those pixels.
+
+    A pixel's F is 3 (C - 1) / C / sigma^4 (the paper's 3 (x - mu)^2 / sigma^6 summed over the
+    channels and divided by C; see `information`). A pixel with all channels equal has no spread
+    to measure; the paper's formula gives it NaN, taken as +inf, so that one such pixel made the
+    whole sample infinite. Here it is left out, and a candidate is infinite only when none of its
+    pixels has a spread (a constant output, e.g. `none`). Where no pixel is constant, the sums
+    over a batch divided by the counts are the mean of `information` over the samples (up to
+    rounding).
+    """
+    x = output.detach().float().flatten(2)  # (B, C, pixels), for any number of spatial axes
+    channels = x.shape[1]
+    centred = x - x.sum(dim=1, keepdim=True) / channels
+    squares = (centred * centred).sum(dim=1) - centred.sum(dim=1).pow(2) / channels
+    variance = squares / max(channels - 1, 1)
+    spread = (x.amax(dim=1) > x.amin(dim=1)) & (variance > 0)  # never with one channel
+    terms = torch.where(spread, 3.0 * (channels - 1) / channels / variance.pow(2), 0.0)
+    return terms.sum(dim=1).double(), spread.sum(dim=1)
+
+
 def measure(net: Supernet, batches, dist=None) -> dict[str, dict[tuple[str, str], float]]:
     """F of every live candidate of every searched cell type, averaged over samples and instances.
+
+    Each candidate is measured on `measured_module`'s output, with `information_sums`: the mean
+    over its pixels with a spread, over all samples; +inf when it has none (`none`, a pruned op).
 
     Args:
         batches: (images, labels) batches; the measurement runs in eval mode without gradients.
@@ -117,15 +192,15 @@ def measure(net: Supernet, batches, dist=None) -> dict[str, dict[tuple[str, str]
         `{cell type: {(edge, op): F}}`.
     """
     sums: dict[int, torch.Tensor] = {}
-    counts: dict[int, int] = {}
+    counts: dict[int, torch.Tensor] = {}
     owners: dict[int, tuple[str, str, str]] = {}
     handles = []
 
     def hook(module, inputs, output):
         key = id(module)
-        values = information(output)
-        sums[key] = sums.get(key, 0.0) + values.sum()
-        counts[key] = counts.get(key, 0) + values.numel()
+        total, count = information_sums(output)
+        sums[key] = sums.get(key, 0.0) + total.sum()
+        counts[key] = counts.get(key, 0) + count.sum()
 
     for cell in net.cells():
         table = net.arch.choices.get(cell.cell_type)
@@ -133,7 +208,7 @@ def measure(net: Supernet, batches, dist=None) -> dict[str, dict[tuple[str, str]
             continue
         for edge in table.edges:
             for op in net.arch.live(cell.cell_type, edge):
-                module = cell.edges[edge][op]
+                module = measured_module(cell.edges[edge][op])
                 owners[id(module)] = (cell.cell_type, edge, op)
                 handles.append(module.register_forward_hook(hook))
     was_training = net.training
@@ -156,7 +231,7 @@ def measure(net: Supernet, batches, dist=None) -> dict[str, dict[tuple[str, str]
     per_instance: dict[str, dict[tuple[str, str], list[float]]] = {}
     for key, (total, count) in zip(keys, totals.tolist()):
         cell, edge, op = owners[key]
-        value = total / count if count else math.inf
+        value = total / count if count else math.inf  # no pixel with a spread: constant
         per_instance.setdefault(cell, {}).setdefault((edge, op), []).append(value)
     return {
         cell: {member: sum(values) / len(values) for member, values in members.items()}
@@ -164,14 +239,69 @@ def measure(net: Supernet, batches, dist=None) -> dict[str, dict[tuple[str, str]
     }
 
 
+# The reference code's candidate lists (NB201's and DARTS', which agree on their common ops),
+# merged: the first part of the canonical op order that breaks exact ties (see `tie_key`).
+REFERENCE_ORDER = (
+    "none",
+    "skip_connect",
+    "nor_conv_1x1",
+    "nor_conv_3x3",
+    "sep_conv_3x3",
+    "sep_conv_5x5",
+    "dil_conv_3x3",
+    "dil_conv_5x5",
+    "avg_pool_3x3",
+    "max_pool_3x3",
+)
+TIE_RULE = (
+    "equal F: the source node earlier in the cell first (inputs in signature order, then nodes "
+    "as defined), then the target, then the op in the reference code's order (none, "
+    "skip_connect, nor_conv_1x1, nor_conv_3x3, sep_conv_3x3, sep_conv_5x5, dil_conv_3x3, "
+    "dil_conv_5x5, avg_pool_3x3, max_pool_3x3), then any other op by a BLAKE2b hash of its name; "
+    "the order in which a set lists its candidates plays no part"
+)
+
+
+def op_rank(op: str) -> tuple:
+    """An op's place in the canonical tie order: the reference's ops first, in its order, then
+    the others by a hash of their names (fixed, and unrelated to where a set lists them)."""
+    if op in REFERENCE_ORDER:
+        return (0, REFERENCE_ORDER.index(op), "")
+    return (1, hashlib.blake2b(op.encode(), digest_size=8).hexdigest(), op)
+
+
+def tie_key(table, edge: str, op: str) -> tuple:
+    """Among candidates of equal F, the one with the smaller key is discarded first.
+
+    On the papers' spaces this is the reference code's order (it lists candidates by source node,
+    then by op in its candidate list, and a stable sort keeps that order among equal F), so
+    discards agree with it even on exact ties; unlike the reference, it never reads the order in
+    which a `.nas` file lists a set's candidates.
+    """
+    source, _, target = edge.partition("->")
+    order = {name: index for index, name in enumerate(getattr(table, "sources", ()))}
+    last = len(order)
+    return (order.get(source, last), order.get(target, last), op_rank(op), edge)
+
+
+def _same(a: float, b: float) -> bool:
+    return a == b or (math.isnan(a) and math.isnan(b))
+
+
 def shrink(
     net: Supernet, scores: dict[str, dict[tuple[str, str], float]], step: int, steps: int
 ) -> list[dict]:
     """Discard, inside every comparison subset, the candidates with the largest F.
 
+    Exact ties are broken by `tie_key` (`TIE_RULE`), never by listing order. When equal F decides
+    which candidates go (equal values straddle the cut), the subset's record says so under
+    `ties` (unless only `none` candidates tie: none of them is ever computed, so which goes first
+    changes nothing); a discarded candidate other than `none` whose F is not finite is named
+    under `non_finite`.
+
     Returns:
         per subset: its cell, label, k, and every live candidate with F, IIM (1/F) and whether
-        it was discarded.
+        it was discarded (and `ties` / `non_finite` when they decided a discard).
     """
     records = []
     for cell, table in net.arch.choices.items():
@@ -183,28 +313,68 @@ def shrink(
             names = [(table.edges[r], table.candidates[r][c]) for r, c in members]
             alive = [m for m in names if m in live]
             count = discard_count(len(alive), k, step, steps)
-            ranked = sorted(alive, key=lambda m: -scores[cell][m])  # stable: ties keep order
+            f = scores[cell]
+            ranked = sorted(alive, key=lambda m: (-_order_value(f[m]), tie_key(table, *m)))
             chosen = set(ranked[:count])
             discarded.extend(chosen)
-            records.append(
-                {
-                    "cell": cell,
-                    "subset": label,
-                    "k": k,
-                    "candidates": [
-                        {
-                            "edge": edge,
-                            "op": op,
-                            "F": _json_float(scores[cell][(edge, op)]),
-                            "IIM": _json_float(_iim(scores[cell][(edge, op)])),
-                            "discarded": (edge, op) in chosen,
-                        }
-                        for edge, op in alive
-                    ],
-                }
-            )
+            record = {
+                "cell": cell,
+                "subset": label,
+                "k": k,
+                "candidates": [
+                    {
+                        "edge": edge,
+                        "op": op,
+                        "F": _json_float(f[(edge, op)]),
+                        "IIM": _json_float(_iim(f[(edge, op)])),
+                        "discarded": (edge, op) in chosen,
+                    }
+                    for edge, op in alive
+                ],
+            }
+            cut = f[ranked[count - 1]] if 0 < count < len(ranked) else None
+            tied = [m for m in ranked if cut is not None and _same(f[m], cut)]
+            if len(tied) > 1 and any(op != "none" for _, op in tied):
+                record["ties"] = [
+                    {
+                        "F": _json_float(cut),
+                        "candidates": [f"{e}:{o}" for e, o in tied],
+                        "discarded": [f"{e}:{o}" for e, o in tied if (e, o) in chosen],
+                        "rule": TIE_RULE,
+                    }
+                ]
+            odd = [m for m in ranked[:count] if not math.isfinite(f[m]) and m[1] != "none"]
+            if odd:
+                record["non_finite"] = [f"{e}:{o}" for e, o in odd]
+            records.append(record)
         net.arch.discard(cell, discarded)
     return records
+
+
+def _order_value(f: float) -> float:
+    return math.inf if math.isnan(f) else f
+
+
+def tie_records(subsets: list[dict]) -> list[dict]:
+    """One metrics record per subset where equal or non-finite F decided a discard."""
+    found = []
+    for s in subsets:
+        for tie in s.get("ties", ()):
+            found.append({"event": "tie", "cell": s["cell"], "subset": s["subset"], **tie})
+        if s.get("non_finite"):
+            found.append(
+                {
+                    "event": "tie",
+                    "cell": s["cell"],
+                    "subset": s["subset"],
+                    "F": "inf",
+                    "candidates": s["non_finite"],
+                    "discarded": s["non_finite"],
+                    "rule": "non-finite F (no pixel with a spread): discarded as the least "
+                    "informative",
+                }
+            )
+    return found
 
 
 def discarded_names(subsets: list[dict]) -> list[str]:
@@ -286,6 +456,9 @@ class Shrinker:
             "live": self.net.arch.live_count(),
             "subsets": subsets,
         }
+        ties = tie_records(subsets)
+        if ties:
+            record["ties"] = ties
         self.history.append(record)
         return record
 
@@ -382,7 +555,8 @@ class ISDarts(Strategy):
             "live": searcher.net.arch.live_count(),
         }
         self.history.append({**record, "subsets": subsets})
-        return [record]
+        ties = [{"epoch": epoch, "step": step + 1, **tie} for tie in tie_records(subsets)]
+        return [record, *ties]
 
     def derive(self, net: Supernet) -> Genotype:
         return net.arch.genotype()

@@ -64,6 +64,11 @@ class Task:
         as `data.images.Batches`."""
         raise NotImplementedError
 
+    def mix(self, data: Any, seed: int) -> Any:
+        """The data in the fixed order a search reads it in, made from `seed` and the examples
+        alone, so no batch sees the order the source was stored in (the default keeps it)."""
+        return data
+
     def facts(self, data: Any) -> dict[str, int]:
         """What the data fixes of the network: `channels`, `size` and `classes` (the head's
         width), where the task has them."""

@@ -54,6 +54,11 @@ class Classification(Task):
             data, images, labels, batch_size, device, augment, drop_last, cutout, shard=shard
         )
 
+    def mix(self, data: ImageData, seed: int) -> ImageData:
+        """Both splits permuted from `seed` after a canonical sort (`ImageData.mixed`): a
+        class-sorted folder and the same images shuffled give the same batches."""
+        return data.mixed(seed)
+
     def facts(self, data: ImageData) -> dict[str, int]:
         return {"channels": data.channels, "size": data.size, "classes": data.num_classes}
 
