@@ -108,7 +108,7 @@ def main() -> None:
     from nasc.runtime.data.images import load_digits
     from nasc.runtime.search.config import make_config
     from nasc.runtime.search.loop import Searcher
-    from nasc.runtime.search.run import bind_data
+    from nasc.runtime.tasks import bind_data
 
     space = parse_space(args.space.read_text(), str(args.space), catalog=catalog())
     data = load_digits().subset(args.images, seed=0).mixed(args.seed)

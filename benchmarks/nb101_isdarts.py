@@ -236,7 +236,7 @@ def main() -> None:
     from nasc.compiler import catalog
     from nasc.dsl import Genotype, parse_space
     from nasc.runtime.data.images import load_data
-    from nasc.runtime.search.run import bind_data
+    from nasc.runtime.tasks import bind_data
 
     folder = unpack(args.archive, args.cache)
     data = load_data(str(folder)).subset(args.subset, seed=0)

@@ -315,7 +315,7 @@ def test_a_resume_refuses_a_checkpoint_of_data_in_another_order(tmp_path):
     from nasc.runtime.data.images import load_digits
     from nasc.runtime.search.config import make_config
     from nasc.runtime.search.loop import Searcher
-    from nasc.runtime.search.run import bind_data
+    from nasc.runtime.tasks import bind_data
 
     space = parse_space((SPACES / "nb201.nas").read_text(), catalog=catalog())
     data = load_digits().subset(32, seed=0).mixed(0)
