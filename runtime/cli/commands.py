@@ -69,7 +69,7 @@ def sweep_request(args):
         "slurm_array_parallelism": args.max_parallel,
     }
     base = request_from(
-        SearchRequest, args, defines=parse_defines(args.defines), overrides=overrides, quiet=True
+        SearchRequest, args, defines=parse_defines(args.defines), overrides=overrides
     )
     base = attrs.evolve(base, seeds=None)
     return SweepRequest(
