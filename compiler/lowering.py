@@ -254,7 +254,7 @@ def materialise_zeros(graph: Graph, cell: Cell) -> Graph:
     for node in graph.nodes:
         if node.kind == "output":
             values = tuple(
-                Zeros(like, dead.pop(v.name), stride)
+                Zeros(like, dead[v.name], stride)
                 if isinstance(v, Var) and v.name in dead
                 else v
                 for v in node.expr.values
