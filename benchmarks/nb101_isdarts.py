@@ -214,6 +214,9 @@ def main() -> None:
     parser.add_argument("-C", type=int, default=8)
     parser.add_argument("-N", type=int, default=1)
     parser.add_argument("--subset", type=int, default=1000, help="training images")
+    parser.add_argument(
+        "--retrain-subset", type=int, help="training images to retrain on (default: --subset)"
+    )
     parser.add_argument("--search-epochs", type=int, default=6)
     parser.add_argument("--train-epochs", type=int, default=8)
     parser.add_argument("--lr", type=float, default=0.05)
@@ -239,13 +242,14 @@ def main() -> None:
     from nasc.runtime.tasks import bind_data
 
     folder = unpack(args.archive, args.cache)
-    data = load_data(str(folder)).subset(args.subset, seed=0)
+    data = load_data(str(folder)).subset(args.retrain_subset or args.subset, seed=0)
     space = parse_space(SPACE.read_text(), str(SPACE), catalog=catalog())
     defines = bind_data(space, {"C": args.C, "N": args.N}, data)
     budget = {
         "C": args.C,
         "N": args.N,
-        "train images": args.subset,
+        "search images": args.subset,
+        "retraining images": len(data.train_labels),
         "test images": len(data.test_labels),
         "search epochs": args.search_epochs,
         "shrink steps": "4, one per epoch at the end",

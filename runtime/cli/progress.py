@@ -123,7 +123,7 @@ class Display(RunEvents):
             line = (
                 f"shrink {record['step']}: F = {record['F']}, tied or not finite, decided "
                 f"{record['cell']} {record['subset']}: discarded {', '.join(record['discarded'])}"
-                f" of {', '.join(record['candidates'])} ({record['rule']})"
+                f" of {', '.join(record['candidates'])} (the rule: docs/isdarts.md section 5)"
             )
         elif record["event"] == "latency":
             line = f"expected latency after epoch {record['epoch']}: {record['expected_ms']:.3f} ms"

@@ -332,9 +332,10 @@ def shrink(
                     for edge, op in alive
                 ],
             }
-            cut = f[ranked[count - 1]] if 0 < count < len(ranked) else None
-            tied = [m for m in ranked if cut is not None and _same(f[m], cut)]
-            if len(tied) > 1 and any(op != "none" for _, op in tied):
+            straddled = 0 < count < len(ranked) and _same(f[ranked[count - 1]], f[ranked[count]])
+            cut = f[ranked[count - 1]] if straddled else None
+            tied = [m for m in ranked if straddled and _same(f[m], cut)]
+            if tied and any(op != "none" for _, op in tied):
                 record["ties"] = [
                     {
                         "F": _json_float(cut),

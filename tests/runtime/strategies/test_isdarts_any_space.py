@@ -194,6 +194,13 @@ def test_a_tie_that_decides_a_discard_is_reported_with_the_rule():
     assert len(tie["discarded"]) == 1 and "hash" in tie["rule"]
     distinct = {(e, op): float(i) for i, (e, op) in enumerate(table)}
     assert all("ties" not in r for r in shrink(net, {"c": distinct}, 1, 2))
+    fresh = compile_space(parse_space(TIED % ", ".join(TIED_OPS), catalog=catalog()))
+    gone = {**distinct, ("x->a", "none"): 0.0, ("x->a", "skip_connect"): 90.0}
+    gone.update({("x->a", op): 5.0 for op in ("conv_relu", "nor_conv_3x3", "avg_pool_3x3")})
+    gone[("x->a", "conv_bn")] = 3.0
+    records = {r["subset"]: r for r in shrink(fresh, {"c": gone}, 0, 1)}  # x->a discards 4
+    assert "ties" not in records["a"]  # all three tied candidates go: the tie decides nothing
+    assert fresh.arch.live("c", "x->a") == ("none", "conv_bn")
 
 
 def test_a_search_logs_ties_in_its_metrics_and_importance(tmp_path, monkeypatch):
