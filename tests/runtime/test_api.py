@@ -24,17 +24,27 @@ def python_blocks(markdown: str) -> list[str]:
     return re.findall(r"^```python\n(.*?)^```", markdown, re.S | re.M)
 
 
+def _docs_blocks() -> list[tuple[int, str]]:
+    """The numbered `python` blocks of docs/python.md."""
+    return list(enumerate(python_blocks((ROOT / "docs" / "python.md").read_text()), start=1))
+
+
+def _needs_sweep_extra(block: str) -> bool:
+    return "nasc.sweep(" in block
+
+
 @pytest.mark.slow
 def test_the_snippets_of_docs_python_md_run(tmp_path, monkeypatch, capsys):
-    """Every `python` block of docs/python.md, run in order in one namespace: a search, a train
-    and an export on the embedded digits, and a sweep; then what they wrote is checked."""
-    pytest.importorskip("submitit")
-    blocks = python_blocks((ROOT / "docs" / "python.md").read_text())
+    """Every `python` block of docs/python.md but the sweep's (it needs the optional sweep extra;
+    the next test runs it), in order in one namespace: a search, a train and an export on the
+    embedded digits; then what they wrote is checked."""
+    blocks = _docs_blocks()
     assert len(blocks) >= 5
     monkeypatch.chdir(tmp_path)
     names: dict = {}
-    for number, block in enumerate(blocks):
-        exec(compile(block, f"docs/python.md, python block {number + 1}", "exec"), names)
+    for number, block in blocks:
+        if not _needs_sweep_extra(block):
+            exec(compile(block, f"docs/python.md, python block {number}", "exec"), names)
     out = capsys.readouterr().out
     assert "nb201 15625" in out and "unknown parameter `depth`" in out
     found, trained = names["found"], names["trained"]
@@ -48,6 +58,17 @@ def test_the_snippets_of_docs_python_md_run(tmp_path, monkeypatch, capsys):
     assert nasc.load_space("found.nas").is_fixed
     network = names["network"]
     assert sum(p.numel() for p in network.parameters()) == trained.parameters
+
+
+@pytest.mark.slow
+def test_the_sweep_snippet_of_docs_python_md_runs(tmp_path, monkeypatch):
+    """The sweep block of docs/python.md, where the optional sweep extra (submitit) is
+    installed (the test extra installs it)."""
+    pytest.importorskip("submitit")
+    [(number, block)] = [(n, b) for n, b in _docs_blocks() if _needs_sweep_extra(b)]
+    monkeypatch.chdir(tmp_path)
+    names: dict = {"nasc": nasc}
+    exec(compile(block, f"docs/python.md, python block {number}", "exec"), names)
     assert [group["done"] for group in names["table"]["groups"]] == [1, 1]
 
 
