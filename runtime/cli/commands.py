@@ -220,7 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     search.add_argument(
         "--no-memory-check",
-        action="store_true",
+        dest="memory_check",
+        action="store_false",
         help="start even when the memory estimate exceeds the free memory",
     )
     from nasc.runtime.search.config import add_config_flags, add_flags_of
@@ -267,7 +268,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument(
         "--no-memory-check",
-        action="store_true",
+        dest="memory_check",
+        action="store_false",
         help="start even when the memory estimate exceeds the free memory",
     )
     from nasc.runtime.train.config import TrainConfig
@@ -560,7 +562,6 @@ def search_request(args):
         args,
         defines=parse_defines(args.defines),
         overrides=config_overrides(args),
-        memory_check=not args.no_memory_check,
     )
 
 
@@ -573,9 +574,10 @@ def cmd_search(args, console: Console) -> int:
             "nasc search needs a space (FILE) or --resume RUN_DIR",
             hint="e.g. nasc search spaces/nb201.nas --data digits",
         )
-    display = Display(console, quiet=args.quiet)
+    request = search_request(args)
+    display = Display(console, quiet=request.quiet)
     try:
-        run_search(search_request(args), display)
+        run_search(request, display)
     finally:
         display.close()
     return 0
@@ -600,9 +602,8 @@ def cmd_train(args, console: Console) -> int:
         args,
         defines=parse_defines(args.defines),
         overrides=overrides,
-        memory_check=not args.no_memory_check,
     )
-    display = Display(console, quiet=args.quiet)
+    display = Display(console, quiet=request.quiet)
     try:
         trained = run_train(request, display)
     finally:
