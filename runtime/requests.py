@@ -31,6 +31,8 @@ class _RunRequest:
     cache_dir: str | None = None
     runs_dir: str | None = "runs"  # None: write no run directory
     resume: str | None = None
+    quiet: bool = False  # the command line's: plain lines instead of bars (the core reports
+    # progress through callbacks, `runs.events`, and never reads it)
     tensorboard: bool = False
     # Refuse a run whose estimated memory exceeds the free memory (`--no-memory-check` turns it
     # off on the command line).

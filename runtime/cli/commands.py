@@ -241,7 +241,6 @@ def search_request(args):
         args,
         defines=parse_defines(args.defines),
         overrides=config_overrides(args),
-        memory_check=not args.no_memory_check,
     )
 
 
@@ -254,9 +253,10 @@ def cmd_search(args, console: Console) -> int:
             "nasc search needs a space (FILE) or --resume RUN_DIR",
             hint="e.g. nasc search spaces/nb201.nas --data digits",
         )
-    display = Display(console, quiet=args.quiet)
+    request = search_request(args)
+    display = Display(console, quiet=request.quiet)
     try:
-        run_search(search_request(args), display)
+        run_search(request, display)
     finally:
         display.close()
     return 0
@@ -281,9 +281,8 @@ def cmd_train(args, console: Console) -> int:
         args,
         defines=parse_defines(args.defines),
         overrides=overrides,
-        memory_check=not args.no_memory_check,
     )
-    display = Display(console, quiet=args.quiet)
+    display = Display(console, quiet=request.quiet)
     try:
         trained = run_train(request, display)
     finally:

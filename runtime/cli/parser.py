@@ -299,7 +299,8 @@ def _add_search(commands, strategies: str) -> argparse.ArgumentParser:
     )
     search.add_argument(
         "--no-memory-check",
-        action="store_true",
+        dest="memory_check",
+        action="store_false",
         help="start even when the memory estimate exceeds the free memory",
     )
     return search
@@ -347,7 +348,8 @@ def _add_train(commands) -> None:
     )
     train.add_argument(
         "--no-memory-check",
-        action="store_true",
+        dest="memory_check",
+        action="store_false",
         help="start even when the memory estimate exceeds the free memory",
     )
     from nasc.runtime.train.config import TrainConfig

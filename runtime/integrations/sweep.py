@@ -112,6 +112,7 @@ def point_request(sweep: SweepRequest, point: SweepPoint, folder: Path) -> Searc
         runs_dir=str(folder / "runs" / point.key),
         seeds=None,
         resume=None,
+        quiet=True,
     )
 
 
