@@ -263,7 +263,7 @@ def test_a_class_sorted_folder_and_its_images_shuffled_search_alike(tmp_path, mo
     search reads both in the one order `ImageData.mixed` makes from the images and the seed."""
     from nasc.runtime.api import search
     from nasc.runtime.data.images import load_image_folder
-    from nasc.runtime.search import run as search_run
+    from nasc.runtime.tasks import classification
 
     write_folder(tmp_path / "folder")
     loaded = load_image_folder(tmp_path / "folder", tmp_path / "cache")
@@ -290,7 +290,7 @@ def test_a_class_sorted_folder_and_its_images_shuffled_search_alike(tmp_path, mo
     )
     found = {}
     for name, data in (("sorted", loaded), ("shuffled", shuffled)):
-        monkeypatch.setattr(search_run, "load_data", lambda *args, data=data: data)
+        monkeypatch.setattr(classification, "load_data", lambda *args, data=data: data)
         found[name] = search("nb201", data="folder", runs_dir=tmp_path / name, **settings)
     epochs = {
         name: [m["test_acc"] for m in result.metrics if m["event"] == "epoch"]
