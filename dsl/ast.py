@@ -353,12 +353,22 @@ class ParamDecl:
 
 @attrs.frozen(kw_only=True)
 class CallDecl:
-    """`op(expr, name = expr, ...)` in the macro."""
+    """`op(expr, name = expr, ...)` in the macro; `kwarg_spans` locate the keywords' names."""
 
     op: str
     args: tuple[Expr, ...] = attrs.field(converter=_tuple)
     kwargs: tuple[tuple[str, Expr], ...] = attrs.field(converter=_tuple)
     span: Span | None = _span_field()
+    kwarg_spans: tuple[Span | None, ...] = attrs.field(
+        default=(), converter=_tuple, eq=False, repr=False
+    )
+
+    def kwarg_span(self, key: str) -> Span | None:
+        """Where the keyword `key` is written (its first use), else the call's span."""
+        for (name, _), span in zip(self.kwargs, self.kwarg_spans):
+            if name == key:
+                return span or self.span
+        return self.span
 
 
 @attrs.frozen(kw_only=True)

@@ -510,40 +510,58 @@ def _check_network(space: SpaceIR, catalog) -> None:
         call = item.call
         role = "head" if item.kind in ("head", "aux") else "op"
         _check_op(space, catalog, call.op, call.span, f"{base}.{call.op}", role=role, arity=False)
-        info = (catalog or {}).get(call.op)
-        params = info.params if info is not None else ()
-        named = {key for key, _ in call.kwargs if key in params}
-        if len(call.args) + len(named) != 1 + len(params) or len(call.args) < 1:
-            what = "class count" if role == "head" else "output width"
-            if params:
-                raise NasSemanticError(
-                    f"`{call.op}` takes its {what} and its parameters "
-                    f"{', '.join(params)}; got {len(call.args) + len(named)} arguments",
-                    span=call.span,
-                    path=f"{base}.{call.op}",
-                    hint=f"e.g. `{call.op}(C, {', '.join(params)})`: the {what} first",
-                )
+        _check_call_args(space, call, (catalog or {}).get(call.op), role)
+
+
+def _check_call_args(space: SpaceIR, call, info: OpInfo | None, role: str) -> None:
+    """The arguments of a stem, block or head: known keywords, each parameter once, and the
+    width (or class count) first, then the op's own parameters."""
+    path = f"{space.name}.network.{call.op}"
+    params = info.params if info is not None else ()
+    allowed = ("stride",) if role == "op" and (info is None or info.stride is None) else ()
+    allowed += params
+    by_position = params[: max(0, len(call.args) - 1)]
+    for key, _ in call.kwargs:
+        if key not in allowed:
+            what = "class count" if role == "head" else "width"
             raise NasSemanticError(
-                f"`{call.op}` takes one positional argument, its {what}; got {len(call.args)}",
+                f"`{call.op}` takes no argument `{key}`",
                 span=call.span,
-                path=f"{base}.{call.op}",
-                hint=f"e.g. `{call.op}(classes)`"
-                if role == "head"
-                else f"e.g. `{call.op}(2C, stride = 2)`",
-            )
-        allowed = {"stride"} if role == "op" and (info is None or info.stride is None) else set()
-        allowed |= set(params)
-        for key, _ in call.kwargs:
-            if key not in allowed:
-                raise NasSemanticError(
-                    f"`{call.op}` takes no argument `{key}`",
-                    span=call.span,
-                    path=f"{base}.{call.op}",
-                    hint="ops take their width and `stride = 1|2`"
+                path=path,
+                hint=_suggest(key, allowed)
+                + (
+                    f"`{call.op}` takes its {what}, then the keywords: {', '.join(allowed)}"
                     if allowed
-                    else f"`{call.op}` takes only its "
-                    f"{'class count' if role == 'head' else 'width'}",
-                )
+                    else f"`{call.op}` takes only its {what}"
+                ),
+            )
+        if key in by_position:
+            raise NasSemanticError(
+                f"`{call.op}` gets `{key}` twice: by position and by keyword",
+                span=call.kwarg_span(key),
+                path=path,
+                hint=f"give `{key}` once: `{call.op}(width, {', '.join(params)})` by position, "
+                f"or `{key} = ...` by keyword",
+            )
+    named = {key for key, _ in call.kwargs if key in params}
+    if len(call.args) + len(named) != 1 + len(params) or len(call.args) < 1:
+        what = "class count" if role == "head" else "output width"
+        if params:
+            raise NasSemanticError(
+                f"`{call.op}` takes its {what} and its parameters "
+                f"{', '.join(params)}; got {len(call.args) + len(named)} arguments",
+                span=call.span,
+                path=path,
+                hint=f"e.g. `{call.op}(C, {', '.join(params)})`: the {what} first",
+            )
+        raise NasSemanticError(
+            f"`{call.op}` takes one positional argument, its {what}; got {len(call.args)}",
+            span=call.span,
+            path=path,
+            hint=f"e.g. `{call.op}(classes)`"
+            if role == "head"
+            else f"e.g. `{call.op}(2C, stride = 2)`",
+        )
 
 
 def _check_block_choices(space: SpaceIR, catalog, cells: set[str]) -> None:

@@ -8,6 +8,7 @@ compiler turns the primitives into modules; this module knows only their names a
 
 from __future__ import annotations
 
+import difflib
 import functools
 from collections.abc import Iterator, Mapping
 from importlib import resources
@@ -244,8 +245,6 @@ def _check_call(defn: ast.OpDef, call: ast.OpCall, catalog) -> None:
             )
         params, required = (*info.params, "out", "stride"), info.params
     else:
-        import difflib
-
         names = sorted({*PRIMITIVES, *catalog})
         close = difflib.get_close_matches(call.name, names, n=1)
         raise NasSemanticError(
@@ -265,11 +264,13 @@ def _check_call(defn: ast.OpDef, call: ast.OpCall, catalog) -> None:
     given = set(params[: len(call.args)])
     for key, _ in call.kwargs:
         if key not in params:
+            close = difflib.get_close_matches(key, params, n=1)
             raise NasSemanticError(
                 f"`{call.name}` takes no argument `{key}`",
                 span=call.span,
                 path=path,
-                hint=f"`{call.name}` takes {', '.join(params) or 'no arguments'}",
+                hint=(f"did you mean `{close[0]}`? " if close else "")
+                + f"`{call.name}` takes {', '.join(params) or 'no arguments'}",
             )
         if key in given:
             raise NasSemanticError(

@@ -296,18 +296,28 @@ class _ToAst(CircuitTransformer, Transformer):
         return ast.ParamDecl(name=str(name), default=default, span=self._s(name))
 
     def kwarg(self, meta, name, value):
-        return (str(name), value)
+        return (str(name), value, self._s(name))
 
     def call(self, meta, name, *args):
-        positional, keywords = [], []
+        positional, keywords, spans = [], [], []
         for arg in args:
             if arg is None:
                 continue
-            if isinstance(arg, tuple):
-                keywords.append(arg)
-            else:
+            if not isinstance(arg, tuple):
                 positional.append(arg)
-        return ast.CallDecl(op=str(name), args=positional, kwargs=keywords, span=self._s(name))
+                continue
+            key, value, span = arg
+            if any(key == given for given, _ in keywords):
+                raise NasSyntaxError(
+                    f"the keyword argument `{key}` is given twice in `{name}(...)`",
+                    span=span,
+                    hint=f"give `{key}` once; with two values nasc cannot tell which one you mean",
+                )
+            keywords.append((key, value))
+            spans.append(span)
+        return ast.CallDecl(
+            op=str(name), args=positional, kwargs=keywords, span=self._s(name), kwarg_spans=spans
+        )
 
     def input_stmt(self, meta, channels, size):
         return ast.MacroDecl(kind="input", args=[channels, size], span=self._s(meta))
