@@ -18,7 +18,7 @@ from nasc.dsl.opdefs import prelude_catalog
 
 from .modules import AuxiliaryHead
 from .oplang import defined_entry, register_prelude
-from .registry import OPS, OpEntry, register_op, unknown_op
+from .registry import OPS, OpEntry, freeze_builtins, register_op, unknown_op
 
 __all__ = ["BUILTIN", "OPS", "OpEntry", "catalog", "get_op", "register_op"]
 
@@ -69,4 +69,4 @@ def _darts_aux_imagenet(C_in, classes, stride, affine, track_running_stats=True)
 
 # The prelude's ops join the registry after the Python ones.
 register_prelude()
-BUILTIN = frozenset(OPS)  # what ships with nasc; anything else a plugin registered
+BUILTIN = freeze_builtins()  # what ships with nasc; anything else a plugin registered

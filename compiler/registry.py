@@ -49,6 +49,34 @@ class OpEntry:
 
 
 OPS: dict[str, OpEntry] = {}
+_builtin: frozenset[str] = frozenset()  # the ops nasc ships, set once by `freeze_builtins`
+
+
+def freeze_builtins() -> frozenset[str]:
+    """Mark every op registered so far as built-in (the library's own, which no plugin may
+    replace) and return their names."""
+    global _builtin
+    _builtin = frozenset(OPS)
+    return _builtin
+
+
+def _refuse_builtin(name: str) -> None:
+    """A plugin may not take the name of a built-in op or primitive: a found cell, an exported
+    `.nas` file or an NB201 string would then name another op (`.nas` files are refused the
+    same, `opdefs.check_definitions`)."""
+    from nasc.dsl.opdefs import PRIMITIVES, prelude_catalog
+
+    if name in PRIMITIVES or name in _builtin or name in prelude_catalog():
+        what = "primitive of op bodies" if name in PRIMITIVES else "op"
+        raise NascUsageError(
+            f"`{name}` is already a built-in {what}; a plugin cannot replace it",
+            hint=f"register your op under another name, e.g. `my_{name}`, and use that name in "
+            "the .nas file; the built-in ops are defined in `nasc/dsl/prelude.nas`",
+        )
+
+
+def _origin(build: Callable) -> str:
+    return f"{getattr(build, '__module__', '?')}.{getattr(build, '__qualname__', repr(build))}"
 
 
 def register_op(
@@ -66,9 +94,22 @@ def register_op(
     Args:
         role: `op` for feature map to feature map, `head` for feature map to class scores.
         stride: a fixed stride for ops that choose their own (an ImageNet stem).
+
+    Raises:
+        NascUsageError: `name` is a built-in op or primitive, or another builder (a function of
+            another module or name) has it; the same function registered again (its module
+            imported anew) replaces itself.
     """
+    _refuse_builtin(name)
 
     def decorate(build):
+        existing = OPS.get(name)
+        if existing is not None and _origin(existing.build) != _origin(build):
+            raise NascUsageError(
+                f"op `{name}` is already registered by {_origin(existing.build)}; "
+                f"{_origin(build)} cannot register it too",
+                hint="give one of the two ops another name",
+            )
         doc = (build.__doc__ or "").strip().splitlines()[0] if build.__doc__ else ""
         OPS[name] = OpEntry(
             name=name,

@@ -286,3 +286,46 @@ def test_register_op_adds_a_name_to_the_registry():
         OPS.pop("test_scale_by_two", None)
     with pytest.raises(NascUsageError, match="unknown op"):
         get_op("test_scale_by_two")
+
+
+@pytest.mark.parametrize("name", ["skip_connect", "nor_conv_3x3", "darts_aux_cifar", "conv"])
+def test_register_op_refuses_a_built_in_name(name):
+    """A plugin cannot replace a built-in op or a primitive (found cells and NB201 strings would
+    then name another op): the registry is left as it was."""
+    before = OPS.get(name)
+    with pytest.raises(NascUsageError, match=f"`{name}` is already a built-in") as info:
+
+        @register_op(name)
+        def _other(c_in, c_out, stride, affine, track_running_stats=True):
+            """Not the built-in."""
+            return nn.Identity()
+
+    assert "my_" + name in info.value.hint
+    assert OPS.get(name) is before
+
+
+def test_register_op_refuses_a_second_builder_for_a_plugin_name():
+    """Two different builders under one plugin name are refused; registering the same function
+    again (a module imported anew) keeps it."""
+
+    def make():
+        def build(c_in, c_out, stride, affine, track_running_stats=True):
+            """Twice the input."""
+            return nn.Identity()
+
+        return build
+
+    try:
+        first = register_op("test_twice")(make())
+        register_op("test_twice")(make())  # the same module and name: a re-import
+        assert get_op("test_twice").build is not first
+
+        def other(c_in, c_out, stride, affine, track_running_stats=True):
+            """Another op."""
+            return nn.Identity()
+
+        with pytest.raises(NascUsageError, match="`test_twice` is already registered by"):
+            register_op("test_twice")(other)
+        assert get_op("test_twice").build.__qualname__ == first.__qualname__
+    finally:
+        OPS.pop("test_twice", None)
