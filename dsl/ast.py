@@ -378,7 +378,8 @@ class MacroDecl:
     `kind` is one of `input`, `stem`, `block`, `cells`, `choice`, `aux`, `head`. `input` uses
     `args` (channels, size); `cells` uses `cell`, `width` and `repeat`; `choice` (a block choice)
     uses `label`, `opset` or `ops`, `shared`, `width`, `stride` and `repeat` (None when the
-    statement has no `repeat`); the others use `call`. `phase`
+    statement has no `repeat`); the others use `call`, and `block` also `repeat` (None when the
+    block is placed once). `phase`
     is `search` or `train` for a statement that exists only in the search supernet or only in
     the standalone network, None for one in both.
     """

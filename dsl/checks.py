@@ -8,11 +8,12 @@ from collections.abc import Mapping
 
 import networkx as nx
 
-from .ast import split_op_name
+from .ast import Num, split_op_name
 from .errors import NasSemanticError
 from .ir import CELL_FLAGS, Cell, OpInfo, SpaceIR
 from .macro import instantiate
 from .opdefs import PRIMITIVES, check_definitions, info_of
+from .printer import format_expr
 from .shapes import check_shapes
 
 KEEP_RULES = ("edge", "node")
@@ -502,7 +503,8 @@ def _check_network(space: SpaceIR, catalog) -> None:
                     f"unknown cell `{item.cell}`",
                     span=item.cell_span or item.span,
                     path=base,
-                    hint=f"{_suggest(item.cell, cells)}cells in this file: {_known_list(cells)}",
+                    hint=_op_as_cell_hint(item, catalog)
+                    or f"{_suggest(item.cell, cells)}cells in this file: {_known_list(cells)}",
                 )
             continue
         if item.kind == "input":
@@ -511,6 +513,19 @@ def _check_network(space: SpaceIR, catalog) -> None:
         role = "head" if item.kind in ("head", "aux") else "op"
         _check_op(space, catalog, call.op, call.span, f"{base}.{call.op}", role=role, arity=False)
         _check_call_args(space, call, (catalog or {}).get(call.op), role)
+
+
+def _op_as_cell_hint(item, catalog) -> str | None:
+    """The hint for an op placed with `OP @ WIDTH`, the syntax of cells."""
+    if catalog is None or item.cell not in catalog:
+        return None
+    call = f"{item.cell}({format_expr(item.width)})"
+    if item.repeat != Num(value=1):
+        call = f"repeat {format_expr(item.repeat)} {call}"
+    return (
+        f"`{item.cell}` is an op, not a cell: place it as a block with its width in "
+        f"parentheses, `{call}`; `CELL @ WIDTH` places cells"
+    )
 
 
 def _check_call_args(space: SpaceIR, call, info: OpInfo | None, role: str) -> None:

@@ -270,29 +270,35 @@ def _cell_stage(space: SpaceIR, cell: Cell, layout: _Layout, width: int, item_sp
 
 
 def _place_call(space: SpaceIR, params: Mapping[str, int], catalog, layout: _Layout, item) -> None:
-    """Place a stem, block, auxiliary head or head: one op on the main path's last output."""
+    """Place a stem, block, auxiliary head or head: one op on the main path's last output (a
+    block `repeat` times in a row)."""
     call = item.call
-    _make_room(space, layout, 1, call.span)
+    count = 1
+    if item.repeat is not None:
+        what = f"the repeat count of `{call.op}`"
+        count = _value(space, params, item.repeat, what, item.span, minimum=0)
+    _make_room(space, layout, count, getattr(item.repeat, "span", None) or call.span)
     info = (catalog or {}).get(call.op)
     width = _value(space, params, call.args[0], f"the width of `{call.op}`", call.span)
     name = _placed_name(space, params, call, info)
     stride = _call_stride(space, params, call, info)
-    source, in_channels, in_size = layout.current()
     is_head = item.kind in ("head", "aux")
-    stage = Stage(
-        index=len(layout.stages),
-        kind=item.kind,
-        name=name,
-        inputs=(source,),
-        in_channels=(in_channels,),
-        in_size=in_size,
-        width=width,
-        stride=1 if is_head else stride,
-        out_channels=width,
-        out_size=1 if is_head else halve(in_size, stride),
-        span=call.span,
-    )
-    layout.add(stage, on_path=not is_head)
+    for _ in range(count):
+        source, in_channels, in_size = layout.current()
+        stage = Stage(
+            index=len(layout.stages),
+            kind=item.kind,
+            name=name,
+            inputs=(source,),
+            in_channels=(in_channels,),
+            in_size=in_size,
+            width=width,
+            stride=1 if is_head else stride,
+            out_channels=width,
+            out_size=1 if is_head else halve(in_size, stride),
+            span=call.span,
+        )
+        layout.add(stage, on_path=not is_head)
 
 
 def _placed_name(space: SpaceIR, params: Mapping[str, int], call, info: OpInfo | None) -> str:

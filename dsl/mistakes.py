@@ -74,8 +74,8 @@ COMMON_MISTAKES: dict[str, list[str]] = {
         "network n(C = 16) { normal C }",
         "network n(C = 16) { repeat normal @ C }",
     ],
-    "a network statement is `input(...)`, `stem op(...)`, `op(...)`, `CELL @ WIDTH`, "
-    "`repeat N CELL @ WIDTH`, `aux op(...)` or `head op(...)`": [
+    "a network statement is `input(...)`, `stem op(...)`, `op(...)`, `repeat N op(...)`, "
+    "`CELL @ WIDTH`, `repeat N CELL @ WIDTH`, `aux op(...)` or `head op(...)`": [
         "network n(C = 16) { 3 }",
         "network n(C = 16) { stem }",
         "network n(C = 16) { head }",

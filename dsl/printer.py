@@ -121,7 +121,8 @@ def format_network(network: Network) -> str:
         elif item.kind == "choice":
             lines.append(f"{indent}{format_choice(item)}")
         elif item.kind == "block":
-            lines.append(f"{indent}{_format_call(item.call)}")
+            again = "" if item.repeat is None else f"repeat {format_expr(item.repeat)} "
+            lines.append(f"{indent}{again}{_format_call(item.call)}")
         else:
             lines.append(f"{indent}{item.kind} {_format_call(item.call)}")
     lines.append("}")

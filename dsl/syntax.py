@@ -343,6 +343,9 @@ class _ToAst(CircuitTransformer, Transformer):
             cell_span=self._s(cell),
         )
 
+    def repeat_block_stmt(self, meta, count, call):
+        return ast.MacroDecl(kind="block", call=call, repeat=count, span=self._s(meta))
+
     def cell_stmt(self, meta, cell, width):
         return ast.MacroDecl(
             kind="cells",

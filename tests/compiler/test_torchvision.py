@@ -3,6 +3,8 @@ weights copied in by order, the same outputs."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 import torchvision
@@ -67,3 +69,33 @@ def test_show_prints_the_parameter_count(capsys):
     facts = json.loads(capsys.readouterr().out)
     assert facts["parameters"] == count(torchvision.models.resnet18())
     assert facts["fixed"] and set(facts["op_definitions"]) == {"resnet_stem", "basic"}
+
+
+RESNET34 = """
+network resnet34(W = 64, classes = 1000, size = 224) {
+    input(3, size)
+    stem resnet_stem(W)
+    repeat 3 basic(W)
+    basic(2W, stride = 2)
+    repeat 3 basic(2W)
+    basic(4W, stride = 2)
+    repeat 5 basic(4W)
+    basic(8W, stride = 2)
+    repeat 2 basic(8W)
+    head pool_linear(classes)
+}
+"""
+
+
+def test_resnet34_written_with_repeat_has_torchvisions_parameters():
+    """ResNet-34 written with `repeat N basic(...)` (the ops of resnet18.nas, a line per stage)
+    has torchvision's parameter count, and its tensors have torchvision's shapes in order."""
+    from nasc.dsl import parse_space
+
+    ops = Path("spaces/resnet18.nas").read_text().split("\n# W is the width")[0]
+    space = parse_space(ops + RESNET34, "resnet34.nas", catalog=catalog())
+    net = compile_space(space, {"size": 64}, CompileOptions(search=False))
+    reference = torchvision.models.resnet34()
+    assert count(net) == count(reference) == 21_797_672
+    ours = [value.shape for value in net.state_dict().values() if torch.is_tensor(value)]
+    assert ours == [value.shape for value in reference.state_dict().values()]
