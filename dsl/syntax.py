@@ -404,11 +404,15 @@ class _ToAst(CircuitTransformer, Transformer):
 
 
 def _doc_above(text: str, start: int) -> str:
-    """The `#` comment lines right above position `start`, joined: an op definition's doc."""
+    """The `#` comment lines right above position `start`, joined: an op definition's doc.
+
+    Only the lines directly above count: a blank line ends the doc, so a file header or a
+    section title separated from the op by a blank line does not document it.
+    """
     before, _, same_line = text[:start].rpartition("\n")
     if same_line.strip():  # something else precedes the definition on its line
         return ""
-    lines = before.splitlines()
+    lines = before.split("\n")  # not splitlines(), which drops a last blank line
     doc = []
     while lines and lines[-1].lstrip().startswith("#"):
         doc.insert(0, lines.pop().lstrip()[1:].strip())

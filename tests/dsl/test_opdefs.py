@@ -224,3 +224,33 @@ def test_a_primitive_named_as_a_candidate_says_how_to_make_it_an_op(catalog):
     assert "op sigmoid_op = sigmoid" in info.value.hint
     fixed = "op sigmoid_op = sigmoid\n" + text.replace("{sigmoid,", "{sigmoid_op,")
     assert parse_space(fixed, catalog=catalog).opset("mb").ops[0] == "sigmoid_op"
+
+
+NET_MINE = """
+network net(C = 16, classes = 10) {
+    input(3, 32)
+    stem conv3x3_bn(C)
+    mine(C)
+    head pool_linear(classes)
+}
+"""
+
+
+@pytest.mark.parametrize(
+    ("top", "doc"),
+    [
+        ("# My space, by me.\n\nop mine = conv(3) -> bn\n", ""),
+        ("# My space, by me.\n#\n# Two paragraphs.\n\n\nop mine = conv(3) -> bn\n", ""),
+        ("# My space.\n\n# A conv and a BN.\nop mine = conv(3) -> bn\n", "A conv and a BN."),
+        ("# A conv\n# and a BN.\nop mine = conv(3) -> bn\n", "A conv and a BN."),
+    ],
+)
+def test_only_the_comment_right_above_an_op_documents_it(catalog, top, doc):
+    """The comment lines directly above an op (no blank line between) are its documentation; a
+    file header or any comment separated from the op by a blank line is not, and is not written
+    back above the op in a printed (exported) file."""
+    space = parse_space(top + NET_MINE, catalog=catalog)
+    assert space.opdefs[0].doc == doc
+    printed = format_space(space, header="exported")
+    assert ("My space" in printed) is False
+    assert parse_space(printed, catalog=catalog).opdefs[0].doc == doc
