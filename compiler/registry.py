@@ -127,4 +127,8 @@ def register_op(
 
 def unknown_op(name: str) -> NascUsageError:
     """The error for an op name nothing defines, listing the registered ones."""
-    return NascUsageError(f"unknown op `{name}`", hint=f"known ops: {', '.join(sorted(OPS))}")
+    from nasc.dsl.opdefs import PLUGIN_HINT
+
+    return NascUsageError(
+        f"unknown op `{name}`", hint=f"known ops: {', '.join(sorted(OPS))}; {PLUGIN_HINT}"
+    )

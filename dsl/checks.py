@@ -12,7 +12,7 @@ from .ast import Num, split_op_name
 from .errors import NasSemanticError
 from .ir import CELL_FLAGS, Cell, OpInfo, SpaceIR
 from .macro import instantiate
-from .opdefs import PRIMITIVES, check_definitions, info_of
+from .opdefs import PLUGIN_HINT, PRIMITIVES, check_definitions, info_of
 from .printer import format_expr
 from .shapes import check_shapes
 
@@ -60,6 +60,24 @@ def _check_op(
             hint=f"write `{example}` with integers for its parameters",
         )
     if info is None:
+        if any(cell.name == base for cell in space.cells):
+            raise NasSemanticError(
+                f"`{base}` is a cell, not an op",
+                span=span,
+                path=path,
+                hint=f"a cell is placed in the network on its own, with its width: `{base} @ C` "
+                f"or `repeat N {base} @ C`; candidates and blocks are ops (a choice among cells "
+                "is written as choices on the cell's edges)",
+            )
+        if base in space.network.param_names:
+            raise NasSemanticError(
+                f"unknown op `{name}`",
+                span=span,
+                path=path,
+                hint=f"`{base}` is a parameter of the network, not an op: a width follows `@` "
+                f"(`choose {{resblock, skip_connect}} @ {base}`) or opens a block's arguments "
+                f"(`resblock({base})`)",
+            )
         primitive = (
             f"`{base}` is a primitive of op bodies, not an op: define one from it, e.g. "
             f"`op {base}_op = {base}`, and use `{base}_op`; "
@@ -74,7 +92,9 @@ def _check_op(
             span=span,
             path=path,
             hint=primitive
-            + f"{_suggest(name, choices + sets)}known ops: {_known_list(choices)}{extra}",
+            + f"{_suggest(name, choices + sets)}known ops: {_known_list(choices)}; "
+            + PLUGIN_HINT
+            + extra,
         )
     if info.role != role:
         what = "a head (it ends in class scores)" if info.role == "head" else "a feature-map op"
@@ -291,8 +311,7 @@ def _check_edges(space: SpaceIR, cell: Cell, catalog, order: dict[str, int]) -> 
                 f"`{edge.target}` is a {node.combine} node and reads `{edge.source}` twice",
                 span=edge.span,
                 path=path,
-                hint="a product or concat node reads each source once; sum the ops in a node "
-                "of their own",
+                hint=_one_term_per_source(node.combine, edge),
             )
         repeated = [op for op in edge.ops if edge.ops.count(op) > 1 or op in edge.candidates]
         if repeated:
@@ -328,6 +347,20 @@ def _check_edges(space: SpaceIR, cell: Cell, catalog, order: dict[str, int]) -> 
                 path=f"{base}.{node.name}",
                 hint=f"read it from a later node or add it to the output, e.g. `out {node.name}`",
             )
+
+
+def _one_term_per_source(combine: str, edge) -> str:
+    """How to combine two ops of one source in a product or concat node: one of them in a node
+    of its own, read by the node."""
+    first, second = [*([edge.choice] if edge.is_choice else []), *edge.ops][:2]
+    source, target, own = edge.source, edge.target, f"{edge.target}_{edge.source}"
+    terms = f"{source}:{first}, {own}:skip_connect"
+    value = f"concat({terms})" if combine == "concat" else terms.replace(", ", " * ")
+    return (
+        f"a {combine} node takes one term per source: compute one of the two ops in a node of "
+        f"its own, `{own} = {source}:{second}` above `{target}`, and read that node: "
+        f"`{target} = {value}`"
+    )
 
 
 def _check_output(space: SpaceIR, cell: Cell) -> None:

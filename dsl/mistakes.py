@@ -108,10 +108,26 @@ COMMON_MISTAKES: dict[str, list[str]] = {
         "network n(C = 16) { choose {a, b} @ C, stride 2 }",
         "network n(C = 16) { choose {a, b} @ C, 2 }",
     ],
-    "candidates of a block choice are op names separated by commas, and the width follows "
-    "`@`: `choose {resblock, skip_connect} @ 2C`": [
+    "`{ }` holds the candidate ops of a block choice, separated by commas (a parametric op "
+    "with integer arguments, `mbconv(6, 5)`); a width is not a candidate: it follows `@`, "
+    "`choose {resblock, skip_connect} @ 2C`": [
         "network n(C = 16) { choose {a b} @ C }",
         "network n(C = 16) { choose {} @ C }",
+        "network n(C = 16) { choose {a, 8} @ C }",
+        "network n(C = 16) { choose {a, b, 2C} }",
+        "network n(C = 16) { choose {a 8} @ C }",
+        "network n(C = 16) { choose {a @ 8} }",
+    ],
+    "a width is an expression after `@`, without braces: `c @ 2C`, "
+    "`choose {a, b} @ 2C`; braces hold the candidates of a block choice": [
+        "network n(C = 16) { choose {a, b} @ {8} }",
+        "network n(C = 16) { c @ {C} }",
+    ],
+    "an op set lists op names, separated by commas (a parametric op with integer arguments, "
+    "`mbconv(6, 5)`); widths are given where the ops are placed": [
+        "ops s = {a, 8}",
+        "ops s = {8}",
+        "ops s = {a 8}",
     ],
     "a candidate's arguments are integers written in the set, e.g. "
     "`choose {mbconv(3, 3), mbconv(6, 5)} @ 2C`: where the block stands gives its width "

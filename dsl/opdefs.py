@@ -21,6 +21,8 @@ from .ir import OpInfo
 
 # The integers every op body may read besides its own parameters.
 CONTEXT = ("C_in", "C_out", "stride", "affine")
+# Said of every unknown op name: the op may be one of a Python plugin not loaded.
+PLUGIN_HINT = "an op written in Python needs its plugin: `--ops my_ops.py` (a file or a module)"
 
 
 @attrs.frozen(kw_only=True)
@@ -245,14 +247,14 @@ def _check_call(defn: ast.OpDef, call: ast.OpCall, catalog) -> None:
             )
         params, required = (*info.params, "out", "stride"), info.params
     else:
-        names = sorted({*PRIMITIVES, *catalog})
+        names = sorted({*PRIMITIVES, *catalog} - {defn.name})  # never the op being defined
         close = difflib.get_close_matches(call.name, names, n=1)
         raise NasSemanticError(
             f"unknown primitive or op `{call.name}` in op `{defn.name}`",
             span=call.span,
             path=path,
             hint=(f"did you mean `{close[0]}`? " if close else "")
-            + f"primitives: {', '.join(sorted(PRIMITIVES))}",
+            + f"primitives: {', '.join(sorted(PRIMITIVES))}; {PLUGIN_HINT}",
         )
     if len(call.args) > len(params):
         raise NasSemanticError(

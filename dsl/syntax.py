@@ -37,6 +37,8 @@ BOM_HINT = next(hint for hint in COMMON_MISTAKES if "byte-order mark" in hint)
 SPELLING_HINT = next(hint for hint in COMMON_MISTAKES if hint.startswith("a declaration starts"))
 PARAMETRIC_HINT = next(h for h in COMMON_MISTAKES if h.startswith("a candidate's arguments"))
 UNCLOSED_HINT = next(hint for hint in COMMON_MISTAKES if hint.startswith("a `{` is not closed"))
+CANDIDATES_HINT = next(h for h in COMMON_MISTAKES if h.startswith("`{ }` holds the candidate"))
+OPSET_HINT = next(hint for hint in COMMON_MISTAKES if hint.startswith("an op set lists op names"))
 
 
 def _load_parser() -> Lark:
@@ -460,7 +462,18 @@ def _syntax_error(error: UnexpectedInput, text: str, file: str) -> NasSyntaxErro
         hint = None
     if hint == UNCLOSED_HINT and _unclosed(text) is None:
         hint = None  # every `{` is closed: the parser state alone misled the match
+    if hint in (CANDIDATES_HINT, OPSET_HINT) and isinstance(error, UnexpectedToken):
+        hint = _braces_hint(text[: error.token.start_pos])
     return NasSyntaxError(what, span=Span(file=file, line=line, column=column), hint=hint)
+
+
+def _braces_hint(before: str) -> str:
+    """The hint for a mistake inside `{ }` of candidates: an op set's and a block choice's
+    candidates share parser states, so the words before the open `{` tell them apart."""
+    opened = _unclosed(before)
+    if opened is not None and re.search(r"\bops\s+\w+\s*=\s*\Z", before[:opened]):
+        return OPSET_HINT
+    return CANDIDATES_HINT
 
 
 def _position(text: str, index: int) -> tuple[int, int]:
