@@ -6,6 +6,7 @@ the printer can write them back and `-D` overrides can change the parameters the
 
 from __future__ import annotations
 
+import re
 from typing import Union
 
 import attrs
@@ -249,6 +250,20 @@ def op_name(name: str, values: tuple[int, ...] | list[int]) -> str:
     return f"{name}({','.join(str(value) for value in values)})" if values else name
 
 
+def parse_int(text: str) -> int:
+    """An integer written in ASCII digits with an optional sign: `16`, `-3`.
+
+    Python's `int` also reads `1_6`, full-width `１６` and the digits of other scripts; a `-D`
+    value, an arch string or an op name that nasc reads must look as the grammar's integers do.
+
+    Raises:
+        ValueError: for anything else.
+    """
+    if not re.fullmatch(r"[-+]?[0-9]+", text):
+        raise ValueError(f"not an integer of ASCII digits: {text!r}")
+    return int(text)
+
+
 def split_op_name(text: str) -> tuple[str, tuple[int, ...]]:
     """`mbconv(6,5)` -> (`mbconv`, (6, 5)); a plain name has no arguments.
 
@@ -261,7 +276,7 @@ def split_op_name(text: str) -> tuple[str, tuple[int, ...]]:
     if not rest.endswith(")"):
         raise ValueError(text)
     inner = rest[:-1].strip()
-    return base, tuple(int(part) for part in inner.split(",")) if inner else ()
+    return base, tuple(parse_int(part.strip()) for part in inner.split(",")) if inner else ()
 
 
 # --- declarations --------------------------------------------------------------------------------

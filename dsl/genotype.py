@@ -193,7 +193,7 @@ def _fixed_items(space: SpaceIR, genotype: Genotype) -> list:
 
 
 # One decision of a blocks string: `stage1_1=skip_connect` or `stage1_1=mbconv(6,5)`.
-_BLOCK = r"\w+=\w+(\(\d+(,\d+)*\))?"
+_BLOCK = r"\w+=\w+(\([0-9]+(,[0-9]+)*\))?"
 
 
 def _tight_args(text: str) -> str:
@@ -316,7 +316,7 @@ def genotype_from_nb201(space: SpaceIR, text: str) -> Genotype:
         )
     decided: dict[str, list[str]] = {}
     for index, group in enumerate(groups, start=1):
-        if not re.fullmatch(r"\|([^|~]+~\d+\|)+", group):
+        if not re.fullmatch(r"\|([^|~]+~[0-9]+\|)+", group):
             raise NascUsageError(f"malformed NB201 node group `{group}`", hint=hint)
         terms = [term.split("~") for term in group.strip("|").split("|")]
         if sorted(int(j) for _, j in terms) != list(range(index)):
@@ -416,7 +416,7 @@ def _parse_darts_text(text: str) -> dict:
         raise NascUsageError("not a DARTS genotype: expected `Genotype(normal=[...], ...)`")
     # `range(2, 6)` as DARTS prints concat lists; small bounds only, so a typo cannot allocate GBs
     body = re.sub(
-        r"range\(\s*(\d{1,3})\s*,\s*(\d{1,3})\s*\)",
+        r"range\(\s*([0-9]{1,3})\s*,\s*([0-9]{1,3})\s*\)",
         lambda m: str(list(range(int(m[1]), int(m[2])))),
         match[1],
     )

@@ -18,6 +18,9 @@ from .opdefs import info_of
 
 IMAGE = -1  # the index that stands for the network's input image
 MAX_STAGES = 10_000  # far more than any real network; keeps a huge repeat count from hanging lint
+# The largest width, channel count, class count or size a network may have: far beyond any real
+# one, and small enough that PyTorch's shapes and weight counts stay in range.
+MAX_SIZE = 2**24
 
 
 @attrs.frozen(kw_only=True)
@@ -188,8 +191,16 @@ class _Layout:
             self.outputs.append((stage.index, stage.out_channels, stage.out_size))
 
 
-def _value(space: SpaceIR, params: Mapping[str, int], expr, what: str, span, minimum=1) -> int:
-    """An expression of the network's parameters, at least `minimum`."""
+def _value(
+    space: SpaceIR,
+    params: Mapping[str, int],
+    expr,
+    what: str,
+    span,
+    minimum: int = 1,
+    maximum: int | None = MAX_SIZE,
+) -> int:
+    """An expression of the network's parameters, at least `minimum` and at most `maximum`."""
     result = evaluate(expr, params, what=what, path=f"{space.name}.network")
     if result < minimum:
         raise NasSemanticError(
@@ -197,6 +208,14 @@ def _value(space: SpaceIR, params: Mapping[str, int], expr, what: str, span, min
             span=getattr(expr, "span", None) or span,
             path=f"{space.name}.network",
             hint="check the arithmetic and the parameter values (`-D`)",
+        )
+    if maximum is not None and result > maximum:
+        raise NasSemanticError(
+            f"{what} must be at most {maximum:,}, but it is {result:,}",
+            span=getattr(expr, "span", None) or span,
+            path=f"{space.name}.network",
+            hint="no network this large can be built: check the arithmetic and the parameter "
+            "values (`-D`)",
         )
     return result
 
@@ -229,9 +248,8 @@ def _place_cells(space: SpaceIR, params: Mapping[str, int], layout: _Layout, ite
         what = decisions.label
     count = 1
     if item.repeat is not None:
-        count = _value(
-            space, params, item.repeat, f"the repeat count of `{what}`", item.span, minimum=0
-        )
+        counted = f"the repeat count of `{what}`"
+        count = _value(space, params, item.repeat, counted, item.span, minimum=0, maximum=None)
     width = _value(space, params, item.width, f"the width of `{what}`", item.span)
     if decisions is not None:
         _check_decisions(space, decisions, params)
@@ -276,7 +294,7 @@ def _place_call(space: SpaceIR, params: Mapping[str, int], catalog, layout: _Lay
     count = 1
     if item.repeat is not None:
         what = f"the repeat count of `{call.op}`"
-        count = _value(space, params, item.repeat, what, item.span, minimum=0)
+        count = _value(space, params, item.repeat, what, item.span, minimum=0, maximum=None)
     _make_room(space, layout, count, getattr(item.repeat, "span", None) or call.span)
     info = (catalog or {}).get(call.op)
     width = _value(space, params, call.args[0], f"the width of `{call.op}`", call.span)

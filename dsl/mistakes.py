@@ -198,3 +198,19 @@ COMMON_MISTAKES: dict[str, list[str]] = {
         "network n(C = 16) { c @ " + " + ".join(["C"] * 5000) + " }",
     ],
 }
+
+# Letters of other scripts that look like ASCII ones (Cyrillic, Greek), for naming a character a
+# keyboard layout slipped into a word; full-width forms and accented letters are found by
+# Unicode normalisation instead (`syntax._lookalike`).
+LOOKALIKES: dict[str, str] = {
+    # Cyrillic
+    "а": "a", "в": "B", "е": "e", "ё": "e", "о": "o", "р": "p", "с": "c", "у": "y", "х": "x",
+    "ѕ": "s", "і": "i", "ї": "i", "ј": "j", "ԁ": "d", "һ": "h", "ԛ": "q", "ԝ": "w", "ӏ": "l",
+    "к": "k", "м": "m", "н": "H", "т": "T", "ь": "b",
+    "А": "A", "В": "B", "Е": "E", "К": "K", "М": "M", "Н": "H", "О": "O", "Р": "P", "С": "C",
+    "Т": "T", "Х": "X", "У": "Y", "Ѕ": "S", "І": "I", "Ј": "J", "Ԛ": "Q", "Ԝ": "W",
+    # Greek
+    "α": "a", "ο": "o", "ν": "v", "ι": "i", "κ": "k", "ρ": "p", "τ": "t", "υ": "u", "χ": "x",
+    "Α": "A", "Β": "B", "Ε": "E", "Ζ": "Z", "Η": "H", "Ι": "I", "Κ": "K", "Μ": "M", "Ν": "N",
+    "Ο": "O", "Ρ": "P", "Τ": "T", "Υ": "Y", "Χ": "X",
+}  # fmt: skip

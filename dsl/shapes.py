@@ -17,7 +17,7 @@ import attrs
 from . import ast
 from .errors import NasSemanticError, Span
 from .ir import SpaceIR
-from .macro import IMAGE, Plan, Stage, halve
+from .macro import IMAGE, MAX_SIZE, Plan, Stage, halve
 from .opdefs import PRIMITIVES, prelude
 
 
@@ -367,6 +367,13 @@ class _Body:
                 f"not {value}",
                 call.span,
                 "check the arithmetic and the op's arguments",
+            )
+        if value > MAX_SIZE:
+            raise self.fail(
+                f"`{key}` of `{call.name}` in op `{self.defn.name}` must be at most "
+                f"{MAX_SIZE:,}, not {value:,}",
+                call.span,
+                "no step this large can be built: check the arithmetic and the op's arguments",
             )
         return value
 

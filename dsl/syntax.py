@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import re
+import unicodedata
 
 import attrs
 from lark import Lark, Token, Transformer, Tree, v_args
@@ -18,7 +19,7 @@ from lark.exceptions import (
 from . import ast
 from .circuits import CircuitTransformer
 from .errors import NascError, NasSyntaxError, Span
-from .mistakes import COMMON_MISTAKES  # matched by parser state in `_match_mistake`
+from .mistakes import COMMON_MISTAKES, LOOKALIKES  # matched by parser state in `_match_mistake`
 
 # Integers in a space are widths, depths and counts. Longer literals are refused here (Python also
 # refuses to convert more than 4300 digits), and `ast.evaluate` bounds what arithmetic makes.
@@ -100,6 +101,12 @@ class _ToAst(CircuitTransformer, Transformer):
     def scaled(self, meta, token):
         digits, name = re.fullmatch(r"([0-9]+)(.*)", str(token)).groups()
         span = self._s(token)
+        if re.fullmatch(r"[0-9_]+", name):  # `1_6`: Python's digit separator, not `1 * _6`
+            raise NasSyntaxError(
+                f"`{token}` is not a number: nasc reads integers as plain ASCII digits",
+                span=span,
+                hint=f"write `{str(token).replace('_', '')}`, without `_`",
+            )
         return ast.BinOp(
             op="*",
             left=ast.Num(value=self._int(digits, token), span=span),
@@ -428,6 +435,9 @@ def _describe(token: Token) -> str:
 
 
 def _syntax_error(error: UnexpectedInput, text: str, file: str) -> NasSyntaxError:
+    odd = _lookalike_error(error, text, file)
+    if odd is not None:
+        return odd
     line = getattr(error, "line", None)
     column = getattr(error, "column", None)
     # LALR reports the end of the input as a `$END` token placed at the last token; point past it.
@@ -474,6 +484,63 @@ def _braces_hint(before: str) -> str:
     if opened is not None and re.search(r"\bops\s+\w+\s*=\s*\Z", before[:opened]):
         return OPSET_HINT
     return CANDIDATES_HINT
+
+
+def _lookalike_error(error: UnexpectedInput, text: str, file: str) -> NasSyntaxError | None:
+    """The error for a non-ASCII character where the parser failed: in the unexpected character,
+    or in the word of the unexpected token (`cеll` with a Cyrillic `е` lexes as the name `c`
+    and fails there), reported at the character itself, with its Unicode name and the ASCII
+    character it imitates."""
+    if isinstance(error, UnexpectedCharacters):
+        start = error.pos_in_stream
+    elif isinstance(error, UnexpectedToken) and error.token.type != "$END":
+        start = getattr(error.token, "start_pos", None)
+    else:
+        return None
+    if start is None:
+        return None
+    index = start
+    while index < len(text) and (text[index].isalnum() or text[index] == "_"):
+        if not text[index].isascii():
+            break
+        index += 1
+    if index >= len(text) or text[index].isascii() or text[index] in INVISIBLE:
+        return None
+    char = text[index]
+    word_start, word_end = index, index + 1
+    while word_start > 0 and (text[word_start - 1].isalnum() or text[word_start - 1] == "_"):
+        word_start -= 1
+    while word_end < len(text) and (text[word_end].isalnum() or text[word_end] == "_"):
+        word_end += 1
+    word = text[word_start:word_end]
+    name = unicodedata.name(char, "a character without a name")
+    what = f"unexpected character `{char}` (U+{ord(char):04X} {name}"
+    like = _lookalike(char)
+    what += f", which looks like `{like}`)" if like else ")"
+    if like and like.isdigit():
+        hint = "numbers are written in ASCII digits (0-9): retype the number"
+    elif word and word != char:
+        hint = (
+            f"names and keywords are ASCII letters, digits and `_`: retype `{word}` in ASCII "
+            "(only comments may hold other characters)"
+        )
+    else:
+        hint = "outside comments a .nas file is ASCII: retype the character"
+    line, column = _position(text, index)
+    span = Span(file=file, line=line, column=column, end_line=line, end_column=column + 1)
+    return NasSyntaxError(what, span=span, hint=hint)
+
+
+def _lookalike(char: str) -> str | None:
+    """The ASCII letter or digit that `char` imitates, if any: a Cyrillic or Greek lookalike, a
+    full-width form, or an accented letter's base."""
+    if char in LOOKALIKES:
+        return LOOKALIKES[char]
+    for form in ("NFKC", "NFKD"):
+        base = unicodedata.normalize(form, char)[:1]
+        if base.isascii() and base.isalnum():
+            return base
+    return None
 
 
 def _position(text: str, index: int) -> tuple[int, int]:

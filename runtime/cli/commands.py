@@ -9,6 +9,7 @@ from pathlib import Path
 from rich.console import Console
 
 from nasc.dsl import NascError, NascUsageError
+from nasc.dsl.ast import parse_int
 from nasc.runtime.cli.parser import build_parser, config_overrides, needs_config_flags
 
 EXIT_ERROR = 2
@@ -26,7 +27,7 @@ def parse_defines(defines: list[str] | None) -> dict[str, int]:
         if not sep or not name.strip():
             raise NascUsageError(f"-D {item}: expected NAME=VALUE", hint="e.g. -D C=16 -D N=5")
         try:
-            values[name.strip()] = int(value.strip())
+            values[name.strip()] = parse_int(value.strip())  # ASCII digits: not `1_6`, `１６`
         except ValueError:
             raise NascUsageError(
                 f"-D {item}: parameter `{name.strip()}` must be an integer, not `{value.strip()}`",
