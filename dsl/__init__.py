@@ -10,7 +10,7 @@ from .checks import lint_space
 from .circuits import CircuitSpace, is_circuit, lower_circuit
 from .errors import NascError, NascUsageError, NasSemanticError, NasSyntaxError, Span
 from .genotype import Genotype, apply_genotype, parse_arch
-from .ir import OpInfo, SpaceIR
+from .ir import OpInfo, SpaceIR, format_count
 from .lower import lower
 from .printer import format_space
 from .syntax import parse_module
@@ -195,6 +195,7 @@ __all__ = [
     "apply_genotype",
     "builtin_spaces",
     "find_space",
+    "format_count",
     "format_space",
     "lint_space",
     "load_space",

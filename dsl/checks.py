@@ -305,7 +305,7 @@ def _check_edges(space: SpaceIR, cell: Cell, catalog, order: dict[str, int]) -> 
                 path=path,
                 hint=f"move the definition of `{edge.source}` above `{edge.target}`",
             )
-        node = next(node for node in cell.nodes if node.name == edge.target)
+        node = cell.node(edge.target)
         if node.combine != "sum" and len(edge.ops) + edge.is_choice > 1:
             raise NasSemanticError(
                 f"`{edge.target}` is a {node.combine} node and reads `{edge.source}` twice",
@@ -374,8 +374,9 @@ def _check_output(space: SpaceIR, cell: Cell) -> None:
             if cell.nodes
             else "add an `out` statement",
         )
+    nodes = set(cell.node_names)
     for name in cell.output:
-        if name not in cell.node_names:
+        if name not in nodes:
             what = "an input" if name in cell.input_names else "undefined"
             raise NasSemanticError(
                 f"the output names `{name}`, which is {what}",

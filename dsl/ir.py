@@ -176,11 +176,11 @@ class Cell:
     def reduction(self) -> bool:
         return "reduction" in self.flags
 
-    @property
+    @functools.cached_property
     def input_names(self) -> tuple[str, ...]:
         return tuple(item.name for item in self.inputs)
 
-    @property
+    @functools.cached_property
     def node_names(self) -> tuple[str, ...]:
         return tuple(node.name for node in self.nodes)
 
@@ -190,10 +190,30 @@ class Cell:
         return tuple(edge for edge in self.edges if edge.is_choice)
 
     def edge(self, key: str) -> Edge:
-        return next(edge for edge in self.edges if edge.key == key)
+        return self._edges_by_key[key]
 
     def edges_into(self, node: str) -> tuple[Edge, ...]:
-        return tuple(edge for edge in self.edges if edge.target == node)
+        return self._edges_by_target.get(node, ())
+
+    def node(self, name: str) -> Node:
+        """The intermediate node `name`."""
+        return self._nodes_by_name[name]
+
+    # Indexes that keep look-ups constant-time: a cell of thousands of nodes checks in linear time.
+    @functools.cached_property
+    def _edges_by_key(self) -> dict[str, Edge]:
+        return {edge.key: edge for edge in self.edges}
+
+    @functools.cached_property
+    def _edges_by_target(self) -> dict[str, tuple[Edge, ...]]:
+        found: dict[str, list[Edge]] = {}
+        for edge in self.edges:
+            found.setdefault(edge.target, []).append(edge)
+        return {target: tuple(edges) for target, edges in found.items()}
+
+    @functools.cached_property
+    def _nodes_by_name(self) -> dict[str, Node]:
+        return {node.name: node for node in self.nodes}
 
     @functools.cached_property
     def subsets(self) -> tuple[Subset, ...]:
@@ -224,8 +244,11 @@ class Cell:
                         Subset(label=edge.key, k=rule.k, members=members, span=rule.span)
                     )
             elif rule.per == "node":
+                by_target: dict[str, list[Edge]] = {}
+                for edge in rest:
+                    by_target.setdefault(edge.target, []).append(edge)
                 for node in self.node_names:
-                    into = [edge for edge in rest if edge.target == node]
+                    into = by_target.get(node)
                     if into:
                         members = [(edge.key, op) for edge in into for op in edge.candidates]
                         subsets.append(
@@ -444,6 +467,32 @@ class SpaceIR:
         return math.prod(cell.architectures() for cell in self.used_cells())
 
 
+EXACT_DIGITS = 30  # counts up to this many digits print exactly; larger ones as powers of ten
+
+
+def format_count(count: int | str) -> str:
+    """A count of architectures for people: `15,625`; one of more than `EXACT_DIGITS` digits as
+    a power of ten, `about 1.63e4771` (Python refuses to print an integer of more than 4,300
+    digits, and nobody reads one). Text that `count_value` made of a huge count stays as it is.
+    """
+    if isinstance(count, str):
+        return count
+    if count < 10**EXACT_DIGITS:
+        return f"{count:,}"
+    log = math.log10(count)
+    exponent = math.floor(log)
+    mantissa = round(10 ** (log - exponent), 2)
+    if mantissa >= 10:
+        mantissa, exponent = mantissa / 10, exponent + 1
+    return f"about {mantissa:.2f}e{exponent}"
+
+
+def count_value(count: int) -> int | str:
+    """A count of architectures for JSON: the integer itself while it has at most 4,000 digits
+    (Python prints no integer of more than 4,300), else `format_count`'s text."""
+    return count if count < 10**4000 else format_count(count)
+
+
 def resolve_params(space: SpaceIR, overrides: Mapping[str, int] | None = None) -> dict[str, int]:
     """Evaluate the network's parameters: defaults in order, each replaced by its override.
 
@@ -515,5 +564,7 @@ __all__ = [
     "ParamDecl",
     "SpaceIR",
     "Subset",
+    "count_value",
+    "format_count",
     "resolve_params",
 ]

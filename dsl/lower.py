@@ -69,15 +69,17 @@ def _lower_cell(space: str, decl: ast.CellDecl, opsets: dict[str, ir.OpSet]) -> 
     edges: dict[tuple[str, str], dict] = {}
     keeps: list[ir.Keep] = []
     outputs: list[ast.OutputDecl] = []
+    named: set[str] = set()
     for statement in decl.body:
         if isinstance(statement, ast.NodeDecl):
             nodes.append(
                 ir.Node(name=statement.name, combine=statement.combine, span=statement.span)
             )
-            if any(node.name == statement.name for node in nodes[:-1]):
+            if statement.name in named:
                 # Merging a second definition's terms into the first's edges would blame
                 # an edge; lint names the real mistake, the repeated node.
                 continue
+            named.add(statement.name)
             for term in statement.terms:
                 _add_term(base, statement.name, term, edges, opsets)
         elif isinstance(statement, ast.KeepDecl):

@@ -117,7 +117,7 @@ def _load(path: str, defines):
 
 def cmd_check(args, console: Console) -> int:
     """Check files without importing PyTorch (the op names come from `optable`)."""
-    from nasc.dsl import NasSemanticError, find_space, load_space, read_source
+    from nasc.dsl import NasSemanticError, find_space, format_count, load_space, read_source
     from nasc.runtime.catalog import language_catalog as catalog
     from nasc.runtime.search.presets import PRESETS
 
@@ -133,7 +133,9 @@ def cmd_check(args, console: Console) -> int:
             error.source = read_source(find_space(file))
             raise error
         what = (
-            "a fixed architecture" if space.is_fixed else f"{space.architectures():,} architectures"
+            "a fixed architecture"
+            if space.is_fixed
+            else f"{format_count(space.architectures())} architectures"
         )
         console.print(f"{file}: ok ({what})")
     return 0

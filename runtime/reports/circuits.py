@@ -11,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from nasc.dsl import CircuitSpace
+from nasc.dsl.ir import count_value, format_count
 
 
 def describe_circuit(
@@ -46,7 +47,7 @@ def describe_circuit(
         "task_args": dict(plan.task_args),
         "graph": [list(edge) for edge in plan.edges],
         "placeholders": len(plan.choices),
-        "architectures": plan.architectures(),
+        "architectures": count_value(plan.architectures()),
         "fixed": not plan.choices,
         "slots": slots,
     }
@@ -64,9 +65,8 @@ def render_circuit(facts: dict, console: Console) -> None:
     summary.add_row("task", task)
     if facts["graph"]:
         summary.add_row("graph", " ".join(f"{a}-{b}" for a, b in facts["graph"]))
-    summary.add_row(
-        "architectures", f"{facts['architectures']:,}" + ("  (fixed)" if facts["fixed"] else "")
-    )
+    fixed = "  (fixed)" if facts["fixed"] else ""
+    summary.add_row("architectures", format_count(facts["architectures"]) + fixed)
     title = Text.assemble((facts["space"], "bold"), f"  (circuit, {facts['file']})")
     console.print(Panel(summary, title=title, box=box.ROUNDED, expand=False))
     table = Table(box=box.SIMPLE_HEAD)

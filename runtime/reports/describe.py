@@ -12,6 +12,7 @@ from rich.text import Text
 
 from nasc.dsl import Genotype, SpaceIR, apply_genotype
 from nasc.dsl.genotype import genotype_strings
+from nasc.dsl.ir import count_value, format_count
 from nasc.dsl.macro import Plan, instantiate
 from nasc.runtime.catalog import language_catalog
 
@@ -44,7 +45,7 @@ def describe(
         "params": dict(plan.params),
         "input": {"channels": plan.channels, "size": plan.size},
         "fixed": space.is_fixed,
-        "architectures": space.architectures(),
+        "architectures": count_value(space.architectures()),
         "opsets": {opset.name: list(opset.ops) for opset in space.opsets},
         "op_definitions": {
             defn.name: {"params": list(defn.params), "role": defn.role, "doc": defn.doc}
@@ -103,7 +104,7 @@ def _choice_facts(choice) -> dict:
         "stride": choice.stride,
         "instances": choice.count,
         "decisions": decisions,
-        "architectures": len(choice.candidates) ** len(decisions),
+        "architectures": count_value(len(choice.candidates) ** len(decisions)),
     }
 
 
@@ -133,7 +134,7 @@ def _cell_facts(cell, plan: Plan) -> dict:
             {"label": s.label, "k": s.k, "candidates": len(s.members)} for s in cell.subsets
         ],
         "choices": len(cell.choices),
-        "architectures": cell.architectures(),
+        "architectures": count_value(cell.architectures()),
         "instances": len(plan.cells_of(cell.name)),
     }
 
@@ -150,9 +151,8 @@ def render(facts: dict, console: Console) -> None:
     )
     if facts.get("preset"):
         summary.add_row("preset", facts["preset"])
-    summary.add_row(
-        "architectures", f"{facts['architectures']:,}" + ("  (fixed)" if facts["fixed"] else "")
-    )
+    fixed = "  (fixed)" if facts["fixed"] else ""
+    summary.add_row("architectures", format_count(facts["architectures"]) + fixed)
     if "parameters" in facts:
         what = "network" if facts["fixed"] else "supernet"
         summary.add_row("weights", f"{facts['parameters']:,} ({what})")
@@ -229,7 +229,7 @@ def _cell_panel(name: str, cell: dict) -> Panel:
         for subset in cell["subsets"]:
             subsets.add_row(subset["label"], str(subset["k"]), str(subset["candidates"]))
         lines.append(subsets)
-        lines.append(Text(f"{cell['architectures']:,} decisions"))
+        lines.append(Text(f"{format_count(cell['architectures'])} decisions"))
     return Panel(Group(*lines), title=f"cell {name}", box=box.ROUNDED, expand=False)
 
 
