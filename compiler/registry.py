@@ -60,6 +60,11 @@ def freeze_builtins() -> frozenset[str]:
     return _builtin
 
 
+def builtin_ops() -> frozenset[str]:
+    """The names of the ops nasc ships (every other registered op is a plugin's)."""
+    return _builtin
+
+
 def _refuse_builtin(name: str) -> None:
     """A plugin may not take the name of a built-in op or primitive: a found cell, an exported
     `.nas` file or an NB201 string would then name another op (`.nas` files are refused the

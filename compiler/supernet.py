@@ -24,6 +24,7 @@ from .graph import Graph
 from .modules import FactorizedReduce
 from .ops import catalog, get_op
 from .passes import DEFAULT_PASSES, PASSES
+from .probe import check_python_ops
 
 
 @attrs.frozen(kw_only=True)
@@ -270,6 +271,7 @@ class Supernet(nn.Module):
         generator: torch.Generator | None = None,
     ):
         super().__init__()
+        check_python_ops(space, plan)  # before anything is built: a plugin op of the wrong shape
         self.space = space
         self.plan = plan
         self.options = options

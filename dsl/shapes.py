@@ -10,7 +10,7 @@ Python have no body here and are taken to obey the rule.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 import attrs
 
@@ -51,6 +51,50 @@ class _Deviation:
     args: Mapping[str, int]
 
 
+@attrs.frozen
+class Placement:
+    """One op where the network places it: a stem, block or head, a cell's input adapter, or an
+    op on a cell edge, with the channels, stride and input size it is built for.
+
+    Attributes:
+        op: the op's canonical name (`mbconv(6,5)`).
+        size: the height and width of the map it reads.
+        head: it ends in class scores (`c_out` of them) rather than a map.
+        affines: the `affine` values it is built with (a search supernet's cells are not affine).
+        site: where the `.nas` file places it, for errors.
+    """
+
+    op: str
+    c_in: int
+    c_out: int
+    stride: int
+    size: int
+    head: bool
+    affines: tuple[int, ...]
+    site: Site
+
+
+def placements(space: SpaceIR, plan: Plan) -> Iterator[Placement]:
+    """Every op of the plan where it is placed, in network order (an op placed alike in several
+    cell instances once per instance)."""
+    for stage in plan.stages:
+        if stage.kind == "cell":
+            yield from _cell_placements(space, plan, stage)
+            continue
+        site = Site(stage.span, f"{space.name}.network.{stage.name.split('(')[0]}")
+        head = stage.kind in ("head", "aux")
+        yield Placement(
+            op=stage.name,
+            c_in=stage.in_channels[0],
+            c_out=stage.width,
+            stride=1 if head else stage.stride,
+            size=stage.in_size,
+            head=head,
+            affines=(0, 1),
+            site=site,
+        )
+
+
 def check_shapes(space: SpaceIR, plan: Plan, catalog: Mapping | None) -> None:
     """Refuse a plan in which some op does not give the shape its place needs.
 
@@ -61,18 +105,16 @@ def check_shapes(space: SpaceIR, plan: Plan, catalog: Mapping | None) -> None:
     if catalog is None:
         return
     inference = _Inference(space)
-    for stage in plan.stages:
-        if stage.kind == "cell":
-            _check_cell(space, plan, stage, inference)
-        else:
-            site = Site(stage.span, f"{space.name}.network.{stage.name.split('(')[0]}")
-            head = stage.kind in ("head", "aux")
-            stride = 1 if head else stage.stride
-            size = stage.in_size
-            for affine in (0, 1):
-                inference.place(
-                    stage.name, stage.in_channels[0], stage.width, stride, size, affine, site
-                )
+    seen = set()
+    for place in placements(space, plan):
+        key = (place.op, place.c_in, place.c_out, place.stride, place.size, place.affines)
+        if key in seen:  # checked at an earlier place: the same shapes give the same result
+            continue
+        seen.add(key)
+        for affine in place.affines:
+            inference.place(
+                place.op, place.c_in, place.c_out, place.stride, place.size, affine, place.site
+            )
 
 
 def op_shape(
@@ -88,7 +130,7 @@ def op_shape(
     return _Inference(space).op(name, c_in, c_out, stride, (size, size), affine, site, site.path)
 
 
-def _check_cell(space: SpaceIR, plan: Plan, stage: Stage, inference: _Inference) -> None:
+def _cell_placements(space: SpaceIR, plan: Plan, stage: Stage) -> Iterator[Placement]:
     cell = space.cell(stage.name)
     base = f"{space.name}.{cell.name}"
     choice = None
@@ -102,8 +144,7 @@ def _check_cell(space: SpaceIR, plan: Plan, stage: Stage, inference: _Inference)
             continue
         size = plan.size if source == IMAGE else plan.stages[source].out_size
         site = Site(item.adapter_span or item.span or stage.span, f"{base}.{item.name}")
-        for affine in affines:
-            inference.place(item.adapter, c_in, stage.width, stride, size, affine, site)
+        yield Placement(item.adapter, c_in, stage.width, stride, size, False, affines, site)
     inputs = set(cell.input_names)
     for edge in cell.edges:
         from_input = edge.source in inputs
@@ -111,8 +152,7 @@ def _check_cell(space: SpaceIR, plan: Plan, stage: Stage, inference: _Inference)
         size = stage.in_size if from_input else stage.out_size
         c_in = stage.node_channels[edge.source]
         for op, site in _op_sites(space, cell, edge, choice, stage.span):
-            for affine in affines:
-                inference.place(op, c_in, stage.width, stride, size, affine, site)
+            yield Placement(op, c_in, stage.width, stride, size, False, affines, site)
 
 
 def _op_sites(space: SpaceIR, cell, edge, choice, fallback):
