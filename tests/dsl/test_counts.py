@@ -98,3 +98,21 @@ def test_checking_a_long_cell_takes_work_linear_in_its_nodes():
     parse_space(chain(2))  # builds the parser and the prelude once
     small, large = _calls(chain(800)), _calls(chain(1600))
     assert large < 2.3 * small
+
+
+def test_many_instances_of_a_cell_are_shape_checked_once(catalog, monkeypatch):
+    """A cell repeated 3,000 times is shape-checked as often as one repeated 3 times: instances
+    with the same channels and sizes give the same shapes."""
+    from nasc.dsl import shapes
+
+    places = []
+    original = shapes._Inference.place
+    monkeypatch.setattr(
+        shapes._Inference, "place", lambda self, *args: places.append(args) or original(self, *args)
+    )
+    text = chain(3).replace("    c @ C", "    repeat N c @ C").replace("(C = 4,", "(C = 4, N = 3,")
+    parse_space(text, catalog=catalog)
+    few = len(places)
+    places.clear()
+    parse_space(text, catalog=catalog, overrides={"N": 3000})
+    assert len(places) == few

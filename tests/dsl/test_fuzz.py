@@ -6,7 +6,7 @@ import re
 import sys
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import nasc.dsl
@@ -102,6 +102,10 @@ def mutations(draw):
     return text
 
 
+# Each example lints a whole reference space (twice, through the printer): half the profile's
+# examples, which with the shape checks' reuse across identical cell instances keeps the test at
+# a few seconds on two cores (a mutated repeat count once made single examples take seconds).
+@settings(max_examples=max(10, settings().max_examples // 2))
 @given(mutations())
 def test_mutated_reference_spaces(catalog, text):
     """Random edits of the reference spaces never raise anything but `NascError`."""
