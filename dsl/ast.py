@@ -110,12 +110,20 @@ def evaluate(
     if isinstance(expr, Ref):
         if expr.name not in env:
             known = ", ".join(sorted(env)) or "none"
+            hint = (
+                f"declare it in the network header, e.g. `network net({expr.name} = 16)`; "
+                f"known parameters: {known}"
+            )
+            if re.fullmatch(r"_[0-9_]*", expr.name):  # `1_6` lexes as 1 times a parameter `_6`
+                hint = (
+                    "integers are plain ASCII digits: `1_6` is 1 times a parameter `_6`, not "
+                    f"16; leave the `_` out. Else {hint}"
+                )
             raise NasSemanticError(
                 f"unknown parameter `{expr.name}` in {what}",
                 span=expr.span,
                 path=path,
-                hint=f"declare it in the network header, e.g. `network net({expr.name} = 16)`; "
-                f"known parameters: {known}",
+                hint=hint,
             )
         return env[expr.name]
     if isinstance(expr, Neg):

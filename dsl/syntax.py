@@ -101,12 +101,6 @@ class _ToAst(CircuitTransformer, Transformer):
     def scaled(self, meta, token):
         digits, name = re.fullmatch(r"([0-9]+)(.*)", str(token)).groups()
         span = self._s(token)
-        if re.fullmatch(r"[0-9_]+", name):  # `1_6`: Python's digit separator, not `1 * _6`
-            raise NasSyntaxError(
-                f"`{token}` is not a number: nasc reads integers as plain ASCII digits",
-                span=span,
-                hint=f"write `{str(token).replace('_', '')}`, without `_`",
-            )
         return ast.BinOp(
             op="*",
             left=ast.Num(value=self._int(digits, token), span=span),

@@ -76,12 +76,16 @@ def test_parse_int_refuses_what_only_python_reads(text):
         parse_int(text)
 
 
-def test_an_underscore_in_a_number_is_refused():
-    """`C = 1_6` is not 16 (nor 1 times a parameter `_6`): refused where it is written."""
+def test_an_underscore_in_a_number_is_not_read_as_a_separator(catalog):
+    """`C = 1_6` is not 16: it is 1 times a parameter `_6`, and the error says so where it is
+    written (a parameter named `_6` may exist: then it is a product)."""
     text = CELL + NETWORK.replace("C = 16", "C = 1_6")
-    error = syntax_error(text)
-    assert error.message == "`1_6` is not a number: nasc reads integers as plain ASCII digits"
-    assert (error.span.line, error.span.column) == (6, 17)
+    with pytest.raises(NasSemanticError, match="unknown parameter `_6`") as info:
+        parse_space(text, "space.nas", catalog=catalog)
+    assert (info.value.span.line, info.value.span.column) == (6, 17)
+    assert "`1_6` is 1 times a parameter `_6`, not 16; leave the `_` out" in info.value.hint
+    declared = NETWORK.replace("(C = 16,", "(_6 = 2, C = 1_6,")
+    assert parse_space(CELL + declared, catalog=catalog).network.params[1].name == "C"
 
 
 @pytest.mark.parametrize("define", ["1_6", "\uff11\uff16"])
