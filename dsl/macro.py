@@ -19,8 +19,9 @@ from .opdefs import info_of
 IMAGE = -1  # the index that stands for the network's input image
 MAX_STAGES = 10_000  # far more than any real network; keeps a huge repeat count from hanging lint
 # The largest width, channel count, class count or size a network may have: far beyond any real
-# one, and small enough that PyTorch's shapes and weight counts stay in range.
-MAX_SIZE = 2**24
+# one (what lies below it but cannot fit the memory, the runtime's memory check refuses), and
+# small enough that PyTorch's 32-bit sizes and 64-bit weight counts stay in range.
+MAX_SIZE = 2**31 - 1
 
 
 @attrs.frozen(kw_only=True)

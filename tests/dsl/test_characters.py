@@ -101,7 +101,7 @@ def test_a_twenty_digit_define_is_refused_where_the_parameter_is_used(catalog):
     """A `-D` value of 20 digits is refused at the width it gives, not passed on to PyTorch."""
     text = CELL + NETWORK
     message = (
-        "the width of `conv3x3_bn` must be at most 16,777,216, "
+        "the width of `conv3x3_bn` must be at most 2,147,483,647, "
         "but it is 99,999,999,999,999,999,999"
     )
     with pytest.raises(NasSemanticError, match=re.escape(message)) as info:
@@ -112,20 +112,20 @@ def test_a_twenty_digit_define_is_refused_where_the_parameter_is_used(catalog):
 @pytest.mark.parametrize(
     ("overrides", "replace", "what", "needle"),
     [
-        ({"C": 2**40}, None, "the width of `conv3x3_bn`", "C)\n    cell_a"),
-        ({}, ("input(3, 32)", "input(3, 100000000)"), "the input's size", "100000000"),
+        ({"C": 2**31}, None, "the width of `conv3x3_bn`", "C)\n    cell_a"),
+        ({}, ("input(3, 32)", "input(3, 10000000000)"), "the input's size", "10000000000"),
         ({}, ("classes = 10", "classes = 123456789012"), "the width of `pool_linear`", "classes)"),
     ],
 )
 def test_a_size_too_large_to_build_is_refused_where_it_is_written(
     catalog, overrides, replace, what, needle
 ):
-    """A width, size or class count above 2**24 passes no check: it is refused, located at the
+    """A width, size or class count above 2**31 - 1 passes no check: it is refused, located at the
     expression that gives it, before PyTorch tries to build it."""
     text = CELL + NETWORK
     if replace:
         text = text.replace(*replace)
-    message = re.escape(what) + " must be at most 16,777,216"
+    message = re.escape(what) + " must be at most 2,147,483,647"
     with pytest.raises(NasSemanticError, match=message) as info:
         parse_space(text, "space.nas", catalog=catalog, overrides=overrides)
     index = text.index(needle)
@@ -142,19 +142,20 @@ def test_a_twenty_digit_define_is_refused_by_check(capsys):
 
     assert main(["check", "-D", "C=12345678901234567890", "nb201"]) == 2
     err = capsys.readouterr().err
-    assert "must be at most 16,777,216, but it is 12,345,678,901,234,567,890" in err
+    assert "must be at most 2,147,483,647, but it is 12,345,678,901,234,567,890" in err
     assert "nb201:19:21: error:" in err
     assert "Traceback" not in err
 
 
 def test_an_op_argument_too_large_to_build_is_refused(catalog):
-    """An op's own parameter that makes a step wider than 2**24 channels is refused at the
+    """An op's own parameter that makes a step wider than 2**31 - 1 channels is refused at the
     step."""
     text = (
         "op wide(e) = conv(1, out = e * C_in) -> bn -> conv(1) -> bn\n\n"
         + NETWORK.replace("cell_a @ C", "wide(C, 100000000000)")
     )
-    with pytest.raises(NascError, match="`out` of `conv` in op `wide` must be at most 16,777,216"):
+    message = "`out` of `conv` in op `wide` must be at most 2,147,483,647"
+    with pytest.raises(NascError, match=message):
         parse_space(text, "space.nas", catalog=catalog)
 
 
