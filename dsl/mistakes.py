@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 # Labelled common mistakes: each hint comes with files that make the mistake. A failing parse is
-# matched against these by the parser state it fails in (`syntax._match_mistake`), so a new file
+# matched against these by the parser state it fails in (`diagnose._match_mistake`), so a new file
 # that fails the same way gets the same hint. The tests parse every example here and check its
 # hint.
 COMMON_MISTAKES: dict[str, list[str]] = {
@@ -201,7 +201,7 @@ COMMON_MISTAKES: dict[str, list[str]] = {
 
 # Letters of other scripts that look like ASCII ones (Cyrillic, Greek), for naming a character a
 # keyboard layout slipped into a word; full-width forms and accented letters are found by
-# Unicode normalisation instead (`syntax._lookalike`).
+# Unicode normalisation instead (`diagnose._lookalike`).
 LOOKALIKES: dict[str, str] = {
     # Cyrillic
     "а": "a", "в": "B", "е": "e", "ё": "e", "о": "o", "р": "p", "с": "c", "у": "y", "х": "x",
