@@ -1,127 +1,22 @@
 """The semantic checks of a space, `lint_space`: each raises the first problem it finds, with
-the span, a dotted path and a hint."""
+the span, a dotted path and a hint. Here the op sets and cells; the network's checks are
+`netchecks`, the checks of an op name where it is used `opcheck`."""
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 
 import networkx as nx
 
-from .ast import Num, split_op_name
 from .errors import NasSemanticError
 from .ir import CELL_FLAGS, Cell, OpInfo, SpaceIR
 from .macro import instantiate
-from .opdefs import PLUGIN_HINT, PRIMITIVES, check_definitions, info_of
-from .printer import format_expr
+from .netchecks import check_network
+from .opcheck import check_op, known_list, suggest
+from .opdefs import check_definitions, info_of
 from .shapes import check_shapes
 
 KEEP_RULES = ("edge", "node")
-
-
-def _suggest(name: str, known) -> str:
-    close = difflib.get_close_matches(name, list(known), n=1)
-    return f"did you mean `{close[0]}`? " if close else ""
-
-
-def _known_list(known) -> str:
-    names = sorted(known)
-    return ", ".join(names) if names else "(none)"
-
-
-def _check_op(
-    space: SpaceIR,
-    catalog: Mapping[str, OpInfo] | None,
-    name: str,
-    span,
-    path: str,
-    role: str = "op",
-    in_cell: bool = False,
-    sets_allowed: bool = False,
-    arity: bool = True,
-) -> None:
-    """Check that an op is registered for its role.
-
-    Args:
-        in_cell: the op sits on a cell edge or input, where ops must take the cell's stride.
-        sets_allowed: a candidate set could stand here too (a cell edge), so the hint lists them.
-    """
-    if catalog is None:
-        return
-    base, values = _split(name, span, path)
-    info = catalog.get(base)
-    if arity and info is not None and len(values) != len(info.params):
-        wanted = len(info.params)
-        example = f"{base}({', '.join(info.params)})" if info.params else base
-        raise NasSemanticError(
-            f"`{base}` takes {wanted} argument{'s' if wanted != 1 else ''}, got {len(values)}",
-            span=span,
-            path=path,
-            hint=f"write `{example}` with integers for its parameters",
-        )
-    if info is None:
-        if any(cell.name == base for cell in space.cells):
-            raise NasSemanticError(
-                f"`{base}` is a cell, not an op",
-                span=span,
-                path=path,
-                hint=f"a cell is placed in the network on its own, with its width: `{base} @ C` "
-                f"or `repeat N {base} @ C`; candidates and blocks are ops (a choice among cells "
-                "is written as choices on the cell's edges)",
-            )
-        if base in space.network.param_names:
-            raise NasSemanticError(
-                f"unknown op `{name}`",
-                span=span,
-                path=path,
-                hint=f"`{base}` is a parameter of the network, not an op: a width follows `@` "
-                f"(`choose {{resblock, skip_connect}} @ {base}`) or opens a block's arguments "
-                f"(`resblock({base})`)",
-            )
-        primitive = (
-            f"`{base}` is a primitive of op bodies, not an op: define one from it, e.g. "
-            f"`op {base}_op = {base}`, and use `{base}_op`; "
-            if base in PRIMITIVES
-            else ""
-        )
-        choices = [op for op, item in catalog.items() if item.role == role]
-        sets = [opset.name for opset in space.opsets] if sets_allowed else []
-        extra = f"; candidate sets in this file: {', '.join(sets)}" if sets else ""
-        raise NasSemanticError(
-            f"unknown op `{name}`",
-            span=span,
-            path=path,
-            hint=primitive
-            + f"{_suggest(name, choices + sets)}known ops: {_known_list(choices)}; "
-            + PLUGIN_HINT
-            + extra,
-        )
-    if info.role != role:
-        what = "a head (it ends in class scores)" if info.role == "head" else "a feature-map op"
-        where = "`head`/`aux` statements" if role == "head" else "cells, stems and blocks"
-        raise NasSemanticError(
-            f"`{name}` is {what} and cannot be used in {where}",
-            span=span,
-            path=path,
-            hint="use `head NAME(classes)` for heads and plain ops elsewhere",
-        )
-    if in_cell and info.stride is not None:
-        raise NasSemanticError(
-            f"`{name}` reduces the resolution by {info.stride} on its own and cannot be used in "
-            "a cell",
-            span=span,
-            path=path,
-            hint="use it as a stem or block of the network; cell ops take the cell's stride",
-        )
-
-
-def _split(name: str, span, path: str) -> tuple[str, tuple[int, ...]]:
-    try:
-        return split_op_name(name)
-    except ValueError:
-        raise NasSemanticError(
-            f"`{name}` is not an op name", span=span, path=path, hint="write `op` or `op(1, 2)`"
-        ) from None
 
 
 def with_definitions(space: SpaceIR, catalog: Mapping[str, OpInfo] | None):
@@ -164,7 +59,7 @@ def lint_space(
             )
         names[cell.name] = cell
         _check_cell(space, cell, catalog)
-    _check_network(space, catalog)
+    check_network(space, catalog)
     space = space.for_values(overrides)
     for phase in ("search", "train") if space.network.phased else ("search",):
         check_shapes(space, instantiate(space, overrides, catalog, phase=phase), catalog)
@@ -209,7 +104,7 @@ def _check_opsets(space: SpaceIR, catalog) -> None:
                     hint="list each op once",
                 )
             listed.add(op)
-            _check_op(space, catalog, op, span or opset.span, path, in_cell=True, sets_allowed=True)
+            check_op(space, catalog, op, span or opset.span, path, in_cell=True, sets_allowed=True)
 
 
 def _check_cell(space: SpaceIR, cell: Cell, catalog) -> None:
@@ -227,7 +122,7 @@ def _check_cell(space: SpaceIR, cell: Cell, catalog) -> None:
                 f"unknown cell flag `{flag}`",
                 span=cell.flag_spans.get(flag, cell.span),
                 path=base,
-                hint=f"{_suggest(flag, CELL_FLAGS)}known flags: {_known_list(CELL_FLAGS)}",
+                hint=f"{suggest(flag, CELL_FLAGS)}known flags: {known_list(CELL_FLAGS)}",
             )
     defined: dict[str, object] = {}
     for item in cell.inputs:
@@ -242,7 +137,7 @@ def _check_cell(space: SpaceIR, cell: Cell, catalog) -> None:
         if item.adapter is not None:
             where = f"{base}.{item.name}"
             span = item.adapter_span or item.span
-            _check_op(space, catalog, item.adapter, span, where, in_cell=True)
+            check_op(space, catalog, item.adapter, span, where, in_cell=True)
     order = {name: index for index, name in enumerate(cell.input_names)}
     for node in cell.nodes:
         if node.name in defined:
@@ -276,7 +171,7 @@ def _check_edges(space: SpaceIR, cell: Cell, catalog, order: dict[str, int]) -> 
                 f"undefined node `{edge.source}` read by `{edge.target}`",
                 span=edge.span,
                 path=path,
-                hint=f"{_suggest(edge.source, order)}nodes may read the inputs "
+                hint=f"{suggest(edge.source, order)}nodes may read the inputs "
                 f"({', '.join(cell.input_names)}) and nodes defined above them",
             )
     graph = nx.DiGraph()
@@ -323,7 +218,7 @@ def _check_edges(space: SpaceIR, cell: Cell, catalog, order: dict[str, int]) -> 
             )
         spans = edge.op_spans or (edge.span,) * len(edge.ops)
         for op, span in zip(edge.ops, spans):
-            _check_op(space, catalog, op, span or edge.span, path, in_cell=True, sets_allowed=True)
+            check_op(space, catalog, op, span or edge.span, path, in_cell=True, sets_allowed=True)
         if edge.is_choice and not edge.candidates:
             raise NasSemanticError(
                 f"the choice `{edge.choice}` on {edge.key} has no candidates",
@@ -465,218 +360,3 @@ def _check_keeps(space: SpaceIR, cell: Cell) -> None:
                 path=f"{base}.keep",
                 hint=f"keep at most {len(subset.members)}, or add candidates to the subset",
             )
-
-
-def _check_statements(space: SpaceIR, items, phase: str | None) -> None:
-    """One input, one head that comes last and at most one auxiliary head, in each phase."""
-    network = space.network
-    base = f"{space.name}.network"
-    where = f"{phase} network " if phase else "network "
-    inputs = [item for item in items if item.kind == "input"]
-    if len(inputs) != 1:
-        raise NasSemanticError(
-            f"the {where}needs exactly one `input(channels, size)` statement"
-            if not inputs
-            else f"the {where}has two `input` statements",
-            span=inputs[1].span if inputs else network.span,
-            path=base,
-            hint="write `input(channels, size)` first, e.g. `input(3, 32)` for CIFAR-10",
-        )
-    heads = [item for item in items if item.kind == "head"]
-    if len(heads) != 1:
-        raise NasSemanticError(
-            f"the {where}needs exactly one `head`" if not heads else f"the {where}has two heads",
-            span=heads[1].span if heads else network.span,
-            path=base,
-            hint="give each phase one head: an unmarked `head ...`, or a `search head ...` and a "
-            "`train head ...`"
-            if phase
-            else "end the network with a head, e.g. `head pool_linear(classes)`",
-        )
-    if items[-1].kind != "head":
-        raise NasSemanticError(
-            f"statements after the head of the {phase} network"
-            if phase
-            else "statements after the head",
-            span=items[-1].span,
-            path=base,
-            hint="the head ends the network; move it last",
-        )
-    if sum(item.kind == "aux" for item in items) > 1:
-        raise NasSemanticError(
-            f"the {where}has two auxiliary heads",
-            span=[item for item in items if item.kind == "aux"][1].span,
-            path=base,
-            hint="keep one `aux` statement",
-        )
-
-
-def _check_network(space: SpaceIR, catalog) -> None:
-    network = space.network
-    base = f"{space.name}.network"
-    seen = set()
-    for param in network.params:
-        if param.name in seen:
-            raise NasSemanticError(
-                f"duplicate parameter `{param.name}`",
-                span=param.span,
-                path=f"{space.name}.params.{param.name}",
-                hint="declare each parameter once",
-            )
-        seen.add(param.name)
-    for phase in ("search", "train") if network.phased else (None,):
-        _check_statements(space, network.items_for(phase or "search"), phase)
-    cells = {cell.name for cell in space.cells}
-    _check_block_choices(space, catalog, cells)
-    for item in network.items:
-        if item.kind == "choice":
-            continue
-        if item.kind == "cells":
-            if item.cell not in cells:
-                raise NasSemanticError(
-                    f"unknown cell `{item.cell}`",
-                    span=item.cell_span or item.span,
-                    path=base,
-                    hint=_op_as_cell_hint(item, catalog)
-                    or f"{_suggest(item.cell, cells)}cells in this file: {_known_list(cells)}",
-                )
-            continue
-        if item.kind == "input":
-            continue
-        call = item.call
-        role = "head" if item.kind in ("head", "aux") else "op"
-        _check_op(space, catalog, call.op, call.span, f"{base}.{call.op}", role=role, arity=False)
-        _check_call_args(space, call, (catalog or {}).get(call.op), role)
-
-
-def _op_as_cell_hint(item, catalog) -> str | None:
-    """The hint for an op placed with `OP @ WIDTH`, the syntax of cells."""
-    if catalog is None or item.cell not in catalog:
-        return None
-    call = f"{item.cell}({format_expr(item.width)})"
-    if item.repeat != Num(value=1):
-        call = f"repeat {format_expr(item.repeat)} {call}"
-    return (
-        f"`{item.cell}` is an op, not a cell: place it as a block with its width in "
-        f"parentheses, `{call}`; `CELL @ WIDTH` places cells"
-    )
-
-
-def _check_call_args(space: SpaceIR, call, info: OpInfo | None, role: str) -> None:
-    """The arguments of a stem, block or head: known keywords, each parameter once, and the
-    width (or class count) first, then the op's own parameters."""
-    path = f"{space.name}.network.{call.op}"
-    params = info.params if info is not None else ()
-    allowed = ("stride",) if role == "op" and (info is None or info.stride is None) else ()
-    allowed += params
-    by_position = params[: max(0, len(call.args) - 1)]
-    for key, _ in call.kwargs:
-        if key not in allowed:
-            what = "class count" if role == "head" else "width"
-            raise NasSemanticError(
-                f"`{call.op}` takes no argument `{key}`",
-                span=call.span,
-                path=path,
-                hint=_suggest(key, allowed)
-                + (
-                    f"`{call.op}` takes its {what}, then the keywords: {', '.join(allowed)}"
-                    if allowed
-                    else f"`{call.op}` takes only its {what}"
-                ),
-            )
-        if key in by_position:
-            raise NasSemanticError(
-                f"`{call.op}` gets `{key}` twice: by position and by keyword",
-                span=call.kwarg_span(key),
-                path=path,
-                hint=f"give `{key}` once: `{call.op}(width, {', '.join(params)})` by position, "
-                f"or `{key} = ...` by keyword",
-            )
-    named = {key for key, _ in call.kwargs if key in params}
-    if len(call.args) + len(named) != 1 + len(params) or len(call.args) < 1:
-        what = "class count" if role == "head" else "output width"
-        if params:
-            raise NasSemanticError(
-                f"`{call.op}` takes its {what} and its parameters "
-                f"{', '.join(params)}; got {len(call.args) + len(named)} arguments",
-                span=call.span,
-                path=path,
-                hint=f"e.g. `{call.op}(C, {', '.join(params)})`: the {what} first",
-            )
-        raise NasSemanticError(
-            f"`{call.op}` takes one positional argument, its {what}; got {len(call.args)}",
-            span=call.span,
-            path=path,
-            hint=f"e.g. `{call.op}(classes)`"
-            if role == "head"
-            else f"e.g. `{call.op}(2C, stride = 2)`",
-        )
-
-
-def _check_block_choices(space: SpaceIR, catalog, cells: set[str]) -> None:
-    """Each `choose` statement: known candidates that build as blocks, a stride of 1 or 2, and
-    decision names that no cell type or other choice uses."""
-    taken: dict[str, str] = {name: f"cell `{name}`" for name in cells}
-    for choice in space.block_choices:
-        item = choice.item
-        path = f"{space.name}.network.{choice.label}"
-        if item.opset is not None and space.opset(item.opset) is None:
-            sets = [opset.name for opset in space.opsets]
-            is_op = catalog is not None and item.opset in catalog
-            raise NasSemanticError(
-                f"unknown candidate set `{item.opset}`",
-                span=item.cell_span or item.span,
-                path=path,
-                hint=f"a choice needs candidates: write them in braces, `choose {{{item.opset}, "
-                "skip_connect}} @ C`"
-                if is_op
-                else f"{_suggest(item.opset, sets)}candidate sets in this file: "
-                f"{_known_list(sets)}; or list the candidates: `choose {{resblock, skip_connect}}"
-                " @ C`",
-            )
-        spans = item.op_spans if item.opset is None else ()
-        seen = set()
-        for index, op in enumerate(choice.candidates):
-            span = (spans[index] if index < len(spans) else None) or item.cell_span or item.span
-            if op == "none":
-                raise NasSemanticError(
-                    "`none` cannot be a candidate of a block choice: it would zero the features "
-                    "of every later layer",
-                    span=span,
-                    path=path,
-                    hint="to make the layer skippable (searchable depth), offer `skip_connect`",
-                )
-            if op in seen:
-                raise NasSemanticError(
-                    f"`{op}` is listed twice in the block choice `{choice.label}`",
-                    span=span,
-                    path=path,
-                    hint="list each candidate block once",
-                )
-            seen.add(op)
-            _check_op(space, catalog, op, span, path, in_cell=True)
-        if choice.stride not in (1, 2):
-            raise NasSemanticError(
-                f"the stride of `{choice.label}` must be 1 or 2, not {choice.stride}",
-                span=getattr(item.stride, "span", None) or item.span,
-                path=path,
-                hint="stack two stride-2 choices to reduce by 4",
-            )
-        if f"the block choice `{choice.label}`" in taken.values():
-            raise NasSemanticError(
-                f"two block choices are named `{choice.label}`",
-                span=item.span,
-                path=path,
-                hint="give each `choose` statement its own name; instances of one statement "
-                "share a decision with `choose shared`",
-            )
-        for cell in choice.cells:
-            if cell.name in taken:
-                raise NasSemanticError(
-                    f"the block choice `{choice.label}` names its decision `{cell.name}`, "
-                    f"which {taken[cell.name]} already uses",
-                    span=item.span,
-                    path=path,
-                    hint="name the choice apart: `choose stage2 = {...} @ C`",
-                )
-            taken[cell.name] = f"the block choice `{choice.label}`"
