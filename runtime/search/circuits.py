@@ -57,6 +57,9 @@ class CircuitSettings:
 
 
 SMALL_QUBITS = 10  # up to here a search runs on one CPU thread
+# A noisy circuit is measured on this many trajectories: the standard error of a fidelity or a
+# ratio is then below 0.5 / sqrt(8192) = 0.006.
+MEASURED_TRAJECTORIES = 8192
 FLAGS = {"epochs": "steps", "batch_size": "batch", "lr": "lr", "arch_lr": "arch_lr", "seed": "seed"}
 
 
@@ -154,10 +157,12 @@ def _search(space, plan, strategy, task, settings, events) -> CircuitFound:
             events.record(record)
     decisions = searcher.derive()
     circuit = net.circuit(decisions)
-    searched = scorer.measure(circuit())
-    tune(circuit, scorer, settings.finetune, settings.lr)
+    rows = MEASURED_TRAJECTORIES if plan.noise > 0 else 1
     with torch.no_grad():
-        final = scorer.measure(circuit())
+        searched = scorer.measure(circuit(rows))
+    tune(circuit, scorer, settings.finetune, settings.lr, settings.batch)
+    with torch.no_grad():
+        final = scorer.measure(circuit(rows))
     return CircuitFound(
         decisions=decisions,
         fixed=space.decide(decisions),
@@ -170,14 +175,16 @@ def _search(space, plan, strategy, task, settings, events) -> CircuitFound:
     )
 
 
-def tune(circuit: FixedCircuit, task: CircuitTask, steps: int, lr: float) -> None:
-    """Train a fixed circuit's angles alone on the task's objective (Adam)."""
+def tune(circuit: FixedCircuit, task: CircuitTask, steps: int, lr: float, rows: int = 1) -> None:
+    """Train a fixed circuit's angles alone on the task's objective (Adam); a noisy circuit's
+    objective is the mean over `rows` trajectories per step."""
     if not circuit.angles.numel():
         return
+    rows = rows if circuit.noise > 0 else 1
     optimizer = torch.optim.Adam(circuit.parameters(), lr=lr)
     for _ in range(steps):
         optimizer.zero_grad(set_to_none=True)
-        task.objective(circuit())[0].backward()
+        task.objective(circuit(rows)).mean().backward()
         optimizer.step()
 
 

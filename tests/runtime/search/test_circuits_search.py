@@ -153,3 +153,48 @@ def test_isdarts_and_strategies_without_a_circuit_form_are_refused():
     with pytest.raises(NascUsageError, match="does not score circuits"):
         search_circuit(load_space("ghz"), task="classification")
     assert math.isfinite(load_space("tfim").architectures())
+
+
+IDLE = """
+circuit idle(qubits = 2) {
+    task ghz
+    noise depolarizing(0.2)
+    place wait = {z on 1, id}
+    apply h on 0
+    apply cnot on (0, 1)
+}
+"""
+
+
+def test_a_noise_aware_search_leaves_out_a_gate_that_only_adds_errors():
+    """Z on qubit 1 of |00> changes nothing: without noise both candidates score fidelity 1 (the
+    tie stays with the first), with depolarising noise DQAS picks `id`, and the found circuit's
+    fidelity is the noisy one (the exact value for H, CNOT at p = 0.2 is 0.5816)."""
+    settings = CircuitSettings(steps=30, finetune=0, seed=1)
+    noisy = search_circuit(parse_space(IDLE, "idle.nas"), strategy="dqas", settings=settings)
+    quiet_space = parse_space(IDLE.replace("noise depolarizing(0.2)", ""), "idle.nas")
+    quiet = search_circuit(quiet_space, strategy="dqas", settings=settings)
+    assert noisy.decisions == {"wait": "id"} and quiet.decisions == {"wait": "z@1"}
+    assert quiet.final["fidelity"] == pytest.approx(1.0, abs=1e-6)
+    assert noisy.final["fidelity"] == pytest.approx(exact_noisy_ghz2(0.2), abs=0.02)
+
+
+def exact_noisy_ghz2(p: float) -> float:
+    """<GHZ|rho|GHZ> after H on 0 and CNOT on (0, 1), each followed by the depolarising channel
+    on the qubits it acts on, from 4x4 density matrices."""
+    eye, y = np.eye(2), np.array([[0, -1j], [1j, 0]])
+    paulis = [X, y, Z]
+    hadamard = np.array([[1, 1], [1, -1]]) / np.sqrt(2)
+    cnot = np.array([[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 0, 1], [0, 0, 1, 0]])
+
+    def channel(rho, qubit):
+        flips = [np.kron(P, eye) if qubit == 0 else np.kron(eye, P) for P in paulis]
+        return (1 - p) * rho + p / 3 * sum(F @ rho @ F.conj().T for F in flips)
+
+    rho = np.zeros((4, 4), dtype=complex)
+    rho[0, 0] = 1
+    step = np.kron(hadamard, eye)
+    rho = channel(step @ rho @ step.conj().T, 0)
+    rho = channel(channel(cnot @ rho @ cnot.T, 0), 1)
+    ghz = np.array([1, 0, 0, 1]) / np.sqrt(2)
+    return float(np.real(ghz @ rho @ ghz))
