@@ -198,3 +198,39 @@ def exact_noisy_ghz2(p: float) -> float:
     rho = channel(channel(cnot @ rho @ cnot.T, 0), 1)
     ghz = np.array([1, 0, 0, 1]) / np.sqrt(2)
     return float(np.real(ghz @ rho @ ghz))
+
+
+def test_a_circuit_search_writes_a_report_with_the_circuit_and_its_distribution(tmp_path):
+    """The run's report.html shows the found circuit (one column per gate of the GHZ chain),
+    the structure distribution over the logged steps (probabilities that sum to 1 per
+    placeholder) and the QASM text; `nasc report RUN` draws it again."""
+    args = ["search", "ghz", "-D", "qubits=3", "--strategy", "dqas", "--epochs", "30"]
+    assert main([*args, "--runs-dir", str(tmp_path), "--quiet"]) == 0
+    [run] = list(tmp_path.iterdir())
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [10, 20, 30]
+    for record in records:
+        assert set(record["probabilities"]) == {"start", "link_1", "link_2"}
+        for row in record["probabilities"].values():
+            assert sum(row.values()) == pytest.approx(1.0, abs=1e-4)
+    assert records[-1]["probabilities"]["link_1"]["cnot@0-1"] > 0.5
+    page = (run / "report.html").read_text()
+    assert 'src="figures/circuit.png"' in page and 'src="figures/distribution.png"' in page
+    assert "cx q[0],q[1];" in page and "fidelity (exact reference)" in page
+    for figure in ("circuit.png", "distribution.png"):
+        assert (run / "figures" / figure).stat().st_size > 1000
+    (run / "report.html").unlink()
+    assert main(["report", str(run)]) == 0
+    assert (run / "report.html").is_file()
+
+
+def test_the_circuit_drawing_places_each_gate_in_the_first_free_column(tmp_path):
+    """H on 0 and the CNOT chain take three columns; a gate on a free qubit shares a column."""
+    from nasc.runtime.reports.circuits import draw_circuit
+
+    space = parse_space(
+        "circuit c(qubits = 3) { apply h on 0  apply rx on 2  apply cnot on chain }", "c.nas"
+    )
+    circuit = SuperCircuit(space.plan()).circuit({})
+    drawn = draw_circuit(circuit, tmp_path / "c.png", "c")
+    assert drawn["gates"] == 4 and drawn["columns"] == 3
