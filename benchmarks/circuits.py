@@ -126,7 +126,7 @@ def main() -> None:
         "--cases",
         nargs="*",
         default=None,
-        help="run the cases whose title starts with one of these",
+        help="the cases whose title starts with these",
     )
     parser.add_argument(
         "--strategies", nargs="*", default=["dqas", "darts-1st"], help="dqas, darts-1st"
