@@ -224,6 +224,47 @@ def test_a_circuit_search_writes_a_report_with_the_circuit_and_its_distribution(
     assert (run / "report.html").is_file()
 
 
+def test_nasc_export_of_a_circuit_run(tmp_path, capsys):
+    """`nasc export RUN --format qasm|nas|genotype` gives the run's QASM, the fixed circuit and
+    the decisions; `nasc.export(RUN, 'module')` the tuned circuit; formats of networks of cells
+    are refused with the circuit's formats named, and QASM of a network is refused."""
+    import nasc
+
+    args = ["search", "ghz", "-D", "qubits=3", "--strategy", "dqas", "--epochs", "20"]
+    assert main([*args, "--runs-dir", str(tmp_path), "--quiet"]) == 0
+    [run] = list(tmp_path.iterdir())
+    capsys.readouterr()
+    assert main(["export", str(run), "--format", "qasm", "-o", str(tmp_path / "c.qasm")]) == 0
+    assert (tmp_path / "c.qasm").read_text() == (run / "arch.qasm").read_text()
+    capsys.readouterr()
+    assert main(["export", str(run), "--format", "nas"]) == 0
+    fixed = parse_space(capsys.readouterr().out, "found.nas")
+    assert fixed.is_fixed and fixed.plan().slots[1].candidates[0].name == "cnot@0-1"
+    assert json.loads(nasc.export(run, "genotype"))["cells"]["circuit"]["link_1"] == ["cnot@0-1"]
+    module = nasc.export(run, "module")
+    state = module()[0].detach()
+    assert (
+        abs(float(state[0].abs() ** 2) - 0.5) < 1e-4
+        and abs(float(state[7].abs() ** 2) - 0.5) < 1e-4
+    )
+    assert main(["export", str(run), "--format", "torchscript"]) == 2
+    assert "a circuit exports as nas, genotype, qasm" in capsys.readouterr().err
+    assert (
+        main(
+            [
+                "export",
+                "nb201",
+                "--arch",
+                "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|",
+                "--format",
+                "qasm",
+            ]
+        )
+        == 2
+    )
+    assert "OpenQASM describes circuits" in capsys.readouterr().err
+
+
 def test_the_circuit_drawing_places_each_gate_in_the_first_free_column(tmp_path):
     """H on 0 and the CNOT chain take three columns; a gate on a free qubit shares a column."""
     from nasc.runtime.reports.circuits import draw_circuit
