@@ -3,7 +3,7 @@ MaxCut depth 2/3 (8-node 3-regular graph), 3 seeds each, and the time of one DQA
 qubits with 64 drawn structures in nasc's simulator (and in tensorcircuit-ng's PyTorch backend
 where it imports).
 
-    PYTHONPATH=... python benchmarks/circuits.py [--seeds 3] [--threads 1]
+    PYTHONPATH=... python benchmarks/circuits.py [--seeds 3] [--threads 1] [--cases QAOA TFIM-8]
 
 Prints a Markdown table: per row the mean over seeds (and the spread) of the found circuit's
 metric after fine-tuning, its gate count and the search time.
@@ -122,12 +122,24 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--steps", type=int, default=150)
+    parser.add_argument(
+        "--cases",
+        nargs="*",
+        default=None,
+        help="the cases whose title starts with these",
+    )
+    parser.add_argument(
+        "--strategies", nargs="*", default=["dqas", "darts-1st"], help="dqas, darts-1st"
+    )
+    parser.add_argument("--no-step-time", action="store_true", help="skip the simulator timing")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print("| case | strategy | metric | found | gates | search s | standard ansatz |")
     print("|---|---|---|---|---|---|---|")
     for title, name, defines, metric in CASES:
-        for strategy in ("dqas", "darts-1st"):
+        if args.cases and not title.startswith(tuple(args.cases)):
+            continue
+        for strategy in args.strategies:
             values, gates, seconds, standard = [], [], [], []
             for seed in range(args.seeds):
                 settings = CircuitSettings(seed=seed, steps=args.steps, finetune=args.steps)
@@ -153,6 +165,8 @@ def main() -> None:
                 spread(standard) if standard else "",
             ]
             print("| " + " | ".join(row) + " |", flush=True)
+    if args.no_step_time:
+        return
     print()
     for key, value in step_time().items():
         print(f"- one DQAS step, 8 qubits, 64 structures, {key}: {value:.4g}")

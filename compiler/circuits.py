@@ -7,6 +7,11 @@ most significant bit of a basis state's index, as in tensorcircuit and PennyLane
 `nn.Parameter`s, one row of angles per candidate of every slot, shared by every structure that
 draws the candidate. A candidate that no structure of a batch draws, or that the mask discards,
 is never applied.
+
+A circuit whose space declares `noise depolarizing(p)` is simulated by trajectories: after every
+gate, each qubit the gate acts on gets X, Y or Z with probability p/3 each, drawn per row of the
+batch. The mean of a task's objective over rows is then an unbiased estimate of its value on the
+noisy density matrix (the objectives are linear in it), at the cost of a statevector per row.
 """
 
 from __future__ import annotations
@@ -68,10 +73,27 @@ def zero_state(qubits: int, batch: int, dtype: torch.dtype, device=None) -> torc
     return state
 
 
-def _apply_candidate(state, candidate: Candidate, angles: torch.Tensor | None, dtype):
+def depolarize(state: torch.Tensor, qubits, probability: float, generator) -> torch.Tensor:
+    """One trajectory of the depolarising channel per row of `state`: on each of `qubits`, X, Y
+    or Z, each with probability `probability` / 3 (drawn with `generator`, on the CPU)."""
+    if probability <= 0:
+        return state
+    for qubit in qubits:
+        draws = torch.rand(state.shape[0], generator=generator)
+        kinds = torch.where(draws < probability, (draws * 3 / probability).long(), -1)
+        for kind, pauli in enumerate("xyz"):
+            rows = (kinds == kind).nonzero().squeeze(1).to(state.device)
+            if rows.numel():
+                flipped = apply_matrix(state[rows], gate_matrix(pauli, None, state.dtype), (qubit,))
+                state = state.index_copy(0, rows, flipped)
+    return state
+
+
+def _apply_candidate(state, candidate: Candidate, angles, dtype, noise=0.0, generator=None):
     for gate in candidate.gates:
         angle = angles[gate.param] if gate.param is not None else None
         state = apply_matrix(state, gate_matrix(gate.gate, angle, dtype), gate.qubits)
+        state = depolarize(state, gate.qubits, noise, generator)
     return state
 
 
@@ -82,7 +104,8 @@ class SuperCircuit(nn.Module):
         plan: the space for its parameter values (`CircuitSpace.plan`).
         dtype: torch.complex64 or torch.complex128.
         init_scale: the standard deviation of the normal the angles start from.
-        generator: the random generator of the initial angles.
+        generator: the random generator of the initial angles (and, for a noisy circuit, of
+            the seed of its trajectories).
 
     Attributes:
         angles: per slot label, a (candidates x angles) parameter (slots without angles have
@@ -118,13 +141,16 @@ class SuperCircuit(nn.Module):
             valid[row, :size] = True
         self.register_buffer("valid", valid, persistent=False)
         self.register_buffer("mask", valid.clone())
+        self.noise = plan.noise
+        self.trajectories = _trajectory_generator(plan.noise, generator)
 
     def _angles(self, label: str, index: int):
         return self.angles[label][index] if label in self.angles else None
 
     def _apply(self, state, slot, index):
+        angles = self._angles(slot.label, index)
         return _apply_candidate(
-            state, slot.candidates[index], self._angles(slot.label, index), self.dtype
+            state, slot.candidates[index], angles, self.dtype, self.noise, self.trajectories
         )
 
     def forward(self, choices: torch.Tensor | None = None) -> torch.Tensor:
@@ -163,12 +189,13 @@ class SuperCircuit(nn.Module):
                 state = state.index_copy(0, rows, self._apply(state[rows], slot, index))
         return state.reshape(batch, -1)
 
-    def mixture(self, weights: torch.Tensor) -> torch.Tensor:
+    def mixture(self, weights: torch.Tensor, rows: int = 1) -> torch.Tensor:
         """The DARTS super-circuit: at each placeholder, the sum of its live candidates'
         outputs weighted by `weights` (placeholders x widest pool, e.g. a softmax of the
-        architecture parameters). The result (1, 2**qubits) is not normalised: the tasks
-        normalise states before they measure them."""
-        state = zero_state(self.qubits, 1, self.dtype, self.mask.device)
+        architecture parameters). The result (rows, 2**qubits) is not normalised: the tasks
+        normalise states before they measure them. Its rows differ only by their noise
+        trajectories."""
+        state = zero_state(self.qubits, rows, self.dtype, self.mask.device)
         row = 0
         for slot in self.plan.slots:
             if not slot.choice:
@@ -216,23 +243,39 @@ class SuperCircuit(nn.Module):
             for gate in slot.candidates[index].gates:
                 angle = None if gate.param is None else float(angles[gate.param].detach())
                 gates.append((gate, angle, (slot.label, gate.param)))
-        return FixedCircuit(self.qubits, gates, self.dtype)
+        return FixedCircuit(self.qubits, gates, self.dtype, self.noise, self.trajectories)
+
+
+def _trajectory_generator(noise: float, generator: torch.Generator | None):
+    """The generator of a noisy circuit's trajectories, seeded from `generator` (None without
+    noise, so that a noiseless circuit draws nothing from it)."""
+    if noise <= 0:
+        return None
+    seed = torch.randint(2**62, (1,), generator=generator)
+    return torch.Generator().manual_seed(int(seed))
 
 
 class FixedCircuit(nn.Module):
     """One circuit: its gates in order and one trainable angle per parametric gate (a
-    `shared` layer's gates keep one angle between them). `forward()` is its state from |0...0>
-    as (1, 2**qubits)."""
+    `shared` layer's gates keep one angle between them). `forward(rows)` is its state from
+    |0...0> as (rows, 2**qubits): one noise trajectory per row (identical rows without noise)."""
 
     def __init__(
         self,
         qubits: int,
         gates: list[tuple[Gate, float | None, object]],
         dtype: torch.dtype = torch.complex64,
+        noise: float = 0.0,
+        generator: torch.Generator | None = None,
     ):
-        """`gates`: (gate, its angle or None, a key: gates with one key share one angle)."""
+        """`gates`: (gate, its angle or None, a key: gates with one key share one angle);
+        `noise`: the depolarising probability per qubit after every gate, its trajectories
+        drawn with `generator`."""
         super().__init__()
-        self.qubits, self.dtype = qubits, dtype
+        self.qubits, self.dtype, self.noise = qubits, dtype, noise
+        if noise > 0 and generator is None:
+            generator = torch.Generator().manual_seed(0)
+        self.trajectories = generator
         real = torch.float32 if dtype == torch.complex64 else torch.float64
         self.gates: list[tuple[str, tuple[int, ...], int | None]] = []
         values: list[float] = []
@@ -247,12 +290,13 @@ class FixedCircuit(nn.Module):
             self.gates.append((gate.gate, tuple(gate.qubits), slot))
         self.angles = nn.Parameter(torch.tensor(values, dtype=real))
 
-    def forward(self) -> torch.Tensor:
-        state = zero_state(self.qubits, 1, self.dtype, self.angles.device)
+    def forward(self, rows: int = 1) -> torch.Tensor:
+        state = zero_state(self.qubits, rows, self.dtype, self.angles.device)
         for gate, qubits, slot in self.gates:
             angle = self.angles[slot] if slot is not None else None
             state = apply_matrix(state, gate_matrix(gate, angle, self.dtype), qubits)
-        return state.reshape(1, -1)
+            state = depolarize(state, qubits, self.noise, self.trajectories)
+        return state.reshape(rows, -1)
 
     def gate_count(self) -> int:
         return len(self.gates)

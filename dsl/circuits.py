@@ -129,6 +129,14 @@ class GraphDecl:
 
 
 @attrs.frozen(kw_only=True)
+class NoiseDecl:
+    """`noise depolarizing(0.01)`: the device noise the circuit is simulated and designed with."""
+
+    call: ast.CallDecl
+    span: Span | None = _span_field()
+
+
+@attrs.frozen(kw_only=True)
 class CircuitDecl:
     """`circuit NAME(qubits = N, ...) { statements }`."""
 
@@ -188,6 +196,9 @@ class CircuitTransformer(Transformer):
     def graph_stmt(self, meta, call):
         return GraphDecl(call=call, span=self._s(meta))
 
+    def noise_stmt(self, meta, call):
+        return NoiseDecl(call=call, span=self._s(meta))
+
     def circuit(self, meta, name, *rest):
         params = [item for item in rest if isinstance(item, ast.ParamDecl)]
         body = [item for item in rest if item is not None and not isinstance(item, ast.ParamDecl)]
@@ -241,6 +252,7 @@ class CircuitPlan:
     task_args: Mapping[str, float] = attrs.field(factory=dict)
     edges: tuple[tuple[int, int], ...] = attrs.field(default=(), converter=_tuple)
     values: Mapping[str, int] = attrs.field(factory=dict)
+    noise: float = 0.0  # depolarising probability per qubit after every gate (see NOISES)
 
     @property
     def choices(self) -> tuple[Slot, ...]:
@@ -322,7 +334,9 @@ class CircuitSpace:
                 candidate = slot.candidates[0]
             if candidate.gates:
                 body.append(ApplyDecl(spec=candidate.spec))
-        extras = [item for item in self.circuit.body if isinstance(item, (TaskDecl, GraphDecl))]
+        extras = [
+            item for item in self.circuit.body if isinstance(item, (TaskDecl, GraphDecl, NoiseDecl))
+        ]
         params = [ast.ParamDecl(name="qubits", default=ast.Num(value=plan.qubits))]
         circuit = CircuitDecl(name=self.name, params=params, body=[*extras, *body])
         return CircuitSpace(gatesets=(), circuit=circuit, file=self.file)
@@ -384,6 +398,7 @@ class _Planner:
         self.counts = {"p": 0, "a": 0}
         self.edges: tuple[tuple[int, int], ...] | None = None
         self.task: TaskDecl | None = None
+        self.noise: NoiseDecl | None = None
 
     def plan(self) -> CircuitPlan:
         circuit = self.space.circuit
@@ -424,6 +439,7 @@ class _Planner:
             task_args=task_args,
             edges=self.edges or (),
             values=self.values,
+            noise=self._noise(self.noise) if self.noise else 0.0,
         )
 
     def _walk(self, body, suffix: str) -> None:
@@ -462,6 +478,15 @@ class _Planner:
                         hint=f"write e.g. `task {item.name}(field = 1.0)`",
                     )
                 self.task = item
+            elif isinstance(item, NoiseDecl):
+                if self.noise is not None:
+                    raise NasSemanticError(
+                        "the circuit has two `noise` statements",
+                        span=item.span,
+                        path=f"{self.name}.noise",
+                        hint="a circuit runs on one device: keep one `noise` line",
+                    )
+                self.noise = item
 
     def _place(self, item: PlaceDecl, suffix: str) -> None:
         if item.label is not None:
@@ -702,6 +727,38 @@ class _Planner:
             )
         return regular_graph(n, degree, seed)
 
+    def _noise(self, item: NoiseDecl) -> float:
+        call, path = item.call, f"{self.name}.noise"
+        if call.op not in NOISES:
+            raise NasSemanticError(
+                f"unknown noise `{call.op}`",
+                span=item.span,
+                path=path,
+                hint=f"known noise channels: {', '.join(NOISES)}, e.g. `noise depolarizing(0.01)`",
+            )
+        if len(call.args) != 1 or call.kwargs:
+            raise NasSemanticError(
+                f"`{call.op}` takes one number, the probability of an error per qubit and gate",
+                span=item.span,
+                path=path,
+                hint="write e.g. `noise depolarizing(0.01)`",
+            )
+        probability = self._number(call.args[0], "noise")
+        if not 0.0 <= probability <= 0.75:
+            raise NasSemanticError(
+                f"the depolarising probability is {probability:g}; it lies in [0, 0.75]",
+                span=item.span,
+                path=path,
+                hint="0.75 already mixes a qubit completely; device errors are about 0.001 to 0.05",
+            )
+        return probability
+
+
+# The noise channels a `noise` statement names: after every gate, on each qubit the gate acts
+# on, X, Y or Z is applied, each with probability p / 3 (the depolarising channel
+# rho -> (1 - p) rho + p/3 (X rho X + Y rho Y + Z rho Z)).
+NOISES = ("depolarizing",)
+
 
 def regular_graph(nodes: int, degree: int, seed: int) -> tuple[tuple[int, int], ...]:
     """A random `degree`-regular simple graph on `nodes` vertices (the pairing model, redrawn
@@ -746,6 +803,9 @@ def _statements(body, indent: str) -> list[str]:
             args = [ast_text(a) for a in item.call.args]
             args += [f"{key} = {ast_text(value)}" for key, value in item.call.kwargs]
             lines.append(f"{indent}graph {item.call.op}({', '.join(args)})")
+        elif isinstance(item, NoiseDecl):
+            args = ", ".join(ast_text(a) for a in item.call.args)
+            lines.append(f"{indent}noise {item.call.op}({args})")
         elif isinstance(item, ApplyDecl):
             lines.append(f"{indent}apply {spec_text(item.spec)}")
         elif isinstance(item, PlaceDecl):

@@ -6,8 +6,20 @@ import json
 from collections.abc import Mapping
 from pathlib import Path
 
+import torch
+
 from nasc.compiler import catalog, export_network, export_torchscript, fixed_source
-from nasc.dsl import Genotype, NascUsageError, load_space, parse_arch, parse_space, read_source
+from nasc.compiler.circuits import SuperCircuit
+from nasc.dsl import (
+    CircuitSpace,
+    Genotype,
+    NascUsageError,
+    format_space,
+    load_space,
+    parse_arch,
+    parse_space,
+    read_source,
+)
 from nasc.dsl.genotype import darts_genotype, format_darts, nb201_string
 
 
@@ -48,6 +60,17 @@ def export(
 ) -> str | None:
     """Write or return the architecture in `fmt`; returns text when no output file is given."""
     space, genotype, overrides, run_dir = load_decision(source, arch, overrides)
+    if isinstance(space, CircuitSpace):
+        text = circuit_text(space, genotype, fmt, run_dir)
+        if output:
+            Path(output).write_text(text)
+            return None
+        return text
+    if fmt == "qasm":
+        raise NascUsageError(
+            "OpenQASM describes circuits; this is a network of cells",
+            hint="--format nas, genotype, nb201, darts or torchscript",
+        )
     if fmt == "torchscript":
         target = Path(output) if output else (run_dir or Path(".")) / "arch.pt"
         export_torchscript(export_network(space, genotype, overrides), target)
@@ -70,13 +93,62 @@ def export(
     return text
 
 
+CIRCUIT_FORMATS = ("nas", "genotype", "qasm")
+
+
+def circuit_decisions(space: CircuitSpace, genotype: Genotype) -> dict[str, str]:
+    """{placeholder: candidate} of a circuit's genotype ({"circuit": {placeholder: [name]}})."""
+    chosen = genotype.cells.get("circuit", {})
+    return {label: names[0] for label, names in chosen.items() if names}
+
+
+def found_circuit(space: CircuitSpace, genotype: Genotype, run_dir: Path | None):
+    """The standalone `FixedCircuit` of a circuit search's decisions, with the run's tuned
+    angles (circuit.pt).
+
+    Raises:
+        NascUsageError: no run directory (the angles are what the search trained).
+    """
+    if run_dir is None or not (run_dir / "circuit.pt").is_file():
+        raise NascUsageError(
+            "a circuit's angles are trained by its search; they are in the run's circuit.pt",
+            hint="export from the run directory, e.g. nasc export runs/ghz-dqas-... --format qasm",
+        )
+    fixed = space.decide(circuit_decisions(space, genotype))
+    circuit = SuperCircuit(fixed.plan()).circuit({})  # the gates, angles and sharing of the run
+    circuit.load_state_dict(torch.load(run_dir / "circuit.pt", weights_only=True))
+    return circuit
+
+
+def circuit_text(space: CircuitSpace, genotype: Genotype, fmt: str, run_dir: Path | None) -> str:
+    """A found circuit as fixed `.nas` text, its genotype's JSON, or OpenQASM 2 with the run's
+    tuned angles.
+
+    Raises:
+        NascUsageError: a format that networks of cells have and circuits do not.
+    """
+    if fmt == "nas":
+        header = f"Circuit found in {space.name}."
+        return format_space(space.decide(circuit_decisions(space, genotype)), header=header)
+    if fmt == "genotype":
+        return json.dumps(genotype.to_json(), indent=2) + "\n"
+    if fmt == "qasm":
+        return found_circuit(space, genotype, run_dir).qasm()
+    raise NascUsageError(
+        f"a circuit exports as {', '.join(CIRCUIT_FORMATS)}, not as {fmt}",
+        hint="--format qasm for other toolkits, or nasc.export(RUN, 'module') for the nn.Module",
+    )
+
+
 def export_as(source: str | Path, fmt: str, arch: str | None = None, output=None, params=None):
     """What `nasc.export` returns: the text, the `nn.Module` for `module`, or the written path
     (for `torchscript`, or when `output` is given). `source` is a search run directory, or a
     `.nas` file with `arch`."""
     where, params = str(source), dict(params or {})
     if fmt == "module":
-        space, genotype, overrides, _ = load_decision(where, arch, params)
+        space, genotype, overrides, run_dir = load_decision(where, arch, params)
+        if isinstance(space, CircuitSpace):
+            return found_circuit(space, genotype, run_dir)
         return export_network(space, genotype, overrides)
     text = export(where, arch, fmt, None if output is None else str(output), params)
     if text is not None:

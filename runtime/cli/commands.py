@@ -331,6 +331,11 @@ def cmd_report(args, console: Console) -> int:
             hint="give a run directory that `nasc search` or `nasc train` completed, or the "
             "seeds-<time> directory of a `--seeds N` search",
         )
+    if (run / "arch.qasm").is_file():  # a circuit search
+        from nasc.runtime.reports.circuits import write_circuit_report
+
+        console.print(f"wrote {write_circuit_report(run)}", highlight=False)
+        return 0
     trained = (run / "arch.nas").is_file() and not (run / "space.nas").is_file()
     console.print(
         f"wrote {(write_train_report if trained else write_report)(run)}", highlight=False

@@ -214,7 +214,9 @@ def _add_export(commands) -> None:
     )
     export.add_argument("--arch", help="the decisions, when SOURCE is a .nas file")
     export.add_argument(
-        "--format", required=True, choices=["nas", "genotype", "nb201", "darts", "torchscript"]
+        "--format",
+        required=True,
+        choices=["nas", "genotype", "nb201", "darts", "torchscript", "qasm"],
     )
     export.add_argument(
         "-o",

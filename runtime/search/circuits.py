@@ -33,6 +33,7 @@ from nasc.dsl import (
 )
 from nasc.dsl.circuits import is_circuit
 from nasc.dsl.syntax import parse_module
+from nasc.runtime.reports.circuits import write_circuit_report
 from nasc.runtime.runs.events import LoggedEvents, RunEvents
 from nasc.runtime.runs.rundir import unique_directory
 from nasc.runtime.search.result import SearchResult
@@ -57,6 +58,9 @@ class CircuitSettings:
 
 
 SMALL_QUBITS = 10  # up to here a search runs on one CPU thread
+# A noisy circuit is measured on this many trajectories: the standard error of a fidelity or a
+# ratio is then below 0.5 / sqrt(8192) = 0.006.
+MEASURED_TRAJECTORIES = 8192
 FLAGS = {"epochs": "steps", "batch_size": "batch", "lr": "lr", "arch_lr": "arch_lr", "seed": "seed"}
 
 
@@ -150,14 +154,24 @@ def _search(space, plan, strategy, task, settings, events) -> CircuitFound:
             record = {"event": "step", "step": step, **record}
             record["top_probability"] = float(probabilities.max(dim=-1).values.mean())
             record["structure"] = searcher.derive()
+            record["probabilities"] = {
+                slot.label: {
+                    candidate.name: round(float(p), 6)
+                    for candidate, p, live in zip(slot.candidates, row, net.mask[index])
+                    if live
+                }
+                for index, (slot, row) in enumerate(zip(net.choices, probabilities))
+            }
             records.append(record)
             events.record(record)
     decisions = searcher.derive()
     circuit = net.circuit(decisions)
-    searched = scorer.measure(circuit())
-    tune(circuit, scorer, settings.finetune, settings.lr)
+    rows = MEASURED_TRAJECTORIES if plan.noise > 0 else 1
     with torch.no_grad():
-        final = scorer.measure(circuit())
+        searched = scorer.measure(circuit(rows))
+    tune(circuit, scorer, settings.finetune, settings.lr, settings.batch)
+    with torch.no_grad():
+        final = scorer.measure(circuit(rows))
     return CircuitFound(
         decisions=decisions,
         fixed=space.decide(decisions),
@@ -170,14 +184,16 @@ def _search(space, plan, strategy, task, settings, events) -> CircuitFound:
     )
 
 
-def tune(circuit: FixedCircuit, task: CircuitTask, steps: int, lr: float) -> None:
-    """Train a fixed circuit's angles alone on the task's objective (Adam)."""
+def tune(circuit: FixedCircuit, task: CircuitTask, steps: int, lr: float, rows: int = 1) -> None:
+    """Train a fixed circuit's angles alone on the task's objective (Adam); a noisy circuit's
+    objective is the mean over `rows` trajectories per step."""
     if not circuit.angles.numel():
         return
+    rows = rows if circuit.noise > 0 else 1
     optimizer = torch.optim.Adam(circuit.parameters(), lr=lr)
     for _ in range(steps):
         optimizer.zero_grad(set_to_none=True)
-        task.objective(circuit())[0].backward()
+        task.objective(circuit(rows)).mean().backward()
         optimizer.step()
 
 
@@ -232,7 +248,7 @@ def _write_run(request, space, text, strategy, settings, found: CircuitFound, ev
     }
     facts = ", ".join(f"{key} {value:.4f}" for key, value in found.final.items())
     events.message(f"found {json.dumps(found.decisions)}: {facts} ({found.seconds:.1f}s)")
-    run_dir = None
+    run_dir, report, report_error = None, None, None
     if request.runs_dir is not None:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         run_dir = unique_directory(Path(request.runs_dir), f"{space.name}-{strategy}-{stamp}")
@@ -257,6 +273,23 @@ def _write_run(request, space, text, strategy, settings, found: CircuitFound, ev
             (run_dir / file).write_text(content)
         torch.save(found.circuit.state_dict(), run_dir / "circuit.pt")
         events.message(f"wrote {run_dir}/arch.nas and {run_dir}/arch.qasm")
+        report, report_error = _report(run_dir)
+        if report_error:
+            events.message(f"no report ({report_error}); the search's results stand")
     return SearchResult(
-        genotype=genotype, run_dir=run_dir, result=result, metrics=found.records, arch=arch
+        genotype=genotype,
+        run_dir=run_dir,
+        result=result,
+        metrics=found.records,
+        arch=arch,
+        report=report,
+        report_error=report_error,
     )
+
+
+def _report(run_dir: Path) -> tuple[Path | None, str | None]:
+    """The run's report page, and why there is none when drawing it failed."""
+    try:
+        return write_circuit_report(run_dir), None
+    except Exception as error:  # noqa: BLE001 - the results are written; pictures are extra
+        return None, f"{type(error).__name__}: {error}"

@@ -1,8 +1,10 @@
-"""Strategies on circuit spaces: DQAS (`dqas`, drawn structures and score-function logits) and
-the DARTS super-circuit (`darts-1st`, `single-darts`: the softmax mixture of every placeholder's
+"""Strategies on circuit spaces: DQAS (`dqas`, drawn structures and score-function logits) and the
+DARTS super-circuit (`darts-1st`, `single-darts`: the softmax mixture of every placeholder's
 candidates, logits and angles by gradient descent on one objective; a circuit has no data, so
-DARTS' two levels are one). IS-DARTS is refused: its information is a statistic of feature maps
-over channels and pixels, which a statevector does not have.
+DARTS' two levels are one). On a noisy circuit each drawn structure of DQAS runs one noise
+trajectory, and the super-circuit's objective is the mean over `batch` trajectories. IS-DARTS is
+refused: its information is a statistic of feature maps over channels and pixels, which a
+statevector does not have.
 """
 
 from __future__ import annotations
@@ -74,7 +76,8 @@ class CircuitMixture(CircuitStrategy):
 
     def step(self):
         weights = masked_softmax(self.logits, self.net.mask)
-        value = self.task.objective(self.net.mixture(weights))[0]
+        rows = self.settings.batch if self.net.noise > 0 else 1  # noise: mean of trajectories
+        value = self.task.objective(self.net.mixture(weights, rows)).mean()
         self._update(value)
         return {"objective": float(value.detach()), "best": float(value.detach())}
 

@@ -3,9 +3,10 @@ transverse-field Ising energy, the expected MaxCut of a graph), each with its ex
 
 A circuit task has no data: `prepare(plan)` builds what it measures for the circuit's qubits
 (and graph), `objective(states)` gives one value to minimise per structure of a batch, and
-`measure(states)` the metrics of one state. States need not be normalised (the super-circuit's
-mixture is not); they are normalised here. Qubit 0 is the most significant bit of a basis
-state's index, as in `compiler/circuits.py`.
+`measure(states)` the metrics of one circuit, the mean over the rows of `states` (the
+trajectories of a noisy circuit; one row without noise). States need not be normalised (the
+super-circuit's mixture is not); they are normalised here. Qubit 0 is the most significant bit
+of a basis state's index, as in `compiler/circuits.py`.
 """
 
 from __future__ import annotations
@@ -66,7 +67,8 @@ class CircuitTask(Task):
         raise NotImplementedError
 
     def measure(self, states: torch.Tensor) -> dict[str, float]:
-        """The metrics of the first state (its `metric` among them)."""
+        """The metrics of one circuit (its `metric` among them): the mean over the rows of
+        `states`, its noise trajectories."""
         raise NotImplementedError
 
     def reference(self) -> dict[str, float]:
@@ -96,7 +98,7 @@ class Ghz(CircuitTask):
         return 1 - overlap.abs() ** 2
 
     def measure(self, states):
-        return {"fidelity": float(1 - self.objective(states[:1].detach())[0])}
+        return {"fidelity": float(1 - self.objective(states.detach()).mean())}
 
     def reference(self):
         return {"fidelity": 1.0}
@@ -136,7 +138,7 @@ class Tfim(CircuitTask):
         return matrix
 
     def measure(self, states):
-        energy = float(self.objective(states[:1].detach())[0])
+        energy = float(self.objective(states.detach()).mean())
         facts = {"energy": energy}
         if self.qubits <= MAX_EXACT_QUBITS:
             facts["energy_error"] = energy - self.reference()["energy"]
@@ -176,7 +178,7 @@ class MaxCut(CircuitTask):
         return -expected / self.best
 
     def measure(self, states):
-        ratio = float(-self.objective(states[:1].detach())[0])
+        ratio = float(-self.objective(states.detach()).mean())
         return {"ratio": ratio, "expected_cut": ratio * self.best}
 
     def reference(self):

@@ -188,8 +188,8 @@ def test_standalone_circuit_and_qasm_round_trip(net):
 
 
 def test_qasm_reads_back_in_qiskit(net):
-    """Qiskit's OpenQASM 2 reader gives the same probabilities (where qiskit is installed)."""
-    qiskit = pytest.importorskip("qiskit")
+    """Qiskit's OpenQASM 2 reader gives the same probabilities (qiskit is in the test extra)."""
+    import qiskit
     from qiskit.quantum_info import Statevector
 
     fixed = net.circuit({"p1": "h@0", "p2": "cnot@0-1", "p3": "ryy@1-2", "p4": "rx@all"})
@@ -197,3 +197,84 @@ def test_qasm_reads_back_in_qiskit(net):
     theirs = Statevector(circuit).probabilities()  # qubit 0 is their least significant bit
     ours = (fixed()[0].abs() ** 2).detach().numpy().reshape(2, 2, 2).transpose(2, 1, 0).ravel()
     np.testing.assert_allclose(theirs, ours, atol=1e-6)
+
+
+NOISY = """
+circuit noisy(qubits = 3) {
+    task ghz
+    noise depolarizing(0.1)
+    apply h on 0
+    place {cnot on (0, 1), ry on 1}
+    apply ry on 2
+    apply cnot on (1, 2)
+}
+"""
+
+
+def reference_noisy_density(net: SuperCircuit, row: list[int], probability: float) -> np.ndarray:
+    """The exact density matrix of one structure under the depolarising channel
+    rho -> (1 - p) rho + p/3 sum_P P rho P after every gate, on each qubit it acts on."""
+    n = net.qubits
+    rho = np.zeros((2**n, 2**n), dtype=complex)
+    rho[0, 0] = 1
+    column = 0
+    for slot in net.plan.slots:
+        index = 0
+        if slot.choice:
+            index, column = row[column], column + 1
+        for gate in slot.candidates[index].gates:
+            angle = None
+            if gate.param is not None:
+                angle = float(net.angles[slot.label][index, gate.param].detach())
+            unitary = full_unitary(reference_gate(gate.gate, angle), gate.qubits, n)
+            rho = unitary @ rho @ unitary.conj().T
+            for qubit in gate.qubits:
+                paulis = [full_unitary(PAULI[p], (qubit,), n) for p in "xyz"]
+                rho = (1 - probability) * rho + probability / 3 * sum(p @ rho @ p for p in paulis)
+    return rho
+
+
+def test_noisy_trajectories_average_to_the_exact_density_matrix():
+    """The mean GHZ fidelity over 20,000 depolarised trajectories of each structure equals
+    <GHZ| rho |GHZ> of the exact density matrix to within four standard errors, and is below
+    the noiseless fidelity."""
+    plan = parse_space(NOISY, "noisy.nas").plan()
+    assert plan.noise == pytest.approx(0.1)
+    net = SuperCircuit(plan, torch.complex128, 1.0, torch.Generator().manual_seed(3))
+    ghz = np.zeros(8, dtype=complex)
+    ghz[[0, 7]] = 2**-0.5
+    for choice in (0, 1):
+        rows = 20_000
+        states = net(torch.full((rows, 1), choice)).detach().numpy()
+        fidelities = np.abs(states @ ghz.conj()) ** 2
+        exact = float(np.real(ghz.conj() @ reference_noisy_density(net, [choice], 0.1) @ ghz))
+        noiseless = abs(reference_state(net, [choice]) @ ghz.conj()) ** 2
+        error = fidelities.std() / np.sqrt(rows)
+        assert abs(fidelities.mean() - exact) < 4 * error
+        assert exact < noiseless - 0.05
+        fixed = net.circuit(net.decisions(torch.tensor([choice])))
+        fixed_states = fixed(rows).detach().numpy()
+        assert abs((np.abs(fixed_states @ ghz.conj()) ** 2).mean() - exact) < 4 * error
+
+
+def test_noise_is_seeded_and_absent_noise_draws_nothing():
+    """Two super-circuits built from generators of one seed draw the same trajectories; a
+    noiseless space draws only its initial angles from the generator (so noiseless searches
+    are unchanged), and the same angles as its noisy twin."""
+    plan = parse_space(NOISY, "noisy.nas").plan()
+    first, second = (
+        SuperCircuit(plan, torch.complex128, 1.0, torch.Generator().manual_seed(5))
+        for _ in range(2)
+    )
+    choices = torch.zeros(64, 1, dtype=torch.long)
+    assert torch.equal(first(choices), second(choices))
+    assert not torch.equal(first(choices)[0], first(choices)[1:].mean(dim=0))
+    quiet = parse_space(NOISY.replace("noise depolarizing(0.1)", ""), "quiet.nas").plan()
+    generator = torch.Generator().manual_seed(5)
+    net = SuperCircuit(quiet, torch.complex128, 1.0, generator)
+    assert net.trajectories is None
+    angles_only = torch.Generator().manual_seed(5)
+    for label, angles in net.angles.items():
+        assert torch.equal(angles, torch.randn(angles.shape, generator=angles_only).double())
+        assert torch.equal(angles, first.angles[label])
+    assert torch.equal(generator.get_state(), angles_only.get_state())

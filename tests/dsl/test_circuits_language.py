@@ -7,7 +7,15 @@ import re
 
 import pytest
 
-from nasc.dsl import CircuitSpace, NasSemanticError, format_space, load_space, parse_space
+from nasc.dsl import (
+    CircuitSpace,
+    NasSemanticError,
+    find_space,
+    format_space,
+    load_space,
+    parse_space,
+    read_source,
+)
 from nasc.dsl.circuits import regular_graph
 
 SPACE = """
@@ -111,6 +119,15 @@ def test_decisions_give_a_fixed_circuit_that_prints_and_parses():
         ("repeat 0 { place {h on 0} }", "the repeat count is 0", "c.repeat", 25),
         ("task ghz task tfim", "names two tasks", "c.task", 34),
         ("task tfim(1.0)", "must be named", "c.task", 25),
+        ("noise thermal(0.1)", "unknown noise `thermal`", "c.noise", 25),
+        ("noise depolarizing(0.9)", "lies in [0, 0.75]", "c.noise", 25),
+        ("noise depolarizing()", "takes one number", "c.noise", 25),
+        (
+            "noise depolarizing(0.1) noise depolarizing(0.2)",
+            "two `noise` statements",
+            "c.noise",
+            49,
+        ),
     ],
 )
 def test_errors_are_located(body, message, path, column):
@@ -134,3 +151,16 @@ def test_a_circuit_without_qubits_and_a_network_beside_it_are_refused():
         parse_space("ops o = {none}\ncircuit c(qubits = 2) { apply h on 0 }")
     with pytest.raises(NasSemanticError, match="at most 16"):
         parse_space("circuit c(qubits = 17) { apply h on 0 }")
+
+
+def test_the_noise_line_is_planned_and_kept_by_the_found_circuit():
+    """`noise depolarizing(p)` sets the plan's probability and survives decide and print."""
+    text = read_source(find_space("ghz")).replace(
+        "task ghz", "task ghz\n    noise depolarizing(0.02)"
+    )
+    space = parse_space(text, "noisy.nas")
+    assert space.plan().noise == 0.02 and load_space("ghz").plan().noise == 0.0
+    decisions = {"start": "h@0", "link_1": "cnot@0-1", "link_2": "cnot@1-2", "link_3": "cnot@2-3"}
+    printed = format_space(space.decide(decisions))
+    assert "noise depolarizing(0.02)" in printed
+    assert parse_space(printed, "found.nas").plan().noise == 0.02

@@ -153,3 +153,125 @@ def test_isdarts_and_strategies_without_a_circuit_form_are_refused():
     with pytest.raises(NascUsageError, match="does not score circuits"):
         search_circuit(load_space("ghz"), task="classification")
     assert math.isfinite(load_space("tfim").architectures())
+
+
+IDLE = """
+circuit idle(qubits = 2) {
+    task ghz
+    noise depolarizing(0.2)
+    place wait = {z on 1, id}
+    apply h on 0
+    apply cnot on (0, 1)
+}
+"""
+
+
+def test_a_noise_aware_search_leaves_out_a_gate_that_only_adds_errors():
+    """Z on qubit 1 of |00> changes nothing: without noise both candidates score fidelity 1 (the
+    tie stays with the first), with depolarising noise DQAS picks `id`, and the found circuit's
+    fidelity is the noisy one (the exact value for H, CNOT at p = 0.2 is 0.5816)."""
+    settings = CircuitSettings(steps=30, finetune=0, seed=1)
+    noisy = search_circuit(parse_space(IDLE, "idle.nas"), strategy="dqas", settings=settings)
+    quiet_space = parse_space(IDLE.replace("noise depolarizing(0.2)", ""), "idle.nas")
+    quiet = search_circuit(quiet_space, strategy="dqas", settings=settings)
+    assert noisy.decisions == {"wait": "id"} and quiet.decisions == {"wait": "z@1"}
+    assert quiet.final["fidelity"] == pytest.approx(1.0, abs=1e-6)
+    assert noisy.final["fidelity"] == pytest.approx(exact_noisy_ghz2(0.2), abs=0.02)
+
+
+def exact_noisy_ghz2(p: float) -> float:
+    """<GHZ|rho|GHZ> after H on 0 and CNOT on (0, 1), each followed by the depolarising channel
+    on the qubits it acts on, from 4x4 density matrices."""
+    eye, y = np.eye(2), np.array([[0, -1j], [1j, 0]])
+    paulis = [X, y, Z]
+    hadamard = np.array([[1, 1], [1, -1]]) / np.sqrt(2)
+    cnot = np.array([[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 0, 1], [0, 0, 1, 0]])
+
+    def channel(rho, qubit):
+        flips = [np.kron(P, eye) if qubit == 0 else np.kron(eye, P) for P in paulis]
+        return (1 - p) * rho + p / 3 * sum(F @ rho @ F.conj().T for F in flips)
+
+    rho = np.zeros((4, 4), dtype=complex)
+    rho[0, 0] = 1
+    step = np.kron(hadamard, eye)
+    rho = channel(step @ rho @ step.conj().T, 0)
+    rho = channel(channel(cnot @ rho @ cnot.T, 0), 1)
+    ghz = np.array([1, 0, 0, 1]) / np.sqrt(2)
+    return float(np.real(ghz @ rho @ ghz))
+
+
+def test_a_circuit_search_writes_a_report_with_the_circuit_and_its_distribution(tmp_path):
+    """The run's report.html shows the found circuit (one column per gate of the GHZ chain),
+    the structure distribution over the logged steps (probabilities that sum to 1 per
+    placeholder) and the QASM text; `nasc report RUN` draws it again."""
+    args = ["search", "ghz", "-D", "qubits=3", "--strategy", "dqas", "--epochs", "30"]
+    assert main([*args, "--runs-dir", str(tmp_path), "--quiet"]) == 0
+    [run] = list(tmp_path.iterdir())
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [10, 20, 30]
+    for record in records:
+        assert set(record["probabilities"]) == {"start", "link_1", "link_2"}
+        for row in record["probabilities"].values():
+            assert sum(row.values()) == pytest.approx(1.0, abs=1e-4)
+    assert records[-1]["probabilities"]["link_1"]["cnot@0-1"] > 0.5
+    page = (run / "report.html").read_text()
+    assert 'src="figures/circuit.png"' in page and 'src="figures/distribution.png"' in page
+    assert "cx q[0],q[1];" in page and "fidelity (exact reference)" in page
+    for figure in ("circuit.png", "distribution.png"):
+        assert (run / "figures" / figure).stat().st_size > 1000
+    (run / "report.html").unlink()
+    assert main(["report", str(run)]) == 0
+    assert (run / "report.html").is_file()
+
+
+def test_nasc_export_of_a_circuit_run(tmp_path, capsys):
+    """`nasc export RUN --format qasm|nas|genotype` gives the run's QASM, the fixed circuit and
+    the decisions; `nasc.export(RUN, 'module')` the tuned circuit; formats of networks of cells
+    are refused with the circuit's formats named, and QASM of a network is refused."""
+    import nasc
+
+    args = ["search", "ghz", "-D", "qubits=3", "--strategy", "dqas", "--epochs", "20"]
+    assert main([*args, "--runs-dir", str(tmp_path), "--quiet"]) == 0
+    [run] = list(tmp_path.iterdir())
+    capsys.readouterr()
+    assert main(["export", str(run), "--format", "qasm", "-o", str(tmp_path / "c.qasm")]) == 0
+    assert (tmp_path / "c.qasm").read_text() == (run / "arch.qasm").read_text()
+    capsys.readouterr()
+    assert main(["export", str(run), "--format", "nas"]) == 0
+    fixed = parse_space(capsys.readouterr().out, "found.nas")
+    assert fixed.is_fixed and fixed.plan().slots[1].candidates[0].name == "cnot@0-1"
+    assert json.loads(nasc.export(run, "genotype"))["cells"]["circuit"]["link_1"] == ["cnot@0-1"]
+    module = nasc.export(run, "module")
+    state = module()[0].detach()
+    assert (
+        abs(float(state[0].abs() ** 2) - 0.5) < 1e-4
+        and abs(float(state[7].abs() ** 2) - 0.5) < 1e-4
+    )
+    assert main(["export", str(run), "--format", "torchscript"]) == 2
+    assert "a circuit exports as nas, genotype, qasm" in capsys.readouterr().err
+    assert (
+        main(
+            [
+                "export",
+                "nb201",
+                "--arch",
+                "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|",
+                "--format",
+                "qasm",
+            ]
+        )
+        == 2
+    )
+    assert "OpenQASM describes circuits" in capsys.readouterr().err
+
+
+def test_the_circuit_drawing_places_each_gate_in_the_first_free_column(tmp_path):
+    """H on 0 and the CNOT chain take three columns; a gate on a free qubit shares a column."""
+    from nasc.runtime.reports.circuits import draw_circuit
+
+    space = parse_space(
+        "circuit c(qubits = 3) { apply h on 0  apply rx on 2  apply cnot on chain }", "c.nas"
+    )
+    circuit = SuperCircuit(space.plan()).circuit({})
+    drawn = draw_circuit(circuit, tmp_path / "c.png", "c")
+    assert drawn["gates"] == 4 and drawn["columns"] == 3
