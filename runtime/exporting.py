@@ -9,6 +9,7 @@ from pathlib import Path
 from nasc.compiler import catalog, export_network, export_torchscript, fixed_source
 from nasc.dsl import Genotype, NascUsageError, load_space, parse_arch, parse_space, read_source
 from nasc.dsl.genotype import darts_genotype, format_darts, nb201_string
+from nasc.runtime.runs.checkpoint import atomic_path, write_atomic
 
 
 def load_decision(source: str, arch: str | None, overrides: Mapping[str, int]):
@@ -50,7 +51,7 @@ def export(
     space, genotype, overrides, run_dir = load_decision(source, arch, overrides)
     if fmt == "torchscript":
         target = Path(output) if output else (run_dir or Path(".")) / "arch.pt"
-        export_torchscript(export_network(space, genotype, overrides), target)
+        write_torchscript(export_network(space, genotype, overrides), target, _hint(target))
         return None
     if fmt == "nas":
         # -D values given with a .nas file become the exported defaults; a run directory's
@@ -65,9 +66,29 @@ def export(
     else:
         text = format_darts(darts_genotype(space, genotype)) + "\n"
     if output:
-        Path(output).write_text(text)
+        write_atomic(Path(output), text.encode(), hint=_hint(Path(output)))
         return None
     return text
+
+
+def write_torchscript(network, path: Path, hint: str | None = None) -> Path:
+    """Save a network as TorchScript through the atomic writer: an error or a kill while saving
+    leaves the previous file at `path` whole (or no file), never a torn one.
+
+    Args:
+        hint: what to do when the disk refuses the file (default: a run directory's advice).
+    """
+    with atomic_path(Path(path), hint=hint) as temporary:
+        export_torchscript(network, temporary)
+    return Path(path)
+
+
+def _hint(path: Path) -> str:
+    """What to do when an export cannot be written."""
+    return (
+        f"free disk space or make {path.parent} writable, then export again "
+        f"({path.name} is as it was)"
+    )
 
 
 def export_as(source: str | Path, fmt: str, arch: str | None = None, output=None, params=None):

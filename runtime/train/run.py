@@ -19,7 +19,6 @@ from nasc.compiler import (
     catalog,
     compile_space,
     count_flops,
-    export_torchscript,
 )
 from nasc.dsl import (
     NascUsageError,
@@ -30,6 +29,7 @@ from nasc.dsl import (
     parse_space,
     read_source,
 )
+from nasc.runtime.exporting import write_torchscript
 from nasc.runtime.hardware.memory import check_fits
 from nasc.runtime.plugins import load_plugins
 from nasc.runtime.plugins import recorded as plugins_recorded
@@ -451,7 +451,7 @@ def training_result(trainer: Trainer, plan: TrainingPlan, finished: bool, device
         "environment": environment(device),
     }
     if run is not None:
-        export_torchscript(_without_aux(plan.space, plan.defines, net), run.path / "model.pt")
+        write_torchscript(_without_aux(plan.space, plan.defines, net), run.path / "model.pt")
         run.write_json("result.json", result)
     return result
 
