@@ -8,10 +8,10 @@ S of epoch E becomes NaN) and `inf@E` (after training epoch E, a BN running vari
 infinite while the training loss stays finite); `stop@E.S` hangs the process after step S of
 epoch E (a silent rank; `stop@E` for the epoch after the last: once training has ended).
 `write@NAME` (SIGKILL halfway through writing the file NAME, e.g. `write@model.pt`,
-`write@report.html`, `write@curves.png`) and `signal@E.S` (after step S of epoch E, create the
-file `$NASC_FAULT_READY` and wait until a signal arrives, so a test can send SIGTERM or SIGINT at
-a known step). `NASC_FAULT_RANK=R` limits the fault to rank R of a torchrun job. Unset, every
-check is one dictionary lookup.
+`write@report.html`, `write@curves.png`) and `signal@E.S` (after step S of epoch E, print
+`WAITING` on stderr and wait until a signal arrives, so a test can send SIGTERM or SIGINT at a
+known step). `NASC_FAULT_RANK=R` limits the fault to rank R of a torchrun job. Unset, every check
+is one dictionary lookup.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import os
 import signal
 
 VARIABLE = "NASC_FAULT"
+WAITING = "nasc fault: waiting for a signal"
 
 
 def _wanted(point: str, epoch: int, step: int | None) -> bool:
@@ -68,14 +69,14 @@ def die_writing(name: str) -> None:
 
 
 def wait_for_signal(epoch: int, step: int) -> None:
-    """When `NASC_FAULT` names `signal@EPOCH.STEP`: create `$NASC_FAULT_READY` and wait until a
+    """When `NASC_FAULT` names `signal@EPOCH.STEP`: print `WAITING` on stderr and wait until a
     signal asks a deferred stop (`signals.stop_wanted`; a signal raised at once ends it too)."""
     if _wanted("signal", epoch, step):
+        import sys
         import time
-        from pathlib import Path
 
         from nasc.runtime.runs.signals import stop_wanted
 
-        Path(os.environ[f"{VARIABLE}_READY"]).write_text(f"{os.getpid()}\n")
+        print(WAITING, file=sys.stderr, flush=True)
         while not stop_wanted():
             time.sleep(0.02)

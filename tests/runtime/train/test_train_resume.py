@@ -6,16 +6,23 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import signal
 
 import pytest
 import torch
-from tiny_search import first_weight, lines
+from tiny_search import first_weight, lines, nasc, nasc_signalled
 
+from nasc.compiler import catalog
+from nasc.dsl import apply_genotype, load_space, parse_arch
 from nasc.runtime.cli import main
+from nasc.runtime.data.images import load_digits
 from nasc.runtime.runs.checkpoint import (
+    checkpoints,
     load_checkpoint,
     save_checkpoint,
 )
+from nasc.runtime.tasks import bind_data
+from nasc.runtime.train.run import make_train_config
 
 # --- nasc train resumes as a search does ----------------------------------------------------------
 
@@ -134,3 +141,64 @@ def test_a_train_checkpoint_of_another_structure_falls_back(trained, tmp_path, c
     assert main(["train", "--resume", str(run), "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "ckpt-00002.pt" in out and said in out and "resumed after epoch 1" in out
+
+
+# --- signals --------------------------------------------------------------------------------------
+
+
+def test_a_terminated_training_run_checkpoints_its_epoch_and_resumes_to_the_same_result(tmp_path):
+    """SIGTERM in the middle of epoch 2 of `nasc train` saves a checkpoint at that step and exits
+    143; `--resume` ends with the metrics and weights of an uninterrupted run."""
+    whole = nasc([*TRAIN, "--runs-dir", str(tmp_path / "whole")])
+    assert whole.returncode == 0, whole.stderr
+    part = tmp_path / "part"
+    stopped = nasc_signalled([*TRAIN, "--runs-dir", str(part)], "signal@2.1", signal.SIGTERM)
+    assert stopped.returncode == 143, stopped.stderr
+    [run] = part.iterdir()
+    assert (
+        "terminated (SIGTERM)" in stopped.stderr and f"nasc train --resume {run}" in stopped.stderr
+    )
+    assert (run / "checkpoints" / "ckpt-00001-s000001.pt").is_file()
+    resumed = nasc(["train", "--resume", str(run), "--quiet"])
+    assert resumed.returncode == 0, resumed.stderr
+    [whole_run] = (tmp_path / "whole").iterdir()
+
+    def strip(records):
+        timing = ("seconds", "images_per_s")
+        return [{k: v for k, v in r.items() if k not in timing} for r in records]
+
+    assert strip(lines(run)) == strip(lines(whole_run))
+    a = load_checkpoint(whole_run / "checkpoints" / "ckpt-00002.pt")["net"]
+    b = load_checkpoint(run / "checkpoints" / "ckpt-00002.pt")["net"]
+    assert all(torch.equal(value, b[key]) for key, value in a.items() if torch.is_tensor(value))
+
+
+def test_a_stop_asked_at_an_epochs_last_step_is_taken_after_its_checkpoint(tmp_path, monkeypatch):
+    """A SIGTERM that arrives during an epoch's last step lets the epoch end and checkpoint,
+    then stops, saying after which epoch and how to resume."""
+    import os
+
+    from nasc.runtime.runs.rundir import RunDir
+    from nasc.runtime.runs.signals import Stopped
+    from nasc.runtime.train import loop
+
+    space = load_space("nb201", catalog=catalog())
+    space = apply_genotype(space, parse_arch(space, TRAIN[3]))
+    data = load_digits().subset(64)
+    defines = bind_data(space, {"C": 4, "N": 1}, data)
+    config = make_train_config("nb201", dict(epochs=2, batch_size=32, device="cpu"))
+    run = RunDir.create(tmp_path, "train", "nb201")
+    trainer = loop.Trainer(space, defines, config, data, torch.device("cpu"), run=run)
+
+    def terminate_at_the_last_step(point, epoch, step=None):
+        if (point, epoch, step) == ("kill", 1, len(trainer.train_batches)):
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(loop, "die_at", terminate_at_the_last_step)
+    handler = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(Stopped) as stopped:
+        trainer.run_epochs()
+    run.close()
+    assert stopped.value.status == 143 and "after epoch 1" in stopped.value.message
+    assert [p.name for p in checkpoints(run.checkpoints)] == ["ckpt-00001.pt"]
+    assert signal.getsignal(signal.SIGTERM) == handler
