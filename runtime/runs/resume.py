@@ -17,6 +17,7 @@ from nasc.dsl import NascUsageError
 from nasc.runtime.hardware.distributed import Dist, broadcast
 from nasc.runtime.runs.checkpoint import CorruptCheckpoint, load_latest, nonfinite
 from nasc.runtime.runs.records import metric_records
+from nasc.runtime.runs.settings import compute_changes
 from nasc.runtime.tasks.registry import DEFAULT_TASK
 
 # The keys every checkpoint of a search or training run holds, and their types.
@@ -162,7 +163,19 @@ def resume_state(run, fingerprint: str, dist: Dist | None, warn=print, check=Non
             run.rewrite_metrics(metric_records(state))
         else:
             run.truncate_metrics(int(state["metric_lines"]))
+        for line in compute_changes(_recorded_environment(run)):
+            warn(line)
     return state
+
+
+def _recorded_environment(run) -> dict | None:
+    """The `environment` a run's config.json recorded (None when it has none or is unreadable:
+    a resume has refused a bad config.json before it gets here)."""
+    try:
+        saved = run.read_json("config.json")
+    except NascUsageError:
+        return None
+    return saved.get("environment") if isinstance(saved, dict) else None
 
 
 def fingerprint(
