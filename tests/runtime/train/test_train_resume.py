@@ -202,3 +202,43 @@ def test_a_stop_asked_at_an_epochs_last_step_is_taken_after_its_checkpoint(tmp_p
     assert stopped.value.status == 143 and "after epoch 1" in stopped.value.message
     assert [p.name for p in checkpoints(run.checkpoints)] == ["ckpt-00001.pt"]
     assert signal.getsignal(signal.SIGTERM) == handler
+
+
+# --- what eval and resume need --------------------------------------------------------------------
+
+
+def test_resuming_a_training_folder_with_only_config_json_says_so(trained, tmp_path, capsys):
+    """`nasc train --resume` on a folder holding only config.json says there is no checkpoint to
+    resume and to start the training again without --resume."""
+    folder = tmp_path / "only-config"
+    folder.mkdir()
+    shutil.copy(trained / "config.json", folder / "config.json")
+    assert main(["train", "--resume", str(folder), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "no checkpoint to resume" in err and "without --resume (nasc train nb201" in err
+
+
+@pytest.mark.parametrize("finished", [True, False])
+def test_eval_of_a_search_run_says_to_train_it_first(tmp_path, capsys, finished):
+    """`nasc eval` of a search run directory (finished or not) says it is a search run and to
+    train the architecture it found first."""
+    run = tmp_path / "nb201-isdarts-20260101-000000"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "space.nas").write_text("# the searched space\n")
+    (run / "config.json").write_text(json.dumps({"space": "nb201", "defines": {}}))
+    if finished:
+        (run / "arch.nas").write_text("# the found architecture\n")
+    assert main(["eval", str(run), "--data", "digits"]) == 2
+    err = capsys.readouterr().err
+    assert "is a search run" in err and f"nasc train {run / 'arch.nas'}" in err
+
+
+def test_eval_of_a_training_run_without_best_pt_says_to_resume_it(trained, tmp_path, capsys):
+    """A training run stopped before its first epoch ended has no best.pt: eval says so and to
+    resume it."""
+    copy = tmp_path / trained.name
+    shutil.copytree(trained, copy)
+    (copy / "best.pt").unlink()
+    assert main(["eval", str(copy), "--data", "digits"]) == 2
+    err = capsys.readouterr().err
+    assert "no best.pt yet" in err and f"nasc train --resume {copy}" in err
