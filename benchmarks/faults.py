@@ -11,13 +11,19 @@ Then the hardening cases, by class: divergence (a huge learning rate, a BN buffe
 overflows), resume overrides (recorded and kept; settings that change the result refused by name),
 hostile files (checkpoints of another structure, a directory, FIFO or /dev/zero in a checkpoint's
 place, malformed config.json values, a symlinked lock, a dangling --runs-dir, damaged metrics,
-a FIFO or /dev/zero as a .nas file) and names (keywords, builtins and the generated code's own
-names as node and input names). Each is tried and counted as survived when it ends as it should
-with nothing lost: a clear error naming the file or setting (no traceback, no hang), or a resume
-to the uninterrupted result.
+a FIFO or /dev/zero as a .nas file), names (keywords, builtins and the generated code's own
+names as node and input names), signals (SIGTERM, as SLURM and Kubernetes send it, in the middle
+of a search's and a training run's epoch: a checkpoint there, exit 143, a resume to the
+uninterrupted result), atomic writes (SIGKILL while a re-export overwrites model.pt, while
+`nasc train` writes model.pt, while `nasc report` draws a figure: the previous file whole, never
+a torn one) and image data (a folder of 16-bit greyscale PNGs, a 14000 x 14000 PNG among the
+images). Each is tried and counted as survived when it ends as it should with nothing lost: a
+clear error naming the file or setting (no traceback, no hang), or a resume to the uninterrupted
+result.
 
-    python benchmarks/faults.py               # both tables
-    python benchmarks/faults.py --hardening   # the hardening table only
+    python benchmarks/faults.py                         # both tables
+    python benchmarks/faults.py --hardening             # the hardening table only
+    python benchmarks/faults.py --only signals --only "image data"   # some hardening classes
 """
 
 from __future__ import annotations
@@ -28,9 +34,11 @@ import os
 import resource
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import tempfile
+import zlib
 from pathlib import Path
 
 SEARCH = [
@@ -52,6 +60,16 @@ FAULTS = [
     ("disk full while writing a checkpoint", "full", 2),
     ("NaN loss", "nan@3.2", 2),
 ]
+# The classes of the hardening table, in its order (`--only` picks some).
+CLASSES = (
+    "divergence",
+    "resume overrides",
+    "hostile files",
+    "names",
+    "signals",
+    "atomic writes",
+    "image data",
+)
 
 
 def nasc(args, env=None, file_limit=None, timeout=600):
@@ -151,17 +169,25 @@ def main() -> None:
     parser.add_argument(
         "--hardening",
         action="store_true",
-        help="only the hardening table (divergence, resume overrides, hostile files, names)",
+        help="only the hardening table (divergence, resume overrides, hostile files, names, "
+        "signals, atomic writes, image data)",
     )
-    hardening_only = parser.parse_args().hardening
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=CLASSES,
+        metavar="CLASS",
+        help=f"only these classes of the hardening table (repeat it): {', '.join(CLASSES)}",
+    )
+    args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
         done = nasc([*SEARCH, "--runs-dir", str(root / "reference")])
         assert done.returncode == 0, done.stderr
         reference = outcome(next((root / "reference").iterdir()))
-        if not hardening_only:
+        if not (args.hardening or args.only):
             drill_table(reference, root)
-        hardening_table(reference, root)
+        hardening_table(reference, root, args.only or CLASSES)
 
 
 def drill_table(reference, root: Path) -> None:
@@ -449,17 +475,23 @@ def name_cases(root: Path):
         )
 
 
-def hardening_table(reference, root: Path) -> None:
-    runs = root / "killed"
-    killed = nasc([*SEARCH, "--runs-dir", str(runs)], env={"NASC_FAULT": "kill@3.1"})
-    assert killed.returncode == -signal.SIGKILL, killed.stderr
-    [run] = runs.iterdir()
-    classes = [
-        ("divergence", divergence_cases(root)),
-        ("resume overrides", override_cases(root, run, reference)),
-        ("hostile files", hostile_cases(root, run, reference)),
-        ("names", name_cases(root)),
-    ]
+def hardening_table(reference, root: Path, only=CLASSES) -> None:
+    run = None
+    if {"resume overrides", "hostile files"} & set(only):
+        runs = root / "killed"
+        killed = nasc([*SEARCH, "--runs-dir", str(runs)], env={"NASC_FAULT": "kill@3.1"})
+        assert killed.returncode == -signal.SIGKILL, killed.stderr
+        [run] = runs.iterdir()
+    makers = {
+        "divergence": lambda: divergence_cases(root),
+        "resume overrides": lambda: override_cases(root, run, reference),
+        "hostile files": lambda: hostile_cases(root, run, reference),
+        "names": lambda: name_cases(root),
+        "signals": lambda: signal_cases(root, reference),
+        "atomic writes": lambda: atomic_write_cases(root),
+        "image data": lambda: image_cases(root),
+    }
+    classes = [(name, makers[name]()) for name in CLASSES if name in only]
     print(f"{'fault class':<18}{'case':<48}{'survived':>10}")
     totals = []
     for name, cases in classes:
@@ -472,6 +504,191 @@ def hardening_table(reference, root: Path) -> None:
     print(f"\n{'fault class':<18}{'tried':>8}{'survived with nothing lost':>30}")
     for name, tried, survived in totals:
         print(f"{name:<18}{tried:>8}{survived:>30}")
+
+
+# --- signals, atomic writes, image data -----------------------------------------------------------
+
+
+def signalled(args, fault, signum):
+    """`nasc ARGS` with `NASC_FAULT=signal@E.S` (`fault`): once it says it waits at that step,
+    it is sent `signum`; returns the completed process."""
+    from nasc.runtime.runs.faults import WAITING
+
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("NASC_FAULT")}
+    environment["NASC_FAULT"] = fault
+    process = subprocess.Popen(
+        [sys.executable, "-m", "nasc.runtime", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=environment,
+    )
+    said = []
+    for line in process.stderr:
+        said.append(line)
+        if WAITING in line:
+            process.send_signal(signum)
+            break
+    out, err = process.communicate(timeout=600)
+    return subprocess.CompletedProcess(process.args, process.returncode, out, "".join(said) + err)
+
+
+def train_outcome(run: Path):
+    """What a finished training run must agree on: its metrics without timings."""
+    return [
+        {k: v for k, v in json.loads(line).items() if k not in TIMING}
+        for line in (run / "metrics.jsonl").read_text().splitlines()
+    ]
+
+
+def signal_cases(root: Path, reference):
+    runs = root / "sigterm-search"
+    stopped = signalled([*SEARCH, "--runs-dir", str(runs)], "signal@2.2", signal.SIGTERM)
+    [run] = runs.iterdir()
+    saved = (run / "checkpoints" / "ckpt-00001-s000002.pt").is_file()
+    yield (
+        "SIGTERM mid-epoch of a search",
+        stopped.returncode == 143
+        and "terminated (SIGTERM)" in stopped.stderr
+        and "Traceback" not in stopped.stderr
+        and saved
+        and resumes_to_reference(run, reference, "resumed in epoch 2, after step 2"),
+    )
+    whole = nasc([*TRAIN, "--runs-dir", str(root / "train-whole")])
+    runs = root / "sigterm-train"
+    stopped = signalled([*TRAIN, "--runs-dir", str(runs)], "signal@2.1", signal.SIGTERM)
+    [run] = runs.iterdir()
+    resumed = nasc(["train", "--resume", str(run), "--quiet"])
+    yield (
+        "SIGTERM mid-epoch of a training run",
+        whole.returncode == 0
+        and stopped.returncode == 143
+        and (run / "checkpoints" / "ckpt-00001-s000001.pt").is_file()
+        and resumed.returncode == 0
+        and train_outcome(run) == train_outcome(next((root / "train-whole").iterdir())),
+    )
+
+
+def _loads(path: Path) -> bool:
+    import torch
+
+    try:
+        torch.jit.load(str(path))
+        return True
+    except Exception:  # noqa: BLE001 - any failure to load is a torn file
+        return False
+
+
+def atomic_write_cases(root: Path):
+    arch = TRAIN[3]
+    export = ["export", "nb201", "--arch", arch, "-D", "C=4", "-D", "N=1"]
+    target = root / "exported" / "model.pt"
+    target.parent.mkdir()
+    first = nasc([*export, "--format", "torchscript", "-o", str(target)])
+    good = target.read_bytes() if first.returncode == 0 else b""
+    killed = nasc(
+        [*export, "--format", "torchscript", "-o", str(target)],
+        env={"NASC_FAULT": "write@model.pt"},
+    )
+    yield (
+        "SIGKILL while re-exporting over model.pt",
+        first.returncode == 0
+        and killed.returncode == -signal.SIGKILL
+        and target.read_bytes() == good
+        and _loads(target),
+    )
+    runs = root / "model-pt"
+    killed = nasc([*TRAIN, "--runs-dir", str(runs)], env={"NASC_FAULT": "write@model.pt"})
+    [run] = runs.iterdir()
+    torn = (run / "model.pt").exists()
+    resumed = nasc(["train", "--resume", str(run), "--quiet"])
+    yield (
+        "SIGKILL while nasc train writes model.pt",
+        killed.returncode == -signal.SIGKILL
+        and not torn
+        and resumed.returncode == 0
+        and _loads(run / "model.pt"),
+    )
+    from PIL import Image
+
+    run = copy_run(next((root / "reference").iterdir()), root, "report")
+    page = (run / "report.html").read_bytes()
+    killed = nasc(["report", str(run)], env={"NASC_FAULT": "write@curves.png"})
+
+    def whole_picture(path: Path) -> bool:
+        try:
+            with Image.open(path) as image:
+                image.load()
+            return path.stat().st_size > 0
+        except Exception:  # noqa: BLE001 - a torn or empty picture
+            return False
+
+    kept = (run / "report.html").read_bytes() == page and all(
+        whole_picture(p) for p in (run / "figures").glob("*.png")
+    )
+    redrawn = nasc(["report", str(run)])
+    yield (
+        "SIGKILL while nasc report draws a figure",
+        killed.returncode == -signal.SIGKILL and kept and redrawn.returncode == 0,
+    )
+
+
+def _image_tree(root: Path, write) -> Path:
+    """An ImageFolder tree of two classes, eight training and two test images each, written by
+    `write(path, class index, image index)`."""
+    for split, count in (("train", 8), ("test", 2)):
+        for label in range(2):
+            folder = root / split / f"class{label}"
+            folder.mkdir(parents=True)
+            for index in range(count):
+                write(folder / f"{index}.png", label, index)
+    return root
+
+
+def image_cases(root: Path):
+    import numpy
+    from PIL import Image
+
+    from nasc.runtime.data.images import load_data
+
+    def sixteen_bit(path, label, index):
+        generator = numpy.random.default_rng(label * 100 + index)
+        values = generator.integers(0, 65536, (8, 8), dtype=numpy.uint16) // (1 + label)
+        Image.fromarray(values).save(path)
+
+    folder = _image_tree(root / "sixteen-bit", sixteen_bit)
+    data = load_data(str(folder), cache_dir=root / "cache")
+    saturated = float((data.train_images == 255).float().mean())
+    search = [
+        "search", "nb201", "--data", str(folder), "--cache-dir", str(root / "cache"), "-D", "C=4",
+        "-D", "N=1", "--epochs", "2", "--shrink-steps", "1", "--shrink-interval", "1",
+        "--batch-size", "8", "--measure-samples", "8", "--quiet",
+    ]  # fmt: skip
+    done = nasc([*search, "--runs-dir", str(root / "sixteen-bit-runs")])
+    yield (
+        "a folder of 16-bit greyscale PNGs",
+        done.returncode == 0 and saturated < 0.05 and int(data.train_images.max()) > 200,
+    )
+
+    def small(path, label, index):
+        Image.new("L", (8, 8), 40 + 100 * label + index).save(path)
+
+    folder = _image_tree(root / "bomb", small)
+    bomb = folder / "train" / "class1" / "huge.png"
+    header = struct.pack(">IIBBBBB", 14000, 14000, 8, 0, 0, 0, 0)
+
+    def chunk(kind, data):
+        check = struct.pack(">I", zlib.crc32(kind + data))
+        return struct.pack(">I", len(data)) + kind + data + check
+
+    bomb.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", b"") + chunk(b"IEND", b"")
+    )
+    done = nasc([*search, "--data", str(folder), "--runs-dir", str(root / "bomb-runs")])
+    yield (
+        "a 14000 x 14000 PNG among the images",
+        clear_error(done, str(bomb), "14,000 x 14,000", "NASC_MAX_IMAGE_PIXELS"),
+    )
 
 
 if __name__ == "__main__":

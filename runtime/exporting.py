@@ -21,6 +21,7 @@ from nasc.dsl import (
     read_source,
 )
 from nasc.dsl.genotype import darts_genotype, format_darts, nb201_string
+from nasc.runtime.runs.checkpoint import atomic_path, write_atomic
 
 
 def load_decision(source: str, arch: str | None, overrides: Mapping[str, int]):
@@ -63,7 +64,7 @@ def export(
     if isinstance(space, CircuitSpace):
         text = circuit_text(space, genotype, fmt, run_dir)
         if output:
-            Path(output).write_text(text)
+            write_atomic(Path(output), text.encode(), hint=_hint(Path(output)))
             return None
         return text
     if fmt == "qasm":
@@ -73,7 +74,7 @@ def export(
         )
     if fmt == "torchscript":
         target = Path(output) if output else (run_dir or Path(".")) / "arch.pt"
-        export_torchscript(export_network(space, genotype, overrides), target)
+        write_torchscript(export_network(space, genotype, overrides), target, _hint(target))
         return None
     if fmt == "nas":
         # -D values given with a .nas file become the exported defaults; a run directory's
@@ -88,7 +89,7 @@ def export(
     else:
         text = format_darts(darts_genotype(space, genotype)) + "\n"
     if output:
-        Path(output).write_text(text)
+        write_atomic(Path(output), text.encode(), hint=_hint(Path(output)))
         return None
     return text
 
@@ -137,6 +138,26 @@ def circuit_text(space: CircuitSpace, genotype: Genotype, fmt: str, run_dir: Pat
     raise NascUsageError(
         f"a circuit exports as {', '.join(CIRCUIT_FORMATS)}, not as {fmt}",
         hint="--format qasm for other toolkits, or nasc.export(RUN, 'module') for the nn.Module",
+    )
+
+
+def write_torchscript(network, path: Path, hint: str | None = None) -> Path:
+    """Save a network as TorchScript through the atomic writer: an error or a kill while saving
+    leaves the previous file at `path` whole (or no file), never a torn one.
+
+    Args:
+        hint: what to do when the disk refuses the file (default: a run directory's advice).
+    """
+    with atomic_path(Path(path), hint=hint) as temporary:
+        export_torchscript(network, temporary)
+    return Path(path)
+
+
+def _hint(path: Path) -> str:
+    """What to do when an export cannot be written."""
+    return (
+        f"free disk space or make {path.parent} writable, then export again "
+        f"({path.name} is as it was)"
     )
 
 

@@ -36,6 +36,31 @@ def nasc(args, env=None):
     )
 
 
+def nasc_signalled(args, fault, signum):
+    """`nasc ARGS` in its own process with `NASC_FAULT=signal@EPOCH.STEP` (`fault`): once it
+    says on stderr that it waits at that step, it is sent `signum`; returns the completed
+    process."""
+    from nasc.runtime.runs.faults import WAITING
+
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("NASC_FAULT")}
+    environment["NASC_FAULT"] = fault
+    process = subprocess.Popen(
+        [sys.executable, "-m", "nasc.runtime", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=environment,
+    )
+    said = []
+    for line in process.stderr:  # ends at the marker, or when the process ends without it
+        said.append(line)
+        if WAITING in line:
+            process.send_signal(signum)
+            break
+    out, err = process.communicate(timeout=600)
+    return subprocess.CompletedProcess(process.args, process.returncode, out, "".join(said) + err)
+
+
 def lines(run):
     """The records of a run's metrics.jsonl."""
     return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]

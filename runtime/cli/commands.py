@@ -377,7 +377,8 @@ COMMANDS = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run `nasc`; returns the exit status (0 ok, 2 on an error in the input, 130 on Ctrl-C)."""
+    """Run `nasc`; returns the exit status (0 ok, 2 on an error in the input, 130 on Ctrl-C,
+    143 on SIGTERM)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(config_flags=needs_config_flags(argv))
     args = parser.parse_args(argv)
@@ -386,15 +387,17 @@ def main(argv: list[str] | None = None) -> int:
     handler = COMMANDS[args.command]
     try:
         from nasc.runtime.plugins import load_plugins
+        from nasc.runtime.runs.signals import stop_on_signals
 
         load_plugins(getattr(args, "plugins", None))
-        return handler(args, console)
+        with stop_on_signals():
+            return handler(args, console)
     except NascError as error:
         errors.print(error.render(), markup=False, highlight=False, soft_wrap=True)
         return EXIT_ERROR
-    except KeyboardInterrupt:
-        errors.print("interrupted", markup=False)
-        return 130
+    except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM: runs.signals.Stopped
+        errors.print(getattr(stop, "message", "interrupted"), markup=False, soft_wrap=True)
+        return getattr(stop, "status", 130)
 
 
 if __name__ == "__main__":  # python -m nasc.runtime.cli.commands

@@ -266,10 +266,11 @@ def load_image_folder(path: Path, cache_dir: Path, image_size: int | None = None
     if cached.is_file():
         try:
             stored = torch.load(cached, weights_only=True)
-            return _folder_data(path, classes, stored, image_size)
+            if stored.get("decoder") == DECODER:  # an older decoding is made again
+                return _folder_data(path, classes, stored, image_size)
         except Exception:  # noqa: BLE001 - a damaged cache is rebuilt
             pass
-    stored = {}
+    stored = {"decoder": DECODER}
     for split, files in (("train", train_files), ("test", test_files)):
         images, labels = [], []
         for index, name in enumerate(classes):
@@ -296,24 +297,125 @@ def load_image_folder(path: Path, cache_dir: Path, image_size: int | None = None
         torch.save(stored, temporary)
         os.replace(temporary, cached)
     except OSError:
-        pass  # the cache only saves time
+        pass  # the cache only saves time (a damaged one is decoded again)
     return _folder_data(path, classes, stored, image_size)
 
 
+# How `_decode` turns each PIL image mode into 8-bit RGB. Greyscale, palette (`P`), bilevel
+# (`1`), CMYK, YCbCr, LAB and HSV images convert as PIL converts them; 16-bit greyscale (`I;16`,
+# and `I` holding values 0..65535, as 16-bit PGM files load) is scaled by its full range,
+# 0..65535 to 0..255; 32-bit float images (`F`) are scaled from 0..1, or taken as they are when
+# they lie in 0..255; transparency (`RGBA`, `LA`, `PA`, a palette's or a colour key's) is
+# composited on black, the colour the random crop pads with. Other modes, and `I` or `F` values
+# outside those ranges, are refused by name.
+SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
+ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
+PLAIN_MODES = ("1", "L", "P", "RGB", "RGBX", "CMYK", "YCbCr", "LAB", "HSV")
+# Bumped whenever `_decode` changes what it makes of a file, so no cache of an older decoding (a
+# 16-bit image saturated to white) is used again.
+DECODER = 2
+
+
+def max_image_pixels() -> int:
+    """The largest image (width x height) nasc decodes: `$NASC_MAX_IMAGE_PIXELS`, or the limit
+    past which PIL suspects a decompression bomb (89,478,485 pixels, about 9,459 x 9,459)."""
+    return int(os.environ.get("NASC_MAX_IMAGE_PIXELS", "89478485"))
+
+
 def _decode(file: Path, image_size: int | None) -> torch.Tensor:
+    """One image file as a 3 x H x W uint8 tensor (resized to `image_size` x `image_size`).
+
+    Raises:
+        NascUsageError: naming the file: unreadable, too large, or of a mode nasc cannot map to
+            8-bit colour.
+    """
     from PIL import Image, UnidentifiedImageError
 
+    guard = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None  # the size is checked below, naming the file
     try:
         with Image.open(file) as image:
-            image = image.convert("RGB")
-            if image_size:
-                image = image.resize((image_size, image_size), Image.BILINEAR)
-            data = torch.frombuffer(bytearray(image.tobytes()), dtype=torch.uint8)
-            return data.reshape(image.height, image.width, 3).permute(2, 0, 1).contiguous()
-    except (OSError, UnidentifiedImageError) as error:
+            _check_pixels(file, image.size)
+            pixels = _rgb(file, image)
+        picture = Image.fromarray(pixels, "RGB")
+        if image_size:
+            picture = picture.resize((image_size, image_size), Image.BILINEAR)
+        data = torch.frombuffer(bytearray(picture.tobytes()), dtype=torch.uint8)
+        return data.reshape(picture.height, picture.width, 3).permute(2, 0, 1).contiguous()
+    except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as error:
         raise NascUsageError(
             f"cannot read the image {file}: {error}", hint="remove or replace the damaged file"
         ) from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = guard
+
+
+def _check_pixels(file: Path, size: tuple[int, int]) -> None:
+    """Refuse an image larger than `max_image_pixels()` before decoding it."""
+    width, height = size
+    limit = max_image_pixels()
+    if width * height > limit:
+        raise NascUsageError(
+            f"the image {file} is {width:,} x {height:,} pixels ({width * height:,}), more than "
+            f"the {limit:,} nasc decodes (larger files may be decompression bombs)",
+            hint="resize the images first (--image-size resizes only after decoding), or, for "
+            f"files you trust, raise the limit: NASC_MAX_IMAGE_PIXELS={width * height}",
+        )
+
+
+def _rgb(file: Path, image):
+    """The pixels of an open PIL image as an H x W x 3 uint8 array, mode by mode as the table
+    above `SIXTEEN_BIT_MODES` says."""
+    import numpy
+
+    mode = image.mode
+    if mode in SIXTEEN_BIT_MODES or mode == "I":
+        values = numpy.asarray(image).astype(numpy.int64)
+        low, high = (int(values.min()), int(values.max())) if values.size else (0, 0)
+        if low < 0 or high > 65535:
+            raise NascUsageError(
+                f"the image {file} holds 32-bit integers (mode I, values {low:,} to {high:,}); "
+                "nasc reads 8- and 16-bit images",
+                hint="save it as 8-bit or 16-bit greyscale (values 0 to 65535)",
+            )
+        return _grey((values * 255 + 32767) // 65535)
+    if mode == "F":
+        values = numpy.asarray(image, dtype=numpy.float64)
+        finite = bool(numpy.isfinite(values).all())
+        low, high = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
+        if finite and low >= 0 and high <= 1:
+            return _grey(numpy.rint(values * 255))
+        if finite and low >= 0 and high <= 255:
+            return _grey(numpy.rint(values))
+        raise NascUsageError(
+            f"the image {file} holds floating-point values from {low:g} to {high:g} (mode F); "
+            "nasc reads float images in 0..1 or 0..255",
+            hint="scale it to 0..1 (or save it as an 8- or 16-bit image)",
+        )
+    if mode in ALPHA_MODES or (mode in PLAIN_MODES and "transparency" in image.info):
+        try:
+            rgba = numpy.asarray(image.convert("RGBA"), dtype=numpy.uint16)
+        except ValueError as error:
+            raise NascUsageError(
+                f"the image {file} has mode {mode}, which nasc cannot convert: {error}",
+                hint="save it as RGB, RGBA or greyscale",
+            ) from None
+        return ((rgba[..., :3] * rgba[..., 3:] + 127) // 255).astype(numpy.uint8)  # on black
+    if mode in PLAIN_MODES:
+        return numpy.asarray(image.convert("RGB"), dtype=numpy.uint8)
+    known = ", ".join((*PLAIN_MODES, *ALPHA_MODES, *SIXTEEN_BIT_MODES, "I", "F"))
+    raise NascUsageError(
+        f"the image {file} has mode {mode}, which nasc does not read",
+        hint=f"save it as RGB or greyscale; nasc reads the modes {known}",
+    )
+
+
+def _grey(values):
+    """Greyscale values in 0..255 as an H x W x 3 uint8 array."""
+    import numpy
+
+    grey = numpy.clip(values, 0, 255).astype(numpy.uint8)
+    return numpy.repeat(grey[..., None], 3, axis=2)
 
 
 def _folder_data(path: Path, classes, stored, image_size) -> ImageData:

@@ -87,7 +87,7 @@ def draw_circuit(circuit, path: Path, title: str) -> dict:
     """The found circuit as a wire diagram: one line per qubit, gates left to right, each in the
     first column free on every qubit it spans; CNOT as a control dot and a target circle, other
     gates as labelled boxes (rotations with their angle)."""
-    from nasc.runtime.reports.pages import _pyplot
+    from nasc.runtime.reports.pages import _pyplot, save_figure
 
     plt = _pyplot()
     columns, placed = [0] * circuit.qubits, []
@@ -129,7 +129,7 @@ def draw_circuit(circuit, path: Path, title: str) -> dict:
     ax.axis("off")
     ax.set_title(title, fontsize=9)
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
+    save_figure(figure, path, dpi=120)
     plt.close(figure)
     return {"panels": 1, "path": str(path), "columns": width, "gates": len(placed)}
 
@@ -138,7 +138,7 @@ def draw_distribution(records: list[dict], path: Path, most: int = 16) -> dict |
     """The structure distribution over the search: per placeholder (the first `most`), the
     probability of each candidate at every logged step; the three likeliest at the end are
     named. None when the records hold no probabilities (a fixed circuit)."""
-    from nasc.runtime.reports.pages import _pyplot
+    from nasc.runtime.reports.pages import _pyplot, save_figure
 
     logged = [r for r in records if r.get("probabilities")]
     if not logged:
@@ -173,7 +173,7 @@ def draw_distribution(records: list[dict], path: Path, most: int = 16) -> dict |
     figure.supxlabel("step", fontsize=8)
     figure.supylabel("probability", fontsize=8)
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
+    save_figure(figure, path, dpi=110)
     plt.close(figure)
     return {"panels": len(labels), "path": str(path)}
 
@@ -190,6 +190,7 @@ def write_circuit_report(run_dir: Path) -> Path:
     from nasc.compiler.circuits import SuperCircuit
     from nasc.dsl import parse_space, read_source
     from nasc.runtime.reports.pages import _row, _run_page
+    from nasc.runtime.runs.checkpoint import write_atomic
 
     run_dir = Path(run_dir)
     config = json.loads((run_dir / "config.json").read_text())
@@ -226,5 +227,5 @@ def write_circuit_report(run_dir: Path) -> Path:
     qasm = html.escape((run_dir / "arch.qasm").read_text())
     qasm_section = f"<h2>OpenQASM 2 (arch.qasm)</h2>\n<pre>{qasm}</pre>\n<h2>Settings</h2>"
     page = page.replace("<h2>Settings</h2>", qasm_section)
-    (run_dir / "report.html").write_text(page)
+    write_atomic(run_dir / "report.html", page.encode())
     return run_dir / "report.html"

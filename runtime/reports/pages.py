@@ -4,6 +4,7 @@ candidate across shrink steps, training curves, and an HTML report for every run
 from __future__ import annotations
 
 import html
+import io
 import json
 import math
 import os
@@ -12,6 +13,7 @@ from pathlib import Path
 from nasc.dsl import Genotype, SpaceIR, apply_genotype, parse_space, read_source
 from nasc.dsl.ir import Cell
 from nasc.dsl.macro import Plan
+from nasc.runtime.runs.checkpoint import write_atomic
 
 SUBSET_COLOURS = [
     "#1f77b4",
@@ -38,6 +40,14 @@ def _pyplot():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def save_figure(figure, path: Path, dpi: int) -> None:
+    """Save a figure (in the format its file name says, PNG by default) through the atomic
+    writer: a kill while drawing leaves the previous picture, never a torn or empty one."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format=Path(path).suffix[1:].lower() or None, dpi=dpi)
+    write_atomic(Path(path), buffer.getvalue())
 
 
 # --- cells and the macro --------------------------------------------------------------------------
@@ -200,7 +210,7 @@ def draw_space(space: SpaceIR, plan: Plan, path: Path, title: str | None = None)
     if title:
         figure.suptitle(title, fontsize=11)
     figure.tight_layout()
-    figure.savefig(path, dpi=130)
+    save_figure(figure, path, dpi=130)
     plt.close(figure)
     return {"panels": len(cells), "path": str(path)}
 
@@ -300,7 +310,7 @@ def draw_importance(history: list[dict], path: Path) -> dict:
         fontsize=10,
     )
     figure.tight_layout(rect=(0, (0.25 * legend_rows + 0.15) / height, 1, 1))
-    figure.savefig(path, dpi=120)
+    save_figure(figure, path, dpi=120)
     plt.close(figure)
     return {"panels": len(panels), "path": str(path), "legend_entries": len(handles)}
 
@@ -336,7 +346,7 @@ def draw_curves(metrics: list[dict], path: Path) -> dict:
     loss_ax.legend(fontsize=7)
     acc_ax.legend(fontsize=7)
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
+    save_figure(figure, path, dpi=120)
     plt.close(figure)
     return {"panels": 3, "path": str(path)}
 
@@ -364,7 +374,7 @@ def draw_nb201_rank(table_path: str, found: str, path: Path) -> dict | None:
     )
     ax.set_xlabel("CIFAR-10 test accuracy (%)", fontsize=8)
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
+    save_figure(figure, path, dpi=120)
     plt.close(figure)
     return {"panels": 1, "path": str(path)}
 
@@ -408,7 +418,7 @@ def write_report(run_dir: Path) -> Path:
         rank = draw_nb201_rank(result["nb201_table"], result["nb201"], figures / "nb201.png")
         if rank:
             drawn["nb201"] = rank
-    (run_dir / "report.html").write_text(_html(run_dir, config, result, drawn))
+    write_atomic(run_dir / "report.html", _html(run_dir, config, result, drawn).encode())
     return run_dir / "report.html"
 
 
@@ -503,7 +513,7 @@ def write_train_report(run_dir: Path) -> Path:
         "curves": "Loss and accuracy per epoch, and training speed.",
     }
     page = _run_page("nasc train", run_dir, summary, drawn, captions, settings)
-    (run_dir / "report.html").write_text(page)
+    write_atomic(run_dir / "report.html", page.encode())
     return run_dir / "report.html"
 
 
@@ -541,7 +551,7 @@ def write_seeds_report(directory: Path) -> Path:
     figure.tight_layout()
     figures = directory / "figures"
     figures.mkdir(exist_ok=True)
-    figure.savefig(figures / "found.png", dpi=110)
+    save_figure(figure, figures / "found.png", dpi=110)
     plt.close(figure)
 
     datasets = list(summary.get("nb201_accuracy") or {})
@@ -596,7 +606,7 @@ def write_seeds_report(directory: Path) -> Path:
 <figcaption>The cells every seed found, one column per seed.</figcaption></figure>
 """
     page = _page(title, f'data-seeds="{len(runs)}"', body)
-    (directory / "report.html").write_text(page)
+    write_atomic(directory / "report.html", page.encode())
     return directory / "report.html"
 
 
@@ -783,5 +793,5 @@ def write_sweep_report(directory: Path) -> Path:
         + table(["group", "seed", "found", "supernet test (discretised)", "run"], runs)
     )
     page = _page(html.escape(title), f'data-searches="{len(gathered["runs"])}"', body)
-    (directory / "report.html").write_text(page)
+    write_atomic(directory / "report.html", page.encode())
     return directory / "report.html"

@@ -3,6 +3,7 @@ kept, and loaded with `torch.load(weights_only=True)`."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
@@ -13,6 +14,7 @@ from pathlib import Path
 import torch
 
 from nasc.dsl import NascUsageError
+from nasc.runtime.runs.faults import die_writing
 
 MAGIC = b"NASCKPT1"
 KEEP = 2
@@ -24,36 +26,88 @@ class CorruptCheckpoint(NascUsageError):
     """A checkpoint whose bytes do not match their checksum (torn write, disk damage)."""
 
 
-def write_atomic(path: Path, data: bytes, fault=None) -> None:
-    """Write bytes so that `path` is either the old file or the whole new one, never a torn one.
+def write_atomic(path: Path, data: bytes, fault=None, hint: str | None = None) -> None:
+    """Write bytes so that `path` is either the old file or the whole new one, never a torn one:
+    they go to a temporary file in the same folder, are synced, and the temporary is renamed
+    onto `path`. Every file nasc writes goes through here or `atomic_path`.
 
     Args:
-        fault: called halfway through the write (fault injection for the reliability tests).
+        fault: called halfway through the write (fault injection for the reliability tests;
+            `NASC_FAULT=write@NAME` kills the process there too).
+        hint: what to do when the write fails (default: what a run directory's file needs).
 
     Raises:
         NascUsageError: the folder is read-only or the disk is full; the old file is untouched.
     """
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    path = Path(path)
+    temporary = _temporary(path)
     try:
         with open(temporary, "wb") as handle:
             handle.write(data[: len(data) // 2])
+            handle.flush()
             if fault is not None:
-                handle.flush()
                 fault()
+            die_writing(path.name)
             handle.write(data[len(data) // 2 :])
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)
-    except OSError as error:
-        try:
-            temporary.unlink(missing_ok=True)
-        except OSError:
-            pass
-        raise NascUsageError(
-            f"cannot write {path}: {error.strerror or error}", hint=_write_hint(path)
-        ) from None
-    try:  # make the rename itself durable
-        directory = os.open(path.parent, os.O_RDONLY)
+    except BaseException as error:  # a full disk, or a second Ctrl-C while writing
+        _remove(temporary)
+        if isinstance(error, OSError):
+            raise _cannot_write(path, error, hint) from None
+        raise
+    _sync_folder(path.parent)
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path, hint: str | None = None):
+    """A temporary file name beside `path`, for writers that want a name rather than bytes
+    (TorchScript's save): when the block ends, the file is synced and renamed onto `path`.
+    When the block raises, `path` is as it was and the temporary is removed; after a kill the
+    temporary is left (a hidden `.NAME.tmp-PID`, which a resumed run removes). `hint`: as for
+    `write_atomic`.
+
+    Raises:
+        NascUsageError: the folder is read-only or the disk is full; the old file is untouched.
+    """
+    path = Path(path)
+    temporary = _temporary(path)
+    try:
+        yield temporary
+        die_writing(path.name)  # fault injection: the new bytes are down, not yet renamed
+        with open(temporary, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException as error:
+        _remove(temporary)
+        if isinstance(error, OSError):
+            raise _cannot_write(path, error, hint) from None
+        raise
+    _sync_folder(path.parent)
+
+
+def _temporary(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+
+def _remove(temporary: Path) -> None:
+    try:
+        temporary.unlink(missing_ok=True)
+    except OSError:
+        pass
+
+
+def _cannot_write(path: Path, error: OSError, hint: str | None) -> NascUsageError:
+    return NascUsageError(
+        f"cannot write {path}: {error.strerror or error}", hint=hint or _write_hint(path)
+    )
+
+
+def _sync_folder(folder: Path) -> None:
+    """Make a rename in `folder` durable (where the file system allows it)."""
+    try:
+        directory = os.open(folder, os.O_RDONLY)
         try:
             os.fsync(directory)
         finally:
@@ -145,6 +199,8 @@ def load_latest(
 MAX_CHECKPOINT_BYTES = int(os.environ.get("NASC_MAX_CHECKPOINT_BYTES", str(64 << 30)))
 MAX_JSON_BYTES = 64 << 20
 _TEMPORARY = re.compile(r"^\..+\.tmp-\d+$")
+# What a new run directory writes before its config.json.
+_RUN_START = ("space.nas", "arch.nas", "config.json")
 
 
 def read_regular(path: Path, limit: int) -> bytes:
@@ -204,6 +260,9 @@ def _write_hint(path: Path) -> str:
             "the previous checkpoint is intact"
         )
     if not (path.parent / "config.json").is_file():
+        if path.name not in _RUN_START and not (path.parent / "checkpoints").is_dir():
+            # Not a run directory: an export, a drawing, a seeds summary.
+            return f"free disk space or make {path.parent} writable, then run the command again"
         return (
             f"free disk space or make the folder writable, then start again: {path.parent} "
             "has no config.json, so it cannot be resumed (remove it)"

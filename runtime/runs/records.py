@@ -3,6 +3,7 @@ inside long epochs, the learning-rate schedule, per-epoch seeds, and what a dive
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import time
@@ -11,6 +12,7 @@ import torch
 
 from nasc.dsl import NascError
 from nasc.runtime.runs.checkpoint import save_checkpoint
+from nasc.runtime.runs.signals import Stopped, stop_on_signals, stop_wanted
 
 
 class NonFiniteLoss(NascError):
@@ -45,11 +47,13 @@ def epoch_seed(seed: int, epoch: int, stream: int) -> int:
 
 class RunRecords:
     """What a search (`Searcher`) and a training run (`train.Trainer`) share: logging a metrics
-    record, and checkpoints taken inside long epochs. The class sets `run`, `events`,
-    `metric_lines`, `metric_records`, `epoch`, `seconds`, `checkpoint_seconds` and `_saved_at`,
-    and defines `state()`; `dist` (torchrun) turns checkpoints inside epochs off."""
+    record, checkpoints taken inside long epochs, and stopping on a signal. The class sets `run`,
+    `events`, `metric_lines`, `metric_records`, `epoch`, `seconds`, `checkpoint_seconds` and
+    `_saved_at`, and defines `state()` and `save_inside()`; `dist` (torchrun) turns checkpoints
+    inside epochs off; `command` is what resumes it (`nasc search`, `nasc train`)."""
 
     dist = None
+    command = "nasc search"
 
     def _log(self, record: dict) -> None:
         if self.run is not None:
@@ -78,6 +82,46 @@ class RunRecords:
             and self.checkpoint_seconds is not None
             and time.perf_counter() - self._saved_at >= self.checkpoint_seconds
         )
+
+    def _stops(self):
+        """The block in which SIGINT and SIGTERM wait for the end of a training step (see
+        `runs.signals`): where there is a run directory to checkpoint into, not under torchrun."""
+        if self.run is None or self.dist is not None:
+            return contextlib.nullcontext()
+        return stop_on_signals(defer=True)
+
+    def _after_step(self, step: int, steps: int, sums: dict, seen: int, before, started) -> None:
+        """After training step `step` (from 1) of `steps`: a checkpoint inside the epoch when one
+        is due or a signal asked to stop, and then the stop. A stop asked at an epoch's last step
+        is taken once that epoch's checkpoint is written (`_take_stop`).
+
+        Args:
+            sums, seen: what the epoch has summed so far; `before`: its seconds before this
+                session; `started`: when this session started it (`time.perf_counter`).
+
+        Raises:
+            Stopped: after the checkpoint, when a signal asked to stop.
+        """
+        wanted = stop_wanted()
+        if step < steps and (wanted or self._checkpoint_due()):
+            session = time.perf_counter() - started
+            self.save_inside(step, sums, seen, before + session, session)
+            if wanted:
+                where = f"in epoch {self.epoch + 1}, after step {step} of {steps}"
+                raise Stopped(wanted, self._resume_line(where))
+
+    def _take_stop(self) -> None:
+        """Stop after an epoch's checkpoint when a signal asked to during the epoch's end.
+
+        Raises:
+            Stopped: when a signal asked to stop.
+        """
+        wanted = stop_wanted()
+        if wanted:
+            raise Stopped(wanted, self._resume_line(f"after epoch {self.epoch}"))
+
+    def _resume_line(self, where: str) -> str:
+        return f"checkpoint saved {where}; continue with: {self.command} --resume {self.run.path}"
 
     def _save_partial(self, step: int, sums: dict, seconds: float, session: float) -> None:
         """A checkpoint `step` training steps into the current epoch, with what the epoch has

@@ -15,8 +15,9 @@ from torch import nn
 
 from nasc.dsl import NascUsageError
 from nasc.runtime.hardware.distributed import Dist, broadcast
-from nasc.runtime.runs.checkpoint import CorruptCheckpoint, load_latest, nonfinite
+from nasc.runtime.runs.checkpoint import CorruptCheckpoint, checkpoints, load_latest, nonfinite
 from nasc.runtime.runs.records import metric_records
+from nasc.runtime.runs.settings import compute_changes
 from nasc.runtime.tasks.registry import DEFAULT_TASK
 
 # The keys every checkpoint of a search or training run holds, and their types.
@@ -162,7 +163,19 @@ def resume_state(run, fingerprint: str, dist: Dist | None, warn=print, check=Non
             run.rewrite_metrics(metric_records(state))
         else:
             run.truncate_metrics(int(state["metric_lines"]))
+        for line in compute_changes(_recorded_environment(run)):
+            warn(line)
     return state
+
+
+def _recorded_environment(run) -> dict | None:
+    """The `environment` a run's config.json recorded (None when it has none or is unreadable:
+    a resume has refused a bad config.json before it gets here)."""
+    try:
+        saved = run.read_json("config.json")
+    except NascUsageError:
+        return None
+    return saved.get("environment") if isinstance(saved, dict) else None
 
 
 def fingerprint(
@@ -189,6 +202,38 @@ def fingerprint(
         values["task"] = task
     key = json.dumps(values, sort_keys=True)
     return hashlib.sha256(key.encode()).hexdigest()[:24]
+
+
+def check_resumable(run, source: str, command: str) -> None:
+    """Refuse to resume a run directory that lacks the network's source (`space.nas` of a
+    search, `arch.nas` of a training run), saying whether it has a checkpoint and what to do.
+
+    Args:
+        command: what starts such a run (`nasc search`, `nasc train`).
+
+    Raises:
+        NascUsageError: naming the folder and the missing file.
+    """
+    if (run.path / source).is_file():
+        return
+    origin = None
+    try:
+        saved = run.read_json("config.json")
+        origin = saved.get("space") or saved.get("arch") if isinstance(saved, dict) else None
+    except NascUsageError:
+        pass
+    again = f"{command} {origin} ..." if isinstance(origin, str) else f"{command} ..."
+    if not checkpoints(run.checkpoints):
+        raise NascUsageError(
+            f"{run.path} has no checkpoint to resume (nor its {source}): the run stopped before "
+            "its first checkpoint, or the folder holds only its config.json",
+            hint=f"start the run again without --resume ({again}), and remove {run.path}",
+        )
+    raise NascUsageError(
+        f"{run.path} cannot be resumed: its {source} is missing",
+        hint=f"put back {run.path / source} (a copy of the .nas file the run started from), "
+        f"or start the run again without --resume ({again})",
+    )
 
 
 def check_run_config(saved, where: Path, cls, needs: tuple[str, ...] = ()) -> None:

@@ -47,14 +47,18 @@ def nasc_version() -> str:
 
 
 def environment(device=None) -> dict:
-    """What ran a command: the versions of nasc, PyTorch and Python, and the device."""
+    """What ran a command: the versions of nasc, PyTorch and Python, the device, and the torch
+    settings that change results in their last digits (`settings.compute_settings`)."""
     import torch
+
+    from nasc.runtime.runs.settings import compute_settings
 
     facts = {
         "nasc": nasc_version(),
         "torch": torch.__version__,
         "python": platform.python_version(),
         "device": str(device) if device is not None else "cpu",
+        **compute_settings(),
     }
     if device is not None and getattr(device, "type", None) == "cuda":
         facts["device_name"] = torch.cuda.get_device_name(device)

@@ -14,6 +14,7 @@ step, --lr the angles' Adam rate, --arch-lr the logits', --seed the seed.
 
 from __future__ import annotations
 
+import io
 import json
 import time
 from pathlib import Path
@@ -34,6 +35,7 @@ from nasc.dsl import (
 from nasc.dsl.circuits import is_circuit
 from nasc.dsl.syntax import parse_module
 from nasc.runtime.reports.circuits import write_circuit_report
+from nasc.runtime.runs.checkpoint import write_atomic
 from nasc.runtime.runs.events import LoggedEvents, RunEvents
 from nasc.runtime.runs.rundir import unique_directory
 from nasc.runtime.search.result import SearchResult
@@ -270,8 +272,10 @@ def _write_run(request, space, text, strategy, settings, found: CircuitFound, ev
             "result.json": json.dumps(result, indent=2),
         }
         for file, content in files.items():
-            (run_dir / file).write_text(content)
-        torch.save(found.circuit.state_dict(), run_dir / "circuit.pt")
+            write_atomic(run_dir / file, content.encode())
+        buffer = io.BytesIO()
+        torch.save(found.circuit.state_dict(), buffer)
+        write_atomic(run_dir / "circuit.pt", buffer.getvalue())
         events.message(f"wrote {run_dir}/arch.nas and {run_dir}/arch.qasm")
         report, report_error = _report(run_dir)
         if report_error:

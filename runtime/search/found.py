@@ -172,12 +172,14 @@ def lookup(result: dict, request, table: NB201Table | None) -> bool:
 
 def keep_result(run: RunDir, request, table: NB201Table | None) -> SearchResult:
     """A resumed run that had already finished: its results stand; only a new look-up is
-    added."""
+    added, and a report that was never finished (killed while drawn) is drawn."""
     previous = run.read_json("result.json")
     result = dict(previous)
     error = None
-    if lookup(result, request, table) and result != previous:
+    changed = lookup(result, request, table) and result != previous
+    if changed:
         run.write_json("result.json", result)
+    if changed or not (run.path / "report.html").is_file():
         _, error = write_report(run)
     kept = SearchResult.from_run(run.path)
     return SearchResult(

@@ -16,7 +16,7 @@ from nasc.dsl import NascUsageError, SpaceIR
 from nasc.runtime.hardware.distributed import Dist, sum_tensor
 from nasc.runtime.runs.checkpoint import CorruptCheckpoint, nonfinite, save_checkpoint
 from nasc.runtime.runs.events import RunEvents
-from nasc.runtime.runs.faults import die_at, poison, stop_at
+from nasc.runtime.runs.faults import die_at, poison, stop_at, wait_for_signal
 from nasc.runtime.runs.records import (
     DIVERGED_LOSS,
     Diverged,
@@ -251,9 +251,8 @@ class Searcher(RunRecords):
             for name, value in self.task.batch_sums(logits.detach(), labels).items():
                 sums[name] += value
             seen += len(labels)
-            if self._checkpoint_due() and step + 1 < steps:
-                session = time.perf_counter() - started
-                self.save_inside(step + 1, sums, seen, before + session, session)
+            wait_for_signal(self.epoch + 1, step + 1)
+            self._after_step(step + 1, steps, sums, seen, before, started)
             die_at("kill", self.epoch + 1, step + 1)
             stop_at("stop", self.epoch + 1, step + 1)
             self.events.step(
@@ -398,9 +397,12 @@ class Searcher(RunRecords):
         }
 
     def run_epochs(self) -> None:
-        """Train from the current epoch to the last, checkpointing after each."""
-        while self.epoch < self.config.epochs:
-            self.run_one_epoch()
+        """Train from the current epoch to the last, checkpointing after each (and, on SIGINT or
+        SIGTERM, inside the epoch before stopping: see `runs.signals`)."""
+        with self._stops():
+            while self.epoch < self.config.epochs:
+                self.run_one_epoch()
+                self._take_stop()
 
     def run_one_epoch(self) -> None:
         """Train one epoch, evaluate, let the strategy act, log, and checkpoint."""

@@ -29,6 +29,7 @@ from nasc.runtime.requests import SearchRequest
 from nasc.runtime.runs.events import LoggedEvents, RunEvents, WithRecords
 from nasc.runtime.runs.faults import stop_at
 from nasc.runtime.runs.resume import (
+    check_resumable,
     check_run_config,
     fingerprint,
     record_overrides,
@@ -222,6 +223,8 @@ def resumed_plan(request, overrides: dict, dist_) -> SearchPlan:
 
 def _read_resumed(request, overrides: dict, dist_, where: Path, run) -> SearchPlan:
     main = dist_ is None or dist_.main
+    if main:
+        check_resumable(run, "space.nas", "nasc search")
     saved, source = broadcast(
         (run.read_json("config.json"), read_source(run.path / "space.nas")) if main else None,
         dist_,

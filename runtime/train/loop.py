@@ -20,7 +20,7 @@ from nasc.runtime.runs.checkpoint import (
     write_atomic,
 )
 from nasc.runtime.runs.events import RunEvents
-from nasc.runtime.runs.faults import die_at, poison
+from nasc.runtime.runs.faults import die_at, poison, wait_for_signal
 from nasc.runtime.runs.records import (
     DIVERGED_LOSS,
     Diverged,
@@ -72,6 +72,8 @@ class Trainer(RunRecords):
         resume_overrides: the settings an explicit resume override changed.
         checkpoint_seconds: also checkpoint inside epochs this often (None: at epoch ends only).
     """
+
+    command = "nasc train"
 
     def __init__(
         self,
@@ -200,9 +202,8 @@ class Trainer(RunRecords):
             for name, value in self.task.batch_sums(logits.detach(), labels).items():
                 sums[name] += float(value)
             seen += len(labels)
-            if self._checkpoint_due() and step + 1 < steps:
-                session = time.perf_counter() - started
-                self.save_inside(step + 1, sums, seen, before + session, session)
+            wait_for_signal(self.epoch + 1, step + 1)
+            self._after_step(step + 1, steps, sums, seen, before, started)
             die_at("kill", self.epoch + 1, step + 1)
             if step % 10 == 0:
                 self.events.step(step + 1, steps, sums["total_loss"] / seen)
@@ -222,6 +223,12 @@ class Trainer(RunRecords):
         return evaluate(self.model, self.test_batches, self.task, self._autocast, self._prepare)
 
     def run_epochs(self) -> None:
+        """Train to the last epoch, checkpointing after each (and, on SIGINT or SIGTERM, inside
+        the epoch before stopping: see `runs.signals`)."""
+        with self._stops():
+            self._epochs()
+
+    def _epochs(self) -> None:
         while self.epoch < self.config.epochs:
             started = time.perf_counter()
             done = int(self.partial["step"]) if self.partial else 0
@@ -239,6 +246,7 @@ class Trainer(RunRecords):
             self._log(record)
             self.seconds += time.perf_counter() - started
             self.save(best=improved)
+            self._take_stop()
 
     def _lower_lr_hint(self) -> str:
         chance = self.task.chance_loss(self.data)

@@ -19,7 +19,6 @@ from nasc.compiler import (
     catalog,
     compile_space,
     count_flops,
-    export_torchscript,
 )
 from nasc.dsl import (
     NascUsageError,
@@ -30,6 +29,7 @@ from nasc.dsl import (
     parse_space,
     read_source,
 )
+from nasc.runtime.exporting import write_torchscript
 from nasc.runtime.hardware.memory import check_fits
 from nasc.runtime.plugins import load_plugins
 from nasc.runtime.plugins import recorded as plugins_recorded
@@ -37,6 +37,7 @@ from nasc.runtime.requests import EvalRequest, TrainRequest
 from nasc.runtime.runs.checkpoint import load_checkpoint
 from nasc.runtime.runs.events import LoggedEvents, RunEvents
 from nasc.runtime.runs.resume import (
+    check_resumable,
     check_run_config,
     record_overrides,
     recorded_overrides,
@@ -293,6 +294,7 @@ def resumed_training(request, overrides: dict) -> TrainingPlan:
     run = RunDir.open(Path(request.resume))
     plan = None
     try:
+        check_resumable(run, "arch.nas", "nasc train")
         saved = run.read_json("config.json")
         check_run_config(saved, run.path / "config.json", TrainConfig)
         load_plugins(saved.get("plugins"), run.path / "config.json")  # before arch.nas
@@ -421,6 +423,7 @@ def restore_training(trainer: Trainer, plan: TrainingPlan, events: RunEvents) ->
     resumed = trainer.restore(warn=events.message)
     record_overrides(plan.run, plan.saved, plan.changes, trainer, resumed)
     if not resumed:
+        events.message("no checkpoint yet: starting from the first epoch")
         return False
     finished = trainer.epoch >= plan.config.epochs
     events.message(
@@ -451,7 +454,7 @@ def training_result(trainer: Trainer, plan: TrainingPlan, finished: bool, device
         "environment": environment(device),
     }
     if run is not None:
-        export_torchscript(_without_aux(plan.space, plan.defines, net), run.path / "model.pt")
+        write_torchscript(_without_aux(plan.space, plan.defines, net), run.path / "model.pt")
         run.write_json("result.json", result)
     return result
 
@@ -496,10 +499,18 @@ def run_eval(args: EvalRequest) -> dict:
             (
                 p
                 for p in (target, target.parent, target.parent.parent)
-                if (p / "arch.nas").is_file()
+                if (p / "arch.nas").is_file() or (p / "space.nas").is_file()
             ),
             target,
         )
+        if (run_dir / "space.nas").is_file():
+            raise NascUsageError(
+                f"{run_dir} is a search run; nasc eval measures a network that nasc train trained "
+                "(a search's supernet shares its weights among every candidate)",
+                hint=f"train the architecture it found: nasc train {run_dir / 'arch.nas'} "
+                "--data DATA, then nasc eval runs/train-...; the search's own test accuracies "
+                f"are in {run_dir / 'result.json'}",
+            )
         if not (run_dir / "arch.nas").is_file() or not (run_dir / "config.json").is_file():
             raise NascUsageError(
                 f"{target} is not a training run, a checkpoint in one, or a TorchScript file",
@@ -513,6 +524,11 @@ def run_eval(args: EvalRequest) -> dict:
         )
         net = compile_space(space, saved["defines"], CompileOptions(search=False))
         checkpoint = target if target.is_file() else run_dir / "best.pt"
+        if not checkpoint.exists():
+            raise NascUsageError(
+                f"{run_dir} has no best.pt yet: its training stopped before its first epoch ended",
+                hint=f"resume it (nasc train --resume {run_dir}), then evaluate it",
+            )
         state = load_checkpoint(checkpoint, map_location="cpu")["net"]
         prefix = _aux_prefix(net.plan)
         net.load_state_dict({k: v for k, v in state.items() if not k.startswith(prefix)})

@@ -304,3 +304,51 @@ def test_the_run_records_its_measurement_protocol(search_run):
         "information measured on</th><td>reference protocol"
         in (search_run / "report.html").read_text()
     )
+
+
+def _copy(run, tmp_path):
+    """A copy of a finished run, free to change."""
+    copy = tmp_path / run.name
+    shutil.copytree(run, copy)
+    (copy / ".lock").unlink(missing_ok=True)
+    return copy
+
+
+def test_a_report_that_dies_while_drawn_keeps_the_previous_pictures_and_page(
+    search_run, tmp_path, monkeypatch
+):
+    """`nasc report` failing while it saves its third figure (part of it written) leaves
+    report.html as it was and every figure a whole picture, none torn or empty."""
+    from matplotlib.figure import Figure
+
+    run = _copy(search_run, tmp_path)
+    page = (run / "report.html").read_bytes()
+    saved, real = [], Figure.savefig
+
+    def dies_on_the_third(self, target, **kwargs):
+        saved.append(target)
+        if len(saved) < 3:
+            return real(self, target, **kwargs)
+        handle = target if hasattr(target, "write") else open(target, "wb")
+        handle.write(b"\x89PNG\r\n")
+        raise RuntimeError("killed while drawing")
+
+    monkeypatch.setattr(Figure, "savefig", dies_on_the_third)
+    with pytest.raises(RuntimeError, match="killed while drawing"):
+        main(["report", str(run)])
+    monkeypatch.undo()
+    assert (run / "report.html").read_bytes() == page
+    for figure in (run / "figures").iterdir():
+        assert_real_picture(figure)
+    assert not list(run.rglob(".*.tmp-*"))
+
+
+def test_a_search_whose_report_was_never_finished_draws_it_on_resume(search_run, tmp_path):
+    """A search killed while drawing its first report (result.json written, report.html not)
+    draws the report when resumed."""
+    run = _copy(search_run, tmp_path)
+    (run / "report.html").unlink()
+    shutil.rmtree(run / "figures")
+    assert main(["search", "--resume", str(run), "--quiet"]) == 0
+    assert 'src="figures/found.png"' in (run / "report.html").read_text()
+    assert_real_picture(run / "figures" / "found.png")

@@ -14,7 +14,7 @@ import subprocess
 import sys
 
 import pytest
-from tiny_search import TINY_SEARCH
+from tiny_search import TINY_SEARCH, nasc_signalled
 
 from nasc.runtime.runs.rundir import RunDir
 
@@ -108,6 +108,27 @@ def test_a_full_disk_keeps_the_previous_checkpoint(reference, tmp_path):
     assert after == before  # intact, and no temporary file left behind
     resumed = nasc(["search", "--resume", str(run), "--quiet"])
     assert resumed.returncode == 0, resumed.stderr
+    assert outcome(run) == reference
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signalled_search_checkpoints_its_epoch_and_resumes_to_the_same_result(
+    signum, reference, tmp_path
+):
+    """SIGTERM (SLURM, Kubernetes) or SIGINT in the middle of epoch 2 finishes the step, saves a
+    checkpoint there, says so and exits 143 (SIGTERM) or 130 (SIGINT); `--resume` continues at
+    that step and ends as an uninterrupted run does."""
+    stopped = nasc_signalled([*SEARCH, "--runs-dir", str(tmp_path)], "signal@2.2", signum)
+    assert stopped.returncode == 128 + signum, stopped.stderr
+    word = "terminated (SIGTERM)" if signum == signal.SIGTERM else "interrupted"
+    assert word in stopped.stderr and "in epoch 2, after step 2" in stopped.stderr
+    assert "Traceback" not in stopped.stderr
+    [run] = tmp_path.iterdir()
+    assert f"nasc search --resume {run}" in stopped.stderr
+    assert (run / "checkpoints" / "ckpt-00001-s000002.pt").is_file()
+    resumed = nasc(["search", "--resume", str(run), "--quiet"])
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resumed in epoch 2, after step 2" in resumed.stdout
     assert outcome(run) == reference
 
 

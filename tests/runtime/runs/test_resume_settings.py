@@ -88,6 +88,35 @@ def test_an_edited_config_json_is_refused_naming_the_setting(run_copy, capsys, k
     assert f"trained with {key} =" in err and "config.json" in err
 
 
+def test_a_run_records_its_thread_count_and_determinism(killed):
+    """config.json records torch's thread count and deterministic-algorithm setting."""
+    recorded = json.loads((killed / "config.json").read_text())["environment"]
+    assert isinstance(recorded["threads"], int) and recorded["threads"] >= 1
+    assert isinstance(recorded["deterministic"], bool)
+
+
+def test_a_resume_with_other_threads_or_determinism_warns(run_copy, capsys):
+    """A resume under another thread count or deterministic-algorithm setting than the run
+    recorded says what changed, that the results will differ in the last digits, and how to set
+    it back; one under the same settings says nothing of it."""
+    path = run_copy / "config.json"
+    saved = json.loads(path.read_text())
+    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    saved["environment"].update(threads=threads + 1, deterministic=not deterministic)
+    path.write_text(json.dumps(saved))
+    shutil.copytree(run_copy, run_copy.with_name("same"))
+    assert main(["search", "--resume", str(run_copy), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert f"computed with {threads + 1} threads and this resume has {threads}" in out
+    assert f"OMP_NUM_THREADS={threads + 1}" in out and "last digits" in out
+    assert f"torch.use_deterministic_algorithms({not deterministic})" in out
+    same = run_copy.with_name("same")
+    saved["environment"].update(threads=threads, deterministic=deterministic)
+    (same / "config.json").write_text(json.dumps(saved))
+    assert main(["search", "--resume", str(same), "--quiet"]) == 0
+    assert "last digits" not in capsys.readouterr().out
+
+
 def test_a_resume_under_another_world_size_is_refused(run_copy, capsys):
     path = run_copy / "config.json"
     saved = json.loads(path.read_text())

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 
 import pytest
 import torch
@@ -249,3 +250,26 @@ def test_a_resumed_darts_strategy_takes_the_overridden_arch_settings():
     resumed.load_state_dict(saved)
     [group] = resumed.optimizer.param_groups
     assert (group["lr"], group["betas"], group["weight_decay"]) == (0.01, (0.9, 0.99), 0.0)
+
+
+def test_resuming_a_folder_with_only_config_json_says_there_is_no_checkpoint(
+    killed, tmp_path, capsys
+):
+    """`nasc search --resume` on a folder holding only config.json says there is no checkpoint
+    to resume and how to start the search again (its space named), instead of a bare missing
+    space.nas."""
+    folder = tmp_path / "only-config"
+    folder.mkdir()
+    shutil.copy(killed / "config.json", folder / "config.json")
+    assert main(["search", "--resume", str(folder), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "no checkpoint to resume" in err and "before its first checkpoint" in err
+    assert "without --resume (nasc search nb201" in err
+
+
+def test_resuming_a_run_that_lost_its_space_names_the_file(run_copy, capsys):
+    """A run with checkpoints but no space.nas is refused naming the missing file."""
+    (run_copy / "space.nas").unlink()
+    assert main(["search", "--resume", str(run_copy), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "its space.nas is missing" in err and f"put back {run_copy / 'space.nas'}" in err

@@ -6,16 +6,23 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import signal
 
 import pytest
 import torch
-from tiny_search import first_weight, lines
+from tiny_search import first_weight, lines, nasc, nasc_signalled
 
+from nasc.compiler import catalog
+from nasc.dsl import apply_genotype, load_space, parse_arch
 from nasc.runtime.cli import main
+from nasc.runtime.data.images import load_digits
 from nasc.runtime.runs.checkpoint import (
+    checkpoints,
     load_checkpoint,
     save_checkpoint,
 )
+from nasc.runtime.tasks import bind_data
+from nasc.runtime.train.run import make_train_config
 
 # --- nasc train resumes as a search does ----------------------------------------------------------
 
@@ -134,3 +141,104 @@ def test_a_train_checkpoint_of_another_structure_falls_back(trained, tmp_path, c
     assert main(["train", "--resume", str(run), "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "ckpt-00002.pt" in out and said in out and "resumed after epoch 1" in out
+
+
+# --- signals --------------------------------------------------------------------------------------
+
+
+def test_a_terminated_training_run_checkpoints_its_epoch_and_resumes_to_the_same_result(tmp_path):
+    """SIGTERM in the middle of epoch 2 of `nasc train` saves a checkpoint at that step and exits
+    143; `--resume` ends with the metrics and weights of an uninterrupted run."""
+    whole = nasc([*TRAIN, "--runs-dir", str(tmp_path / "whole")])
+    assert whole.returncode == 0, whole.stderr
+    part = tmp_path / "part"
+    stopped = nasc_signalled([*TRAIN, "--runs-dir", str(part)], "signal@2.1", signal.SIGTERM)
+    assert stopped.returncode == 143, stopped.stderr
+    [run] = part.iterdir()
+    assert (
+        "terminated (SIGTERM)" in stopped.stderr and f"nasc train --resume {run}" in stopped.stderr
+    )
+    assert (run / "checkpoints" / "ckpt-00001-s000001.pt").is_file()
+    resumed = nasc(["train", "--resume", str(run), "--quiet"])
+    assert resumed.returncode == 0, resumed.stderr
+    [whole_run] = (tmp_path / "whole").iterdir()
+
+    def strip(records):
+        timing = ("seconds", "images_per_s")
+        return [{k: v for k, v in r.items() if k not in timing} for r in records]
+
+    assert strip(lines(run)) == strip(lines(whole_run))
+    a = load_checkpoint(whole_run / "checkpoints" / "ckpt-00002.pt")["net"]
+    b = load_checkpoint(run / "checkpoints" / "ckpt-00002.pt")["net"]
+    assert all(torch.equal(value, b[key]) for key, value in a.items() if torch.is_tensor(value))
+
+
+def test_a_stop_asked_at_an_epochs_last_step_is_taken_after_its_checkpoint(tmp_path, monkeypatch):
+    """A SIGTERM that arrives during an epoch's last step lets the epoch end and checkpoint,
+    then stops, saying after which epoch and how to resume."""
+    import os
+
+    from nasc.runtime.runs.rundir import RunDir
+    from nasc.runtime.runs.signals import Stopped
+    from nasc.runtime.train import loop
+
+    space = load_space("nb201", catalog=catalog())
+    space = apply_genotype(space, parse_arch(space, TRAIN[3]))
+    data = load_digits().subset(64)
+    defines = bind_data(space, {"C": 4, "N": 1}, data)
+    config = make_train_config("nb201", dict(epochs=2, batch_size=32, device="cpu"))
+    run = RunDir.create(tmp_path, "train", "nb201")
+    trainer = loop.Trainer(space, defines, config, data, torch.device("cpu"), run=run)
+
+    def terminate_at_the_last_step(point, epoch, step=None):
+        if (point, epoch, step) == ("kill", 1, len(trainer.train_batches)):
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(loop, "die_at", terminate_at_the_last_step)
+    handler = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(Stopped) as stopped:
+        trainer.run_epochs()
+    run.close()
+    assert stopped.value.status == 143 and "after epoch 1" in stopped.value.message
+    assert [p.name for p in checkpoints(run.checkpoints)] == ["ckpt-00001.pt"]
+    assert signal.getsignal(signal.SIGTERM) == handler
+
+
+# --- what eval and resume need --------------------------------------------------------------------
+
+
+def test_resuming_a_training_folder_with_only_config_json_says_so(trained, tmp_path, capsys):
+    """`nasc train --resume` on a folder holding only config.json says there is no checkpoint to
+    resume and to start the training again without --resume."""
+    folder = tmp_path / "only-config"
+    folder.mkdir()
+    shutil.copy(trained / "config.json", folder / "config.json")
+    assert main(["train", "--resume", str(folder), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "no checkpoint to resume" in err and "without --resume (nasc train nb201" in err
+
+
+@pytest.mark.parametrize("finished", [True, False])
+def test_eval_of_a_search_run_says_to_train_it_first(tmp_path, capsys, finished):
+    """`nasc eval` of a search run directory (finished or not) says it is a search run and to
+    train the architecture it found first."""
+    run = tmp_path / "nb201-isdarts-20260101-000000"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "space.nas").write_text("# the searched space\n")
+    (run / "config.json").write_text(json.dumps({"space": "nb201", "defines": {}}))
+    if finished:
+        (run / "arch.nas").write_text("# the found architecture\n")
+    assert main(["eval", str(run), "--data", "digits"]) == 2
+    err = capsys.readouterr().err
+    assert "is a search run" in err and f"nasc train {run / 'arch.nas'}" in err
+
+
+def test_eval_of_a_training_run_without_best_pt_says_to_resume_it(trained, tmp_path, capsys):
+    """A training run stopped before its first epoch ended has no best.pt: eval says so and to
+    resume it."""
+    copy = tmp_path / trained.name
+    shutil.copytree(trained, copy)
+    (copy / "best.pt").unlink()
+    assert main(["eval", str(copy), "--data", "digits"]) == 2
+    err = capsys.readouterr().err
+    assert "no best.pt yet" in err and f"nasc train --resume {copy}" in err
