@@ -212,9 +212,11 @@ def _add_export(commands) -> None:
     export.add_argument(
         "source", metavar="RUN_DIR|FILE", help="a search run directory, or a .nas file with --arch"
     )
+    from nasc.runtime.api import EXPORT_FORMATS
+
     export.add_argument("--arch", help="the decisions, when SOURCE is a .nas file")
     export.add_argument(
-        "--format", required=True, choices=["nas", "genotype", "nb201", "darts", "torchscript"]
+        "--format", required=True, choices=[f for f in EXPORT_FORMATS if f != "module"]
     )
     export.add_argument(
         "-o",

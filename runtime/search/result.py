@@ -104,6 +104,6 @@ class SearchResult:
 
     def export(self, format: str, output: str | Path | None = None, **params: int):
         """See `nasc.export`."""
-        from nasc.runtime.exporting import export_as
+        from nasc.runtime.api import export
 
-        return export_as(self.require_run_dir(), format, output=output, params=params)
+        return export(self, format, output=output, **params)
