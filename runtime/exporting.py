@@ -9,6 +9,7 @@ from pathlib import Path
 from nasc.compiler import catalog, export_network, export_torchscript, fixed_source
 from nasc.dsl import Genotype, NascUsageError, load_space, parse_arch, parse_space, read_source
 from nasc.dsl.genotype import darts_genotype, format_darts, nb201_string
+from nasc.runtime.plugins import load_plugins
 
 
 def load_decision(source: str, arch: str | None, overrides: Mapping[str, int]):
@@ -24,6 +25,7 @@ def load_decision(source: str, arch: str | None, overrides: Mapping[str, int]):
         config = {}
         if (path / "config.json").is_file():
             config = json.loads((path / "config.json").read_text())
+        load_plugins(config.get("plugins"), path / "config.json")  # before the space names ops
         merged = {**config.get("defines", {}), **overrides}
         space = parse_space(
             read_source(space_file), str(space_file), catalog=catalog(), overrides=merged

@@ -194,6 +194,7 @@ def _add_test(commands) -> None:
     )
     test.add_argument("file", metavar="FILE", help="a .nas file or a built-in space")
     _add_defines(test)
+    _add_ops(test)
     test.add_argument(
         "--examples",
         type=int,
@@ -366,6 +367,7 @@ def _add_profile(commands) -> None:
     )
     profile.add_argument("space", metavar="FILE", help="a .nas file or a built-in space")
     _add_defines(profile)
+    _add_ops(profile)
     profile.add_argument("--data", help="bind channels, size and classes to this data set")
     profile.add_argument("--cache-dir", help="where datasets download (default: ~/.cache/nasc)")
     profile.add_argument("--device", default="auto", help="auto, cpu or cuda")
