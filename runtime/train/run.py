@@ -360,7 +360,9 @@ def load_training_data(plan: TrainingPlan, request, overrides: dict, events: Run
         plan.defines = plan.task.bind(plan.space, plan.defines, data)
         plan.config = fit_augmentation(plan.config, data, overrides, events.message)
         plan.source = format_space(plan.space)
-        parse_space(plan.source, str(request.arch_file), catalog=catalog(), overrides=plan.defines)
+        # The shape checks again, at the data's sizes (the space was read with its defaults).
+        where = str(request.arch_file or "<string>")
+        parse_space(plan.source, where, catalog=catalog(), overrides=plan.defines)
     return data
 
 
