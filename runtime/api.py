@@ -8,6 +8,9 @@ keyword arguments. Loading and checking a space stays torch-free (the op names c
 
 from __future__ import annotations
 
+import itertools
+import random
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +19,7 @@ import attrs
 from nasc.dsl import Genotype, NascUsageError, SpaceIR, find_space, format_space, read_source
 from nasc.dsl import parse_space as _parse_space
 from nasc.runtime.catalog import language_catalog
+from nasc.runtime.exporting import EXPORT_FORMATS  # noqa: F401 - what `export` takes
 from nasc.runtime.requests import EvalRequest, SearchRequest, TrainRequest
 from nasc.runtime.runs.events import RunEvents
 from nasc.runtime.search.result import SearchResult
@@ -45,8 +49,45 @@ class Space:
         return self.ir.is_fixed
 
     def architectures(self) -> int:
-        """How many architectures the space holds."""
+        """How many architectures the space holds (`genotypes` lists them, `sample` draws)."""
         return self.ir.architectures()
+
+    def genotypes(self) -> Iterator[Genotype]:
+        """Every architecture of the space, once each, as a `Genotype` (`with_arch` makes it a
+        fixed space), in a fixed order: lazily, so the first of DARTS' ~10^18 comes at once.
+        A fixed space has one, which decides nothing."""
+        cells = [cell for cell in self.ir.used_cells() if cell.choices]
+        subsets = [(cell.name, subset) for cell in cells for subset in cell.subsets]
+        picks = [list(itertools.combinations(subset.members, subset.k)) for _, subset in subsets]
+        for chosen in itertools.product(*picks):
+            kept = set()
+            for (name, _), members in zip(subsets, chosen):
+                kept.update((name, edge, op) for edge, op in members)
+            yield _genotype(cells, kept)
+
+    def sample(self, count: int, *, seed: int = 0) -> list[Genotype]:
+        """`count` architectures drawn at random, each uniformly from the whole space and
+        independently of the others (one may come twice); the same seed draws the same.
+
+        Raises:
+            NascUsageError: a count that is not a whole number of zero or more.
+        """
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise NascUsageError(
+                f"sample: count must be a whole number of zero or more, not {count!r}",
+                hint="e.g. space.sample(10, seed=0)",
+            )
+        draw = random.Random(seed)
+        cells = [cell for cell in self.ir.used_cells() if cell.choices]
+        drawn = []
+        for _ in range(count):
+            kept = set()
+            for cell in cells:
+                for subset in cell.subsets:
+                    chosen = draw.sample(subset.members, subset.k)
+                    kept.update((cell.name, edge, op) for edge, op in chosen)
+            drawn.append(_genotype(cells, kept))
+        return drawn
 
     def compile(self, search: bool = True, **options: Any):
         """The supernet (an `nn.Module`, masks and all); `options` are `CompileOptions` fields."""
@@ -64,6 +105,20 @@ class Space:
         return Space(ir=fixed, source=format_space(fixed), origin=self.origin, defines=self.defines)
 
 
+def _genotype(cells, kept: set[tuple[str, str, str]]) -> Genotype:
+    """The genotype that keeps the (cell, edge, op) triples `kept` of these cells, each edge's
+    ops in the order of its candidates."""
+    return Genotype(
+        {
+            cell.name: {
+                edge.key: [op for op in edge.candidates if (cell.name, edge.key, op) in kept]
+                for edge in cell.choices
+            }
+            for cell in cells
+        }
+    )
+
+
 def _looks_like_text(value: str) -> bool:
     return "\n" in value or "{" in value
 
@@ -77,6 +132,17 @@ def load_space(path_or_text: str | Path | Space, **params: int) -> Space:
     """
     if isinstance(path_or_text, Space):
         return load_space(path_or_text.source, **{**path_or_text.defines, **params})
+    if not isinstance(path_or_text, (str, Path)):
+        raise NascUsageError(
+            f"load_space takes a path, a built-in name, .nas text or a Space, not "
+            f"{type(path_or_text).__name__}",
+            hint='e.g. nasc.load_space("nb201") or nasc.load_space("my_space.nas")',
+        )
+    if isinstance(path_or_text, str) and not path_or_text.strip():
+        raise NascUsageError(
+            "the space's path is empty",
+            hint='give a .nas path, a built-in name (e.g. nasc.load_space("nb201")) or .nas text',
+        )
     for name, value in params.items():
         if not isinstance(value, int) or isinstance(value, bool):
             raise NascUsageError(

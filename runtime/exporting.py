@@ -21,7 +21,11 @@ from nasc.dsl import (
     read_source,
 )
 from nasc.dsl.genotype import darts_genotype, format_darts, nb201_string
+from nasc.runtime.plugins import load_plugins
 from nasc.runtime.runs.checkpoint import atomic_path, write_atomic
+
+# What `export_as` writes (`nasc export --format` takes all but `module`).
+EXPORT_FORMATS = ("nas", "genotype", "nb201", "darts", "torchscript", "qasm", "module")
 
 
 def load_decision(source: str, arch: str | None, overrides: Mapping[str, int]):
@@ -37,6 +41,7 @@ def load_decision(source: str, arch: str | None, overrides: Mapping[str, int]):
         config = {}
         if (path / "config.json").is_file():
             config = json.loads((path / "config.json").read_text())
+        load_plugins(config.get("plugins"), path / "config.json")  # before the space names ops
         merged = {**config.get("defines", {}), **overrides}
         space = parse_space(
             read_source(space_file), str(space_file), catalog=catalog(), overrides=merged
@@ -165,6 +170,10 @@ def export_as(source: str | Path, fmt: str, arch: str | None = None, output=None
     """What `nasc.export` returns: the text, the `nn.Module` for `module`, or the written path
     (for `torchscript`, or when `output` is given). `source` is a search run directory, or a
     `.nas` file with `arch`."""
+    if fmt not in EXPORT_FORMATS:
+        raise NascUsageError(
+            f"unknown export format `{fmt}`", hint=f"known formats: {', '.join(EXPORT_FORMATS)}"
+        )
     where, params = str(source), dict(params or {})
     if fmt == "module":
         space, genotype, overrides, run_dir = load_decision(where, arch, params)

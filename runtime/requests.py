@@ -4,14 +4,193 @@ reach the same functions. Torch-free, like `config.py`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+import os
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
 
+from nasc.dsl import NascUsageError
+
 
 def _dict(value) -> dict:
     return dict(value or {})
+
+
+def _names(value) -> list:
+    """A list of names; a lone string is left as it is, for the type check to refuse (a list of
+    its characters would name modules nobody meant)."""
+    if isinstance(value, str):
+        return value
+    return list(value or [])
+
+
+# --- checking values against the types of attrs fields ----------------------------------------
+
+_ARTICLE = {"int": "an int", "float": "a float", "str": "a str", "bool": "a bool"}
+
+
+def _split(text: str, separator: str) -> list[str]:
+    """`text` split at `separator` outside brackets, each part stripped."""
+    parts, depth, start = [], 0, 0
+    for index, char in enumerate(text):
+        depth += (char == "[") - (char == "]")
+        if char == separator and depth == 0:
+            parts.append(text[start:index].strip())
+            start = index + 1
+    return [*parts, text[start:].strip()]
+
+
+def _alternatives(kind) -> list[str]:
+    """A field's type as the names of its alternatives: `int | None` -> ["int", "None"]."""
+    return _split(kind.__name__ if isinstance(kind, type) else str(kind), "|")
+
+
+def _arguments(kind: str) -> list[str]:
+    """The arguments of a generic type's name: `dict[str, int]` -> ["str", "int"]."""
+    return _split(kind[kind.index("[") + 1 : -1], ",")
+
+
+def _a(value) -> str:
+    name = type(value).__name__
+    return _ARTICLE.get(name, f"an {name}" if name[0] in "aeiou" else f"a {name}")
+
+
+def _fit(value, kind: str):
+    """`value` as a value of the type named `kind`, or a reason (a `_Misfit`) why it is not."""
+    if kind in ("Any", "object"):
+        return value
+    if kind == "None":
+        return value if value is None else _Misfit("None")
+    if kind == "bool":
+        return value if isinstance(value, bool) else _Misfit("a bool")
+    if kind == "int":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return _Misfit("an int")
+        if isinstance(value, float):
+            if not math.isfinite(value):
+                return _Misfit("an int")
+            if not value.is_integer():
+                return _Misfit("an int", ", not a float with a fraction")
+            return int(value)
+        return value
+    if kind == "float":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return _Misfit("a float")
+        if not math.isfinite(value):
+            return _Misfit("a finite number", "")
+        return value
+    if kind == "str":
+        if isinstance(value, os.PathLike):
+            return os.fspath(value)
+        return value if isinstance(value, str) else _Misfit("a str")
+    if kind.startswith(("list[", "tuple[")):
+        item = _arguments(kind)[0]
+        if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, (list, tuple)):
+            return _Misfit(f"a list of {item}")
+        items = [_fit(v, item) for v in value]
+        bad = next((v for v, fitted in zip(value, items) if isinstance(fitted, _Misfit)), None)
+        if any(isinstance(v, _Misfit) for v in items):
+            return _Misfit(f"a list of {item}", f" (it holds {bad!r})")
+        return items
+    if kind.startswith("dict["):
+        key, item = _arguments(kind)
+        if not isinstance(value, Mapping):
+            return _Misfit(f"a dict of {key} to {item}")
+        pairs = {}
+        for k, v in value.items():
+            pair = _fit(k, key), _fit(v, item)
+            if any(isinstance(x, _Misfit) for x in pair):
+                return _Misfit(f"a dict of {key} to {item}", f" ({k!r} is {v!r})")
+            pairs[pair[0]] = pair[1]
+        return pairs
+    if kind.startswith("Callable"):
+        return value if callable(value) else _Misfit("callable")
+    return value  # a type this check does not know: left to the code that reads it
+
+
+@attrs.frozen
+class _Misfit:
+    """Why a value does not fit a type: what the type takes, and what to say of the value after
+    that (None: `, not ` and its type)."""
+
+    wanted: str
+    detail: str | None = None
+
+
+def check_values(fields, values: Mapping[str, Any], names: Mapping[str, str] | None = None):
+    """`values` checked against the types of the attrs `fields` of the same names: a whole float
+    is taken as an int, a path as a str; a float must be finite. Names no field has pass
+    unchecked (the code that reads them refuses unknown names).
+
+    Args:
+        names: how the caller names a field, where that differs (`plugins` -> `ops`).
+
+    Returns:
+        The values, those that needed it converted.
+
+    Raises:
+        NascUsageError: naming the keyword, the value and the type it takes.
+    """
+    kinds = {field.name: field for field in fields}
+    checked = dict(values)
+    for name, value in values.items():
+        field = kinds.get(name)
+        if field is None or field.type is None:
+            continue
+        misfits = []
+        for kind in _alternatives(field.type):
+            fitted = _fit(value, kind)
+            if not isinstance(fitted, _Misfit):
+                checked[name] = fitted
+                break
+            misfits.append(fitted)
+        else:
+            raise _refusal((names or {}).get(name, name), value, field, misfits)
+    return checked
+
+
+def _refusal(name: str, value, field, misfits: list[_Misfit]) -> NascUsageError:
+    wanted = " or ".join(dict.fromkeys(m.wanted for m in misfits if m.wanted != "None"))
+    detail = next((m.detail for m in misfits if m.detail is not None), None)
+    detail = f", not {_a(value)}" if detail is None else detail
+    said = f"{name}={value!r}: must be {wanted}{detail}"
+    hints = []
+    default = field.default
+    if not isinstance(default, attrs.Factory) and default not in (None, attrs.NOTHING):
+        hints.append(f"e.g. {name}={default!r}")
+        if isinstance(default, (int, float)) and not isinstance(default, bool):
+            hints[-1] += f" (--{name.replace('_', '-')} {default} on the command line)"
+    if isinstance(value, str) and any(m.wanted.startswith("a list") for m in misfits):
+        hints.append(f"a list, even of one: {name}=[{value!r}]")
+    if any(m.wanted == "None" for m in misfits):
+        hints.append("leave it out (None) for the default")
+    return NascUsageError(said, hint="; ".join(hints) or "see the function's documentation")
+
+
+def _check_fields(request) -> None:
+    """Check a request's fields against their types, converting in place what needs it (a
+    frozen instance: set once, while it is made). Its `overrides` are checked against the
+    config's fields by the search or training run that reads them (`check_overrides`)."""
+    cls = type(request)
+    fields = attrs.fields(cls)
+    given = {f.name: getattr(request, f.name) for f in fields if f.name != "overrides"}
+    keywords = {f.name: f.metadata["keyword"] for f in fields if "keyword" in f.metadata}
+    for name, value in check_values(fields, given, keywords).items():
+        if value is not given[name]:
+            object.__setattr__(request, name, value)
+
+
+def check_overrides(config_class: type, overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """`overrides` with every value checked against the type of its field of `config_class`
+    (whole floats become ints; None takes the preset's value and is kept).
+
+    Raises:
+        NascUsageError: a value of the wrong type, naming the keyword.
+    """
+    given = {name: value for name, value in overrides.items() if value is not None}
+    return {**overrides, **check_values(attrs.fields(config_class), given)}
 
 
 @attrs.frozen(kw_only=True)
@@ -40,7 +219,11 @@ class _RunRequest:
     checkpoint_minutes: float | None = 10.0  # also checkpoint inside epochs this often
     # `--ops` modules (names or .py files) that register Python ops; the run records them, so a
     # resume, or a sweep job in another process, imports them again.
-    plugins: list[str] = attrs.field(factory=list, converter=lambda v: list(v or []))
+    plugins: list[str] = attrs.field(factory=list, converter=_names, metadata={"keyword": "ops"})
+
+    def __attrs_post_init__(self) -> None:
+        """Every field checked against its type."""
+        _check_fields(self)
 
 
 @attrs.frozen(kw_only=True)
@@ -81,6 +264,10 @@ class EvalRequest:
     cache_dir: str | None = None
     batch_size: int = 256
     device: str = "auto"
+
+    def __attrs_post_init__(self) -> None:
+        """Every field checked against its type."""
+        _check_fields(self)
 
 
 def request_from(cls, args, **fields):

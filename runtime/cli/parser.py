@@ -194,6 +194,7 @@ def _add_test(commands) -> None:
     )
     test.add_argument("file", metavar="FILE", help="a .nas file or a built-in space")
     _add_defines(test)
+    _add_ops(test)
     test.add_argument(
         "--examples",
         type=int,
@@ -212,11 +213,11 @@ def _add_export(commands) -> None:
     export.add_argument(
         "source", metavar="RUN_DIR|FILE", help="a search run directory, or a .nas file with --arch"
     )
+    from nasc.runtime.exporting import EXPORT_FORMATS
+
     export.add_argument("--arch", help="the decisions, when SOURCE is a .nas file")
     export.add_argument(
-        "--format",
-        required=True,
-        choices=["nas", "genotype", "nb201", "darts", "torchscript", "qasm"],
+        "--format", required=True, choices=[f for f in EXPORT_FORMATS if f != "module"]
     )
     export.add_argument(
         "-o",
@@ -366,6 +367,7 @@ def _add_profile(commands) -> None:
     )
     profile.add_argument("space", metavar="FILE", help="a .nas file or a built-in space")
     _add_defines(profile)
+    _add_ops(profile)
     profile.add_argument("--data", help="bind channels, size and classes to this data set")
     profile.add_argument("--cache-dir", help="where datasets download (default: ~/.cache/nasc)")
     profile.add_argument("--device", default="auto", help="auto, cpu or cuda")

@@ -7,11 +7,13 @@ import json
 from pathlib import Path
 
 from rich.console import Console
+from rich.measure import Measurement
+from rich.table import Table
 
 from nasc.compiler import catalog
 from nasc.dsl import NascUsageError, find_space, parse_space, read_source
 from nasc.runtime.data.images import load_data
-from nasc.runtime.hardware.latency import profile, render_table, train_predictor
+from nasc.runtime.hardware.latency import profile, train_predictor
 from nasc.runtime.runs.settings import resolve_device
 from nasc.runtime.tasks import bind_data
 
@@ -74,3 +76,42 @@ def run_profile(args, defines: dict[str, int], console: Console) -> int:
         )
     console.print(f"wrote {out}")
     return 0
+
+
+def render_table(table: dict, console: Console) -> None:
+    """Print a latency table, per cell type a row per edge and a column per op: as many op
+    columns to a table as the console's width holds (the edge column starts each), so no name
+    or time is cut short on a narrow terminal."""
+    for cell, edges in table["cells"].items():
+        ops = list(dict.fromkeys(op for row in edges.values() for op in row))
+        timing = (
+            f"ms per batch of {table['batch_size']} on {table['device']}, summed over instances"
+        )
+        parts: list[list[str]] = []
+        for op in ops:
+            if parts and _width(console, edges, [*parts[-1], op]) <= console.width:
+                parts[-1].append(op)
+            else:
+                parts.append([op])
+        for part in parts:
+            first, last = ops.index(part[0]) + 1, ops.index(part[-1]) + 1
+            which = f", ops {first}-{last} of {len(ops)}" if len(parts) > 1 else ""
+            title = f"{table['space']} `{cell}`{which}: {timing}"
+            console.print(_latency_table(edges, part, title))
+
+
+def _latency_table(edges: dict, ops: list[str], title: str | None = None) -> Table:
+    """The rows of `edges` in the columns of `ops`; a name or time too wide folds, never cut."""
+    shown = Table(title=title)
+    shown.add_column("edge", overflow="fold")
+    for op in ops:
+        shown.add_column(op, justify="right", overflow="fold")
+    for edge, row in edges.items():
+        shown.add_row(edge, *(f"{row[op]:.3f}" if op in row else "" for op in ops))
+    return shown
+
+
+def _width(console: Console, edges: dict, ops: list[str]) -> int:
+    """The width the table of these op columns takes when nothing is folded."""
+    wide = console.options.update_width(1 << 16)
+    return Measurement.get(console, wide, _latency_table(edges, ops)).maximum

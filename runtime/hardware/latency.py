@@ -19,7 +19,6 @@ from pathlib import Path
 import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
 from torch import nn
 
 from nasc.compiler import CellModule, CompileOptions, Supernet, compile_space, export_network
@@ -169,22 +168,6 @@ def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"
     return "cpu"
-
-
-def render_table(table: dict, console: Console) -> None:
-    """Print a table's per-cell-type latencies (a row per edge, a column per op)."""
-    for cell, edges in table["cells"].items():
-        ops = list(dict.fromkeys(op for row in edges.values() for op in row))
-        shown = Table(
-            title=f"{table['space']}: `{cell}`, ms per batch of {table['batch_size']}, "
-            f"summed over its instances ({table['device']})"
-        )
-        shown.add_column("edge")
-        for op in ops:
-            shown.add_column(op, justify="right")
-        for edge, row in edges.items():
-            shown.add_row(edge, *(f"{row[op]:.3f}" if op in row else "" for op in ops))
-        console.print(shown)
 
 
 # --- the table in a search --------------------------------------------------------------------

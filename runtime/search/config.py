@@ -100,5 +100,9 @@ def validate(config: SearchConfig) -> None:
         raise refuse("train_portion", "must lie between 0 and 1")
     if config.lr <= 0 or config.lr_min < 0:
         raise refuse("--lr/--lr-min", "must be positive")
+    for name in ("momentum", "weight_decay", "grad_clip"):
+        value = getattr(config, name)
+        if not value >= 0:  # NaN too
+            raise refuse(name, f"{value:g}: must not be negative", "0 turns it off")
     if config.device not in ("auto", "cpu", "cuda"):
         raise refuse("device", "must be auto, cpu or cuda")

@@ -13,6 +13,8 @@ import torch
 
 from nasc.compiler import catalog, check_partial_channels
 from nasc.dsl import NascUsageError, SpaceIR, find_space, parse_space, read_source
+from nasc.dsl.lower import lower
+from nasc.dsl.syntax import parse_module
 from nasc.runtime.hardware.distributed import (
     broadcast,
     collective_failed,
@@ -25,7 +27,7 @@ from nasc.runtime.hardware.memory import check_fits
 from nasc.runtime.plugins import load_plugins
 from nasc.runtime.plugins import recorded as plugins_recorded
 from nasc.runtime.reports.nb201 import accuracy_spread
-from nasc.runtime.requests import SearchRequest
+from nasc.runtime.requests import SearchRequest, check_overrides
 from nasc.runtime.runs.events import LoggedEvents, RunEvents, WithRecords
 from nasc.runtime.runs.faults import stop_at
 from nasc.runtime.runs.resume import (
@@ -49,6 +51,7 @@ from nasc.runtime.search.found import (
 )
 from nasc.runtime.search.loop import RESUME_OVERRIDES, Searcher, search_options
 from nasc.runtime.search.result import SearchResult
+from nasc.runtime.strategies.registry import strategy_class
 from nasc.runtime.tasks import DEFAULT_TASK, Task, get_task
 
 
@@ -130,7 +133,8 @@ def search_overrides(given: dict) -> dict:
     """Every SearchConfig field but the strategy, with the value given (None: the preset's).
 
     Raises:
-        NascUsageError: a name that is no field of the search config.
+        NascUsageError: a name that is no field of the search config, or a value of the
+            wrong type.
     """
     import attrs
 
@@ -140,6 +144,7 @@ def search_overrides(given: dict) -> dict:
         raise NascUsageError(
             f"unknown search setting `{unknown[0]}`", hint=f"known settings: {', '.join(names)}"
         )
+    given = check_overrides(SearchConfig, given)
     return {name: given.get(name) for name in names}
 
 
@@ -159,6 +164,7 @@ class SearchPlan:
     run: RunDir | None = None  # a resumed run's directory (rank 0)
     saved: dict | None = None  # a resumed run's config.json
     changes: dict = attrs.field(factory=dict)  # the settings a resume changes
+    notes: list[str] = attrs.field(factory=list)  # what fitting the settings to the space did
 
 
 def _search_once(
@@ -176,6 +182,8 @@ def _search_once(
         else:
             plan = new_plan(request, overrides)
         check_plan(plan, request)
+        for note in plan.notes:
+            told.message(note)
         device = (
             torch.device(device_name) if dist_ is not None else resolve_device(plan.config.device)
         )
@@ -231,6 +239,7 @@ def _read_resumed(request, overrides: dict, dist_, where: Path, run) -> SearchPl
     )
     check_run_config(saved, where / "config.json", SearchConfig, ("strategy",))
     load_plugins(saved.get("plugins"), where / "config.json")  # before the space names their ops
+    check_resumed_space(request, source, where)
     strategy = saved["config"]["strategy"]
     if request.strategy and request.strategy != strategy:
         raise NascUsageError(
@@ -252,6 +261,33 @@ def _read_resumed(request, overrides: dict, dist_, where: Path, run) -> SearchPl
         run=run,
         saved=saved,
         changes=changes,
+    )
+
+
+def check_resumed_space(request, source: str, where: Path) -> None:
+    """Refuse a resume that names a space (a file, or a `Space` in Python) other than the one
+    the run searched, its space.nas; the same network written otherwise (comments, spacing)
+    is the same space.
+
+    Raises:
+        NascUsageError: naming both spaces.
+    """
+    if request.source is None and request.space is None:
+        return
+    named = request.source
+    if named is None:
+        named = read_source(find_space(request.space))
+    if named == source:
+        return
+    own = lower(parse_module(source, str(where / "space.nas")))
+    other = lower(parse_module(named, str(request.space)))
+    if own == other:
+        return
+    raise NascUsageError(
+        f"{request.resume} searched the space in {where / 'space.nas'} (`{own.name}`), not "
+        f"{request.space} (`{other.name}`)",
+        hint=f"resume without naming a space (the run keeps its own): nasc search --resume "
+        f"{request.resume}; or search {request.space} anew, without --resume",
     )
 
 
@@ -278,7 +314,21 @@ def new_plan(request, overrides: dict) -> SearchPlan:
 
 
 def check_plan(plan: SearchPlan, request) -> None:
-    """Phase 2: refuse settings that cannot run, from the plan, before any data is read."""
+    """Phase 2: refuse settings that cannot run, from the plan, before any data is read: a new
+    search needs a space with choices, and settings the space can use (`Strategy.fit_space`:
+    a preset's value may be lowered, with a note)."""
+    if plan.saved is None:
+        if plan.space.is_fixed:
+            raise NascUsageError(
+                f"the network `{plan.space.name}` places no cell with choices: there is "
+                "nothing to search",
+                hint=f"train it as it is with `nasc train {plan.origin}`, or place a cell whose "
+                "edges choose from a candidate set (`n1 = x:ops` and a `keep` rule)",
+            )
+        given = {name for name, value in request.overrides.items() if value is not None}
+        strategy = strategy_class(plan.config.strategy)
+        plan.config, notes = strategy.fit_space(plan.config, plan.space, given)
+        plan.notes.extend(notes)
     validate(plan.config)
     if plan.config.partial_channels > 1:
         check_partial_channels(plan.space, plan.defines, plan.config.partial_channels)
@@ -289,55 +339,51 @@ def load_bound_data(plan: SearchPlan, request):
     the network bound into the plan's -D values (a new search's; a resume's are recorded)."""
     data = plan.task.load(plan.data_spec, request.cache_dir, request.image_size)
     if plan.subset:
-        data = data.subset(plan.subset, seed=0)
+        data = plan.task.subset(data, plan.subset)
     data = plan.task.mix(data, plan.config.seed)  # no batch sees the order files were found in
     if plan.saved is None:
         plan.defines = plan.task.bind(plan.space, plan.defines, data)
+        # The shape checks again, at the data's sizes (the space was read with its defaults).
+        parse_space(plan.source, str(plan.origin), catalog=catalog(), overrides=plan.defines)
     return data
 
 
 def build_searcher(plan, request, data, device, dist_, events, create: bool) -> Searcher:
-    """Phase 4: the searcher, complete; for a new search on rank 0 with a run folder, the run
-    directory is made first and removed again when the searcher cannot be built (a command
-    that cannot start leaves no half-made run behind)."""
+    """Phase 4: the searcher, complete, its network run once on the data
+    (`Task.check_network`); only then, for a new search on rank 0 with a run folder, is the run
+    directory made, so a search that cannot start leaves no run behind."""
     config = plan.config
     resume_overrides = set()
     if plan.saved is not None:
         resume_overrides = set(plan.changes) | recorded_overrides(plan.saved, config)
-    run = plan.run
-    if create and plan.saved is None and request.runs_dir is not None:
-        run = plan.run = RunDir.create(Path(request.runs_dir), plan.space.name, config.strategy)
     minutes = request.checkpoint_minutes
-    try:
-        searcher = Searcher(
-            plan.space,
+    searcher = Searcher(
+        plan.space,
+        plan.defines,
+        config,
+        data,
+        device,
+        run=plan.run,
+        events=events,
+        fingerprint=fingerprint(
+            plan.source,
             plan.defines,
-            config,
-            data,
-            device,
-            run=run,
-            events=events,
-            fingerprint=fingerprint(
-                plan.source,
-                plan.defines,
-                config.strategy,
-                plan.data_spec,
-                config.seed,
-                config.epochs,
-                plan.task.name,
-            ),
-            dist=dist_,
-            task=plan.task,
-            settings=result_settings(config, plan.data_spec, plan.subset, dist_),
-            resume_overrides=resume_overrides,
-            checkpoint_seconds=60.0 * minutes if minutes else None,
-        )
-    except BaseException:
-        if run is not None and plan.saved is None:
-            run.discard()
-            plan.run = None
-        raise
-    if run is not None and plan.saved is None:
+            config.strategy,
+            plan.data_spec,
+            config.seed,
+            config.epochs,
+            plan.task.name,
+        ),
+        dist=dist_,
+        task=plan.task,
+        settings=result_settings(config, plan.data_spec, plan.subset, dist_),
+        resume_overrides=resume_overrides,
+        checkpoint_seconds=60.0 * minutes if minutes else None,
+    )
+    plan.task.check_network(searcher.net, data, device)
+    if create and plan.saved is None and request.runs_dir is not None:
+        run = RunDir.create(Path(request.runs_dir), plan.space.name, config.strategy)
+        plan.run = searcher.run = run
         write_run_config(run, plan, request, dist_, device)
     return searcher
 
@@ -512,5 +558,3 @@ def spread_text(value: dict, seeds: int, unit: str) -> str:
     if covered < 2:
         return f"{value['mean']:.{digits}f}{unit} ({over}; no spread from one)"
     return f"{value['mean']:.{digits}f} +- {value['std']:.{digits}f}{unit} (over {over})"
-
-

@@ -19,7 +19,7 @@ import attrs
 import torch
 from torch import nn
 
-from nasc.dsl import Genotype, NascUsageError
+from nasc.dsl import Genotype, NascUsageError, SpaceIR
 from nasc.runtime.hardware.distributed import check_same, sum_tensor
 from nasc.runtime.runs.faults import die_at
 from nasc.runtime.strategies.registry import (
@@ -105,6 +105,28 @@ def shrink_epochs(epochs: int, steps: int, interval: int) -> list[int]:
 def discard_count(live: int, k: int, step: int, steps: int) -> int:
     """How many of `live` candidates to discard at step `step` (0-based) of `steps`."""
     return max(0, math.ceil((live - k) / (steps - step)))
+
+
+def most_useful_steps(space: SpaceIR) -> tuple[int, str]:
+    """The most shrink steps that each discard something, and why: while steps <= |S| - k for
+    some subset S, `discard_count` drops at least one of its candidates at every step, so the
+    subset that drops the most sets the number; a further step finds every subset at k.
+
+    Returns:
+        (the most steps, the subset that sets it, in words); (0, "") without choices.
+    """
+    drops = [
+        (len(subset.members) - subset.k, cell.name, subset)
+        for cell in space.used_cells()
+        for subset in cell.subsets
+    ]
+    if not drops:
+        return 0, ""
+    most, cell, subset = max(drops, key=lambda drop: drop[0])
+    return most, (
+        f"its largest comparison subset, {subset.label} of cell `{cell}`, keeps {subset.k} of "
+        f"{len(subset.members)} candidates"
+    )
 
 
 # Elementwise activations: a candidate that ends in them is measured on the tensor before them.
@@ -525,6 +547,27 @@ class ISDarts(Strategy):
                     "of their full-channel outputs and has no architecture loss",
                     "use it with --strategy darts-1st, darts-2nd or single-darts",
                 )
+
+    @classmethod
+    def fit_space(cls, config: SearchConfig, space: SpaceIR, given) -> tuple[SearchConfig, list]:
+        """No more shrink steps than the space can use (`most_useful_steps`): more given
+        explicitly are refused; a preset's are lowered to the most, with a note."""
+        steps = config.shrink_steps
+        most, why = most_useful_steps(space)
+        if most < 1 or steps <= most:
+            return config, []
+        why += f", so a step beyond {most} would discard nothing"
+        if "shrink_steps" in given:
+            raise refuse(
+                "shrink_steps",
+                f"{steps}: `{space.name}` can use at most {most} shrink steps ({why})",
+                f"pass --shrink-steps {most} (or fewer)",
+            )
+        note = (
+            f"note: the preset's {steps} shrink steps are more than `{space.name}` can use "
+            f"({why}): shrinking in {most} shrink steps (--shrink-steps sets them)"
+        )
+        return attrs.evolve(config, shrink_steps=most), [note]
 
     def setup(self, net: Supernet) -> None:
         net.arch.set_mixing(self.options.mixing)

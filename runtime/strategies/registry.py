@@ -9,12 +9,12 @@ field of `SearchConfig`; its validators check it when the strategy is chosen and
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from nasc.dsl import Genotype, NascUsageError
+from nasc.dsl import Genotype, NascUsageError, SpaceIR
 
 if TYPE_CHECKING:
     from nasc.compiler import Supernet
@@ -132,6 +132,22 @@ class Strategy:
             NascUsageError: the first problem found.
         """
         options_of(cls.Options, config)
+
+    @classmethod
+    def fit_space(
+        cls, config: SearchConfig, space: SpaceIR, given: Collection[str]
+    ) -> tuple[SearchConfig, list[str]]:
+        """The config fitted to what `space` allows, before a new search starts: a setting
+        given explicitly (named in `given`) that the space cannot use is refused; a preset's
+        value is lowered, with a note saying so. The default changes nothing.
+
+        Returns:
+            the config, and the notes to show.
+
+        Raises:
+            NascUsageError: naming the setting, and the most the space allows.
+        """
+        return config, []
 
     def setup(self, net: Supernet) -> None:
         """Prepare the architecture state (mixing mode, optimizers) before training."""

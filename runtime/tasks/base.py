@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 import attrs
 import torch
 
-from nasc.dsl import NascUsageError, SpaceIR
+from nasc.dsl import NascError, NascUsageError, SpaceIR
 
 # The network parameters a task may bind from its data, and how an error names each.
 DATA_PARAMS = {"channels": "input channels", "size": "input size", "classes": "outputs"}
@@ -63,6 +63,22 @@ class Task:
         object with `len()` and `epoch(seed, start=0, shuffle=True)` yielding (inputs, targets),
         as `data.images.Batches`."""
         raise NotImplementedError
+
+    def subset(self, data: Any, count: int, seed: int = 0) -> Any:
+        """`count` training examples of the data (`--subset`), drawn with `seed`, as the data's
+        own `subset` draws them (image data: and a quarter as many test examples).
+
+        Raises:
+            NascUsageError: more examples than the data holds (a run would record the count
+                asked for while it trained on fewer).
+        """
+        have = self.examples(data, "train")
+        if count > have:
+            raise NascUsageError(
+                f"--subset {count}: {data.name} has only {have} training examples",
+                hint=f"pass --subset {have} or less, or leave --subset out to use them all",
+            )
+        return data.subset(count, seed=seed)
 
     def mix(self, data: Any, seed: int) -> Any:
         """The data in the fixed order a search reads it in, made from `seed` and the examples
@@ -114,6 +130,40 @@ class Task:
                     "so nasc can bind it to the data",
                 )
         return bound
+
+    def check_network(self, net: torch.nn.Module, data: Any, device: torch.device) -> None:
+        """Run two test examples through `net` once, as a run would (in eval mode, without
+        gradients, leaving the network's mode and the random state as they were), so a network
+        that cannot run on the data is refused before a run directory is made.
+
+        Raises:
+            NascUsageError: the forward pass failed (most often an op, a plugin's perhaps, that
+                gives another channel count or map size than its place needs), or the output
+                does not fit the targets (`check_output`).
+        """
+        count = min(2, self.examples(data, "test"))
+        if count == 0:
+            return
+        batches = self.batches(data, "test", count, device, indices=torch.arange(count))
+        inputs, targets = next(iter(batches.epoch(None)))
+        training = net.training
+        cuda = [device] if device.type == "cuda" else []
+        try:
+            with torch.random.fork_rng(devices=cuda), torch.no_grad():
+                net.eval()
+                output = net(inputs)
+        except NascError:
+            raise
+        except Exception as error:  # noqa: BLE001 - whatever the network raised, said plainly
+            raise NascUsageError(
+                f"the network cannot run on {data.name}: {type(error).__name__}: {error}",
+                hint="an op gives another channel count or map size than its place needs "
+                "(an op registered in Python must return C_out channels at ceil(size / "
+                "stride)); `nasc show FILE --code` prints the generated forward",
+            ) from None
+        finally:
+            net.train(training)
+        self.check_output(output[0] if isinstance(output, tuple) else output, targets)
 
     def check_output(self, output: torch.Tensor, targets: torch.Tensor) -> None:
         """Refuse a network output that the loss cannot take for these targets (checked on the

@@ -33,7 +33,7 @@ from nasc.runtime.exporting import write_torchscript
 from nasc.runtime.hardware.memory import check_fits
 from nasc.runtime.plugins import load_plugins
 from nasc.runtime.plugins import recorded as plugins_recorded
-from nasc.runtime.requests import EvalRequest, TrainRequest
+from nasc.runtime.requests import EvalRequest, TrainRequest, check_overrides
 from nasc.runtime.runs.checkpoint import load_checkpoint
 from nasc.runtime.runs.events import LoggedEvents, RunEvents
 from nasc.runtime.runs.resume import (
@@ -199,6 +199,12 @@ def validate_train(config: TrainConfig) -> None:
             raise NascUsageError(
                 f"{flag} {value}: must be at least 1", hint="see nasc train --help"
             )
+    if not config.lr > 0:
+        raise NascUsageError(f"--lr {config.lr:g}: must be positive", hint="e.g. --lr 0.025")
+    for name in ("lr_min", "momentum", "weight_decay", "grad_clip", "label_smoothing"):
+        if not getattr(config, name) >= 0:
+            flag = "--" + name.replace("_", "-")
+            raise NascUsageError(f"{flag} {getattr(config, name):g}: must not be negative")
     if config.cutout < 0 or config.drop_path < 0 or config.auxiliary_weight < 0:
         raise NascUsageError(
             "--cutout, --drop-path and --auxiliary-weight cannot be negative",
@@ -258,7 +264,8 @@ def train_overrides(given: dict) -> dict:
     """Every TrainConfig field, with the value given (None: the preset's).
 
     Raises:
-        NascUsageError: a name that is no field of the training config.
+        NascUsageError: a name that is no field of the training config, or a value of the
+            wrong type.
     """
     names = [f.name for f in attrs.fields(TrainConfig)]
     unknown = sorted(set(given) - set(names))
@@ -266,6 +273,7 @@ def train_overrides(given: dict) -> dict:
         raise NascUsageError(
             f"unknown training setting `{unknown[0]}`", hint=f"known settings: {', '.join(names)}"
         )
+    given = check_overrides(TrainConfig, given)
     return {name: given.get(name) for name in names}
 
 
@@ -351,52 +359,50 @@ def load_training_data(plan: TrainingPlan, request, overrides: dict, events: Run
     bound, the augmentation fitted to it (a note says so), and the architecture's text."""
     data = plan.task.load(plan.data_spec, request.cache_dir, request.image_size)
     if plan.subset:
-        data = data.subset(plan.subset, seed=0)
+        data = plan.task.subset(data, plan.subset)
     if plan.saved is None:
         plan.defines = plan.task.bind(plan.space, plan.defines, data)
         plan.config = fit_augmentation(plan.config, data, overrides, events.message)
         plan.source = format_space(plan.space)
+        # The shape checks again, at the data's sizes (the space was read with its defaults).
+        where = str(request.arch_file or "<string>")
+        parse_space(plan.source, where, catalog=catalog(), overrides=plan.defines)
     return data
 
 
 def build_trainer(plan: TrainingPlan, request, data, device, events: RunEvents) -> Trainer:
-    """Phase 3: the trainer, complete; a new run's directory is made first and removed again
-    when the network cannot be built."""
+    """Phase 3: the trainer, complete, its network run once on the data; a new run's
+    directory is made only then."""
     config = plan.config
-    if plan.saved is None and request.runs_dir is not None:
-        name = f"train-{plan.space.name}"
-        plan.run = RunDir.create(Path(request.runs_dir), name, plan.preset)
     resume_overrides = set()
     if plan.saved is not None:
         resume_overrides = set(plan.changes) | recorded_overrides(plan.saved, config)
     minutes = request.checkpoint_minutes
-    try:
-        trainer = Trainer(
-            plan.space,
+    trainer = Trainer(
+        plan.space,
+        plan.defines,
+        config,
+        data,
+        device,
+        run=plan.run,
+        events=events,
+        fingerprint=make_fingerprint(
+            plan.source,
             plan.defines,
-            config,
-            data,
-            device,
-            run=plan.run,
-            events=events,
-            fingerprint=make_fingerprint(
-                plan.source,
-                plan.defines,
-                "train",
-                plan.data_spec,
-                config.seed,
-                config.epochs,
-                plan.task.name,
-            ),
-            task=plan.task,
-            resume_overrides=resume_overrides,
-            checkpoint_seconds=60.0 * minutes if minutes else None,
-        )
-    except BaseException:
-        if plan.run is not None and plan.saved is None:
-            plan.run.discard()
-            plan.run = None
-        raise
+            "train",
+            plan.data_spec,
+            config.seed,
+            config.epochs,
+            plan.task.name,
+        ),
+        task=plan.task,
+        resume_overrides=resume_overrides,
+        checkpoint_seconds=60.0 * minutes if minutes else None,
+    )
+    plan.task.check_network(trainer.net, data, device)
+    if plan.saved is None and request.runs_dir is not None:
+        name = f"train-{plan.space.name}"
+        plan.run = trainer.run = RunDir.create(Path(request.runs_dir), name, plan.preset)
     if plan.run is not None and plan.saved is None:
         plan.run.write_text("arch.nas", plan.source)
         plan.run.write_json(

@@ -192,3 +192,112 @@ def test_a_search_returns_its_result_from_memory_and_writes_only_when_asked(
                          runs_dir=None, epochs=1, batch_size=16)  # fmt: skip
     assert trained.run_dir is None and trained.result["epochs"] == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"]
+
+
+def test_export_refuses_an_unknown_format_listing_the_known_ones():
+    """`nasc.export(..., "onnx")` is refused, naming the known formats, before anything is read."""
+    arch = "|nor_conv_3x3~0|+|nor_conv_3x3~0|skip_connect~1|+|none~0|none~1|avg_pool_3x3~2|"
+    with pytest.raises(nasc.NascUsageError, match="unknown export format `onnx`") as info:
+        nasc.export("nb201", "onnx", arch=arch)
+    assert "nas, genotype, nb201, darts, torchscript, module" in info.value.hint
+
+
+@pytest.mark.parametrize("path", ["", "   "])
+def test_load_space_says_an_empty_path_is_empty(path):
+    """An empty path is named as such, not as the current folder or a missing file."""
+    with pytest.raises(nasc.NascUsageError, match="the space's path is empty"):
+        nasc.load_space(path)
+
+
+TWO_CELLS = """
+ops o = {none, skip_connect, nor_conv_1x1}
+cell a(x) { n1 = x:o  n2 = x:o + n1:o  keep 1 per edge  out n2 }
+cell b(x) { n1 = x:o  n2 = x:o + n1:o  keep 2 per node  out n2 }
+network two(C = 4) { input(1, 8) stem conv3x3_bn(C) a @ C b @ C head pool_linear(10) }
+"""
+
+
+def test_genotypes_enumerate_every_architecture_lazily():
+    """`Space.genotypes()` yields each architecture once, each one `with_arch` accepts; it is
+    lazy, so the first of DARTS' ~10^18 comes at once."""
+    space = nasc.load_space(TWO_CELLS)
+    every = space.genotypes()
+    assert iter(every) is every  # an iterator, not a list
+    found = list(every)
+    # `a`: 3 ops on each of 3 edges; `b`: 2 of the 3 into n1, and 2 of the 6 into n2.
+    assert len(found) == space.architectures() == 27 * 3 * 15
+    assert len({json.dumps(g.to_json(), sort_keys=True) for g in found}) == len(found)
+    for genotype in found[:: len(found) // 5]:
+        assert space.with_arch(genotype).is_fixed
+    first = next(nasc.load_space("darts").genotypes())
+    assert nasc.load_space("darts").with_arch(first).is_fixed
+
+
+def test_sample_draws_seeded_architectures_of_the_space():
+    """`Space.sample(n, seed=...)` draws n architectures: the same seed draws the same, another
+    seed others, and every one is an architecture of the space."""
+    space = nasc.load_space("nb201")
+    drawn = space.sample(5, seed=1)
+    assert len(drawn) == 5 and drawn == space.sample(5, seed=1)
+    assert drawn != space.sample(5, seed=2)
+    for genotype in drawn:
+        assert space.with_arch(genotype).is_fixed
+    with pytest.raises(nasc.NascUsageError, match="count"):
+        space.sample(-1)
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: nasc.search("nb201", epochs=2.5), "epochs=2.5: must be an int"),
+        (lambda: nasc.search("nb201", epochs="2"), "epochs='2': must be an int, not a str"),
+        (
+            lambda: nasc.search("nb201", strategy=["isdarts"]),
+            "strategy=['isdarts']: must be a str, not a list",
+        ),
+        (lambda: nasc.search("nb201", subset="64"), "subset='64': must be an int"),
+        (lambda: nasc.search("nb201", lr=float("nan")), "lr=nan: must be a finite number"),
+        (lambda: nasc.search("nb201", arch_lr=float("inf")), "arch_lr=inf: must be a finite"),
+        (lambda: nasc.search("nb201", tensorboard="yes"), "tensorboard='yes': must be a bool"),
+        (lambda: nasc.search("nb201", ops="my_ops"), "ops='my_ops': must be a list of"),
+        (lambda: nasc.search("nb201", defines={"C": 4.5}), "defines={'C': 4.5}: must be"),
+        (lambda: nasc.train("nb201", keep_macro=1), "keep_macro=1: must be a bool, not an int"),
+        (lambda: nasc.train("nb201", drop_path=float("nan")), "drop_path=nan: must be a finite"),
+        (lambda: nasc.evaluate("runs/x", batch_size=2.5), "batch_size=2.5: must be an int"),
+    ],
+)
+def test_keywords_of_the_wrong_type_are_refused_naming_them(call, message, tmp_path, monkeypatch):
+    """Every keyword of `nasc.search`, `nasc.train` and `nasc.evaluate` is checked against the
+    type of its request or config field, before anything runs: the message names the keyword,
+    the value and the type it takes."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(nasc.NascUsageError) as info:
+        call()
+    assert message in str(info.value)
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_whole_float_is_taken_for_an_int_field():
+    """`epochs=3.0` means 3 (an int), as a config needs it; numbers are not rounded otherwise.
+    A request's own fields are converted when it is made, its config overrides when the search
+    reads them (`search_overrides`, before anything runs)."""
+    from nasc.runtime.search.run import search_overrides
+
+    request = nasc.SearchRequest(space="nb201", overrides={"epochs": 3.0, "lr": 1}, subset=64.0)
+    overrides = search_overrides(request.overrides)
+    assert overrides["epochs"] == 3 and isinstance(overrides["epochs"], int)
+    assert request.subset == 64 and isinstance(request.subset, int)
+    assert overrides["lr"] == 1
+
+
+def test_the_architectures_snippet_of_docs_python_md_runs(capsys):
+    """The blocks of docs/python.md up to the architectures' run as written, fast (no search):
+    enumerating, sampling and fixing an architecture print what their comments say."""
+    blocks = _docs_blocks()
+    last = next(n for n, block in blocks if "space.genotypes()" in block)
+    names: dict = {}
+    for number, block in blocks[:last]:
+        exec(compile(block, f"docs/python.md, python block {number}", "exec"), names)
+    out = capsys.readouterr().out
+    assert "3 True\nTrue 1\n2\n" in out
+    assert names["fixed"].is_fixed and not names["space"].is_fixed

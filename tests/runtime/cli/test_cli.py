@@ -84,3 +84,25 @@ def test_the_memory_estimate_counts_what_the_process_holds(monkeypatch):
     monkeypatch.setattr(memory, "available_bytes", lambda device: 1)
     with pytest.raises(memory.NascUsageError, match="this process holds"):
         memory.check_fits(space, {"C": 4, "N": 1}, 16, options, cpu)
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--lr", "nan"], "lr=nan: must be a finite number"),
+        (["--label-smoothing", "inf"], "label_smoothing=inf: must be a finite number"),
+        (["--lr", "0"], "--lr 0: must be positive"),
+        (["--momentum", "-1"], "--momentum -1: must not be negative"),
+        (["--subset", "5000"], "--subset 5000: digits has only 1437 training examples"),
+    ],
+)
+def test_nasc_train_refuses_settings_that_cannot_run(argv, message, tmp_path, capsys):
+    """Non-finite or negative rates and a subset beyond the data end `nasc train` with exit 2
+    and the setting named, before the run directory is made."""
+    runs = tmp_path / "runs"
+    arch = "|nor_conv_3x3~0|+|nor_conv_3x3~0|skip_connect~1|+|none~0|none~1|avg_pool_3x3~2|"
+    base = ["train", "nb201", "--arch", arch, "--data", "digits", "-D", "C=4", "-D", "N=1"]
+    assert main([*base, "--epochs", "1", "--runs-dir", str(runs), "--quiet", *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not runs.exists()

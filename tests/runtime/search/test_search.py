@@ -308,6 +308,13 @@ NO_NATS = importlib.util.find_spec("nats_bench") is None
         (["--strategy", "drnas", "--drnas-reg", "l1"], "--drnas-reg must be l2 or kl"),
         (["--strategy", "drnas", "--drnas-prune-epoch", "50"], "--drnas-prune-epoch 25"),
         (["--strategy", "ms-darts", "--ms-samples", "0"], "--ms-samples must be at least 1"),
+        (["--subset", "5000"], "--subset 5000: digits has only 1437 training examples"),
+        (["--shrink-steps", "10"], "--shrink-steps 10: `nb201` can use at most 4 shrink steps"),
+        (["--lr", "nan"], "lr=nan: must be a finite number"),
+        (["--lr", "inf"], "lr=inf: must be a finite number"),
+        (["--strategy", "gdas", "--gdas-tau-max", "inf"], "gdas_tau_max=inf: must be a finite"),
+        (["--momentum", "-0.5"], "--momentum -0.5: must not be negative"),
+        (["--weight-decay", "-1"], "--weight-decay -1: must not be negative"),
     ],
 )
 def test_nasc_search_rejects_bad_input_with_a_clear_error(argv, message, tmp_path, capsys):
