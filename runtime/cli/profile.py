@@ -14,6 +14,7 @@ from nasc.compiler import catalog
 from nasc.dsl import NascUsageError, find_space, parse_space, read_source
 from nasc.runtime.data.images import load_data
 from nasc.runtime.hardware.latency import profile, train_predictor
+from nasc.runtime.runs.checkpoint import write_atomic
 from nasc.runtime.runs.settings import resolve_device
 from nasc.runtime.tasks import bind_data
 
@@ -64,7 +65,7 @@ def run_profile(args, defines: dict[str, int], console: Console) -> int:
         else (Path(args.runs_dir) / "profiles" / f"{space.name}-{device.type}.json")
     )
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(table, indent=1) + "\n")
+    write_atomic(out, (json.dumps(table, indent=1) + "\n").encode())
     render_table(table, console)
     if "predictor" in table:
         found = table["predictor"]

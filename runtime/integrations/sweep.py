@@ -21,6 +21,7 @@ from rich.console import Console
 
 from nasc.dsl import NascUsageError
 from nasc.runtime.requests import SearchRequest
+from nasc.runtime.runs.checkpoint import write_atomic
 from nasc.runtime.search.config import SearchConfig
 
 EXECUTORS = ("local", "slurm", "debug")
@@ -221,13 +222,8 @@ def run_sweep(sweep: SweepRequest, console: Console) -> dict:
     folder = sweep.folder()
     folder.mkdir(parents=True, exist_ok=True)
     points = sweep.points()
-    (folder / "sweep.json").write_text(
-        json.dumps(
-            {**sweep.spec(), "points": [p.key for p in points], "executor": sweep.executor},
-            indent=2,
-        )
-        + "\n"
-    )
+    spec = {**sweep.spec(), "points": [p.key for p in points], "executor": sweep.executor}
+    write_atomic(folder / "sweep.json", (json.dumps(spec, indent=2) + "\n").encode())
     todo = [p for p in points if finished(folder / "runs" / p.key) is None]
     resumed = [p for p in todo if run_directory(folder / "runs" / p.key) is not None]
     console.print(
@@ -313,7 +309,7 @@ def summarise_sweep(console: Console, folder: Path, gathered: dict) -> None:
     """Write results.json, summary.txt and report.html, and print the table."""
     from nasc.runtime.search.run import spread_text
 
-    (folder / "results.json").write_text(json.dumps(gathered, indent=2) + "\n")
+    write_atomic(folder / "results.json", (json.dumps(gathered, indent=2) + "\n").encode())
     rows = gathered["runs"]
     done = sum(row["status"] == "done" for row in rows)
     lines = [f"{len(rows)} searches ({done} done):"]
@@ -345,7 +341,7 @@ def summarise_sweep(console: Console, folder: Path, gathered: dict) -> None:
         lines.append(f"  report: {write_sweep_report(folder)}")
     except Exception as error:  # noqa: BLE001 - the table is written; the page is extra
         lines.append(f"  no report ({type(error).__name__}: {error}); try: nasc report {folder}")
-    (folder / "summary.txt").write_text("\n".join(lines) + "\n")
+    write_atomic(folder / "summary.txt", ("\n".join(lines) + "\n").encode())
     for line in lines:
         console.print(line, soft_wrap=True, highlight=False, markup=False)
 

@@ -28,6 +28,7 @@ from nasc.runtime.plugins import load_plugins
 from nasc.runtime.plugins import recorded as plugins_recorded
 from nasc.runtime.reports.nb201 import accuracy_spread
 from nasc.runtime.requests import SearchRequest, check_overrides
+from nasc.runtime.runs.checkpoint import write_atomic
 from nasc.runtime.runs.events import LoggedEvents, RunEvents, WithRecords
 from nasc.runtime.runs.faults import stop_at
 from nasc.runtime.runs.resume import (
@@ -490,10 +491,8 @@ def seeds_summary(directory: Path, results: list[dict]) -> list[str]:
     spread, others = spread_over(results)
     directory.mkdir(parents=True, exist_ok=True)
     summary = directory / "summary.json"
-    summary.write_text(
-        json.dumps({"seeds": count, "runs": results, "nb201_accuracy": spread, **others}, indent=2)
-        + "\n"
-    )
+    record = {"seeds": count, "runs": results, "nb201_accuracy": spread, **others}
+    write_atomic(summary, (json.dumps(record, indent=2) + "\n").encode())
     lines = [f"{count} seeds:"]
     for result in results:
         found = (
