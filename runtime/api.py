@@ -19,8 +19,12 @@ import attrs
 from nasc.dsl import Genotype, NascUsageError, SpaceIR, find_space, format_space, read_source
 from nasc.dsl import parse_space as _parse_space
 from nasc.runtime.catalog import language_catalog
-from nasc.runtime.exporting import EXPORT_FORMATS  # noqa: F401 - what `export` takes
-from nasc.runtime.requests import EvalRequest, SearchRequest, TrainRequest
+from nasc.runtime.requests import (  # noqa: F401 - EXPORT_FORMATS: what `export` takes
+    EXPORT_FORMATS,
+    EvalRequest,
+    SearchRequest,
+    TrainRequest,
+)
 from nasc.runtime.runs.events import RunEvents
 from nasc.runtime.search.result import SearchResult
 from nasc.runtime.train.result import TrainResult

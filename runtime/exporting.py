@@ -22,10 +22,8 @@ from nasc.dsl import (
 )
 from nasc.dsl.genotype import darts_genotype, format_darts, nb201_string
 from nasc.runtime.plugins import load_plugins
+from nasc.runtime.requests import EXPORT_FORMATS
 from nasc.runtime.runs.checkpoint import atomic_path, write_atomic
-
-# What `export_as` writes (`nasc export --format` takes all but `module`).
-EXPORT_FORMATS = ("nas", "genotype", "nb201", "darts", "torchscript", "qasm", "module")
 
 
 def load_decision(source: str, arch: str | None, overrides: Mapping[str, int]):

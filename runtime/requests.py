@@ -13,6 +13,10 @@ import attrs
 
 from nasc.dsl import NascUsageError
 
+# What `nasc.export` writes (`nasc export --format` takes all but `module`); here, torch-free,
+# so that the command line's parser can list them.
+EXPORT_FORMATS = ("nas", "genotype", "nb201", "darts", "torchscript", "qasm", "module")
+
 
 def _dict(value) -> dict:
     return dict(value or {})

@@ -213,7 +213,7 @@ def _add_export(commands) -> None:
     export.add_argument(
         "source", metavar="RUN_DIR|FILE", help="a search run directory, or a .nas file with --arch"
     )
-    from nasc.runtime.exporting import EXPORT_FORMATS
+    from nasc.runtime.requests import EXPORT_FORMATS
 
     export.add_argument("--arch", help="the decisions, when SOURCE is a .nas file")
     export.add_argument(
