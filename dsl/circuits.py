@@ -419,13 +419,7 @@ class _Planner:
             )
         for item in circuit.body:  # the graph first: `edges` may come before the statement
             if isinstance(item, GraphDecl):
-                if self.edges is not None:
-                    raise NasSemanticError(
-                        "the circuit has two `graph` statements",
-                        span=item.span,
-                        path=f"{self.name}.graph",
-                        hint="a circuit has one problem graph",
-                    )
+                self._once(self.edges, item, "graph", "a circuit has one problem graph")
                 self.edges = self._graph(item)
         self._walk(circuit.body, suffix="")
         task_args = {}
@@ -479,14 +473,19 @@ class _Planner:
                     )
                 self.task = item
             elif isinstance(item, NoiseDecl):
-                if self.noise is not None:
-                    raise NasSemanticError(
-                        "the circuit has two `noise` statements",
-                        span=item.span,
-                        path=f"{self.name}.noise",
-                        hint="a circuit runs on one device: keep one `noise` line",
-                    )
+                hint = "a circuit runs on one device: keep one `noise` line"
+                self._once(self.noise, item, "noise", hint)
                 self.noise = item
+
+    def _once(self, earlier, item, keyword: str, hint: str) -> None:
+        """Refuse a second statement of a kind the circuit has one of (`graph`, `noise`)."""
+        if earlier is not None:
+            raise NasSemanticError(
+                f"the circuit has two `{keyword}` statements",
+                span=item.span,
+                path=f"{self.name}.{keyword}",
+                hint=hint,
+            )
 
     def _place(self, item: PlaceDecl, suffix: str) -> None:
         if item.label is not None:

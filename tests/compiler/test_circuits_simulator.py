@@ -78,11 +78,8 @@ def full_unitary(matrix: np.ndarray, qubits: tuple[int, ...], n: int) -> np.ndar
     return result
 
 
-def reference_state(net: SuperCircuit, row: list[int]) -> np.ndarray:
-    """The final state of one structure, from the plan's gates and the net's angles."""
-    n = net.qubits
-    state = np.zeros(2**n, dtype=complex)
-    state[0] = 1
+def planned_gates(net: SuperCircuit, row: list[int]):
+    """(gate, its angle or None) of one structure, in order, from the plan and the net's angles."""
     column = 0
     for slot in net.plan.slots:
         index = 0
@@ -92,7 +89,16 @@ def reference_state(net: SuperCircuit, row: list[int]) -> np.ndarray:
             angle = None
             if gate.param is not None:
                 angle = float(net.angles[slot.label][index, gate.param].detach())
-            state = full_unitary(reference_gate(gate.gate, angle), gate.qubits, n) @ state
+            yield gate, angle
+
+
+def reference_state(net: SuperCircuit, row: list[int]) -> np.ndarray:
+    """The final state of one structure, from the plan's gates and the net's angles."""
+    n = net.qubits
+    state = np.zeros(2**n, dtype=complex)
+    state[0] = 1
+    for gate, angle in planned_gates(net, row):
+        state = full_unitary(reference_gate(gate.gate, angle), gate.qubits, n) @ state
     return state
 
 
@@ -217,20 +223,12 @@ def reference_noisy_density(net: SuperCircuit, row: list[int], probability: floa
     n = net.qubits
     rho = np.zeros((2**n, 2**n), dtype=complex)
     rho[0, 0] = 1
-    column = 0
-    for slot in net.plan.slots:
-        index = 0
-        if slot.choice:
-            index, column = row[column], column + 1
-        for gate in slot.candidates[index].gates:
-            angle = None
-            if gate.param is not None:
-                angle = float(net.angles[slot.label][index, gate.param].detach())
-            unitary = full_unitary(reference_gate(gate.gate, angle), gate.qubits, n)
-            rho = unitary @ rho @ unitary.conj().T
-            for qubit in gate.qubits:
-                paulis = [full_unitary(PAULI[p], (qubit,), n) for p in "xyz"]
-                rho = (1 - probability) * rho + probability / 3 * sum(p @ rho @ p for p in paulis)
+    for gate, angle in planned_gates(net, row):
+        unitary = full_unitary(reference_gate(gate.gate, angle), gate.qubits, n)
+        rho = unitary @ rho @ unitary.conj().T
+        for qubit in gate.qubits:
+            paulis = [full_unitary(PAULI[p], (qubit,), n) for p in "xyz"]
+            rho = (1 - probability) * rho + probability / 3 * sum(p @ rho @ p for p in paulis)
     return rho
 
 
