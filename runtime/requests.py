@@ -179,8 +179,10 @@ def _check_fields(request, config_class: Callable[[], type] | None = None) -> No
     for name, value in check_values(fields, given, keywords).items():
         if value is not given[name]:
             object.__setattr__(request, name, value)
+    if config_class is None:
+        return
     given = {name: value for name, value in request.overrides.items() if value is not None}
-    if config_class is not None and given:  # None takes the preset's value
+    if given:  # None takes the preset's value
         checked = check_values(attrs.fields(config_class()), given)
         object.__setattr__(request, "overrides", {**request.overrides, **checked})
 
