@@ -301,3 +301,14 @@ def test_the_architectures_snippet_of_docs_python_md_runs(capsys):
     out = capsys.readouterr().out
     assert "3 True\nTrue 1\n2\n" in out
     assert names["fixed"].is_fixed and not names["space"].is_fixed
+
+
+def test_well_typed_requests_are_made_as_given():
+    """Requests of the right types are made unchanged: an eval request (which has no preset
+    fields), and search and train requests whose unset preset fields are None."""
+    evaluation = nasc.EvalRequest(checkpoint="runs/x", batch_size=64, image_size=None)
+    assert (evaluation.checkpoint, evaluation.batch_size) == ("runs/x", 64)
+    search = nasc.SearchRequest(space="nb201", overrides={"epochs": 3, "lr": None}, plugins=["m"])
+    assert search.overrides == {"epochs": 3, "lr": None} and search.plugins == ["m"]
+    train = nasc.TrainRequest(arch_file="a.nas", overrides={"cutout": 0}, keep_macro=True)
+    assert train.overrides == {"cutout": 0} and train.keep_macro
