@@ -192,7 +192,10 @@ def check_sweep(sweep: SweepRequest) -> None:
             raise NascUsageError(f"--grid {name}: no values", hint=f"e.g. --grid {name}=V1,V2")
     for space in sweep.spaces:
         load_space(space, **sweep.base.defines)
-    search_overrides({**sweep.base.overrides, **sweep.grid})
+    search_overrides(sweep.base.overrides)
+    for name, values in sweep.grid.items():  # every value of the grid, typed as its setting
+        for value in values:
+            search_overrides({name: value})
     validate_counts(subset=sweep.base.subset, image_size=sweep.base.image_size)
     validate_minutes(sweep.base.checkpoint_minutes)
     lookup_table(sweep.base)  # a bad table is refused once, here, not by every job

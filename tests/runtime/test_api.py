@@ -199,7 +199,7 @@ def test_export_refuses_an_unknown_format_listing_the_known_ones():
     arch = "|nor_conv_3x3~0|+|nor_conv_3x3~0|skip_connect~1|+|none~0|none~1|avg_pool_3x3~2|"
     with pytest.raises(nasc.NascUsageError, match="unknown export format `onnx`") as info:
         nasc.export("nb201", "onnx", arch=arch)
-    assert "nas, genotype, nb201, darts, torchscript, module" in info.value.hint
+    assert "nas, genotype, nb201, darts, torchscript, qasm, module" in info.value.hint
 
 
 @pytest.mark.parametrize("path", ["", "   "])
