@@ -338,6 +338,14 @@ def resume_changes(
     return changes
 
 
+def resume_overrides(plan, config) -> set[str]:
+    """The settings a resumed run's plan changed, with those earlier resumes recorded (none for
+    a new run: `plan.saved` is None)."""
+    if plan.saved is None:
+        return set()
+    return set(plan.changes) | recorded_overrides(plan.saved, config)
+
+
 def recorded_overrides(saved: dict, config) -> set[str]:
     """Settings an earlier resume changed explicitly (recorded in config.json), still in force."""
     last = {}

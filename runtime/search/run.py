@@ -36,8 +36,8 @@ from nasc.runtime.runs.resume import (
     check_run_config,
     fingerprint,
     record_overrides,
-    recorded_overrides,
     resume_changes,
+    resume_overrides,
 )
 from nasc.runtime.runs.rundir import RunDir, environment, unique_directory
 from nasc.runtime.runs.scalars import require_tensorboard
@@ -354,9 +354,6 @@ def build_searcher(plan, request, data, device, dist_, events, create: bool) -> 
     (`Task.check_network`); only then, for a new search on rank 0 with a run folder, is the run
     directory made, so a search that cannot start leaves no run behind."""
     config = plan.config
-    resume_overrides = set()
-    if plan.saved is not None:
-        resume_overrides = set(plan.changes) | recorded_overrides(plan.saved, config)
     minutes = request.checkpoint_minutes
     searcher = Searcher(
         plan.space,
@@ -378,7 +375,7 @@ def build_searcher(plan, request, data, device, dist_, events, create: bool) -> 
         dist=dist_,
         task=plan.task,
         settings=result_settings(config, plan.data_spec, plan.subset, dist_),
-        resume_overrides=resume_overrides,
+        resume_overrides=resume_overrides(plan, config),
         checkpoint_seconds=60.0 * minutes if minutes else None,
     )
     plan.task.check_network(searcher.net, data, device)

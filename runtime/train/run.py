@@ -40,8 +40,8 @@ from nasc.runtime.runs.resume import (
     check_resumable,
     check_run_config,
     record_overrides,
-    recorded_overrides,
     resume_changes,
+    resume_overrides,
 )
 from nasc.runtime.runs.resume import fingerprint as make_fingerprint
 from nasc.runtime.runs.rundir import RunDir, environment
@@ -374,9 +374,6 @@ def build_trainer(plan: TrainingPlan, request, data, device, events: RunEvents) 
     """Phase 3: the trainer, complete, its network run once on the data; a new run's
     directory is made only then."""
     config = plan.config
-    resume_overrides = set()
-    if plan.saved is not None:
-        resume_overrides = set(plan.changes) | recorded_overrides(plan.saved, config)
     minutes = request.checkpoint_minutes
     trainer = Trainer(
         plan.space,
@@ -396,7 +393,7 @@ def build_trainer(plan: TrainingPlan, request, data, device, events: RunEvents) 
             plan.task.name,
         ),
         task=plan.task,
-        resume_overrides=resume_overrides,
+        resume_overrides=resume_overrides(plan, config),
         checkpoint_seconds=60.0 * minutes if minutes else None,
     )
     plan.task.check_network(trainer.net, data, device)
