@@ -271,7 +271,9 @@ def _combine(target: str, expr: Combine) -> list[str]:
 
 
 def network_source(supernet) -> str:
-    """The network's forward: stages in order, each reading the outputs the plan wires to it."""
+    """The network's forward: stages in order, each reading the outputs the plan wires to it (a
+    list of them for a cell input that reads `from all`); a per-pixel head's map is resized to
+    the image's size."""
     arch: ArchState = supernet.arch
     lines = ["def forward(self, image):"]
     if supernet.channels_last:
@@ -285,6 +287,7 @@ def network_source(supernet) -> str:
         module = f"self.stages[{stage.index}]"
         args = ", ".join(names[i] for i in stage.inputs)
         if stage.kind == "cell":
+            args = _cell_args(stage, names)
             weights = (
                 f"w_{identifier(stage.name)}"
                 if arch.mixing == "softmax" and stage.name in arch.choices
@@ -295,13 +298,29 @@ def network_source(supernet) -> str:
             if not supernet.options.auxiliary:
                 continue
             aux = f"s{stage.index}"
-            lines.append(
-                f"    {aux} = {module}({args}) if self.training else None  # aux {stage.name}"
-            )
+            value = _per_pixel(f"{module}({args})", stage)
+            lines.append(f"    {aux} = {value} if self.training else None  # aux {stage.name}")
         elif stage.kind == "head":
-            lines.append(f"    logits = {module}({args})  # head {stage.name}")
+            value = _per_pixel(f"{module}({args})", stage)
+            lines.append(f"    logits = {value}  # head {stage.name}")
         else:
             lines.append(f"    s{stage.index} = {module}({args})  # {stage.kind} {stage.name}")
         names[stage.index] = f"s{stage.index}"
     lines.append(f"    return logits, {aux}" if supernet.options.auxiliary else "    return logits")
     return "\n".join(lines) + "\n"
+
+
+def _cell_args(stage, names: dict[int, str]) -> str:
+    """A cell's arguments: one output per input, a list for an input that reads `from all`."""
+    grouped: dict[int, list[str]] = {}
+    for slot, source, *_ in stage.reads():
+        grouped.setdefault(slot, []).append(names[source])
+    return ", ".join(
+        f"[{', '.join(values)}]" if slot in stage.fused else values[0]
+        for slot, values in grouped.items()
+    )
+
+
+def _per_pixel(call: str, stage) -> str:
+    """A head's call, resized bilinearly to the image's size when it is a per-pixel head."""
+    return f"_to_input({call}, image)" if stage.per_pixel else call

@@ -1,5 +1,6 @@
 """The functions generated forward code calls besides the modules: zero feature maps, drop path,
-PC-DARTS' partial channels, and the fused and lean kernels of the optimisation passes."""
+PC-DARTS' partial channels, the resizing of a per-pixel head's map to the image, and the fused
+and lean kernels of the optimisation passes."""
 
 from __future__ import annotations
 
@@ -15,6 +16,14 @@ def zeros(like: torch.Tensor, channels: int, stride: int) -> torch.Tensor:
     height = (like.shape[2] + stride - 1) // stride
     width = (like.shape[3] + stride - 1) // stride
     return like.new_zeros((like.shape[0], channels, height, width))
+
+
+def to_input(scores: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+    """A per-pixel head's map of class scores resized bilinearly to the image's height and width
+    (align_corners=False), as torchvision's FCN and LRASPP models end."""
+    return functional.interpolate(
+        scores, size=image.shape[-2:], mode="bilinear", align_corners=False
+    )
 
 
 def drop_path(x: torch.Tensor, probability: float, training: bool) -> torch.Tensor:
@@ -215,6 +224,7 @@ def lean_pool(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
 GLOBALS = {
     "torch": torch,
     "_zeros": zeros,
+    "_to_input": to_input,
     "_drop_path": drop_path,
     "_partial": partial_channels,
     "_conv": fused_conv,

@@ -1,6 +1,6 @@
 """The module classes that ops are built from where torch has none: identity, zero, DARTS'
-FactorizedReduce and auxiliary head, and the residual, squeeze-excite and pooled sequences that
-op definitions in the language build."""
+FactorizedReduce and auxiliary head, the residual, squeeze-excite and pooled sequences that
+op definitions in the language build, and the fusion of a cell input that reads `from all`."""
 
 from __future__ import annotations
 
@@ -151,3 +151,14 @@ class Pooled(nn.Sequential):
             ):
                 x = torch.flatten(x, 1)
         return x
+
+
+class Fuse(nn.ModuleList):
+    """A cell input that reads `from all`: each earlier output through its own adapter (brought
+    to the cell's width and resolution), summed, as DCNAS' fusion module."""
+
+    def forward(self, outputs):
+        total = self[0](outputs[0])
+        for adapter, output in zip(self[1:], outputs[1:], strict=True):
+            total = total + adapter(output)
+        return total

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
+from fractions import Fraction
 
 import attrs
 from torch import nn
@@ -26,10 +27,11 @@ __all__ = ["Builder", "Residual", "defined_entry", "register_prelude"]
 
 @attrs.frozen
 class Shape:
-    """Where a body stands while it is built: channels, the stride so far, flattened or not."""
+    """Where a body stands while it is built: channels, the stride so far (a fraction after an
+    upsampling), flattened or not."""
 
     channels: int
-    stride: int = 1
+    stride: Fraction | int = 1
     flat: bool = False
 
 
@@ -83,6 +85,15 @@ class Builder:
     def build(self) -> nn.Module:
         module, shape = self.body(self.defn.body, Shape(channels=self.env["C_in"]))
         c_out, stride = self.env["C_out"], self.env["stride"]
+        if self.defn.per_pixel:
+            if shape.flat or shape.channels != c_out:
+                raise self.fail(
+                    f"the per-pixel head `{self.defn.name}` must end in a map of {c_out} "
+                    "class scores",
+                    self.defn.span,
+                    "end it with a convolution to the class count, e.g. `conv(1, bias = 1)`",
+                )
+            return module
         if shape.channels != c_out:
             raise self.fail(
                 f"op `{self.defn.name}` ends with {shape.channels} channels where it is placed "
@@ -90,10 +101,10 @@ class Builder:
                 self.defn.span,
                 "end the body with a step that makes C_out channels, e.g. `conv(1)`",
             )
-        if shape.stride != stride:
+        if shape.stride != Fraction(stride, self.env["up"]):
             raise self.fail(
                 f"op `{self.defn.name}` reduces the resolution by {shape.stride} where it is "
-                f"placed with stride {stride}",
+                f"placed with stride {Fraction(stride, self.env['up'])}",
                 self.defn.span,
                 "pass the op's stride to one step, e.g. `conv(3, stride = stride)`",
             )
@@ -247,6 +258,7 @@ class Builder:
             "relu": nn.ReLU,
             "relu6": nn.ReLU6,
             "hardswish": nn.Hardswish,
+            "hardsigmoid": nn.Hardsigmoid,
             "sigmoid": nn.Sigmoid,
             "tanh": nn.Tanh,
             "gelu": nn.GELU,
@@ -271,6 +283,37 @@ class Builder:
             return module, Shape(c, shape.stride * stride)
         if name == "se":
             return SqueezeExcite(c, positive("mid", 1)), shape
+        if name in ("bilinear", "nearest"):
+            factor = positive("factor", 1)
+            module = nn.Upsample(
+                scale_factor=factor,
+                mode=name,
+                align_corners=False if name == "bilinear" else None,
+            )
+            return module, Shape(c, shape.stride * Fraction(1, factor))
+        if name == "deconv":
+            k, stride = positive("k", 1), positive("stride", 1)
+            out = positive("out", env["C_out"])
+            if k < stride or (stride == 1 and k % 2 == 0):
+                raise self.fail(
+                    f"`deconv({k}, stride = {stride})` in op `{self.defn.name}` cannot multiply "
+                    f"the size by {stride} exactly",
+                    call.span,
+                    "a transposed convolution needs a kernel at least its stride (an odd one at "
+                    "stride 1): `deconv(2, stride = 2)` or `deconv(4, stride = 2)`",
+                )
+            # Padded so that an n x n map becomes exactly (n stride) x (n stride).
+            pad = -(-(k - stride) // 2)
+            module = nn.ConvTranspose2d(
+                c,
+                out,
+                k,
+                stride=stride,
+                padding=pad,
+                output_padding=2 * pad - (k - stride),
+                bias=bool(a.get("bias", 0)),
+            )
+            return module, Shape(out, shape.stride * Fraction(1, stride))
         if name == "identity":
             return Identity(), shape
         if name == "zero":
@@ -370,8 +413,9 @@ def defined_entry(name: str, defs: tuple[ast.OpDef, ...] = ()) -> OpEntry | None
             (),
         )
 
-    def build(C_in, C_out, stride, affine, track_running_stats=True):  # noqa: N803
+    def build(C_in, C_out, stride, affine, track_running_stats=True, up=1):  # noqa: N803
         env = {"C_in": C_in, "C_out": C_out, "stride": stride, "affine": int(bool(affine))}
+        env["up"] = up
         return Builder(defn, values, env, track_running_stats, resolve).build()
 
     zero = identity = pooling = False

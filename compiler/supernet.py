@@ -21,7 +21,7 @@ from nasc.dsl.macro import Plan, Stage, instantiate
 from . import codegen
 from .archstate import ArchState
 from .graph import Graph
-from .modules import FactorizedReduce
+from .modules import FactorizedReduce, Fuse, Identity
 from .ops import catalog, get_op
 from .passes import DEFAULT_PASSES, PASSES
 from .probe import check_python_ops
@@ -98,7 +98,10 @@ def _global_hooks() -> bool:
 class CellModule(nn.Module):
     """One placed cell: adapters for its inputs and an op per (edge, candidate).
 
-    Its forward is the code generated for its cell type (shared by every instance).
+    Its forward is the code generated for its cell type (shared by every instance). An input
+    that reads `from all` gets a list of outputs: `fuse[input]` brings each through its own
+    adapter and sums them before the generated code runs (its `adapters` entry is then the
+    identity), since the number of outputs differs between instances of one cell type.
     """
 
     def __init__(self, cell: Cell, stage: Stage, options: CompileOptions, defs: tuple = ()):
@@ -118,11 +121,24 @@ class CellModule(nn.Module):
             # choice masked to one block is that block's network.
             affine, track = True, True
         self.adapters = nn.ModuleDict()
-        for item, channels, stride in zip(cell.inputs, stage.in_channels, stage.input_strides):
-            if item.adapter:
-                self.adapters[item.name] = get_op(item.adapter, defs).build(
-                    channels, stage.width, stride, affine, track_running_stats=track
-                )
+        self.fuse = nn.ModuleDict()
+        self.fused_inputs = tuple((slot, cell.inputs[slot].name) for slot in stage.fused)
+        fused = {name for _, name in self.fused_inputs}
+        for slot, _, channels, stride, up in stage.reads():
+            item = cell.inputs[slot]
+            if not item.adapter:
+                continue
+            extra = {"up": up} if up > 1 else {}
+            module = get_op(item.adapter, defs).build(
+                channels, stage.width, stride, affine, track_running_stats=track, **extra
+            )
+            if item.name in fused:
+                if item.name not in self.fuse:
+                    self.fuse[item.name] = Fuse()
+                    self.adapters[item.name] = Identity()
+                self.fuse[item.name].append(module)
+            else:
+                self.adapters[item.name] = module
         inputs = set(cell.input_names)
         self.edges = nn.ModuleDict()
         # PC-DARTS' partial channels split a cell's mixed edges; a block choice runs whole blocks.
@@ -177,6 +193,8 @@ class CellModule(nn.Module):
                 "call the supernet, or its recompile(), before calling a cell on its own"
             )
         *features, weights = inputs
+        for position, name in self.fused_inputs:
+            features[position] = self.fuse[name](features[position])
         program = self.program
         if self.make_plain is not None and self.hooked():
             if self.plain_program is None:
@@ -498,9 +516,16 @@ def count_flops(net: nn.Module, channels: int, size: int) -> int:
         nonlocal total
         total += output.numel() * module.in_features
 
+    def transposed_hook(module, inputs, output):
+        nonlocal total
+        kernel = module.kernel_size[0] * module.kernel_size[1]
+        total += inputs[0].numel() * (module.out_channels // module.groups) * kernel
+
     handles = []
     for module in net.modules():
-        if isinstance(module, nn.Conv2d):
+        if isinstance(module, nn.ConvTranspose2d):
+            handles.append(module.register_forward_hook(transposed_hook))
+        elif isinstance(module, nn.Conv2d):
             handles.append(module.register_forward_hook(conv_hook))
         elif isinstance(module, nn.Linear):
             handles.append(module.register_forward_hook(linear_hook))

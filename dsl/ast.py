@@ -231,7 +231,9 @@ class OpDef:
     """`op NAME(params) [with flags] = body`.
 
     Attributes:
-        flags: `head` (the op ends in class scores) and `stride = N` (a fixed reduction).
+        flags: `head` (the op ends in class scores), `per_pixel` (a head that ends in a map of
+            class scores), `resampling` (an adapter for any power-of-two scale) and `stride N`
+            (a fixed reduction).
         text: the definition as written, which the printer writes back.
         doc: the comment lines right above the definition.
     """
@@ -246,7 +248,19 @@ class OpDef:
 
     @property
     def role(self) -> str:
-        return "head" if any(name == "head" for name, _ in self.flags) else "op"
+        heads = ("head", "per_pixel")
+        return "head" if any(name in heads for name, _ in self.flags) else "op"
+
+    @property
+    def per_pixel(self) -> bool:
+        """A head that ends in a map of class scores (`with per_pixel`), not a vector."""
+        return any(name == "per_pixel" for name, _ in self.flags)
+
+    @property
+    def resampling(self) -> bool:
+        """An adapter that brings an input from any power-of-two multiple of the cell's
+        resolution (`with resampling`): its body reads `stride` and `up`."""
+        return any(name == "resampling" for name, _ in self.flags)
 
     @property
     def stride(self) -> int | None:
@@ -394,6 +408,9 @@ class CallDecl:
         return self.span
 
 
+ALL = "all"  # the source `from all`: every earlier output, resampled and summed
+
+
 @attrs.frozen(kw_only=True)
 class MacroDecl:
     """One statement of a network body.
@@ -405,6 +422,10 @@ class MacroDecl:
     block is placed once). `phase`
     is `search` or `train` for a statement that exists only in the search supernet or only in
     the standalone network, None for one in both.
+
+    Dense networks: `name` names the statement's output (`low = basic(2W, stride = 2)`);
+    `sources` are the outputs it reads (`from low, deep`; `ALL` for `from all`), empty for the
+    latest ones; `at` is the stride from the input image at which a cell runs (`at 8`).
     """
 
     kind: str
@@ -421,9 +442,16 @@ class MacroDecl:
     ops: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
     shared: bool = False
     stride: Expr | None = None
+    name: str | None = None
+    sources: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
+    at: Expr | None = None
     span: Span | None = _span_field()
     cell_span: Span | None = _span_field()
     op_spans: tuple[Span | None, ...] = attrs.field(
+        default=(), converter=_tuple, eq=False, repr=False
+    )
+    name_span: Span | None = _span_field()
+    source_spans: tuple[Span | None, ...] = attrs.field(
         default=(), converter=_tuple, eq=False, repr=False
     )
 

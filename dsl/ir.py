@@ -47,12 +47,18 @@ class OpInfo:
         doc: one line for `nasc show` and the docs.
         params: the parameters of an op defined with some (`mbconv(e, k)`): a use gives their
             values, `mbconv(6, 5)`.
+        per_pixel: a head that ends in a map of class scores (segmentation), which the network
+            resizes to the input's size.
+        resampling: an op that may bring a cell input from any power-of-two multiple of the
+            cell's resolution, larger (`stride`) or smaller (`up`): `resample`.
     """
 
     role: str = attrs.field(validator=attrs.validators.in_(("op", "head")))
     stride: int | None = None
     doc: str = ""
     params: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
+    per_pixel: bool = False
+    resampling: bool = False
 
 
 @attrs.frozen(kw_only=True)

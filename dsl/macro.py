@@ -2,7 +2,10 @@
 resolution, and which earlier outputs feed it.
 
 A cell with k inputs reads the outputs of the k stages before it (stems, blocks and cells); when
-fewer exist, the earliest output repeats (DARTS: `s0 = s1 = stem(x)`).
+fewer exist, the earliest output repeats (DARTS: `s0 = s1 = stem(x)`). A statement with `from`
+reads named outputs instead, one per input; an input that reads `from all` sums every earlier
+output, each through its own copy of the input's adapter. Each read reaches the cell's
+resolution through the adapter: by a power-of-two stride, or upsampled by a power of two (`up`).
 """
 
 from __future__ import annotations
@@ -11,10 +14,10 @@ from collections.abc import Mapping
 
 import attrs
 
-from .ast import evaluate, op_name
+from .ast import ALL, evaluate, op_name
 from .errors import NasSemanticError, Span
 from .ir import Cell, OpInfo, SpaceIR, resolve_params
-from .opdefs import info_of
+from .opdefs import info_of, prelude
 
 IMAGE = -1  # the index that stands for the network's input image
 MAX_STAGES = 10_000  # far more than any real network; keeps a huge repeat count from hanging lint
@@ -22,6 +25,7 @@ MAX_STAGES = 10_000  # far more than any real network; keeps a huge repeat count
 # one (what lies below it but cannot fit the memory, the runtime's memory check refuses), and
 # small enough that PyTorch's 32-bit sizes and 64-bit weight counts stay in range.
 MAX_SIZE = 2**31 - 1
+MAX_SCALE = 2**16  # the largest resampling factor between a read and the cell that reads it
 
 
 @attrs.frozen(kw_only=True)
@@ -31,11 +35,21 @@ class Stage:
     Attributes:
         kind: `stem`, `block`, `cell`, `aux` or `head`.
         name: the op or cell type.
-        inputs: indices of the stages whose outputs it reads (`IMAGE` for the input image).
+        inputs: indices of the stages whose outputs it reads (`IMAGE` for the input image), one
+            per read: a cell reads one output per input, and every earlier one for an input that
+            reads `from all`.
+        in_channels: the channels of each read.
         width: the op's output channels, the cell's node width, or the head's class count.
         stride: 2 for stages that halve the resolution (reduction cells, strided ops).
-        input_strides: for a cell, how much each input's adapter must reduce.
+        input_strides: for a cell, how much each read's adapter must reduce.
+        input_ups: for a cell, by how much each read's adapter must upsample (1: not at all);
+            empty when no read is upsampled.
+        slots: for a cell, the input each read feeds; empty when read i feeds input i.
+        fused: for a cell, the positions of the inputs that read `from all` (their reads are
+            summed).
         node_channels: for a cell, the channels of every input (after its adapter) and node.
+        label: the statement's name (`low = basic(...)`), if it has one.
+        per_pixel: a head that ends in a map of class scores, resized to the input's size.
         span: the statement that placed it, for errors.
     """
 
@@ -50,8 +64,20 @@ class Stage:
     out_channels: int
     out_size: int
     input_strides: tuple[int, ...] = ()
+    input_ups: tuple[int, ...] = ()
+    slots: tuple[int, ...] = ()
+    fused: tuple[int, ...] = ()
     node_channels: Mapping[str, int] = attrs.field(factory=dict)
+    label: str | None = None
+    per_pixel: bool = False
     span: Span | None = attrs.field(default=None, eq=False, repr=False)
+
+    def reads(self) -> tuple[tuple[int, int, int, int, int], ...]:
+        """For a cell, each read as (input position, stage index, channels, stride, up)."""
+        slots = self.slots or tuple(range(len(self.inputs)))
+        ups = self.input_ups or (1,) * len(self.inputs)
+        strides = self.input_strides or (1,) * len(self.inputs)
+        return tuple(zip(slots, self.inputs, self.in_channels, strides, ups))
 
 
 @attrs.frozen(kw_only=True)
@@ -75,38 +101,105 @@ def halve(size: int, stride: int) -> int:
     return size
 
 
-def _adapter_strides(
-    space: SpaceIR, cell: Cell, sizes: list[int], index: int, item_span
-) -> tuple[int, ...]:
-    base = sizes[-1]
-    strides = []
+def _scale(size: int, base: int) -> tuple[int, int] | None:
+    """(stride, up) that bring a `size` map to `base`: a power-of-two stride (ceil halvings) or
+    a power-of-two upsampling; None when no power of two does."""
+    factor = 1
+    while factor <= MAX_SCALE:
+        if halve(size, factor) == base:
+            return factor, 1
+        if size * factor == base:
+            return 1, factor
+        factor *= 2
+    return None
+
+
+def _read_scales(
+    space: SpaceIR, catalog, cell: Cell, reads, base: int, index: int, item_span
+) -> tuple[tuple[int, int], ...]:
+    """(stride, up) of each read `(slot, size)` into a cell that runs at `base`.
+
+    An input at the cell's resolution needs nothing; one at twice it needs an adapter (which is
+    built with stride 2); one at another power-of-two multiple, larger or smaller, needs a
+    resampling adapter (`resample`, an op marked `with resampling`).
+    """
+    scales = []
     read = {edge.source for edge in cell.edges}
-    for item, size in zip(cell.inputs, sizes):
+    for slot, size, span in reads:
+        item = cell.inputs[slot]
+        where = f"input `{item.name}` of cell `{cell.name}` (stage {index})"
+        path = f"{space.name}.{cell.name}.{item.name}"
+        arrives = f"arrives at {size}x{size} but the cell runs at {base}x{base}"
         if item.name not in read and item.adapter is None:
-            strides.append(1)  # an input nothing reads computes nothing; any shape will do
-        elif size == base:
-            strides.append(1)
-        elif halve(size, 2) == base:
-            strides.append(2)
-        else:
+            scales.append((1, 1))  # an input nothing reads computes nothing; any shape will do
+            continue
+        scale = _scale(size, base)
+        if scale is None:
+            coarser = size < base
             raise NasSemanticError(
-                f"shapes cannot match: input `{item.name}` of cell `{cell.name}` (stage {index}) "
-                f"arrives at {size}x{size} but the cell runs at {base}x{base}",
-                span=item_span,
-                path=f"{space.name}.{cell.name}.{item.name}",
-                hint="a cell may read an output of at most twice its resolution, through an "
-                "adapter such as `preprocess`",
+                f"shapes cannot match: {where} {arrives}, which "
+                + (
+                    f"no upsampling by a power of two gives ({base} is not {size} times 2, 4, "
+                    "8, ...)"
+                    if coarser
+                    else f"no halving gives ({base} is not {size} halved some times, "
+                    "rounding up)"
+                ),
+                span=span or item_span,
+                path=path,
+                hint="upsampling multiplies the size, so the cell must run at the coarse map's "
+                "size times a power of two: choose an input size that halves evenly (e.g. a "
+                "multiple of 32), or place the cell `at` another stride",
             )
-        if strides[-1] != 1 and item.adapter is None:
+        scales.append(scale)
+        stride, up = scale
+        if (stride, up) == (1, 1):
+            continue
+        resampling = _resamples(space, catalog, item.adapter)
+        if item.adapter is not None and (stride == 2 or resampling):
+            continue
+        if item.adapter is None:
+            hint = (
+                f"give the input an adapter that reduces, e.g. `{item.name}:preprocess`, or "
+                "place the cell where its inputs share one resolution"
+                if stride == 2
+                else f"a sum or concat needs one resolution: give the input an adapter that "
+                f"resamples, `{item.name}:resample`, or place the cell where its inputs share "
+                "one resolution"
+            )
             raise NasSemanticError(
-                f"shapes cannot match: input `{item.name}` of cell `{cell.name}` (stage {index}) "
-                f"arrives at {size}x{size} but the cell runs at {base}x{base}",
+                f"shapes cannot match: {where} {arrives}",
                 span=item.span or item_span,
-                path=f"{space.name}.{cell.name}.{item.name}",
-                hint=f"give the input an adapter that reduces, e.g. `{item.name}:preprocess`, or "
-                "place the cell where its inputs share one resolution",
+                path=path,
+                hint=hint,
             )
-    return tuple(strides)
+        raise NasSemanticError(
+            f"shapes cannot match: {where} {arrives}",
+            span=span or item_span,
+            path=path,
+            hint=f"a cell may read an output of at most twice its resolution, through an "
+            f"adapter such as `preprocess`; `{item.adapter}` does not resample, so write "
+            f"`{item.name}:resample` (or an op marked `with resampling`) to read "
+            + ("a coarser one" if up > 1 else "one further away"),
+        )
+    return tuple(scales)
+
+
+def _info(space: SpaceIR, catalog, name: str | None) -> OpInfo | None:
+    """What the language knows of an op: from the catalog, else the file's or the prelude's
+    definitions (a space checked without a catalog)."""
+    if name is None:
+        return None
+    if catalog is not None and name in catalog:
+        return catalog[name]
+    base = name.split("(")[0]
+    defn = next((d for d in (*space.opdefs, *prelude()) if d.name == base), None)
+    return info_of(defn) if defn is not None else None
+
+
+def _resamples(space: SpaceIR, catalog, adapter: str | None) -> bool:
+    info = _info(space, catalog, adapter)
+    return info is not None and info.resampling
 
 
 def _check_decisions(space: SpaceIR, decisions, params: Mapping[str, int]) -> None:
@@ -129,7 +222,8 @@ def _check_decisions(space: SpaceIR, decisions, params: Mapping[str, int]) -> No
 
 
 def cell_channels(cell: Cell, in_channels: tuple[int, ...], width: int) -> dict[str, int]:
-    """Channels of every input (after its adapter) and node of a cell placed at `width`."""
+    """Channels of every input (after its adapter) and node of a cell placed at `width`;
+    `in_channels` holds the incoming channels of each input."""
     channels = {
         item.name: (width if item.adapter else c) for item, c in zip(cell.inputs, in_channels)
     }
@@ -162,11 +256,13 @@ def instantiate(
         catalog = {**catalog, **{defn.name: info_of(defn) for defn in space.opdefs}}
     items = space.network.items_for(phase)
     layout = _read_input(space, params, items)
+    layout.phase = phase if space.network.phased else None
     for item in items:
         if item.kind in ("cells", "choice"):
-            _place_cells(space, params, layout, item)
+            _place_cells(space, params, catalog, layout, item)
         elif item.kind != "input":
             _place_call(space, params, catalog, layout, item)
+        _name_output(space, layout, item)
     return Plan(
         params=params, channels=layout.channels, size=layout.size, stages=tuple(layout.stages)
     )
@@ -181,6 +277,10 @@ class _Layout:
     size: int
     stages: list[Stage] = attrs.Factory(list)
     outputs: list[tuple[int, int, int]] = attrs.Factory(list)  # (stage index, channels, size)
+    # The named outputs so far (None: the statement placed nothing), and where each was named.
+    named: dict[str, tuple[int, int, int] | None] = attrs.Factory(dict)
+    phase: str | None = None
+    placed_from: int = 0  # the number of stages before the statement being placed
 
     def current(self) -> tuple[int, int, int]:
         """The last output of the main path, or the input image."""
@@ -240,7 +340,75 @@ def _make_room(space: SpaceIR, layout: _Layout, count: int, span) -> None:
         )
 
 
-def _place_cells(space: SpaceIR, params: Mapping[str, int], layout: _Layout, item) -> None:
+def _name_output(space: SpaceIR, layout: _Layout, item) -> None:
+    """Remember the output of a named statement (its last stage) for later `from NAME`."""
+    if item.name is None:
+        return
+    path = f"{space.name}.network.{item.name}"
+    if item.kind in ("input", "head", "aux"):
+        raise NasSemanticError(
+            f"the `{item.kind}` statement is named `{item.name}`, but no statement can read it",
+            span=item.name_span or item.span,
+            path=path,
+            hint="name stems, blocks, cells and block choices, whose outputs later statements "
+            "read with `from NAME`",
+        )
+    if item.name in layout.named:
+        raise NasSemanticError(
+            f"two statements are named `{item.name}`",
+            span=item.name_span or item.span,
+            path=path,
+            hint="give each named statement its own name",
+        )
+    placed = layout.stages[layout.placed_from :]
+    layout.named[item.name] = (
+        (placed[-1].index, placed[-1].out_channels, placed[-1].out_size) if placed else None
+    )
+    if placed:
+        layout.stages[-1] = attrs.evolve(placed[-1], label=item.name)
+
+
+def _read_named(space: SpaceIR, layout: _Layout, item, position: int) -> tuple[int, int, int]:
+    """The output a statement reads by name: `from NAME`."""
+    name = item.sources[position]
+    spans = item.source_spans
+    span = (spans[position] if position < len(spans) else None) or item.span
+    path = f"{space.name}.network.{name}"
+    if name not in layout.named:
+        later = [
+            other
+            for other in space.network.items_for(layout.phase or "search")
+            if other.name == name
+        ]
+        known = ", ".join(f"`{known}`" for known in layout.named) or "none yet"
+        if later:
+            raise NasSemanticError(
+                f"`{name}` is read before the statement that names it",
+                span=span,
+                path=path,
+                hint=f"a statement reads outputs named above it (named so far: {known}); "
+                "move the statement after the one it reads",
+            )
+        where = f" of the {layout.phase} network" if layout.phase else ""
+        raise NasSemanticError(
+            f"unknown stage name `{name}`",
+            span=span,
+            path=path,
+            hint=f"name a statement to read it, `{name} = basic(2C, stride = 2)`; names "
+            f"so far{where}: {known}",
+        )
+    found = layout.named[name]
+    if found is None:
+        raise NasSemanticError(
+            f"`{name}` names a statement that places nothing (its repeat count is 0)",
+            span=span,
+            path=path,
+            hint="read another output, or make the repeat count at least 1",
+        )
+    return found
+
+
+def _place_cells(space: SpaceIR, params: Mapping[str, int], catalog, layout: _Layout, item) -> None:
     """Place the instances of a cell statement or a block choice (`repeat` times or once)."""
     if item.kind == "cells":
         what, decisions = item.cell, None
@@ -252,69 +420,155 @@ def _place_cells(space: SpaceIR, params: Mapping[str, int], layout: _Layout, ite
         counted = f"the repeat count of `{what}`"
         count = _value(space, params, item.repeat, counted, item.span, minimum=0, maximum=None)
     width = _value(space, params, item.width, f"the width of `{what}`", item.span)
+    at = None
+    if item.at is not None:
+        at = _value(space, params, item.at, f"the stride `at` of `{what}`", item.span)
+        if at & (at - 1) or at > MAX_SCALE:
+            raise NasSemanticError(
+                f"`{what}` is placed at stride {at}, which is not a power of two",
+                span=getattr(item.at, "span", None) or item.span,
+                path=f"{space.name}.network.{what}",
+                hint="`at S` runs the cell at 1/S of the input's resolution: S is 1, 2, 4, 8, ...",
+            )
     if decisions is not None:
         _check_decisions(space, decisions, params)
     _make_room(space, layout, count, getattr(item.repeat, "span", None) or item.span)
+    layout.placed_from = len(layout.stages)
     for instance in range(count):
         cell = space.cell(item.cell) if decisions is None else decisions.cell_for(instance)
-        layout.add(_cell_stage(space, cell, layout, width, item.span))
+        layout.add(_cell_stage(space, cell, layout, width, item.span, item, catalog, at))
 
 
-def _cell_stage(space: SpaceIR, cell: Cell, layout: _Layout, width: int, item_span) -> Stage:
-    """One cell instance at `width`, reading the outputs of the stages before it."""
+def _cell_feeds(space: SpaceIR, cell: Cell, layout: _Layout, item) -> list[list]:
+    """Per input of the cell, the outputs it reads: (stage index, channels, size, span)."""
     k = len(cell.inputs)
-    feeding = layout.outputs[-k:] if layout.outputs else [layout.current()]
-    feeding = [feeding[0]] * (k - len(feeding)) + feeding
-    in_channels = tuple(c for _, c, _ in feeding)
-    strides = _adapter_strides(
-        space, cell, [s for _, _, s in feeding], len(layout.stages), item_span
-    )
-    node_channels = cell_channels(cell, in_channels, width)
-    base = feeding[-1][2]
+    if item is None or not item.sources:
+        feeding = layout.outputs[-k:] if layout.outputs else [layout.current()]
+        feeding = [feeding[0]] * (k - len(feeding)) + feeding
+        return [[(*feed, None)] for feed in feeding]
+    if len(item.sources) != k:
+        what = "input" if k == 1 else "inputs"
+        raise NasSemanticError(
+            f"cell `{cell.name}` has {k} {what} but the statement reads "
+            f"{len(item.sources)} sources",
+            span=item.source_spans[0] if item.source_spans else item.span,
+            path=f"{space.name}.network.{cell.name}",
+            hint=f"name one source per input of `{cell.name}`, in the order of "
+            f"`{cell.name}({', '.join(cell.input_names)})`",
+        )
+    feeds = []
+    for position, name in enumerate(item.sources):
+        span = item.source_spans[position] if position < len(item.source_spans) else None
+        if name == ALL:
+            everything = layout.outputs or [layout.current()]
+            feeds.append([(*feed, span) for feed in everything])
+        else:
+            feeds.append([(*_read_named(space, layout, item, position), span)])
+    return feeds
+
+
+def _cell_stage(
+    space: SpaceIR,
+    cell: Cell,
+    layout: _Layout,
+    width: int,
+    item_span,
+    item=None,
+    catalog=None,
+    at: int | None = None,
+) -> Stage:
+    """One cell instance at `width`, reading the outputs of the stages before it (or those the
+    statement names), at the resolution of its last input or at stride `at`."""
+    index = len(layout.stages)
+    feeds = _cell_feeds(space, cell, layout, item)
+    fused = []
+    for slot, input_ in enumerate(cell.inputs):
+        if item is not None and item.sources and item.sources[slot] == ALL:
+            if input_.adapter is None:
+                raise NasSemanticError(
+                    f"input `{input_.name}` of cell `{cell.name}` reads `from all`, whose "
+                    "outputs differ in width and resolution, but has no adapter",
+                    span=input_.span or item_span,
+                    path=f"{space.name}.{cell.name}.{input_.name}",
+                    hint=f"give it a resampling adapter, `{input_.name}:resample`, which brings "
+                    "each output to the cell's width and resolution before they are summed",
+                )
+            fused.append(slot)
+    if at is not None:
+        base = halve(layout.size, at)
+    elif item is not None and item.sources and item.sources[-1] == ALL:
+        base = layout.current()[2]
+    else:
+        base = feeds[-1][-1][2]
+    reads = [(slot, size, span) for slot, feed in enumerate(feeds) for _, _, size, span in feed]
+    scales = _read_scales(space, catalog, cell, reads, base, index, item_span)
+    flat = [read for feed in feeds for read in feed]
+    slots = tuple(slot for slot, feed in enumerate(feeds) for _ in feed)
+    slot_channels = tuple(feed[-1][1] for feed in feeds)
+    node_channels = cell_channels(cell, slot_channels, width)
+    ups = tuple(up for _, up in scales)
     return Stage(
-        index=len(layout.stages),
+        index=index,
         kind="cell",
         name=cell.name,
-        inputs=tuple(index for index, _, _ in feeding),
-        in_channels=in_channels,
+        inputs=tuple(read[0] for read in flat),
+        in_channels=tuple(read[1] for read in flat),
         in_size=base,
         width=width,
         stride=2 if cell.reduction else 1,
         out_channels=sum(node_channels[name] for name in cell.output),
         out_size=halve(base, 2) if cell.reduction else base,
-        input_strides=strides,
+        input_strides=tuple(stride for stride, _ in scales),
+        input_ups=ups if any(up > 1 for up in ups) else (),
+        slots=slots if slots != tuple(range(len(cell.inputs))) else (),
+        fused=tuple(fused),
         node_channels=node_channels,
         span=item_span,
     )
 
 
 def _place_call(space: SpaceIR, params: Mapping[str, int], catalog, layout: _Layout, item) -> None:
-    """Place a stem, block, auxiliary head or head: one op on the main path's last output (a
-    block `repeat` times in a row)."""
+    """Place a stem, block, auxiliary head or head: one op on the main path's last output, or on
+    the output it reads by name (a block `repeat` times in a row)."""
     call = item.call
     count = 1
     if item.repeat is not None:
         what = f"the repeat count of `{call.op}`"
         count = _value(space, params, item.repeat, what, item.span, minimum=0, maximum=None)
     _make_room(space, layout, count, getattr(item.repeat, "span", None) or call.span)
-    info = (catalog or {}).get(call.op)
+    info = _info(space, catalog, call.op)
     width = _value(space, params, call.args[0], f"the width of `{call.op}`", call.span)
     name = _placed_name(space, params, call, info)
     stride = _call_stride(space, params, call, info)
     is_head = item.kind in ("head", "aux")
-    for _ in range(count):
-        source, in_channels, in_size = layout.current()
+    per_pixel = is_head and info is not None and info.per_pixel
+    source = None
+    if item.sources:
+        if len(item.sources) != 1 or item.sources[0] == ALL:
+            raise NasSemanticError(
+                f"`{item.kind} {call.op}` reads one output, but the statement reads "
+                + ("`from all`" if ALL in item.sources else f"{len(item.sources)}"),
+                span=item.source_spans[0] if item.source_spans else item.span,
+                path=f"{space.name}.network.{call.op}",
+                hint="an op reads one feature map: `from NAME`; to combine several, place a "
+                "cell with one input per source (`from all` sums them through its adapter)",
+            )
+        source = _read_named(space, layout, item, 0)
+    layout.placed_from = len(layout.stages)
+    for instance in range(count):
+        index, in_channels, in_size = source if instance == 0 and source else layout.current()
         stage = Stage(
             index=len(layout.stages),
             kind=item.kind,
             name=name,
-            inputs=(source,),
+            inputs=(index,),
             in_channels=(in_channels,),
             in_size=in_size,
             width=width,
             stride=1 if is_head else stride,
             out_channels=width,
-            out_size=1 if is_head else halve(in_size, stride),
+            out_size=(layout.size if per_pixel else 1) if is_head else halve(in_size, stride),
+            per_pixel=per_pixel,
             span=call.span,
         )
         layout.add(stage, on_path=not is_head)

@@ -20,7 +20,7 @@ from .errors import NascError, NasSemanticError
 from .ir import OpInfo
 
 # The integers every op body may read besides its own parameters.
-CONTEXT = ("C_in", "C_out", "stride", "affine")
+CONTEXT = ("C_in", "C_out", "stride", "affine", "up")
 # Said of every unknown op name: the op may be one of a Python plugin not loaded.
 PLUGIN_HINT = "an op written in Python needs its plugin: `--ops my_ops.py` (a file or a module)"
 
@@ -56,10 +56,32 @@ PRIMITIVES: dict[str, Primitive] = {
             params=("out", "stride", "bias"),
             doc="pointwise (1x1) convolution to `out` channels (default C_out)",
         ),
+        Primitive(
+            name="deconv",
+            params=("k", "out", "stride", "bias"),
+            required=("k",),
+            doc="transposed convolution: kernel k, out channels (default C_out), stride s "
+            "(the factor it multiplies the size by), bias (0 or 1); padded so that an n x n "
+            "map becomes exactly ns x ns (k >= s, and an odd k at stride 1)",
+        ),
+        Primitive(
+            name="bilinear",
+            params=("factor",),
+            required=("factor",),
+            doc="bilinear upsampling by an integer factor (align_corners=False, as torchvision's "
+            "segmentation models)",
+        ),
+        Primitive(
+            name="nearest",
+            params=("factor",),
+            required=("factor",),
+            doc="nearest-neighbour upsampling by an integer factor",
+        ),
         Primitive(name="bn", params=("affine",), doc="BatchNorm (affine as the op's `affine`)"),
         Primitive(name="relu", doc="ReLU"),
         Primitive(name="relu6", doc="ReLU6"),
         Primitive(name="hardswish", doc="hard swish"),
+        Primitive(name="hardsigmoid", doc="hard sigmoid"),
         Primitive(name="sigmoid", doc="sigmoid"),
         Primitive(name="tanh", doc="tanh"),
         Primitive(name="gelu", doc="GELU"),
@@ -148,7 +170,14 @@ def _cond_exprs(cond) -> Iterator[ast.Expr]:
 
 def info_of(defn: ast.OpDef) -> OpInfo:
     """What the language checks uses of a defined op against."""
-    return OpInfo(role=defn.role, stride=defn.stride, doc=defn.doc, params=defn.params)
+    return OpInfo(
+        role=defn.role,
+        stride=defn.stride,
+        doc=defn.doc,
+        params=defn.params,
+        per_pixel=defn.per_pixel,
+        resampling=defn.resampling,
+    )
 
 
 def check_definitions(
@@ -187,7 +216,7 @@ def check_definitions(
             )
         seen[defn.name] = defn
         for flag, value in defn.flags:
-            if flag == "head" and value is None:
+            if flag in ("head", "per_pixel", "resampling") and value is None:
                 continue
             if flag == "stride" and value in (2, 4, 8):
                 continue
@@ -195,8 +224,9 @@ def check_definitions(
                 f"unknown op flag `{flag}{'' if value is None else f' {value}'}`",
                 span=defn.span,
                 path=path,
-                hint="op flags are `head` (the op ends in class scores) and `stride 2|4|8` "
-                "(a stem that reduces on its own)",
+                hint="op flags are `head` (the op ends in class scores), `per_pixel` (a head "
+                "that ends in a map of class scores), `resampling` (an adapter for any "
+                "power-of-two scale) and `stride 2|4|8` (a stem that reduces on its own)",
             )
         if len(set(defn.params)) != len(defn.params):
             raise NasSemanticError(

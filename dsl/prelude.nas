@@ -71,6 +71,14 @@ op conv_7x1_1x7 = relu -> conv(7, out = C_in, kh = 1, sh = 1, sw = stride)
 # DARTS cell input: ReLU-Conv1x1-BN, or FactorizedReduce from twice the resolution.
 op preprocess = if stride == 2 then factorized_reduce(stride = 2) else (relu -> conv(1) -> bn)
 
+# --- dense prediction (docs/language.md, dense networks) -------------------------------------------
+
+# A cell input from any power-of-two multiple of the cell's resolution, at the cell's width (DCNAS'
+# fusion path): downsampled by a strided 3x3 Conv-BN, upsampled bilinearly then a 1x1 Conv-BN.
+op resample with resampling = if up > 1 then (bilinear(up) -> relu -> conv(1) -> bn)
+    else if stride > 1 then (relu -> conv(3, stride = stride) -> bn)
+    else (relu -> conv(1) -> bn)
+
 # --- stems and heads ------------------------------------------------------------------------------
 
 # 3x3 conv and BN: the CIFAR stem of NAS-Bench-201 and DARTS.

@@ -110,21 +110,27 @@ def format_network(network: Network) -> str:
     lines = [f"network {network.name}({params}) {{"]
     for item in network.items:
         indent = f"    {item.phase} " if item.phase else "    "
+        if item.name is not None:
+            indent += f"{item.name} = "
         if item.kind == "input":
             lines.append(f"{indent}input({format_expr(item.args[0])}, {format_expr(item.args[1])})")
-        elif item.kind == "cells":
-            where = f"{item.cell} @ {format_expr(item.width)}"
-            if item.repeat == ast.Num(value=1):
-                lines.append(f"{indent}{where}")
-            else:
-                lines.append(f"{indent}repeat {format_expr(item.repeat)} {where}")
+            continue
+        if item.kind == "cells":
+            text = f"{item.cell} @ {format_expr(item.width)}"
+            if item.repeat != ast.Num(value=1):
+                text = f"repeat {format_expr(item.repeat)} {text}"
+            if item.at is not None:
+                text += f" at {format_expr(item.at)}"
         elif item.kind == "choice":
-            lines.append(f"{indent}{format_choice(item)}")
+            text = format_choice(item)
         elif item.kind == "block":
             again = "" if item.repeat is None else f"repeat {format_expr(item.repeat)} "
-            lines.append(f"{indent}{again}{_format_call(item.call)}")
+            text = f"{again}{_format_call(item.call)}"
         else:
-            lines.append(f"{indent}{item.kind} {_format_call(item.call)}")
+            text = f"{item.kind} {_format_call(item.call)}"
+        if item.sources:
+            text += f" from {', '.join(item.sources)}"
+        lines.append(f"{indent}{text}")
     lines.append("}")
     return "\n".join(lines)
 

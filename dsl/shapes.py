@@ -2,15 +2,18 @@
 width, stride and flatness, step by step through the op bodies, as the compiler will build them.
 
 The rule every op obeys where it is placed at stride s: an n x n map becomes ceil(n / s) x
-ceil(n / s) (the sizes `nasc show` reports) with the op's output channels, and a head ends in a
-flat vector of class scores. A convolution is padded by dilation * (k - 1) // 2 on each side, so
-only an odd kernel keeps the size; a pooling by `pad` (k // 2 unless given). Ops registered in
-Python have no body here and are taken to obey the rule.
+ceil(n / s) (the sizes `nasc show` reports) with the op's output channels (an adapter placed
+to upsample by `up` gives n up x n up), a head ends in a flat vector of class scores, and a
+per-pixel head in a map of class scores of any size (the network resizes it to the input's).
+A convolution is padded by dilation * (k - 1) // 2 on each side, so only an odd kernel keeps
+the size; a pooling by `pad` (k // 2 unless given). Ops registered in Python have no body here
+and are taken to obey the rule.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from fractions import Fraction
 
 import attrs
 
@@ -24,12 +27,13 @@ from .opdefs import PRIMITIVES, prelude
 @attrs.frozen
 class Shape:
     """A feature map (or, `flat`, a vector) partway through an op: channels, height, width, and
-    the stride taken so far (followed along the height, as the compiler does)."""
+    the stride taken so far (followed along the height, as the compiler does; a fraction after
+    an upsampling)."""
 
     channels: int
     height: int
     width: int
-    stride: int = 1
+    stride: Fraction | int = 1
     flat: bool = False
 
 
@@ -62,6 +66,7 @@ class Placement:
         head: it ends in class scores (`c_out` of them) rather than a map.
         affines: the `affine` values it is built with (a search supernet's cells are not affine).
         site: where the `.nas` file places it, for errors.
+        up: the factor by which it upsamples (an adapter that reads a coarser output).
     """
 
     op: str
@@ -72,6 +77,7 @@ class Placement:
     head: bool
     affines: tuple[int, ...]
     site: Site
+    up: int = 1
 
 
 def placements(space: SpaceIR, plan: Plan) -> Iterator[Placement]:
@@ -108,12 +114,20 @@ def check_shapes(space: SpaceIR, plan: Plan, catalog: Mapping | None) -> None:
     seen = set()
     for place in placements(space, plan):
         key = (place.op, place.c_in, place.c_out, place.stride, place.size, place.affines)
+        key += (place.up,)
         if key in seen:  # checked at an earlier place: the same shapes give the same result
             continue
         seen.add(key)
         for affine in place.affines:
             inference.place(
-                place.op, place.c_in, place.c_out, place.stride, place.size, affine, place.site
+                place.op,
+                place.c_in,
+                place.c_out,
+                place.stride,
+                place.size,
+                affine,
+                place.site,
+                place.up,
             )
 
 
@@ -137,14 +151,13 @@ def _cell_placements(space: SpaceIR, plan: Plan, stage: Stage) -> Iterator[Place
     if cell.block is not None:
         choice = next(choice for choice in space.block_choices if choice.label == cell.block)
     affines = (1,) if cell.block is not None else (0, 1)
-    for item, source, c_in, stride in zip(
-        cell.inputs, stage.inputs, stage.in_channels, stage.input_strides
-    ):
+    for slot, source, c_in, stride, up in stage.reads():
+        item = cell.inputs[slot]
         if item.adapter is None:
             continue
         size = plan.size if source == IMAGE else plan.stages[source].out_size
         site = Site(item.adapter_span or item.span or stage.span, f"{base}.{item.name}")
-        yield Placement(item.adapter, c_in, stage.width, stride, size, False, affines, site)
+        yield Placement(item.adapter, c_in, stage.width, stride, size, False, affines, site, up)
     inputs = set(cell.input_names)
     for edge in cell.edges:
         from_input = edge.source in inputs
@@ -184,10 +197,19 @@ class _Inference:
         self.done: dict[tuple, Shape] = {}
 
     def place(
-        self, name: str, c_in: int, c_out: int, stride: int, size: int, affine: int, site: Site
+        self,
+        name: str,
+        c_in: int,
+        c_out: int,
+        stride: int,
+        size: int,
+        affine: int,
+        site: Site,
+        up: int = 1,
     ) -> None:
-        """Check the op `name` (canonical) placed at `stride` on a `size` x `size` map."""
-        self.op(name, c_in, c_out, stride, (size, size), affine, site, where=site.path)
+        """Check the op `name` (canonical) placed at `stride` (or upsampling by `up`) on a
+        `size` x `size` map."""
+        self.op(name, c_in, c_out, stride, (size, size), affine, site, where=site.path, up=up)
 
     def op(
         self,
@@ -199,17 +221,20 @@ class _Inference:
         affine: int,
         site: Site,
         where: str,
+        up: int = 1,
     ) -> Shape:
         """The shape an op gives, checked against its place; ops without a body obey the rule."""
         base, values = ast.split_op_name(name)
         defn = self.defs.get(base)
-        expected = Shape(c_out, halve(size[0], stride), halve(size[1], stride), stride)
+        expected = Shape(
+            c_out, halve(size[0], stride) * up, halve(size[1], stride) * up, Fraction(stride, up)
+        )
         if defn is None or len(values) != len(defn.params):
             return expected
-        key = (name, c_in, c_out, stride, size, affine)
+        key = (name, c_in, c_out, stride, size, affine, up)
         if key not in self.done:
             env = {**dict(zip(defn.params, values)), "C_in": c_in, "C_out": c_out}
-            env.update(stride=stride, affine=affine)
+            env.update(stride=stride, affine=affine, up=up)
             body = _Body(self, defn, env, site, where)
             self.done[key] = body.finish(body.walk(defn.body, Shape(c_in, *size)), size)
         return self.done[key]
@@ -265,6 +290,8 @@ class _Body:
     def finish(self, shape: Shape, size: tuple[int, int]) -> Shape:
         """Check what the body ends with against the op's place."""
         name, env = self.defn.name, self.env
+        if self.defn.per_pixel:
+            return self._finish_per_pixel(shape)
         if shape.channels != env["C_out"]:
             raise self.fail(
                 f"op `{name}` ends with {shape.channels} channels where it must give "
@@ -287,16 +314,41 @@ class _Body:
                 self.defn.span,
                 "only a head (`op NAME with head = ...`) ends in `gap -> linear`",
             )
-        if shape.stride != env["stride"]:
+        scale = Fraction(env["stride"], env["up"])
+        if shape.stride != scale:
             raise self.fail(
-                f"op `{name}` reduces the resolution by {shape.stride} where it is placed with "
-                f"stride {env['stride']}",
+                f"op `{name}` {_scaling(shape.stride)} where it is placed "
+                f"{_scaling(scale, placed=True)}",
                 self.defn.span,
-                "pass the op's stride to one step, e.g. `conv(3, stride = stride)`",
+                "pass the op's stride to one step, e.g. `conv(3, stride = stride)`"
+                if env["up"] == 1
+                else "upsample by the op's `up` in one step, e.g. `bilinear(up)`",
             )
-        wanted = (halve(size[0], env["stride"]), halve(size[1], env["stride"]))
+        stride, up = env["stride"], env["up"]
+        wanted = (halve(size[0], stride) * up, halve(size[1], stride) * up)
         if (shape.height, shape.width) != wanted:
             raise self._size_error(shape, size, wanted)
+        return shape
+
+    def _finish_per_pixel(self, shape: Shape) -> Shape:
+        """A per-pixel head ends in a map with one channel per class, of any size."""
+        name, classes = self.defn.name, self.env["C_out"]
+        if shape.flat:
+            raise self.fail(
+                f"the per-pixel head `{name}` ends in a flat vector (after `gap`) where a map of "
+                "class scores is needed",
+                self.defn.span,
+                "a per-pixel head ends in a feature map, e.g. `conv(3) -> bn -> relu -> "
+                "conv(1, bias = 1)`; a head that ends in `gap -> linear` is marked `with head`",
+            )
+        if shape.channels != classes:
+            raise self.fail(
+                f"the per-pixel head `{name}` ends with {shape.channels} channels where it must "
+                f"give one per class, {classes}",
+                self.defn.span,
+                "end it with a convolution to the class count, e.g. `conv(1, bias = 1)` (whose "
+                "`out` defaults to C_out, the class count)",
+            )
         return shape
 
     def _size_error(self, shape: Shape, size, wanted) -> NasSemanticError:
@@ -387,7 +439,7 @@ class _Body:
             return self.nested(call, shape)
         args = self.args(call, primitive.params)
         after, (down, across) = self.primitive(call, args, shape)
-        wanted = (halve(shape.height, down), halve(shape.width, across))
+        wanted = (_resized(shape.height, down), _resized(shape.width, across))
         if self.deviation is None and not after.flat and (after.height, after.width) != wanted:
             self.deviation = _Deviation(call=call, before=shape, after=after, args=args)
         if min(after.height, after.width) < 1:
@@ -460,6 +512,26 @@ class _Body:
         if name == "se":
             self.positive(call, a, "mid", 1)
             return shape, (1, 1)
+        if name in ("bilinear", "nearest"):
+            factor = self.positive(call, a, "factor", 1)
+            scale = Fraction(1, factor)
+            after = Shape(c, shape.height * factor, shape.width * factor, shape.stride * scale)
+            return after, (scale, scale)
+        if name == "deconv":
+            k = self.positive(call, a, "k", 1)
+            stride = self.positive(call, a, "stride", 1)
+            out = self.positive(call, a, "out", env["C_out"])
+            if k < stride or (stride == 1 and k % 2 == 0):
+                raise self.fail(
+                    f"`deconv({k}, stride = {stride})` in op `{self.defn.name}` cannot multiply "
+                    f"the size by {stride} exactly",
+                    call.span,
+                    "a transposed convolution needs a kernel at least its stride (an odd one at "
+                    "stride 1): `deconv(2, stride = 2)` or `deconv(4, stride = 2)`",
+                )
+            scale = Fraction(1, stride)
+            after = Shape(out, shape.height * stride, shape.width * stride, shape.stride * scale)
+            return after, (scale, scale)
         if name == "zero":
             stride = max(1, env["stride"] // shape.stride)
             height, width = halve(shape.height, stride), halve(shape.width, stride)
@@ -502,6 +574,22 @@ class _Body:
         affine = self.env["affine"]
         inner = self.inference.op(name, shape.channels, out, stride, size, affine, site, self.where)
         return attrs.evolve(inner, stride=shape.stride * stride)
+
+
+def _resized(size: int, scale) -> int:
+    """The size after a step of stride `scale`: ceil halvings, or a multiple for an upsampling
+    (a fraction 1/f)."""
+    if scale < 1:
+        return size * int(1 / scale)
+    return halve(size, int(scale))
+
+
+def _scaling(scale, placed: bool = False) -> str:
+    """How an op changes the resolution, in words: `reduces the resolution by 2`, `with stride
+    2` where it is placed; `upsamples by 2`, `to upsample by 2`."""
+    if scale >= 1:
+        return f"with stride {scale}" if placed else f"reduces the resolution by {scale}"
+    return f"to upsample by {1 / scale}" if placed else f"upsamples by {1 / scale}"
 
 
 def _conv_size(size: int, k: int, stride: int, dilation: int) -> int:

@@ -290,8 +290,8 @@ class _ToAst(CircuitTransformer, Transformer):
         return ast.MacroDecl(kind="input", args=[channels, size], span=self._s(meta))
 
     def _call_stmt(kind):  # noqa: N805 - a factory for the four call statements below
-        def method(self, meta, call):
-            return ast.MacroDecl(kind=kind, call=call, span=self._s(meta))
+        def method(self, meta, call, reads=None):
+            return ast.MacroDecl(kind=kind, call=call, span=self._s(meta), **(reads or {}))
 
         return method
 
@@ -300,28 +300,44 @@ class _ToAst(CircuitTransformer, Transformer):
     aux_stmt = _call_stmt("aux")
     block_stmt = _call_stmt("block")
 
-    def repeat_stmt(self, meta, count, cell, width):
+    def repeat_stmt(self, meta, count, cell, width, at=None, reads=None):
         return ast.MacroDecl(
             kind="cells",
             cell=str(cell),
             width=width,
             repeat=count,
+            at=at,
             span=self._s(meta),
             cell_span=self._s(cell),
+            **(reads or {}),
         )
 
-    def repeat_block_stmt(self, meta, count, call):
-        return ast.MacroDecl(kind="block", call=call, repeat=count, span=self._s(meta))
-
-    def cell_stmt(self, meta, cell, width):
+    def repeat_block_stmt(self, meta, count, call, reads=None):
         return ast.MacroDecl(
-            kind="cells",
-            cell=str(cell),
-            width=width,
-            repeat=ast.Num(value=1),
-            span=self._s(meta),
-            cell_span=self._s(cell),
+            kind="block", call=call, repeat=count, span=self._s(meta), **(reads or {})
         )
+
+    def cell_stmt(self, meta, cell, width, at=None, reads=None):
+        return self.repeat_stmt(meta, ast.Num(value=1), cell, width, at, reads)
+
+    def at(self, meta, expr):
+        return expr
+
+    def source_name(self, meta, name):
+        return (str(name), self._s(name))
+
+    def source_all(self, meta):
+        return (ast.ALL, self._s(meta))
+
+    def reads(self, meta, *sources):
+        sources = [source for source in sources if source is not None]
+        return {
+            "sources": [name for name, _ in sources],
+            "source_spans": [span for _, span in sources],
+        }
+
+    def named_stmt(self, meta, name, statement):
+        return attrs.evolve(statement, name=str(name), name_span=self._s(name), span=self._s(meta))
 
     def shared(self, meta):
         return True
@@ -349,11 +365,11 @@ class _ToAst(CircuitTransformer, Transformer):
             **candidates,
         )
 
-    def choose_stmt(self, meta, choice):
-        return attrs.evolve(choice, span=self._s(meta))
+    def choose_stmt(self, meta, choice, reads=None):
+        return attrs.evolve(choice, span=self._s(meta), **(reads or {}))
 
-    def repeat_choose_stmt(self, meta, count, choice):
-        return attrs.evolve(choice, repeat=count, span=self._s(meta))
+    def repeat_choose_stmt(self, meta, count, choice, reads=None):
+        return attrs.evolve(choice, repeat=count, span=self._s(meta), **(reads or {}))
 
     def search_only(self, meta, statement):
         return attrs.evolve(statement, phase="search", span=self._s(meta))
