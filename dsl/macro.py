@@ -450,7 +450,7 @@ def _cell_feeds(space: SpaceIR, cell: Cell, layout: _Layout, item) -> list[list]
         what = "input" if k == 1 else "inputs"
         raise NasSemanticError(
             f"cell `{cell.name}` has {k} {what} but the statement reads "
-            f"{len(item.sources)} sources",
+            f"{len(item.sources)} source{'s' if len(item.sources) != 1 else ''}",
             span=item.source_spans[0] if item.source_spans else item.span,
             path=f"{space.name}.network.{cell.name}",
             hint=f"name one source per input of `{cell.name}`, in the order of "

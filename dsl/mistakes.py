@@ -137,8 +137,7 @@ COMMON_MISTAKES: dict[str, list[str]] = {
         "ops mb = {mbconv(C)}",
         "ops mb = {mbconv(6, 2 * e)}",
     ],
-    "a network statement assigns nothing; a block choice's stride follows a comma: "
-    "`choose {a, b} @ 2C, stride = 2`": [
+    "a block choice's stride follows a comma: `choose {a, b} @ 2C, stride = 2`": [
         "network n(C = 16) { choose {a, b} @ C stride = 2 }",
     ],
     "an op is defined as `op NAME(params) = body`, e.g. `op mb(e) = conv(1, e * C_in) -> bn`": [
@@ -214,3 +213,123 @@ LOOKALIKES: dict[str, str] = {
     "Α": "A", "Β": "B", "Ε": "E", "Ζ": "Z", "Η": "H", "Ι": "I", "Κ": "K", "Μ": "M", "Ν": "N",
     "Ο": "O", "Ρ": "P", "Τ": "T", "Υ": "Y", "Χ": "X",
 }  # fmt: skip
+
+# A small dense network that the examples below change: a stem to 1/4, a block to 1/8 named
+# `deep`, and a cell reading the stem and `deep`.
+_DENSE = """op seg with per_pixel = conv(3, out = C_in) -> bn -> relu -> conv(1, bias = 1)
+ops s = {{skip_connect, nor_conv_3x3}}
+cell fuse({inputs}) {{
+    n1 = {terms}
+    keep 1 per edge
+    out n1
+}}
+network net(C = 8) {{
+    input(3, {size})
+    stem darts_imagenet_stem0(C)
+    {body}
+    head {head}(5)
+}}
+"""
+
+
+def _dense(
+    inputs: str = "skip, low:resample",
+    terms: str = "skip:s + low:s",
+    body: str = "deep = conv3x3_bn(2C, stride = 2)\n    fuse @ C from deep, low",
+    size: int = 32,
+    head: str = "seg",
+) -> str:
+    return _DENSE.format(inputs=inputs, terms=terms, body=body, size=size, head=head)
+
+
+# Labelled mistakes that the checks find, not the parser (dense networks, docs/language.md section
+# 22): each hint comes with files that make the mistake. The tests load every example and check
+# that it is refused, located, with exactly this hint.
+SEMANTIC_MISTAKES: dict[str, list[str]] = {
+    # A sum of mismatched resolutions: `deep` arrives at 4x4 where the cell runs at 8x8.
+    "a sum or concat needs one resolution: give the input an adapter that resamples, "
+    "`deep:resample`, or place the cell where its inputs share one resolution": [
+        _dense(
+            inputs="deep, low",
+            terms="deep:s + low:s",
+            body="low = conv3x3_bn(C)\n    deep = conv3x3_bn(2C, stride = 2)\n"
+            "    fuse @ C from deep, low",
+        ),
+    ],
+    # An upsampling to a size that is not a multiple: 36 halves to 18, 9, 5; 5 doubled is 10.
+    "upsampling multiplies the size, so the cell must run at the coarse map's size times a power "
+    "of two: choose an input size that halves evenly (e.g. a multiple of 32), or place the cell "
+    "`at` another stride": [
+        _dense(
+            inputs="low, deep:resample",
+            terms="low:s + deep:s",
+            body="low = conv3x3_bn(C)\n    deep = conv3x3_bn(2C, stride = 2)\n"
+            "    fuse @ C at 4 from low, deep",
+            size=36,
+        ),
+    ],
+    "name a statement to read it, `later = basic(2C, stride = 2)`; names so far: none yet": [
+        _dense(inputs="low, x", terms="low:s + x:s", body="fuse @ C from later, later"),
+    ],
+    "a statement reads outputs named above it (named so far: none yet); move the statement after "
+    "the one it reads": [
+        _dense(
+            inputs="low, x",
+            terms="low:s + x:s",
+            body="fuse @ C from deep, deep\n    deep = conv3x3_bn(2C, stride = 2)",
+        ),
+    ],
+    "end it with a convolution to the class count, e.g. `conv(1, bias = 1)` (whose `out` "
+    "defaults to C_out, the class count)": [
+        _dense(
+            inputs="low, x",
+            terms="low:s + x:s",
+            body="fuse @ C\n    head2 = conv3x3_bn(C)",
+        ).replace("-> conv(1, bias = 1)", "-> conv(1, out = 4, bias = 1)"),
+    ],
+    "a per-pixel head ends in a feature map, e.g. `conv(3) -> bn -> relu -> conv(1, bias = 1)`; "
+    "a head that ends in `gap -> linear` is marked `with head`": [
+        _dense(inputs="x", terms="x:s", body="fuse @ C").replace(
+            "conv(3, out = C_in) -> bn -> relu -> conv(1, bias = 1)", "gap -> linear"
+        ),
+    ],
+    "give it a resampling adapter, `x:resample`, which brings each output to the cell's width "
+    "and resolution before they are summed": [
+        _dense(inputs="x", terms="x:s", body="fuse @ C from all"),
+    ],
+    "name one source per input of `fuse`, in the order of `fuse(x, y)`": [
+        _dense(inputs="x, y", terms="x:s + y:s", body="fuse @ C from all"),
+    ],
+    "an op reads one feature map: `from NAME`; to combine several, place a cell with one input "
+    "per source (`from all` sums them through its adapter)": [
+        _dense(inputs="x", terms="x:s", body="low = fuse @ C\n    conv3x3_bn(C) from all"),
+    ],
+    "`at S` runs the cell at 1/S of the input's resolution: S is 1, 2, 4, 8, ...": [
+        _dense(inputs="x:resample", terms="x:s", body="fuse @ C at 6 from all"),
+    ],
+    "give each named statement its own name": [
+        _dense(inputs="x", terms="x:s", body="a = fuse @ C\n    a = conv3x3_bn(C)"),
+    ],
+    "name stems, blocks, cells and block choices, whose outputs later statements read with "
+    "`from NAME`": [
+        _dense(inputs="x", terms="x:s", body="fuse @ C\n    out = head seg(5)").replace(
+            "    head seg(5)\n", ""
+        ),
+    ],
+    "a cell may read an output of at most twice its resolution, through an adapter such as "
+    "`preprocess`; `preprocess` does not resample, so write `x:resample` (or an op marked "
+    "`with resampling`) to read a coarser one": [
+        _dense(
+            inputs="x:preprocess, low",
+            terms="x:s + low:s",
+            body="low = conv3x3_bn(C)\n    deep = conv3x3_bn(2C, stride = 2)\n"
+            "    fuse @ C from deep, low",
+        ),
+    ],
+    "a transposed convolution needs a kernel at least its stride (an odd one at stride 1): "
+    "`deconv(2, stride = 2)` or `deconv(4, stride = 2)`": [
+        _dense(inputs="x", terms="x:s", body="fuse @ C").replace(
+            "conv(3, out = C_in) -> bn", "deconv(1, out = C_in, stride = 2) -> bn"
+        ),
+    ],
+}

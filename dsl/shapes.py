@@ -132,16 +132,26 @@ def check_shapes(space: SpaceIR, plan: Plan, catalog: Mapping | None) -> None:
 
 
 def op_shape(
-    space: SpaceIR, name: str, c_in: int, c_out: int, stride: int, size: int, affine: int = 0
+    space: SpaceIR,
+    name: str,
+    c_in: int,
+    c_out: int,
+    stride: int,
+    size: int,
+    affine: int = 0,
+    up: int = 1,
 ) -> Shape:
     """The shape the op `name` (canonical, from the prelude or the space) gives of a `size` x
-    `size` map placed with these channels and stride, checked as `check_shapes` does.
+    `size` map placed with these channels and stride (or upsampling by `up`), checked as
+    `check_shapes` does.
 
     Raises:
         NasSemanticError: the op does not give the shape of that place.
     """
     site = Site(None, f"{space.name}.{name}")
-    return _Inference(space).op(name, c_in, c_out, stride, (size, size), affine, site, site.path)
+    return _Inference(space).op(
+        name, c_in, c_out, stride, (size, size), affine, site, site.path, up=up
+    )
 
 
 def _cell_placements(space: SpaceIR, plan: Plan, stage: Stage) -> Iterator[Placement]:
