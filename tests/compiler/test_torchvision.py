@@ -99,3 +99,38 @@ def test_resnet34_written_with_repeat_has_torchvisions_parameters():
     assert count(net) == count(reference) == 21_797_672
     ours = [value.shape for value in net.state_dict().values() if torch.is_tensor(value)]
     assert ours == [value.shape for value in reference.state_dict().values()]
+
+
+def fcn_resnet50() -> torch.nn.Module:
+    """torchvision's FCN-ResNet50 as `spaces/fcn_resnet50.nas` describes it."""
+    return torchvision.models.segmentation.fcn_resnet50(
+        weights=None, weights_backbone=None, num_classes=21, aux_loss=False
+    )
+
+
+def test_fcn_resnet50_equals_torchvisions_with_its_weights():
+    """`spaces/fcn_resnet50.nas` has torchvision's parameter count; with its weights and BN
+    statistics copied in by order, eval-mode outputs (the head's map resized to the input, N x
+    21 x H x W) agree to 1e-5 on a 64x64 image."""
+    torch.manual_seed(0)
+    reference = fcn_resnet50().eval()
+    with torch.no_grad():  # statistics away from (0, 1), so the BNs' buffers matter
+        for module in reference.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.uniform_(-0.5, 0.5)
+                module.running_var.uniform_(0.5, 2.0)
+    net = build("fcn_resnet50", size=64).eval()
+    assert count(net) == count(reference)
+    ours = [(key, value) for key, value in net.state_dict().items() if torch.is_tensor(value)]
+    theirs = list(reference.state_dict().items())
+    assert len(ours) == len(theirs)
+    with torch.no_grad():
+        for (key, value), (their_key, their_value) in zip(ours, theirs, strict=True):
+            assert value.shape == their_value.shape, (key, their_key)
+            value.copy_(their_value)
+    image = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        expected = reference(image)["out"]
+        assert expected.shape == (1, 21, 64, 64)
+        assert expected.abs().max() > 1e-3  # a real comparison, not one of zeros
+        torch.testing.assert_close(net(image), expected, atol=1e-5, rtol=1e-5)
