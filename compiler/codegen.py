@@ -93,7 +93,7 @@ def cell_graph(
         graph = passes_module.optimise(graph, instances, passes)
         if "accumulate" in passes:
             graph = passes_module.accumulate(graph)
-    graph = lowering.materialise_zeros(graph, cell)
+    graph = lowering.materialise_zeros(graph, cell, defs)
     table = arch.choices.get(cell.name)
     doc = f"Cell `{cell.name}`, mixing: {arch.mixing if table else 'fixed'}"
     if optimised:

@@ -240,7 +240,7 @@ def prune(graph: Graph) -> Graph:
     return attrs.evolve(graph, nodes=tuple(reversed(kept)))
 
 
-def materialise_zeros(graph: Graph, cell: Cell) -> Graph:
+def materialise_zeros(graph: Graph, cell: Cell, defs: tuple = ()) -> Graph:
     """Zero feature maps for dead nodes that something reads: made right before the first
     statement that reads one, or in the output itself; and the zeros a concatenation puts
     for an edge without live ops."""
@@ -251,6 +251,18 @@ def materialise_zeros(graph: Graph, cell: Cell) -> Graph:
     stride = _zero_stride(cell)
     dead = {node.expr.var: node.expr.node for node in graph.of_kind("dead")}
     nodes = []
+    needed = any(node.reads() & dead.keys() for node in graph.nodes) or any(
+        node.kind == "combine"
+        and node.expr.mode == "concat"
+        and any(not edge.terms for edge in node.expr.edges)
+        for node in graph.nodes
+    )
+    adapter = cell.inputs[-1].adapter
+    if needed and adapter and like != last and get_op(adapter, defs).info.resampling:
+        # A resampling adapter brings the input to the cell's resolution from another: the raw
+        # input has another size, so the adapter runs for the zeros' shape.
+        nodes.append(Node((last,), Adapter(cell.inputs[-1].name, Var(graph.inputs[-1]))))
+        like = last
     for node in graph.nodes:
         if node.kind == "output":
             values = tuple(

@@ -188,7 +188,17 @@ def _fixed_items(space: SpaceIR, genotype: Genotype) -> list:
             base, values = split_op_name(op)
             args = [item.width, *(Num(value=value) for value in values)]
             call = CallDecl(op=base, args=args, kwargs=kwargs, span=item.span)
-            items.append(MacroDecl(kind="block", phase=item.phase, call=call, span=item.span))
+            last = instance == choice.count - 1
+            items.append(
+                MacroDecl(
+                    kind="block",
+                    phase=item.phase,
+                    call=call,
+                    span=item.span,
+                    name=item.name if last else None,
+                    sources=item.sources if instance == 0 else (),
+                )
+            )
     return items
 
 

@@ -436,7 +436,10 @@ def _place_cells(space: SpaceIR, params: Mapping[str, int], catalog, layout: _La
     layout.placed_from = len(layout.stages)
     for instance in range(count):
         cell = space.cell(item.cell) if decisions is None else decisions.cell_for(instance)
-        layout.add(_cell_stage(space, cell, layout, width, item.span, item, catalog, at))
+        # The first instance reads the statement's sources; later ones the instance before
+        # them, as a repeat of blocks does, unless the statement reads `from all`.
+        reading = item if instance == 0 or ALL in item.sources else None
+        layout.add(_cell_stage(space, cell, layout, width, item.span, reading, catalog, at))
 
 
 def _cell_feeds(space: SpaceIR, cell: Cell, layout: _Layout, item) -> list[list]:

@@ -187,3 +187,16 @@ def test_per_pixel_head_is_resized_bilinearly_to_the_input():
     assert tuple(seen[0].shape) == (2, 5, 8, 8)
     expected = functional.interpolate(seen[0], size=(32, 32), mode="bilinear", align_corners=False)
     torch.testing.assert_close(logits, expected)
+
+
+def test_a_dead_node_of_a_resampling_cell_is_zeros_at_the_cells_resolution():
+    """With only `none` kept into a node, the node is zeros of the cell's size, although the raw
+    last input arrives at another resolution (its `resample` runs for the shape)."""
+    space = load_space("spaces/dcnas_short.nas", catalog=catalog())
+    net = compile_space(space, {"C": 4}, seed=0)
+    genotype = first_kept(space)
+    decided = {key: list(ops) for key, ops in genotype.cells["short"].items()}
+    decided["prev2->n1"], decided["prev1->n1"] = ["none"], ["none"]
+    net.arch.restrict(Genotype({"short": decided}))
+    assert "_zeros(prev1," in net.code
+    assert tuple(net(image()).shape) == (2, 5, 32, 32)

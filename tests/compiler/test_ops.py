@@ -68,6 +68,8 @@ def expected_parameters(name: str, c_in: int, c_out: int, stride: int, affine: b
         return 7 * c_in * c_in + 7 * c_in * c_out + bn(c_out, affine)
     if name == "preprocess":
         return c_in * c_out + bn(c_out, affine)
+    if name == "resample":  # a strided 3x3 conv, or a 1x1 conv at stride 1 (or upsampling)
+        return (9 if stride > 1 else 1) * c_in * c_out + bn(c_out, affine)
     if name == "conv3x3_bn" or name == "darts_imagenet_stem1":
         return 9 * c_in * c_out + bn(c_out, affine)
     if name == "darts_imagenet_stem0":

@@ -198,3 +198,46 @@ def test_the_image_is_read_when_nothing_came_before():
     text = DENSE.replace("    stem stem4(2C)\n", "")
     _, net = plan(text)
     assert net.stages[0].inputs == (IMAGE,) and net.stages[0].input_strides == (4,)
+
+
+CHAIN = """
+ops s = {skip_connect, nor_conv_3x3}
+cell c(x) {
+    n1 = x:s
+    keep 1 per edge
+    out n1
+}
+network net(C = 4) {
+    input(3, 16)
+    low = conv3x3_bn(C)
+    conv3x3_bn(2C, stride = 2)
+    repeat 2 c @ C from low
+    pick = choose {conv3x3_bn, skip_connect} @ C from low
+    c @ C from pick
+    head pool_linear(10)
+}
+"""
+
+
+def test_a_repeat_reads_its_sources_once_then_chains():
+    """The first instance of a repeat reads the `from` sources, the next the one before it (as
+    a repeat of blocks); a `from all` statement's every instance reads all."""
+    _, net = plan(CHAIN)
+    assert [s.inputs for s in net.stages[2:4]] == [(0,), (2,)]
+    _, net = plan(DENSE.replace("dense @ 2C at 8 from all", "repeat 2 dense @ 2C at 8 from all"))
+    assert [s.inputs for s in net.stages[2:4]] == [(0, 1), (0, 1, 2)]
+
+
+def test_a_decided_block_choice_keeps_its_name_and_sources():
+    """A fixed architecture writes a named block choice read `from` as the chosen block with its
+    name and sources, so it reads and is read as before."""
+    from nasc.dsl import Genotype, apply_genotype
+
+    space = parse_space(CHAIN, catalog=language_catalog())
+    decided = {"choice1": {"x->block": ["skip_connect"]}, "c": {"x->n1": ["nor_conv_3x3"]}}
+    fixed = apply_genotype(space, Genotype(decided))
+    text = format_space(fixed)
+    assert "pick = skip_connect(C) from low" in text
+    again = parse_space(text, catalog=language_catalog())
+    stages = instantiate(again, {}, language_catalog()).stages
+    assert stages[4].inputs == (0,) and stages[5].inputs == (4,)
