@@ -5,6 +5,8 @@
 # (DCNAS' fusion module), with DARTS' candidate ops inside the cells, and a per-pixel head.
 # `spaces/dcnas_short.nas` is the variant with short connections only.
 
+preset darts
+
 # Two stride-2 3x3 Conv-BN-ReLU: the stem reduces to 1/4.
 op dcnas_stem with stride 4 = conv(3, out = C_out // 2, stride = 2) -> bn -> relu
     -> conv(3, stride = 2) -> bn -> relu

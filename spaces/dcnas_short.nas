@@ -3,6 +3,8 @@
 # the outputs of the two stages before it (oldest first), resampled to its resolution and width,
 # rather than the outputs of all earlier stages.
 
+preset darts
+
 # Two stride-2 3x3 Conv-BN-ReLU: the stem reduces to 1/4.
 op dcnas_stem with stride 4 = conv(3, out = C_out // 2, stride = 2) -> bn -> relu
     -> conv(3, stride = 2) -> bn -> relu
