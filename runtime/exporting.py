@@ -25,6 +25,16 @@ from nasc.runtime.plugins import load_plugins
 from nasc.runtime.requests import EXPORT_FORMATS
 from nasc.runtime.runs.checkpoint import atomic_path, write_atomic
 
+# The file a single-stage search writes: its supernet, architecture frozen, traced in eval mode.
+SINGLE_STAGE_NETWORK = "network.pt"
+
+
+def single_stage_network(run_dir: Path | None) -> Path | None:
+    """The supernet a single-stage search kept as its found network (None: not such a run)."""
+    if run_dir is None or not (run_dir / SINGLE_STAGE_NETWORK).is_file():
+        return None
+    return run_dir / SINGLE_STAGE_NETWORK
+
 
 def load_decision(source: str, arch: str | None, overrides: Mapping[str, int]):
     """The space and genotype named by a run directory, or by a .nas file and `--arch`."""
@@ -77,6 +87,10 @@ def export(
         )
     if fmt == "torchscript":
         target = Path(output) if output else (run_dir or Path(".")) / "arch.pt"
+        kept = single_stage_network(run_dir)
+        if kept is not None:  # the searched supernet itself, not a derived network
+            write_atomic(target, kept.read_bytes(), hint=_hint(target))
+            return None
         write_torchscript(export_network(space, genotype, overrides), target, _hint(target))
         return None
     if fmt == "nas":
@@ -177,6 +191,9 @@ def export_as(source: str | Path, fmt: str, arch: str | None = None, output=None
         space, genotype, overrides, run_dir = load_decision(where, arch, params)
         if isinstance(space, CircuitSpace):
             return found_circuit(space, genotype, run_dir)
+        kept = single_stage_network(run_dir)
+        if kept is not None:
+            return torch.jit.load(str(kept), map_location="cpu")
         return export_network(space, genotype, overrides)
     text = export(where, arch, fmt, None if output is None else str(output), params)
     if text is not None:

@@ -205,6 +205,13 @@ def result_lines(found) -> list[str]:
             chosen = ", ".join(f"{e}:{'+'.join(ops) or '-'}" for e, ops in edges.items())
             lines.append(f"  {cell}: {chosen}")
     lines.extend(f"  {line}" for line in accuracy_lines(result))
+    kept = result.get("single_stage")
+    if kept is not None:
+        lines.append(
+            f"  single-stage: the supernet, its architecture frozen from epoch "
+            f"{kept['frozen_from_epoch']}, is the found network ({kept['network']}, no "
+            "retraining); the architecture above is what a two-stage search would derive"
+        )
     if result.get("measure_seconds") is not None and result["search_seconds"] > 0:
         share = 100.0 * result["measure_seconds"] / result["search_seconds"]
         lines.append(

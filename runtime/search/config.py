@@ -39,6 +39,29 @@ class SharedConfig:
     train_portion: float = attrs.field(
         default=0.5, metadata={"help": "bi-level DARTS: share of training images for the weights"}
     )
+    # The single-stage protocol (docs/protocols.md): the architecture is frozen for the last
+    # epochs and the supernet, with its own weights, is the found network.
+    protocol: str = attrs.field(
+        default="two-stage",
+        metadata={
+            "help": "two-stage: search, then derive and retrain (nasc train); single-stage: "
+            "freeze the architecture for the last --frozen-epochs and keep the supernet"
+        },
+    )
+    frozen_epochs: int = attrs.field(
+        default=0,
+        metadata={
+            "help": "single-stage: final epochs that train the weights alone, on the whole "
+            "training set, with the architecture frozen (0: half of --epochs)"
+        },
+    )
+    arch_split: str = attrs.field(
+        default="halves",
+        metadata={
+            "help": "bi-level strategies: halves (one fixed split, DARTS) or swap (the halves "
+            "trade roles every epoch, so the weights learn from every image)"
+        },
+    )
     seed: int = attrs.field(default=0, metadata={"help": "random seed"})
     device: str = attrs.field(default="auto", metadata={"help": "auto, cpu or cuda"})
 
@@ -104,5 +127,57 @@ def validate(config: SearchConfig) -> None:
         value = getattr(config, name)
         if not value >= 0:  # NaN too
             raise refuse(name, f"{value:g}: must not be negative", "0 turns it off")
+    check_protocol(config)
     if config.device not in ("auto", "cpu", "cuda"):
         raise refuse("device", "must be auto, cpu or cuda")
+
+
+PROTOCOLS = ("two-stage", "single-stage")
+ARCH_SPLITS = ("halves", "swap")
+
+
+def frozen_from(config: SearchConfig) -> int:
+    """The first epoch (0-based) of a single-stage search whose architecture is frozen; the
+    number of epochs for a two-stage search (none is)."""
+    if config.protocol != "single-stage":
+        return config.epochs
+    frozen = config.frozen_epochs or max(1, config.epochs // 2)
+    return config.epochs - frozen
+
+
+def check_protocol(config: SearchConfig) -> None:
+    """Refuse a protocol, frozen-epoch count or split that cannot run with these settings.
+
+    Raises:
+        NascUsageError: naming the flag and what to pass instead.
+    """
+    if config.protocol not in PROTOCOLS:
+        raise refuse(
+            "protocol", f"`{config.protocol}` is unknown", f"pass {' or '.join(PROTOCOLS)}"
+        )
+    if config.arch_split not in ARCH_SPLITS:
+        raise refuse(
+            "arch_split", f"`{config.arch_split}` is unknown", f"pass {' or '.join(ARCH_SPLITS)}"
+        )
+    if config.protocol == "two-stage":
+        if config.frozen_epochs:
+            raise refuse(
+                "frozen_epochs", "only the single-stage protocol freezes the architecture",
+                "add --protocol single-stage, or drop --frozen-epochs",
+            )  # fmt: skip
+        return
+    strategy = strategy_class(config.strategy)
+    if not strategy.weights_candidates:
+        raise refuse(
+            "protocol",
+            f"single-stage needs a strategy that weights candidates; {config.strategy} "
+            "decides by masking them, so its supernet already is the found network",
+            "use darts-1st, darts-2nd, single-darts, gdas, drnas or ms-darts, or search "
+            "two-stage",
+        )
+    if not 0 <= config.frozen_epochs < config.epochs:
+        raise refuse(
+            "frozen_epochs",
+            f"{config.frozen_epochs} of {config.epochs} epochs leaves none to search in",
+            f"pass at most {config.epochs - 1}, or 0 for half of --epochs",
+        )

@@ -13,6 +13,7 @@ import torch
 from nasc.compiler import catalog, fixed_source, genotype_strings
 from nasc.dsl import NascUsageError, SpaceIR
 from nasc.dsl.macro import instantiate
+from nasc.runtime.exporting import SINGLE_STAGE_NETWORK, write_torchscript
 from nasc.runtime.reports.nb201 import NB201Table, lookup_nats, parse_columns
 from nasc.runtime.runs.rundir import RunDir, environment, metric_line
 from nasc.runtime.search.config import SearchConfig
@@ -99,6 +100,7 @@ def summarise(searcher: Searcher, space_name: str, found, metrics, ranks, discre
             "note": "the supernet's shared weights on the test split, not the found network "
             "trained from scratch",
         },
+        "protocol": searcher.config.protocol,
         "search_seconds": searcher.seconds,
         "epochs": searcher.epoch,
         "seed": searcher.config.seed,
@@ -106,6 +108,15 @@ def summarise(searcher: Searcher, space_name: str, found, metrics, ranks, discre
         "ranks": ranks,
         "environment": environment(searcher.device),
     }
+    if searcher.config.protocol == "single-stage":
+        frozen = [m for m in epochs if m.get("frozen")]
+        result["single_stage"] = {
+            "network": SINGLE_STAGE_NETWORK,
+            "frozen_from_epoch": frozen[0]["epoch"] if frozen else None,
+            "note": "the found network is the supernet with its architecture frozen and its "
+            "own weights (final_test_acc is its score): no derivation, no retraining; the "
+            "genotype is what a two-stage search would derive",
+        }
     measured = [line for line in metrics if line.get("event") == "shrink"]
     if any("measure_seconds" in line for line in measured):
         result["measure_on"] = searcher.config.measure_on
@@ -138,6 +149,8 @@ def finish(searcher: Searcher, space: SpaceIR, defines, request, table, ranks, d
         history = getattr(searcher.strategy, "history", None)
         if history is not None:
             run.write_json("importance.json", history)
+        if searcher.config.protocol == "single-stage":
+            write_torchscript(searcher.net, run.path / SINGLE_STAGE_NETWORK)
         run.write_json("result.json", result)
         report, error = write_report(run)
     return SearchResult(

@@ -35,7 +35,7 @@ from nasc.runtime.runs.resume import (
     check_settings,
     resume_state,
 )
-from nasc.runtime.search.config import SearchConfig
+from nasc.runtime.search.config import SearchConfig, frozen_from
 from nasc.runtime.strategies import make_strategy
 from nasc.runtime.tasks import Task, TaskLoss, get_task
 
@@ -138,6 +138,13 @@ class Searcher(RunRecords):
             self.arch_batches = self.task.batches(
                 data, "train", batch, device, indices=arch_part, **training
             )
+        # The single-stage protocol's last epochs train the weights on every training image.
+        self.frozen_from = frozen_from(config)
+        self.all_batches = self.train_batches
+        if self.frozen_from < config.epochs and arch_part is not None:
+            self.all_batches = self.task.batches(
+                data, "train", batch, device, indices=split, **training
+            )
         self.test_batches = self.task.batches(data, "test", batch, device, shard=self.shard)
         self._checked = False  # the network's output is checked against the task once
         self._reference_batches = None  # built on the first `reference` measurement
@@ -191,21 +198,47 @@ class Searcher(RunRecords):
 
     # --- the loop ---------------------------------------------------------------------------------
 
+    @property
+    def frozen(self) -> bool:
+        """Whether this epoch's architecture is frozen (the single-stage protocol's last
+        epochs): no architecture steps, and the weights learn from every training image."""
+        return self.epoch >= self.frozen_from
+
+    def epoch_batches(self, epoch: int | None = None):
+        """The batches the weights and the architecture learn from in `epoch` (0-based; this
+        one by default); the architecture's are None when it takes no steps."""
+        epoch = self.epoch if epoch is None else epoch
+        if epoch >= self.frozen_from:
+            return self.all_batches, None
+        if self.config.arch_split == "swap" and self.arch_batches is not None and epoch % 2:
+            return self.arch_batches, self.train_batches
+        return self.train_batches, self.arch_batches
+
+    def freeze(self, frozen: bool) -> None:
+        """Stop (or restart) the architecture's learning: its parameters take no gradients, and
+        a sampling strategy fixes the weights it draws at their expectation."""
+        for parameter in self.net.arch.parameters():
+            parameter.requires_grad_(not frozen)
+        if frozen:
+            self.strategy.before_evaluate(self)
+
     def train_epoch(self) -> dict:
         """Train one epoch (or its rest, after a checkpoint taken inside it)."""
         net, config = self.net, self.config
         net.train()
-        steps = len(self.train_batches)
+        weight_source, self.arch_source = self.epoch_batches()
+        self.freeze(self.frozen)
+        steps = len(weight_source)
         partial, self.partial = self.partial, None
         first = int(partial["step"]) if partial else 0
-        batches = self.train_batches.epoch(epoch_seed(config.seed, self.epoch, 0), start=first)
+        batches = weight_source.epoch(epoch_seed(config.seed, self.epoch, 0), start=first)
         arch_batches = (
-            self.arch_batches.epoch(epoch_seed(config.seed, self.epoch, 1))
-            if self.arch_batches is not None
+            self.arch_source.epoch(epoch_seed(config.seed, self.epoch, 1))
+            if self.arch_source is not None
             else None
         )
-        # The architecture batches the skipped steps took (IS-DARTS and single-level strategies
-        # take none).
+        # The architecture batches the skipped steps took (IS-DARTS, single-level strategies
+        # and frozen epochs take none).
         for _ in range(first if arch_batches is not None else 0):
             arch_batches = self._next_arch_batch(arch_batches)[0]
         # The epoch's loss and the task's metric sums, added up on the device.
@@ -243,7 +276,8 @@ class Searcher(RunRecords):
                     hint=self._nan_hint(),
                 )
             loss.backward()
-            self.strategy.after_backward(self)
+            if not self.frozen:
+                self.strategy.after_backward(self)
             if config.grad_clip > 0:
                 nn.utils.clip_grad_norm_(self.net.weights(), config.grad_clip)
             self.optimizer.step()
@@ -278,7 +312,7 @@ class Searcher(RunRecords):
         arch_batch = next(arch_batches, None)
         if arch_batch is None:
             seed = epoch_seed(self.config.seed, self.epoch, 2)
-            arch_batches = self.arch_batches.epoch(seed)
+            arch_batches = self.arch_source.epoch(seed)
             arch_batch = next(arch_batches)
         return arch_batches, arch_batch
 
@@ -356,7 +390,8 @@ class Searcher(RunRecords):
                 the previous checkpoint is tried.
         """
         check_kinds(path, state, {**STATE_KINDS, "strategy": dict})
-        check_partial(path, state, len(self.train_batches), self.task.sums)
+        steps = len(self.epoch_batches(int(state.get("epoch", 0)))[0])
+        check_partial(path, state, steps, self.task.sums)
         check_settings(path, state, self.settings, self.overrides, RESUME_OVERRIDES, "search")
         if state["fingerprint"] != self.fingerprint:
             raise NascUsageError(
@@ -408,12 +443,15 @@ class Searcher(RunRecords):
         """Train one epoch, evaluate, let the strategy act, log, and checkpoint."""
         started = time.perf_counter()
         done = int(self.partial["step"]) if self.partial else 0
-        self.events.start_epoch(self.epoch + 1, self.config.epochs, len(self.train_batches), done)
+        steps = len(self.epoch_batches()[0])
+        self.events.start_epoch(self.epoch + 1, self.config.epochs, steps, done)
         record = {
             "event": "epoch",
             "epoch": self.epoch + 1,
             "lr": cosine_lr(self.config.lr, self.config.lr_min, self.config.epochs, self.epoch),
         }
+        if self.frozen:
+            record["frozen"] = True
         record.update(self.train_epoch())
         self.strategy.before_evaluate(self)
         if poison("inf", self.epoch + 1):  # a BN's running variance overflows, the loss does not

@@ -431,7 +431,7 @@ def restore(searcher: Searcher, plan: SearchPlan, events: RunEvents) -> bool:
     if searcher.partial is not None:
         said = (
             f"resumed in epoch {searcher.epoch + 1}, after step "
-            f"{searcher.partial['step']} of {len(searcher.train_batches)}"
+            f"{searcher.partial['step']} of {len(searcher.epoch_batches()[0])}"
         )
     if finished:
         said = "the search had finished; its results stand"

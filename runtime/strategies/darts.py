@@ -118,6 +118,7 @@ def derive_darts(net: Supernet, strengths: dict[str, torch.Tensor] | None = None
 
 class _Darts(Strategy):
     Options = DartsOptions
+    weights_candidates = True
     latency: LatencyTerm | None = None  # set by `setup` under a latency weight
 
     def setup(self, net: Supernet) -> None:

@@ -112,12 +112,16 @@ class Strategy:
             user leaves out: `isdarts` or `darts` (the DARTS family's).
         bilevel: the training set is split: weights learn on one part, architecture
             parameters on the other (`arch_step` gets a batch of each).
+        weights_candidates: the supernet mixes candidates by learned weights (the DARTS
+            family), which the single-stage protocol can freeze; a strategy that masks
+            candidates out (IS-DARTS) cannot.
     """
 
     name = "base"
     Options: type = NoOptions
     preset_family = "darts"
     bilevel = False
+    weights_candidates = False
 
     def __init__(self, config: SearchConfig):
         self.config = config
