@@ -24,10 +24,14 @@ STATE_COPIES = 4  # weights, gradients, momentum, and the clipping's temporaries
 
 
 @functools.cache
-def _op_profile(op: str, c_in: int, c_out: int, stride: int, defs: tuple = ()) -> tuple[int, int]:
-    """(parameters, layers with an output) of one op at one shape."""
+def _op_profile(
+    op: str, c_in: int, c_out: int, stride: int, defs: tuple = (), up: int = 1
+) -> tuple[int, int]:
+    """(parameters, layers with an output) of one op at one shape (`up`: a resampling
+    adapter's upsampling factor)."""
+    extra = {"up": up} if up > 1 else {}
     with torch.device("meta"):
-        module = get_op(op, defs).build(c_in, c_out, stride, False)
+        module = get_op(op, defs).build(c_in, c_out, stride, False, **extra)
     parameters = sum(p.numel() for p in module.parameters())
     layers = sum(
         1 for m in module.modules() if not list(m.children()) and not isinstance(m, nn.Identity)
@@ -46,9 +50,9 @@ def _walk(
     plan = instantiate(space, overrides, catalog(), phase=phase)
     parameters = activations = 0
 
-    def add(op, c_in, c_out, stride, size):
+    def add(op, c_in, c_out, stride, size, up=1):
         nonlocal parameters, activations
-        count, layers = _op_profile(op, c_in, c_out, stride, space.opdefs)
+        count, layers = _op_profile(op, c_in, c_out, stride, space.opdefs, up)
         parameters += count
         activations += layers * batch * c_out * size * size
 
@@ -58,9 +62,10 @@ def _walk(
                 add(stage.name, stage.in_channels[0], stage.width, stage.stride, stage.out_size)
             continue
         cell = space.cell(stage.name)
-        for item, c_in, stride in zip(cell.inputs, stage.in_channels, stage.input_strides):
+        for slot, _, c_in, stride, up in stage.reads():  # one per source (`from all`: many)
+            item = cell.inputs[slot]
             if item.adapter:
-                add(item.adapter, c_in, stage.width, stride, stage.in_size)
+                add(item.adapter, c_in, stage.width, stride, stage.in_size, up)
         inputs = set(cell.input_names)
         for edge in cell.edges:
             stride = 2 if cell.reduction and edge.source in inputs else 1

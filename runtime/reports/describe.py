@@ -67,6 +67,7 @@ def describe(
                 "in_size": stage.in_size,
                 "out_size": stage.out_size,
                 "stride": stage.stride,
+                "per_pixel": stage.per_pixel,
             }
             for stage in plan.stages
         ],
@@ -244,6 +245,8 @@ def _macro_table(stages: list[dict]) -> Table:
         if stage["kind"] in ("head", "aux"):
             channels = f"{stage['in_channels'][0]} -> {stage['out_channels']} classes"
             resolution = f"{stage['in_size']} -> scores"
+            if stage.get("per_pixel"):  # class scores per pixel, resized to the input
+                resolution = f"{stage['in_size']} -> {stage['out_size']} per pixel"
         table.add_row(
             str(stage["index"]), stage["kind"], stage["name"], reads, channels, resolution
         )
