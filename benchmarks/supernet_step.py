@@ -260,19 +260,32 @@ class Bench:
             net.arch.set_mixing("mean")
         return net.to(self.device).train()
 
-    def stepper(self, net):
-        """A function that runs one training step of `net` and returns its seconds."""
+    def train_step(self, net, amp: bool = False):
+        """A function that runs one training step of `net` (with `amp`, the forward and loss
+        under bfloat16 autocast, as a search's weight steps with `--amp`), unsynchronised."""
         torch = self.torch
         optimizer = torch.optim.SGD(
             net.weights(), lr=0.025, momentum=0.9, nesterov=True, weight_decay=3e-4
         )
         loss_function = torch.nn.CrossEntropyLoss()
+        kind = self.device.type
+
+        def step() -> None:
+            optimizer.zero_grad(set_to_none=True)
+            with torch.autocast(kind, dtype=torch.bfloat16, enabled=amp):
+                loss = loss_function(net(self.images), self.labels)
+            loss.backward()
+            optimizer.step()
+
+        return step
+
+    def stepper(self, net):
+        """A function that runs one training step of `net` and returns its seconds."""
+        train_step = self.train_step(net)
 
         def step() -> float:
             start = time.perf_counter()
-            optimizer.zero_grad(set_to_none=True)
-            loss_function(net(self.images), self.labels).backward()
-            optimizer.step()
+            train_step()
             self.sync()
             return time.perf_counter() - start
 

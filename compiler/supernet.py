@@ -47,7 +47,9 @@ class CompileOptions:
         cuda_compile: on CUDA inputs, run the generated forward through `torch.compile` with
             this mode (`"reduce-overhead"` captures CUDA graphs, `"max-autotune-no-cudagraphs"`,
             `"default"`), compiled again for every mask version. Never used on the CPU, where
-            compiling the NB201 supernet takes minutes. None (the default) compiles nothing.
+            compiling the NB201 supernet takes minutes, nor while a hook watches an op (the
+            forward then runs eagerly, so the hook sees every call). None (the default)
+            compiles nothing.
         partial_channels: PC-DARTS' partial channel connections: the candidates of a choice
             edge are built for 1/K of its channels and read only those; the rest bypass them
             and the channels are shuffled (`kernels.partial_channels`). 1 builds the plain
@@ -426,7 +428,10 @@ class Supernet(nn.Module):
     def forward(self, image: torch.Tensor):
         self._sync()
         mode = self.options.cuda_compile
-        if mode is not None and image.is_cuda:
+        # A hook on an op (IS-DARTS' measurement, the latency profile) must see each candidate
+        # compute its own output: compiled code and CUDA graph replays call no hooks, so a
+        # watched network runs eagerly.
+        if mode is not None and image.is_cuda and not self.watched():
             if self._cuda_forward is None:
                 self._cuda_forward = torch.compile(self._forward, mode=mode, dynamic=False)
             if mode == "reduce-overhead":
@@ -434,6 +439,10 @@ class Supernet(nn.Module):
                 torch.compiler.cudagraph_mark_step_begin()
             return self._cuda_forward(self, image)
         return self._forward(self, image)
+
+    def watched(self) -> bool:
+        """Whether a hook watches an op module of some cell (see `CellModule.hooked`)."""
+        return any(cell.hooked() for cell in self.cells())
 
     def weights(self) -> list[nn.Parameter]:
         """The network weights, without the architecture parameters."""

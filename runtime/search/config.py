@@ -14,6 +14,12 @@ from nasc.runtime import strategies  # noqa: F401 - registers the strategies: th
 from nasc.runtime.search.presets import PRESETS
 from nasc.runtime.strategies.registry import refuse, strategy_class, take_option_fields
 
+# `--cuda-compile` values: none, or a `torch.compile` mode (`CompileOptions.cuda_compile`).
+CUDA_COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune-no-cudagraphs")
+# Settings of how a search runs rather than what it computes: checkpoints do not record them, and
+# a resume may change them (`--resume RUN --cuda-compile reduce-overhead`).
+EXECUTION_SETTINGS = ("device", "amp", "channels_last", "cuda_compile")
+
 
 @attrs.frozen(kw_only=True)
 class SharedConfig:
@@ -64,6 +70,20 @@ class SharedConfig:
     )
     seed: int = attrs.field(default=0, metadata={"help": "random seed"})
     device: str = attrs.field(default="auto", metadata={"help": "auto, cpu or cuda"})
+    # How the same computation runs on a GPU (docs/gpu.md); none changes the CPU's search.
+    amp: bool = attrs.field(
+        default=False, metadata={"help": "bfloat16 autocast of the weight steps on CUDA"}
+    )
+    channels_last: bool = attrs.field(
+        default=True, metadata={"help": "run the supernet in the channels-last memory layout"}
+    )
+    cuda_compile: str = attrs.field(
+        default="none",
+        metadata={
+            "help": "on CUDA, torch.compile the supernet per mask version: none, default, "
+            "reduce-overhead (CUDA graphs) or max-autotune-no-cudagraphs"
+        },
+    )
 
     def to_json(self) -> dict[str, Any]:
         return attrs.asdict(self)
@@ -130,6 +150,8 @@ def validate(config: SearchConfig) -> None:
     check_protocol(config)
     if config.device not in ("auto", "cpu", "cuda"):
         raise refuse("device", "must be auto, cpu or cuda")
+    if config.cuda_compile not in CUDA_COMPILE_MODES:
+        raise refuse("cuda_compile", f"must be one of {', '.join(CUDA_COMPILE_MODES)}")
 
 
 PROTOCOLS = ("two-stage", "single-stage")

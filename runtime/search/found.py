@@ -16,14 +16,14 @@ from nasc.dsl.macro import instantiate
 from nasc.runtime.exporting import SINGLE_STAGE_NETWORK, write_torchscript
 from nasc.runtime.reports.nb201 import NB201Table, lookup_nats, parse_columns
 from nasc.runtime.runs.rundir import RunDir, environment, metric_line
-from nasc.runtime.search.config import SearchConfig
+from nasc.runtime.search.config import EXECUTION_SETTINGS, SearchConfig
 from nasc.runtime.search.loop import Searcher
 from nasc.runtime.search.result import SearchResult
 
 
 def result_settings(config: SearchConfig, data_spec, subset, dist_) -> dict:
     """The settings that change what a search computes, as checkpoints record them."""
-    values = {k: v for k, v in config.to_json().items() if k != "device"}
+    values = {k: v for k, v in config.to_json().items() if k not in EXECUTION_SETTINGS}
     return {
         **values,
         "data": data_spec,

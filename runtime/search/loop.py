@@ -47,6 +47,8 @@ def search_options(config: SearchConfig) -> CompileOptions:
         track_running_stats=config.track_running_stats,
         partial_channels=config.partial_channels,
         edge_normalisation=config.edge_normalisation,
+        channels_last=config.channels_last,
+        cuda_compile=None if config.cuda_compile == "none" else config.cuda_compile,
     )
 
 
@@ -100,6 +102,9 @@ class Searcher(RunRecords):
             search_options(config),
             seed=config.seed,
         ).to(device)
+        self.cuda = device.type == "cuda"
+        if self.cuda and self.net.channels_last:
+            self.net = self.net.to(memory_format=torch.channels_last)
         self.strategy = make_strategy(config.strategy, config)
         self.strategy.setup(self.net)
         # Weight steps run through DDP under torchrun; masked-out candidates leave parameters
@@ -159,6 +164,11 @@ class Searcher(RunRecords):
         self.checkpoint_seconds = checkpoint_seconds
         self.partial: dict | None = None  # progress into the current epoch, from a checkpoint
         self._saved_at = time.perf_counter()
+
+    def autocast(self):
+        """bfloat16 autocast on CUDA with `amp` (the weight steps and the evaluation; IS-DARTS
+        measures in float32), else nothing."""
+        return torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.cuda and self.config.amp)
 
     # --- hooks for strategies --------------------------------------------------------------------
 
@@ -261,12 +271,13 @@ class Searcher(RunRecords):
                 arch_batches, arch_batch = self._next_arch_batch(arch_batches)
                 self.strategy.arch_step(self, (images, labels), arch_batch)
             self.optimizer.zero_grad(set_to_none=True)
-            output = self.model(images)
-            logits = output[0] if isinstance(output, tuple) else output
-            if not self._checked:
-                self.task.check_output(logits, labels)
-                self._checked = True
-            loss = self.criterion(logits, labels)
+            with self.autocast():
+                output = self.model(images)
+                logits = output[0] if isinstance(output, tuple) else output
+                if not self._checked:
+                    self.task.check_output(logits, labels)
+                    self._checked = True
+                loss = self.criterion(logits, labels)
             if poison("nan", self.epoch + 1, step + 1):
                 loss = loss * float("nan")
             if not self._finite(loss):
@@ -416,7 +427,8 @@ class Searcher(RunRecords):
         # The loss sum, the task's sums and the count, summed over ranks.
         totals = torch.zeros(len(names) + 2, device=self.device)
         for images, labels in self.test_batches.epoch(None):
-            logits = self.logits(images)
+            with self.autocast():
+                logits = self.logits(images).float()
             totals[0] += self.criterion(logits, labels) * len(labels)
             sums = self.task.batch_sums(logits, labels)
             for index, name in enumerate(names, start=1):
@@ -533,4 +545,7 @@ RESUME_OVERRIDES = (
     "arch_beta2",
     "arch_weight_decay",
     "device",
+    "amp",
+    "channels_last",
+    "cuda_compile",
 )
