@@ -475,8 +475,8 @@ class _Body:
         self.deviation = before or deviations[0] or deviations[1]
         if (out.height, out.width) != (other.height, other.width):
             raise self.fail(
-                f"a product in op `{name}` multiplies a {out.height}x{out.width} map by a "
-                f"{other.height}x{other.width} one",
+                f"a product in op `{name}` multiplies a {out.height}x{out.width} map by one of "
+                f"{other.height}x{other.width}",
                 node.span,
                 PRODUCT_HINT,
             )
