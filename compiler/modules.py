@@ -1,6 +1,7 @@
 """The module classes that ops are built from where torch has none: identity, zero, DARTS'
-FactorizedReduce and auxiliary head, the residual, squeeze-excite and pooled sequences that
-op definitions in the language build, and the fusion of a cell input that reads `from all`."""
+FactorizedReduce and auxiliary head, the residual, product, global pooling, squeeze-excite and
+pooled sequences that op definitions in the language build, and the fusion of a cell input that
+reads `from all`."""
 
 from __future__ import annotations
 
@@ -123,6 +124,30 @@ class Residual(nn.Module):
         for name in self._order:
             x = self._modules[name](x)
         return residual + x
+
+
+class Product(Residual):
+    """The body's output times the other factor's (the input itself when there is none); a factor
+    pooled to (N, C, 1, 1) broadcasts over the other's pixels.
+
+    Its children are named as a residual's: the body's steps by their labels (or numbered), the
+    other factor by its label (`other` unless labelled); an identity factor is None.
+    """
+
+    def forward(self, x):
+        other = getattr(self, self._shortcut)
+        other = x if other is None else other(x)
+        for name in self._order:
+            x = self._modules[name](x)
+        return x * other
+
+
+class GlobalPool(nn.Module):
+    """Global average pooling kept a map, (N, C, H, W) to (N, C, 1, 1): a gate's first step
+    (torch's `AdaptiveAvgPool2d(1)`, which a pooled sequence would flatten)."""
+
+    def forward(self, x):
+        return nn.functional.adaptive_avg_pool2d(x, 1)
 
 
 class SqueezeExcite(nn.Module):

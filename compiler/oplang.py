@@ -3,7 +3,8 @@ concrete `C_in`, `C_out`, `stride` and `affine`, and the registry entries of def
 
 A sequence becomes an `nn.Sequential` (its labels name the children; a one-item sequence without
 a label is the item itself), so the compiler passes read a defined op as the chain of ReLUs,
-convolutions, BNs and poolings it is. A residual becomes `Residual`, which they run as one call.
+convolutions, BNs and poolings it is. A residual becomes `Residual` and a product `Product`, which
+they run as one call.
 """
 
 from __future__ import annotations
@@ -17,22 +18,32 @@ from torch import nn
 
 from nasc.dsl import NascUsageError, NasSemanticError, ast
 from nasc.dsl.ast import split_op_name
-from nasc.dsl.opdefs import PRIMITIVES, info_of, prelude
+from nasc.dsl.opdefs import PRIMITIVES, argument, info_of, prelude
 
-from .modules import FactorizedReduce, Identity, Pooled, Residual, SqueezeExcite, Zero
+from .modules import (
+    FactorizedReduce,
+    GlobalPool,
+    Identity,
+    Pooled,
+    Product,
+    Residual,
+    SqueezeExcite,
+    Zero,
+)
 from .registry import OPS, OpEntry, unknown_op
 
-__all__ = ["Builder", "Residual", "defined_entry", "register_prelude"]
+__all__ = ["Builder", "Product", "Residual", "defined_entry", "register_prelude"]
 
 
 @attrs.frozen
 class Shape:
     """Where a body stands while it is built: channels, the stride so far (a fraction after an
-    upsampling), flattened or not."""
+    upsampling), flattened or not, and `pooled` for a gate that `global_pool` made 1x1."""
 
     channels: int
     stride: Fraction | int = 1
     flat: bool = False
+    pooled: bool = False
 
 
 class Builder:
@@ -125,6 +136,8 @@ class Builder:
             return self.call(node, shape)
         if isinstance(node, ast.OpResidual):
             return self.residual(node, shape)
+        if isinstance(node, ast.OpProduct):
+            return self.product(node, shape)
         steps, shape = self.steps(node, shape)
         if len(steps) == 1 and not node.items[0].label:
             return next(iter(steps.values())), shape
@@ -181,11 +194,58 @@ class Builder:
             )
         return Residual(steps, label, shortcut), out
 
-    def args(self, call: ast.OpCall, params: tuple[str, ...]) -> dict[str, int]:
+    def product(self, node: ast.OpProduct, shape: Shape) -> tuple[nn.Module, Shape]:
+        """`product(body)`: the input times the body; `product(body, other)`: the two multiplied.
+        A factor pooled to 1x1 (a gate) multiplies every pixel of the other."""
+        steps, out = self.steps(node.body, shape)
+        label, other, cut = "other", None, shape
+        if node.other is not None:
+            items = node.other.items
+            if len(items) == 1 and items[0].label:
+                label = items[0].label
+                other, cut = self.body(items[0].body, shape)
+            else:
+                other, cut = self.body(node.other, shape)
+            if isinstance(other, Identity):
+                other = None
+        if out.flat or cut.flat or out.channels != cut.channels:
+            raise self.fail(
+                f"a product in op `{self.defn.name}` multiplies {out.channels} channels by "
+                f"{cut.channels}",
+                node.span,
+                "end both factors with the same channels, e.g. the gate with `conv(1, out = "
+                "C_in)`",
+            )
+        if out.pooled != cut.pooled:  # a map times a gate: the map's shape
+            out = cut if out.pooled else out
+        elif out.stride != cut.stride:
+            raise self.fail(
+                f"a product in op `{self.defn.name}` multiplies a map at stride {out.stride} by "
+                f"one at stride {cut.stride}",
+                node.span,
+                "make both factors take the same stride, or pool one with `global_pool`",
+            )
+        if label in steps:
+            raise self.fail(
+                f"the label `{label}` names a step and the second factor of op "
+                f"`{self.defn.name}`",
+                node.span,
+                "give the second factor its own label",
+            )
+        return Product(steps, label, other), out
+
+    def args(self, call: ast.OpCall, params: tuple[str, ...], primitive=None) -> dict[str, int]:
         given = dict(zip(params, call.args))
         given.update(call.kwargs)
         return {
-            name: self.value(expr, f"the argument `{name}` of `{call.name}`")
+            name: argument(
+                primitive,
+                name,
+                expr,
+                self.env,
+                what=f"the argument `{name}` of `{call.name}`",
+                path=self.path,
+            )
             for name, expr in given.items()
         }
 
@@ -199,7 +259,7 @@ class Builder:
         primitive = PRIMITIVES.get(call.name)
         if primitive is None:
             return self.nested(call, shape)
-        a = self.args(call, primitive.params)
+        a = self.args(call, primitive.params, primitive)
         c, env = shape.channels, self.env
         name = call.name
 
@@ -246,14 +306,17 @@ class Builder:
                 groups=groups,
                 bias=bool(bias),
             )
-            return module, Shape(out, stride_total)
+            return module, Shape(out, stride_total, pooled=shape.pooled)
         if name == "bn":
-            return (
-                nn.BatchNorm2d(
-                    c, affine=bool(a.get("affine", env["affine"])), track_running_stats=self.track
-                ),
-                shape,
-            )
+            affine = bool(a.get("affine", env["affine"]))
+            eps = a.get("eps", 1e-5)
+            if eps <= 0:
+                raise self.fail(
+                    f"`eps` of `bn` in op `{self.defn.name}` must be positive, not {eps}",
+                    call.span,
+                    "BatchNorm divides by sqrt(variance + eps): write e.g. `bn(eps = 0.001)`",
+                )
+            return nn.BatchNorm2d(c, eps, affine=affine, track_running_stats=self.track), shape
         activations = {
             "relu": nn.ReLU,
             "relu6": nn.ReLU6,
@@ -334,6 +397,8 @@ class Builder:
             )
         if name == "gap":
             return nn.AdaptiveAvgPool2d(1), Shape(c, shape.stride, flat=True)
+        if name == "global_pool":
+            return GlobalPool(), Shape(c, shape.stride, pooled=True)
         if name == "linear":
             if not shape.flat:
                 raise self.fail(

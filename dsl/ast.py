@@ -223,7 +223,18 @@ class OpIf:
     span: Span | None = _span_field()
 
 
-OpBody = Union[OpCall, OpSeq, OpResidual, OpIf]
+@attrs.frozen(kw_only=True)
+class OpProduct:
+    """`product(body)`: the input times the body's output; `product(body, other)`: the product of
+    the two. Either factor may be a gate, a map pooled to 1x1 (`global_pool -> ...`), which
+    multiplies every pixel of the other."""
+
+    body: OpSeq
+    other: OpSeq | None = None
+    span: Span | None = _span_field()
+
+
+OpBody = Union[OpCall, OpSeq, OpResidual, OpProduct, OpIf]
 
 
 @attrs.frozen(kw_only=True)

@@ -326,6 +326,16 @@ SEMANTIC_MISTAKES: dict[str, list[str]] = {
             "    fuse @ C from deep, low",
         ),
     ],
+    # A product of mismatched sizes: a gate pooled by 2, not to 1x1, times the 8x8 input.
+    "a product multiplies maps of one size, or a map by a gate pooled to 1x1: keep both factors' "
+    "size, or pool one with `global_pool` (e.g. `product(global_pool -> conv(1, out = C_in) -> "
+    "sigmoid)`)": [
+        _dense(inputs="x", terms="x:s", body="fuse @ C").replace(
+            "conv(3, out = C_in) -> bn -> relu -> conv(1, bias = 1)",
+            "product(avgpool(2, stride = 2, pad = 0) -> conv(1, out = C_in) -> sigmoid)\n"
+            "    -> conv(1, bias = 1)",
+        ),
+    ],
     "a transposed convolution needs a kernel at least its stride (an odd one at stride 1): "
     "`deconv(2, stride = 2)` or `deconv(4, stride = 2)`": [
         _dense(inputs="x", terms="x:s", body="fuse @ C").replace(

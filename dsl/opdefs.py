@@ -27,11 +27,13 @@ PLUGIN_HINT = "an op written in Python needs its plugin: `--ops my_ops.py` (a fi
 
 @attrs.frozen(kw_only=True)
 class Primitive:
-    """A primitive of op bodies: its parameters in positional order, and the required ones."""
+    """A primitive of op bodies: its parameters in positional order, the required ones, and those
+    that take a decimal (`bn(eps = 0.001)`) rather than an integer."""
 
     name: str
     params: tuple[str, ...] = ()
     required: tuple[str, ...] = ()
+    reals: tuple[str, ...] = ()
     doc: str = ""
 
 
@@ -77,7 +79,12 @@ PRIMITIVES: dict[str, Primitive] = {
             required=("factor",),
             doc="nearest-neighbour upsampling by an integer factor",
         ),
-        Primitive(name="bn", params=("affine",), doc="BatchNorm (affine as the op's `affine`)"),
+        Primitive(
+            name="bn",
+            params=("affine", "eps"),
+            reals=("eps",),
+            doc="BatchNorm (affine as the op's `affine`; `eps`, a decimal, 1e-5 unless given)",
+        ),
         Primitive(name="relu", doc="ReLU"),
         Primitive(name="relu6", doc="ReLU6"),
         Primitive(name="hardswish", doc="hard swish"),
@@ -114,6 +121,11 @@ PRIMITIVES: dict[str, Primitive] = {
         ),
         Primitive(name="gap", doc="global average pooling, flattened to (B, C)"),
         Primitive(
+            name="global_pool",
+            doc="global average pooling to a 1x1 map (B, C, 1, 1), not flattened: a gate that "
+            "`product` multiplies with a full map",
+        ),
+        Primitive(
             name="linear",
             params=("out", "bias"),
             doc="fully connected layer to `out` features (default C_out); bias unless bias = 0",
@@ -137,6 +149,10 @@ def walk_calls(body) -> Iterator[ast.OpCall]:
         yield from walk_calls(body.body)
         if body.shortcut is not None:
             yield from walk_calls(body.shortcut)
+    elif isinstance(body, ast.OpProduct):
+        yield from walk_calls(body.body)
+        if body.other is not None:
+            yield from walk_calls(body.other)
     elif isinstance(body, ast.OpIf):
         yield from walk_calls(body.then)
         yield from walk_calls(body.otherwise)
@@ -153,6 +169,10 @@ def _walk_exprs(body) -> Iterator[ast.Expr]:
         yield from _walk_exprs(body.body)
         if body.shortcut is not None:
             yield from _walk_exprs(body.shortcut)
+    elif isinstance(body, ast.OpProduct):
+        yield from _walk_exprs(body.body)
+        if body.other is not None:
+            yield from _walk_exprs(body.other)
     elif isinstance(body, ast.OpIf):
         yield from _cond_exprs(body.cond)
         yield from _walk_exprs(body.then)
@@ -166,6 +186,20 @@ def _cond_exprs(cond) -> Iterator[ast.Expr]:
     else:
         yield from _cond_exprs(cond.left)
         yield from _cond_exprs(cond.right)
+
+
+def argument(
+    primitive: Primitive | None, key: str, expr: ast.Expr, env: Mapping[str, int], *, what, path
+) -> int | float:
+    """The value of one argument of a call in an op body: an integer expression, or for a
+    primitive's decimal parameter (`eps`) a decimal literal too.
+
+    Raises:
+        NasSemanticError: as `ast.evaluate`, located at the argument.
+    """
+    if isinstance(expr, ast.Decimal) and primitive is not None and key in primitive.reals:
+        return float(expr.text)
+    return ast.evaluate(expr, env, what=what, path=path)
 
 
 def info_of(defn: ast.OpDef) -> OpInfo:

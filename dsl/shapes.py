@@ -21,20 +21,29 @@ from . import ast
 from .errors import NasSemanticError, Span
 from .ir import SpaceIR
 from .macro import IMAGE, MAX_SIZE, Plan, Stage, halve
-from .opdefs import PRIMITIVES, prelude
+from .opdefs import PRIMITIVES, Primitive, argument, prelude
+
+# Said of a product whose factors differ in size.
+PRODUCT_HINT = (
+    "a product multiplies maps of one size, or a map by a gate pooled to 1x1: keep both factors' "
+    "size, or pool one with `global_pool` (e.g. `product(global_pool -> conv(1, out = C_in) -> "
+    "sigmoid)`)"
+)
 
 
 @attrs.frozen
 class Shape:
     """A feature map (or, `flat`, a vector) partway through an op: channels, height, width, and
     the stride taken so far (followed along the height, as the compiler does; a fraction after
-    an upsampling)."""
+    an upsampling); `pooled` for a gate, a map that `global_pool` made 1x1 (kept through
+    convolutions, BNs and activations), which a `product` multiplies with a map of any size."""
 
     channels: int
     height: int
     width: int
     stride: Fraction | int = 1
     flat: bool = False
+    pooled: bool = False
 
 
 @attrs.frozen
@@ -403,6 +412,8 @@ class _Body:
             return self.call(node, shape)
         if isinstance(node, ast.OpResidual):
             return self.residual(node, shape)
+        if isinstance(node, ast.OpProduct):
+            return self.product(node, shape)
         for item in node.items:
             shape = self.walk(item.body, shape)
         return shape
@@ -432,10 +443,61 @@ class _Body:
             )
         return out
 
-    def args(self, call: ast.OpCall, params: tuple[str, ...]) -> dict[str, int]:
+    def product(self, node: ast.OpProduct, shape: Shape) -> Shape:
+        """Two factors of one shape, or a map and a gate (pooled to 1x1) that scales each of its
+        channels; the product has the map's shape."""
+        before, deviations, factors = self.deviation, [], []
+        for branch in (node.body, node.other):
+            self.deviation = None
+            factors.append(shape if branch is None else self.walk(branch, shape))
+            deviations.append(self.deviation)
+        out, other = factors
+        name = self.defn.name
+        if out.flat or other.flat:
+            raise self.fail(
+                f"a product in op `{name}` multiplies a flat vector (after `gap`)",
+                node.span,
+                "pool a gate with `global_pool`, which keeps a 1x1 map; `gap` flattens it",
+            )
+        if out.channels != other.channels:
+            raise self.fail(
+                f"a product in op `{name}` multiplies {out.channels} channels by "
+                f"{other.channels}",
+                node.span,
+                "end both factors with the same channels, e.g. the gate with `conv(1, out = "
+                "C_in)`",
+            )
+        gates = [factor.pooled and (factor.height, factor.width) == (1, 1) for factor in factors]
+        if gates[0] != gates[1]:  # a map times a gate: the map's shape
+            kept = 1 if gates[0] else 0
+            self.deviation = before or deviations[kept]
+            return factors[kept]
+        self.deviation = before or deviations[0] or deviations[1]
+        if (out.height, out.width) != (other.height, other.width):
+            raise self.fail(
+                f"a product in op `{name}` multiplies a {out.height}x{out.width} map by one of "
+                f"{other.height}x{other.width}",
+                node.span,
+                PRODUCT_HINT,
+            )
+        if out.stride != other.stride:
+            raise self.fail(
+                f"a product in op `{name}` multiplies a map at stride {out.stride} by one at "
+                f"stride {other.stride}",
+                node.span,
+                "make both factors take the same stride",
+            )
+        return out
+
+    def args(
+        self, call: ast.OpCall, params: tuple[str, ...], primitive: Primitive | None = None
+    ) -> dict[str, int]:
         given = dict(zip(params, call.args))
         given.update(call.kwargs)
-        return {name: self.value(expr) for name, expr in given.items()}
+        return {
+            key: argument(primitive, key, expr, self.env, what="an argument", path=self.path)
+            for key, expr in given.items()
+        }
 
     def call(self, call: ast.OpCall, shape: Shape) -> Shape:
         if shape.flat and call.name not in ("linear", "identity"):
@@ -447,7 +509,7 @@ class _Body:
         primitive = PRIMITIVES.get(call.name)
         if primitive is None:
             return self.nested(call, shape)
-        args = self.args(call, primitive.params)
+        args = self.args(call, primitive.params, primitive)
         after, (down, across) = self.primitive(call, args, shape)
         wanted = (_resized(shape.height, down), _resized(shape.width, across))
         if self.deviation is None and not after.flat and (after.height, after.width) != wanted:
@@ -504,7 +566,8 @@ class _Body:
                 )
             height = _conv_size(shape.height, kh, sh, dilation)
             width = _conv_size(shape.width, kw, sw, dilation)
-            return Shape(out, height, width, shape.stride * sh), (sh, sw)
+            after = Shape(out, height, width, shape.stride * sh, pooled=shape.pooled)
+            return after, (sh, sw)
         if name in ("maxpool", "avgpool"):
             k = self.positive(call, a, "k", 1)
             stride = self.positive(call, a, "stride", 1)
@@ -559,6 +622,14 @@ class _Body:
             return Shape(out, height, width, shape.stride * stride), (stride, stride)
         if name == "gap":
             return Shape(c, 1, 1, shape.stride, flat=True), (1, 1)
+        if name == "global_pool":
+            return Shape(c, 1, 1, shape.stride, pooled=True), (1, 1)
+        if name == "bn" and a.get("eps", 1) <= 0:
+            raise self.fail(
+                f"`eps` of `bn` in op `{self.defn.name}` must be positive, not {a['eps']}",
+                call.span,
+                "BatchNorm divides by sqrt(variance + eps): write e.g. `bn(eps = 0.001)`",
+            )
         if name == "linear":
             if not shape.flat:
                 raise self.fail(

@@ -153,6 +153,9 @@ class _ToAst(CircuitTransformer, Transformer):
     def op_residual(self, meta, body, shortcut):
         return ast.OpResidual(body=body, shortcut=shortcut, span=self._s(meta))
 
+    def op_product(self, meta, body, other):
+        return ast.OpProduct(body=body, other=other, span=self._s(meta))
+
     def op_if(self, meta, cond, then, otherwise):
         return ast.OpIf(cond=cond, then=then, otherwise=otherwise, span=self._s(meta))
 
