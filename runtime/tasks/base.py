@@ -178,6 +178,17 @@ class Task:
             NascUsageError: naming the shapes and what the head must produce.
         """
 
+    def metric_fields(self, final: float | None, best: float | None = None) -> dict:
+        """What result.json says of the metric: the task, the metric's key and label, and,
+        for a metric other than `acc`, the final (and best) value under its own name
+        (`final_test_miou`); `final_test_acc` and `best_test_acc` hold them for every task."""
+        fields = {"task": self.name, "metric": self.metric, "metric_label": self.metric_label}
+        if self.metric != "acc":
+            fields[f"final_test_{self.metric}"] = final
+            if best is not None:
+                fields[f"best_test_{self.metric}"] = best
+        return fields
+
     # --- loss, metrics, predictions -----------------------------------------------------------
 
     def loss(
