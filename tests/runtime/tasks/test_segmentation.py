@@ -288,3 +288,26 @@ def test_segmentation_on_a_classification_space_or_data_is_refused_before_a_run(
     else:
         assert "segmentation needs" in err and "per-pixel head" in err
     assert not runs.exists() or not list(runs.iterdir())
+
+
+def test_the_search_loop_sums_a_confusion_matrix_when_it_evaluates(shapes, monkeypatch):
+    """`Searcher.evaluate` adds up the task's K x K confusion sums over the test batches and
+    reports the same mIoU as the task computes on the whole split at once."""
+    from nasc.runtime.search.config import make_config
+    from nasc.runtime.search.loop import Searcher
+
+    task = get_task("segmentation")
+    space = load_space("nb201", catalog=catalog())
+    defines = task.bind(space, {"C": 4, "N": 1}, shapes)
+    config = make_config("nb201", "isdarts", dict(epochs=2, batch_size=7, device="cpu", seed=0))
+    searcher = Searcher(space, defines, config, shapes, torch.device("cpu"), task=task)
+    torch.manual_seed(0)
+    net = TinyPerPixel().eval()
+    monkeypatch.setattr(searcher, "logits", net)
+    scores = searcher.evaluate()
+    with torch.no_grad():
+        images, masks = next(iter(task.batches(shapes, "test", 1000, "cpu").epoch(None)))
+        whole = task.metrics(task.batch_sums(net(images), masks), len(masks))
+    assert len(masks) > 7  # more than one batch was summed
+    assert scores["test_miou"] == pytest.approx(whole["miou"])
+    assert scores["test_pixel_acc"] == pytest.approx(whole["pixel_acc"])
