@@ -291,8 +291,9 @@ def cmd_train(args, console: Console) -> int:
     finally:
         display.close()
     result = trained.result
+    label = result.get("metric_label", "accuracy")
     console.print(
-        f"test accuracy {result['final_test_acc']:.2f}% (best {result['best_test_acc']:.2f}%), "
+        f"test {label} {result['final_test_acc']:.2f}% (best {result['best_test_acc']:.2f}%), "
         f"{result['parameters']:,} parameters, {result['flops'] / 1e6:.1f} M multiply-adds, "
         f"{result['train_seconds']:.0f} s of training; "
         f"run directory {trained.run_dir} (model.pt, result.json, metrics.jsonl)",
@@ -336,6 +337,12 @@ def cmd_report(args, console: Console) -> int:
 
         console.print(f"wrote {write_circuit_report(run)}", highlight=False)
         return 0
+    config = run / "config.json"
+    if config.is_file() and json.loads(config.read_text()).get("task") == "segmentation":
+        from nasc.runtime.reports.segmentation import write_segmentation_report
+
+        console.print(f"wrote {write_segmentation_report(run)}", highlight=False)
+        return 0
     trained = (run / "arch.nas").is_file() and not (run / "space.nas").is_file()
     console.print(
         f"wrote {(write_train_report if trained else write_report)(run)}", highlight=False
@@ -354,8 +361,10 @@ def cmd_eval(args, console: Console) -> int:
     from nasc.runtime.train.run import run_eval
 
     result = run_eval(request_from(EvalRequest, args))
+    score = result["test_" + result["metric"]]
     console.print(
-        f"test accuracy {result['test_acc']:.2f}% (loss {result['test_loss']:.4f}) on "
+        f"test {result['metric_label']} {score:.2f}% "
+        f"(loss {result['test_loss']:.4f}) on "
         f"{result['images']} {result['data']} images",
         highlight=False,
     )

@@ -159,6 +159,7 @@ def accuracy_lines(result: dict) -> list[str]:
     """What each accuracy of a search is, labelled: the supernet's (shared weights) before and
     after discretisation, and the found cell's own where a table knows it."""
     lines = []
+    label = result.get("metric_label", "accuracy")
     supernet = result.get("supernet_test_acc") or {}
     if supernet.get("before_discretisation") is not None or supernet.get("discretised"):
         parts = []
@@ -170,10 +171,11 @@ def accuracy_lines(result: dict) -> list[str]:
         if supernet.get("discretised") is not None:
             parts.append(f"{supernet['discretised']:.2f}% discretised to the found architecture")
         lines.append(
-            "supernet test accuracy (shared weights, not trained from scratch): " + ", ".join(parts)
+            f"supernet test {label} (shared weights, not trained from scratch): "
+            + ", ".join(parts)
         )
     elif result.get("final_test_acc") is not None:
-        lines.append(f"supernet test accuracy (last epoch): {result['final_test_acc']:.2f}%")
+        lines.append(f"supernet test {label} (last epoch): {result['final_test_acc']:.2f}%")
     accuracy = result.get("nb201_accuracy")
     if accuracy:
         ranks = result.get("nb201_rank") or {}

@@ -495,15 +495,11 @@ class Batches:
         full, rest = divmod(self._shard_size(), self.batch_size)
         return full if self.drop_last or rest == 0 else full + 1
 
-    def epoch(
-        self, seed: int | None, start: int = 0, shuffle: bool = True
-    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Yield the batches of one pass; `seed` fixes order and augmentation (None: in order).
-
-        Args:
-            start: skip this many batches (to resume inside an epoch).
-            shuffle: False keeps the images in order and uses `seed` for augmentation only.
-        """
+    def order(
+        self, seed: int | None, shuffle: bool = True
+    ) -> tuple[torch.Tensor, torch.Generator | None]:
+        """The indices this rank reads in one pass, and the generator (seeded from `seed`, None
+        without one) that drew them, which the pass's augmentation goes on drawing from."""
         count = len(self.labels)
         if seed is None:
             order = torch.arange(count)
@@ -515,6 +511,18 @@ class Batches:
             if self.drop_last:
                 order = order[: count - count % self.world]
             order = order[self.rank :: self.world]
+        return order, generator
+
+    def epoch(
+        self, seed: int | None, start: int = 0, shuffle: bool = True
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Yield the batches of one pass; `seed` fixes order and augmentation (None: in order).
+
+        Args:
+            start: skip this many batches (to resume inside an epoch).
+            shuffle: False keeps the images in order and uses `seed` for augmentation only.
+        """
+        order, generator = self.order(seed, shuffle)
         for index in range(len(self)):
             chunk = order[index * self.batch_size : (index + 1) * self.batch_size]
             crops = flips = centres = None

@@ -315,8 +315,11 @@ def draw_importance(history: list[dict], path: Path) -> dict:
     return {"panels": len(panels), "path": str(path), "legend_entries": len(handles)}
 
 
-def draw_curves(metrics: list[dict], path: Path) -> dict:
-    """Loss and accuracy per epoch; live candidates and images per second."""
+def draw_curves(
+    metrics: list[dict], path: Path, metric: str = "acc", title: str = "top-1 accuracy (%)"
+) -> dict:
+    """Loss and the task's metric (`train_<metric>`, `test_<metric>`) per epoch; live
+    candidates and images per second."""
     plt = _pyplot()
     from matplotlib.ticker import MaxNLocator
 
@@ -327,9 +330,9 @@ def draw_curves(metrics: list[dict], path: Path) -> dict:
     loss_ax.plot(x, [m["train_loss"] for m in epochs], label="train")
     loss_ax.plot(x, [m["test_loss"] for m in epochs], label="test")
     loss_ax.set_title("loss", fontsize=9)
-    acc_ax.plot(x, [m["train_acc"] for m in epochs], label="train")
-    acc_ax.plot(x, [m["test_acc"] for m in epochs], label="test")
-    acc_ax.set_title("top-1 accuracy (%)", fontsize=9)
+    acc_ax.plot(x, [m[f"train_{metric}"] for m in epochs], label="train")
+    acc_ax.plot(x, [m[f"test_{metric}"] for m in epochs], label="test")
+    acc_ax.set_title(title, fontsize=9)
     searched = bool(epochs) and "live" in epochs[0]
     if searched:
         live_ax.step(x, [m["live"] for m in epochs], where="post", color="#2ca02c")
@@ -379,8 +382,16 @@ def draw_nb201_rank(table_path: str, found: str, path: Path) -> dict | None:
     return {"panels": 1, "path": str(path)}
 
 
-def write_report(run_dir: Path) -> Path:
-    """Write `report.html` and its figures (`figures/*.png`) into a search run directory."""
+def metric_names(result: dict) -> tuple[str, str, str]:
+    """A run's metric as result.json names it: its key (`acc`), its label (`accuracy`), and
+    the title of its curve (runs older than the `metric` field: top-1 accuracy)."""
+    key, label = result.get("metric", "acc"), result.get("metric_label", "accuracy")
+    return key, label, "top-1 accuracy (%)" if key == "acc" else f"{label} (%)"
+
+
+def write_report(run_dir: Path, extra: dict | None = None) -> Path:
+    """Write `report.html` and its figures (`figures/*.png`) into a search run directory;
+    `extra`: more figures a task drew, {key: (what `draw_*` returned, caption)}."""
     from nasc.compiler import catalog
     from nasc.dsl.macro import instantiate
 
@@ -408,7 +419,8 @@ def write_report(run_dir: Path) -> Path:
         figures / "found.png",
         title="found architecture",
     )
-    drawn["curves"] = draw_curves(metrics, figures / "curves.png")
+    key, _, title = metric_names(result)
+    drawn["curves"] = draw_curves(metrics, figures / "curves.png", key, title)
     importance = run_dir / "importance.json"
     if importance.is_file():
         drawn["importance"] = draw_importance(
@@ -418,7 +430,8 @@ def write_report(run_dir: Path) -> Path:
         rank = draw_nb201_rank(result["nb201_table"], result["nb201"], figures / "nb201.png")
         if rank:
             drawn["nb201"] = rank
-    write_atomic(run_dir / "report.html", _html(run_dir, config, result, drawn).encode())
+    page = _html(run_dir, config, result, drawn, extra or {})
+    write_atomic(run_dir / "report.html", page.encode())
     return run_dir / "report.html"
 
 
@@ -469,9 +482,10 @@ def _versions(config: dict, result: dict) -> list[str]:
     ]
 
 
-def write_train_report(run_dir: Path) -> Path:
+def write_train_report(run_dir: Path, extra: dict | None = None) -> Path:
     """Write `report.html` and its figures into a `nasc train` run directory: the trained
-    architecture, the loss and accuracy curves, and what the run recorded."""
+    architecture, the loss and accuracy curves, and what the run recorded; `extra`: more
+    figures a task drew, {key: (what `draw_*` returned, caption)}."""
     from nasc.compiler import catalog
     from nasc.dsl.macro import instantiate
 
@@ -483,6 +497,7 @@ def write_train_report(run_dir: Path) -> Path:
     defines = config.get("defines", {})
     figures = run_dir / "figures"
     figures.mkdir(exist_ok=True)
+    key, label, title = metric_names(result)
     drawn = {
         "arch": draw_space(
             space,
@@ -490,13 +505,13 @@ def write_train_report(run_dir: Path) -> Path:
             figures / "arch.png",
             title=f"trained architecture: {space.name}",
         ),
-        "curves": draw_curves(metrics, figures / "curves.png"),
+        "curves": draw_curves(metrics, figures / "curves.png", key, title),
     }
 
     summary = [_row("architecture", result.get("arch"))]
-    for key, label in (("final_test_acc", "test accuracy"), ("best_test_acc", "best test")):
-        if result.get(key) is not None:
-            summary.append(_row(f"{label} (trained from scratch)", f"{result[key]:.2f}%"))
+    for name, what in (("final_test_acc", f"test {label}"), ("best_test_acc", "best test")):
+        if result.get(name) is not None:
+            summary.append(_row(f"{what} (trained from scratch)", f"{result[name]:.2f}%"))
     if result.get("parameters") is not None:
         summary.append(_row("parameters (without the auxiliary head)", f"{result['parameters']:,}"))
     if result.get("flops") is not None:
@@ -510,8 +525,10 @@ def write_train_report(run_dir: Path) -> Path:
     ]
     captions = {
         "arch": "The trained architecture.",
-        "curves": "Loss and accuracy per epoch, and training speed.",
+        "curves": f"Loss and {label} per epoch, and training speed.",
     }
+    for name, (figure, caption) in (extra or {}).items():
+        drawn[name], captions[name] = figure, caption
     page = _run_page("nasc train", run_dir, summary, drawn, captions, settings)
     write_atomic(run_dir / "report.html", page.encode())
     return run_dir / "report.html"
@@ -622,7 +639,8 @@ def _discretised(result: dict) -> str:
     return f"{value:.2f}%" if value is not None else ""
 
 
-def _html(run_dir: Path, config: dict, result: dict, drawn: dict) -> str:
+def _html(run_dir: Path, config: dict, result: dict, drawn: dict, extra: dict) -> str:
+    _, label, _ = metric_names(result)
     summary = [_row("space", result.get("space")), _row("strategy", result.get("strategy"))]
     for key in ("blocks", "nb201", "darts"):
         if key in result:
@@ -631,20 +649,20 @@ def _html(run_dir: Path, config: dict, result: dict, drawn: dict) -> str:
     if supernet.get("before_discretisation") is not None:
         summary.append(
             _row(
-                "supernet test accuracy before discretisation (shared weights)",
+                f"supernet test {label} before discretisation (shared weights)",
                 f"{supernet['before_discretisation']:.2f}% (epoch {supernet.get('before_epoch')})",
             )
         )
     if supernet.get("discretised") is not None:
         summary.append(
             _row(
-                "supernet test accuracy discretised to the found architecture (shared weights)",
+                f"supernet test {label} discretised to the found architecture (shared weights)",
                 f"{supernet['discretised']:.2f}%",
             )
         )
     if not supernet and result.get("final_test_acc") is not None:
         summary.append(
-            _row("supernet test accuracy (last epoch)", f"{result['final_test_acc']:.2f}%")
+            _row(f"supernet test {label} (last epoch)", f"{result['final_test_acc']:.2f}%")
         )
     if result.get("nb201_accuracy"):
         ranks = result.get("nb201_rank") or {}
@@ -685,11 +703,13 @@ def _html(run_dir: Path, config: dict, result: dict, drawn: dict) -> str:
         "importance": "The information F of every live candidate at every shrink step, one "
         "panel per comparison subset (larger F: a less informative, more noise-like "
         "output; x: discarded at that step).",
-        "curves": "Supernet loss and accuracy per epoch; live candidates and training speed "
+        "curves": f"Supernet loss and {label} per epoch; live candidates and training speed "
         "(dotted lines: shrink steps).",
         "nb201": "The found cell among all 15,625 cells of NAS-Bench-201 (CIFAR-10).",
         "space": "The searched space (edge colours: comparison subsets).",
     }
+    for name, (figure, caption) in extra.items():
+        drawn[name], captions[name] = figure, caption
     return _run_page("nasc search", run_dir, summary, drawn, captions, settings)
 
 

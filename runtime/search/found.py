@@ -93,6 +93,7 @@ def summarise(searcher: Searcher, space_name: str, found, metrics, ranks, discre
         **strings,
         "searched_with": searched,
         "final_test_acc": epochs[-1][score] if epochs else None,
+        **searcher.task.metric_fields(epochs[-1][score] if epochs else None),
         "supernet_test_acc": {
             "before_discretisation": before[-1][score] if before else None,
             "before_epoch": before[-1]["epoch"] if before else None,

@@ -38,6 +38,7 @@ from nasc.runtime.runs.resume import (
 from nasc.runtime.search.config import SearchConfig, frozen_from
 from nasc.runtime.strategies import make_strategy
 from nasc.runtime.tasks import Task, TaskLoss, get_task
+from nasc.runtime.tasks.base import add_sums, read_sums, zero_sums
 
 
 def search_options(config: SearchConfig) -> CompileOptions:
@@ -253,7 +254,7 @@ class Searcher(RunRecords):
             arch_batches = self._next_arch_batch(arch_batches)[0]
         # The epoch's loss and the task's metric sums, added up on the device.
         names = ("total_loss", *self.task.sums)
-        sums = {name: torch.zeros((), device=self.device) for name in names}
+        sums = {"total_loss": torch.zeros((), device=self.device), **zero_sums(self.task.sums)}
         seen = 0
         before = 0.0  # seconds of this epoch spent before the checkpoint it resumed from
         if partial:
@@ -293,8 +294,7 @@ class Searcher(RunRecords):
                 nn.utils.clip_grad_norm_(self.net.weights(), config.grad_clip)
             self.optimizer.step()
             sums["total_loss"] += loss.detach() * len(labels)
-            for name, value in self.task.batch_sums(logits.detach(), labels).items():
-                sums[name] += value
+            add_sums(sums, self.task.batch_sums(logits.detach(), labels))
             seen += len(labels)
             wait_for_signal(self.epoch + 1, step + 1)
             self._after_step(step + 1, steps, sums, seen, before, started)
@@ -304,11 +304,9 @@ class Searcher(RunRecords):
                 step + 1, steps, float(sums["total_loss"]) / seen if step % 10 == 0 else None
             )
         elapsed = before + time.perf_counter() - started
-        count = torch.tensor(float(seen)).to(self.device)
-        totals = sum_tensor(
-            torch.stack([*(sums[name].float() for name in names), count]), self.dist
-        ).tolist()
-        summed, seen_everywhere = dict(zip(names, totals[:-1], strict=True)), totals[-1]
+        count = torch.tensor(float(seen), device=self.device)
+        seen_everywhere = float(sum_tensor(count, self.dist))
+        summed = self._over_ranks(sums)
         metrics = self.task.metrics(summed, seen_everywhere)
         return {
             "train_loss": summed["total_loss"] / max(seen_everywhere, 1),
@@ -316,6 +314,16 @@ class Searcher(RunRecords):
             "images_per_s": seen_everywhere / elapsed if elapsed > 0 else 0.0,
             "seconds": elapsed,
         }
+
+    def _over_ranks(self, sums: dict) -> dict:
+        """Each running sum (of any shape and dtype) summed over ranks, as `Task.metrics`
+        reads it (`read_sums`)."""
+        return read_sums(
+            {
+                name: sum_tensor(torch.as_tensor(value, device=self.device), self.dist)
+                for name, value in sums.items()
+            }
+        )
 
     def _next_arch_batch(self, arch_batches):
         """The next batch of the architecture half; it may be a batch shorter than the weights'
@@ -423,23 +431,20 @@ class Searcher(RunRecords):
     def evaluate(self) -> dict:
         """Loss and the task's metrics of the supernet on the test split."""
         self.net.eval()
-        names = self.task.sums
-        # The loss sum, the task's sums and the count, summed over ranks.
-        totals = torch.zeros(len(names) + 2, device=self.device)
+        # The loss sum and the count, and the task's sums, summed over ranks.
+        totals = torch.zeros(2, device=self.device)
+        sums = zero_sums(self.task.sums)
         for images, labels in self.test_batches.epoch(None):
             with self.autocast():
                 logits = self.logits(images).float()
             totals[0] += self.criterion(logits, labels) * len(labels)
-            sums = self.task.batch_sums(logits, labels)
-            for index, name in enumerate(names, start=1):
-                totals[index] += sums[name]
-            totals[-1] += len(labels)
+            add_sums(sums, self.task.batch_sums(logits, labels))
+            totals[1] += len(labels)
         self.net.train()
-        summed = sum_tensor(totals, self.dist).tolist()
-        seen = summed[-1]
-        metrics = self.task.metrics(dict(zip(names, summed[1:-1], strict=True)), seen)
+        loss, seen = sum_tensor(totals, self.dist).tolist()
+        metrics = self.task.metrics(self._over_ranks(sums), seen)
         return {
-            "test_loss": summed[0] / max(seen, 1),
+            "test_loss": loss / max(seen, 1),
             **{f"test_{name}": value for name, value in metrics.items()},
         }
 

@@ -2,10 +2,15 @@
 the network's head must produce, the loss, the metrics, how a prediction is drawn).
 
 `get_task(name)` finds a registered task; `@register_task("name")` on a `Task` subclass adds one
-(see `base.Task`). Image classification (`classification`) is the first and the default.
+(see `base.Task`). Image classification (`classification`) is the first and the default;
+semantic segmentation (`segmentation`) scores a label per pixel.
 """
 
-from nasc.runtime.tasks import circuits, classification  # noqa: F401 - registers the built-in tasks
+from nasc.runtime.tasks import (  # noqa: F401 - registers the built-in tasks
+    circuits,
+    classification,
+    segmentation,
+)
 from nasc.runtime.tasks.base import Task, TaskLoss
 from nasc.runtime.tasks.registry import DEFAULT_TASK, TASKS, get_task, register_task
 

@@ -25,14 +25,19 @@ class Task:
     Attributes:
         name: the registered name (set by `register_task`).
         metric: the metric that reports call accuracy: records carry `train_<metric>` and
-            `test_<metric>`, result.json's `final_test_acc` is its last `test_<metric>`, and the
-            best epoch of a training run is the one where it is largest (higher is better).
+            `test_<metric>`, result.json's `final_test_acc` is its last `test_<metric>` (and,
+            for a metric other than `acc`, `final_test_<metric>` too, with `metric` naming
+            it), and the best epoch of a training run is the one where it is largest (higher
+            is better).
+        metric_label: how reports and the command line name the metric ("accuracy", "mIoU").
         sums: the names of the per-batch sums that `batch_sums` returns and `metrics` reads
-            (a checkpoint taken inside an epoch keeps them).
+            (a checkpoint taken inside an epoch keeps them). A sum is a tensor of any fixed
+            shape: a 0-d count, or a K x K confusion matrix.
     """
 
     name: ClassVar[str] = "base"
     metric: ClassVar[str] = "acc"
+    metric_label: ClassVar[str] = "accuracy"
     sums: ClassVar[tuple[str, ...]] = ()
     words: ClassVar[dict[str, str]] = DATA_PARAMS  # how errors name each of `facts`
 
@@ -173,6 +178,17 @@ class Task:
             NascUsageError: naming the shapes and what the head must produce.
         """
 
+    def metric_fields(self, final: float | None, best: float | None = None) -> dict:
+        """What result.json says of the metric: the task, the metric's key and label, and,
+        for a metric other than `acc`, the final (and best) value under its own name
+        (`final_test_miou`); `final_test_acc` and `best_test_acc` hold them for every task."""
+        fields = {"task": self.name, "metric": self.metric, "metric_label": self.metric_label}
+        if self.metric != "acc":
+            fields[f"final_test_{self.metric}"] = final
+            if best is not None:
+                fields[f"best_test_{self.metric}"] = best
+        return fields
+
     # --- loss, metrics, predictions -----------------------------------------------------------
 
     def loss(
@@ -186,17 +202,41 @@ class Task:
         raise NotImplementedError
 
     def batch_sums(self, output: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The batch's contribution to each of `sums`, as 0-d tensors (summed over the batch)."""
+        """The batch's contribution to each of `sums` (summed over the batch): tensors of a
+        fixed shape each, 0-d for a count; integer sums are added up exactly."""
         raise NotImplementedError
 
-    def metrics(self, sums: dict[str, float], seen: int) -> dict[str, float]:
-        """The metrics of a pass from its `sums` over `seen` examples: `{metric: value, ...}`."""
+    def metrics(self, sums: dict[str, float | torch.Tensor], seen: int) -> dict[str, float]:
+        """The metrics of a pass from its `sums` over `seen` examples: `{metric: value, ...}`.
+        A 0-d sum comes as a float, any other as a CPU tensor (`read_sums`)."""
         raise NotImplementedError
 
     def chance_loss(self, data: Any) -> float:
         """The loss of an uninformed guess: an epoch whose training loss is more than twice it
         is not healthy (how a diverged run finds a safe learning rate)."""
         raise NotImplementedError
+
+
+def zero_sums(names) -> dict[str, torch.Tensor]:
+    """The running sums of a pass before its first batch: 0-d int64 zeros, which take each
+    batch sum's shape and dtype as `add_sums` adds to them (integer counts stay exact)."""
+    return {name: torch.zeros((), dtype=torch.int64) for name in names}
+
+
+def add_sums(running: dict, batch: dict[str, torch.Tensor]) -> None:
+    """Add a batch's `batch_sums` into the running sums, in place (on the batch's device)."""
+    for name, value in batch.items():
+        have = running[name]
+        running[name] = (have.to(value.device) if torch.is_tensor(have) else have) + value
+
+
+def read_sums(sums: dict) -> dict[str, float | torch.Tensor]:
+    """The sums as `Task.metrics` reads them: a 0-d sum (or a number) as a float, any other
+    as a CPU tensor."""
+    return {
+        name: value.detach().cpu() if torch.is_tensor(value) and value.dim() else float(value)
+        for name, value in sums.items()
+    }
 
 
 @attrs.frozen

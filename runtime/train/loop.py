@@ -41,6 +41,7 @@ from nasc.runtime.runs.resume import (
 )
 from nasc.runtime.runs.rundir import RunDir
 from nasc.runtime.tasks import Task, TaskLoss, get_task
+from nasc.runtime.tasks.base import add_sums, read_sums, zero_sums
 from nasc.runtime.train.config import TrainConfig
 
 # Settings a training resume may change explicitly (`--resume RUN --lr X`), recorded in
@@ -158,11 +159,12 @@ class Trainer(RunRecords):
         first = int(partial["step"]) if partial else 0
         # The epoch's loss and the task's metric sums so far.
         names = ("total_loss", *self.task.sums)
-        sums = dict.fromkeys(names, 0.0)
+        sums = {"total_loss": 0.0, **zero_sums(self.task.sums)}
         seen = 0
         before = 0.0  # seconds of this epoch spent before the checkpoint it resumed from
         if partial:
-            sums = {name: float(partial[name]) for name in names}
+            sums = {name: partial[name] for name in names}
+            sums["total_loss"] = float(sums["total_loss"])
             seen, before = int(partial["seen"]), float(partial["seconds"])
         started = self._saved_at = time.perf_counter()
         batches = self.train_batches.epoch(epoch_seed(config.seed, self.epoch, 0), start=first)
@@ -199,8 +201,8 @@ class Trainer(RunRecords):
                 nn.utils.clip_grad_norm_(net.parameters(), config.grad_clip)
             self.optimizer.step()
             sums["total_loss"] += float(loss.detach()) * len(labels)
-            for name, value in self.task.batch_sums(logits.detach(), labels).items():
-                sums[name] += float(value)
+            batch = self.task.batch_sums(logits.detach(), labels)
+            add_sums(sums, {name: value.cpu() for name, value in batch.items()})
             seen += len(labels)
             wait_for_signal(self.epoch + 1, step + 1)
             self._after_step(step + 1, steps, sums, seen, before, started)
@@ -208,7 +210,7 @@ class Trainer(RunRecords):
             if step % 10 == 0:
                 self.events.step(step + 1, steps, sums["total_loss"] / seen)
         elapsed = before + time.perf_counter() - started
-        metrics = self.task.metrics(sums, seen)
+        metrics = self.task.metrics(read_sums(sums), seen)
         return {
             "train_loss": sums["total_loss"] / max(seen, 1),
             **{f"train_{name}": value for name, value in metrics.items()},
@@ -242,7 +244,7 @@ class Trainer(RunRecords):
             score = record[f"test_{self.task.metric}"]
             improved = score > self.best
             self.best = max(self.best, score)
-            record["best_test_acc"] = self.best
+            record[f"best_test_{self.task.metric}"] = self.best
             self._log(record)
             self.seconds += time.perf_counter() - started
             self.save(best=improved)
@@ -353,7 +355,7 @@ def evaluate(model, batches, task: Task, autocast=contextlib.nullcontext, prepar
     """Test loss and the task's metrics of a network over a split."""
     was_training = getattr(model, "training", False)
     model.eval()
-    sums = dict.fromkeys(task.sums, 0.0)
+    sums = zero_sums(task.sums)
     total, seen = 0.0, 0
     with torch.no_grad():
         for images, labels in batches.epoch(None):
@@ -361,12 +363,11 @@ def evaluate(model, batches, task: Task, autocast=contextlib.nullcontext, prepar
                 output = model(prepare(images) if prepare else images)
             logits = (output[0] if isinstance(output, tuple) else output).float()
             total += float(task.loss(logits, labels)) * len(labels)
-            for name, value in task.batch_sums(logits, labels).items():
-                sums[name] += float(value)
+            add_sums(sums, task.batch_sums(logits, labels))
             seen += len(labels)
     if was_training:
         model.train()
-    metrics = task.metrics(sums, seen)
+    metrics = task.metrics(read_sums(sums), seen)
     return {
         "test_loss": total / max(seen, 1),
         **{f"test_{name}": value for name, value in metrics.items()},

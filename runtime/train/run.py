@@ -444,10 +444,12 @@ def training_result(trainer: Trainer, plan: TrainingPlan, finished: bool, device
     if finished and run is not None and (run.path / "result.json").is_file():
         return run.read_json("result.json")
     net = trainer.net
+    final = trainer.evaluate()[f"test_{plan.task.metric}"]
     result = {
         "arch": plan.space.name,
-        "final_test_acc": trainer.evaluate()[f"test_{plan.task.metric}"],
+        "final_test_acc": final,
         "best_test_acc": trainer.best,
+        **plan.task.metric_fields(final, trainer.best),
         "parameters": sum(
             p.numel() for n, p in net.named_parameters() if not n.startswith(_aux_prefix(net.plan))
         ),
@@ -485,8 +487,9 @@ def run_eval(args: EvalRequest) -> dict:
     TorchScript file).
 
     Returns:
-        `test_acc` (the task's metric) and `test_loss`, `images`: how many test images they
-        cover, and `data`: the data's name.
+        `test_<metric>` (`test_acc` for classification) and `test_loss`, `metric` and
+        `metric_label` (the task's), `images`: how many test images they cover, and `data`:
+        the data's name.
     """
     target = Path(args.checkpoint)
     device = resolve_device(args.device)
@@ -548,7 +551,8 @@ def run_eval(args: EvalRequest) -> dict:
         )
     batches = task.batches(data, "test", args.batch_size, device)
     result = evaluate(model, batches, task)
-    return {**result, "images": task.examples(data, "test"), "data": data.name}
+    named = {"metric": task.metric, "metric_label": task.metric_label}
+    return {**result, **named, "images": task.examples(data, "test"), "data": data.name}
 
 
 def _is_torchscript(path: Path) -> bool:

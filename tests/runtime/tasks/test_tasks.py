@@ -131,8 +131,8 @@ def toy_task():
 
 def test_an_unknown_task_is_refused_naming_the_known_ones():
     """`get_task` of an unregistered name raises, listing the registered tasks."""
-    with pytest.raises(nasc.NascUsageError, match="unknown task `segmentation`") as error:
-        get_task("segmentation")
+    with pytest.raises(nasc.NascUsageError, match="unknown task `detection`") as error:
+        get_task("detection")
     assert "classification" in error.value.hint
     assert get_task().name == "classification" and get_task().metric == "acc"
 
