@@ -90,21 +90,28 @@ class ImageData:
         same images in any order give the same batches, to the bit. `order` records the seed and
         a digest of the result, which a resumed search checks.
         """
-        generator = torch.Generator()
-        parts, digest = {}, hashlib.sha256(str(seed).encode())
-        for split in ("train", "test"):
-            images, labels = getattr(self, f"{split}_images"), getattr(self, f"{split}_labels")
-            keys = _image_digests(images, labels)
-            canonical = sorted(range(len(keys)), key=keys.__getitem__)
-            stream = hashlib.sha256(f"{seed}:{split}".encode()).digest()[:8]
-            generator.manual_seed(int.from_bytes(stream, "little"))
-            order = torch.tensor(canonical, dtype=torch.int64)[
-                torch.randperm(len(keys), generator=generator)
-            ]
-            parts[f"{split}_images"], parts[f"{split}_labels"] = images[order], labels[order]
-            for index in order.tolist():
-                digest.update(keys[index])
-        return attrs.evolve(self, **parts, order=f"mixed:{seed}:{digest.hexdigest()[:16]}")
+        return mix_splits(self, seed, "labels", _image_digests)
+
+
+def mix_splits(data, seed: int, targets: str, digests):
+    """`data` with both splits in the order `mixed` describes: each split's images and its
+    `targets` field (`labels`, `masks`) sorted by `digests(images, targets)`, one key per
+    example, then permuted by a generator seeded from `seed` and the split's name."""
+    generator = torch.Generator()
+    parts, digest = {}, hashlib.sha256(str(seed).encode())
+    for split in ("train", "test"):
+        images, wanted = getattr(data, f"{split}_images"), getattr(data, f"{split}_{targets}")
+        keys = digests(images, wanted)
+        canonical = sorted(range(len(keys)), key=keys.__getitem__)
+        stream = hashlib.sha256(f"{seed}:{split}".encode()).digest()[:8]
+        generator.manual_seed(int.from_bytes(stream, "little"))
+        order = torch.tensor(canonical, dtype=torch.int64)[
+            torch.randperm(len(keys), generator=generator)
+        ]
+        parts[f"{split}_images"], parts[f"{split}_{targets}"] = images[order], wanted[order]
+        for index in order.tolist():
+            digest.update(keys[index])
+    return attrs.evolve(data, **parts, order=f"mixed:{seed}:{digest.hexdigest()[:16]}")
 
 
 def _image_digests(images: torch.Tensor, labels: torch.Tensor) -> list[bytes]:

@@ -10,7 +10,7 @@ import attrs
 import torch
 from torch.nn import functional
 
-from nasc.runtime.data.images import Batches, standard_layout
+from nasc.runtime.data.images import Batches, mix_splits, standard_layout
 
 IGNORE = 255  # the label of pixels no loss or metric counts (borders, unlabelled, padding)
 
@@ -74,21 +74,7 @@ class SegmentationData:
         as `ImageData.mixed` makes it: sorted by a digest of every image and its mask, then
         permuted by a generator seeded from `seed`; `order` records the seed and a digest of
         the result, which a resumed search checks."""
-        generator = torch.Generator()
-        parts, digest = {}, hashlib.sha256(str(seed).encode())
-        for split in ("train", "test"):
-            images, masks = getattr(self, f"{split}_images"), getattr(self, f"{split}_masks")
-            keys = _digests(images, masks)
-            canonical = sorted(range(len(keys)), key=keys.__getitem__)
-            stream = hashlib.sha256(f"{seed}:{split}".encode()).digest()[:8]
-            generator.manual_seed(int.from_bytes(stream, "little"))
-            order = torch.tensor(canonical, dtype=torch.int64)[
-                torch.randperm(len(keys), generator=generator)
-            ]
-            parts[f"{split}_images"], parts[f"{split}_masks"] = images[order], masks[order]
-            for index in order.tolist():
-                digest.update(keys[index])
-        return attrs.evolve(self, **parts, order=f"mixed:{seed}:{digest.hexdigest()[:16]}")
+        return mix_splits(self, seed, "masks", _digests)
 
 
 def _digests(images: torch.Tensor, masks: torch.Tensor) -> list[bytes]:
