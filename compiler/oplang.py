@@ -19,6 +19,7 @@ from torch import nn
 from nasc.dsl import NascUsageError, NasSemanticError, ast
 from nasc.dsl.ast import split_op_name
 from nasc.dsl.opdefs import PRIMITIVES, argument, info_of, prelude
+from nasc.dsl.shapes import DECONV_HINT, deconv_problem
 
 from .modules import (
     FactorizedReduce,
@@ -357,14 +358,8 @@ class Builder:
         if name == "deconv":
             k, stride = positive("k", 1), positive("stride", 1)
             out = positive("out", env["C_out"])
-            if k < stride or (stride == 1 and k % 2 == 0):
-                raise self.fail(
-                    f"`deconv({k}, stride = {stride})` in op `{self.defn.name}` cannot multiply "
-                    f"the size by {stride} exactly",
-                    call.span,
-                    "a transposed convolution needs a kernel at least its stride (an odd one at "
-                    "stride 1): `deconv(2, stride = 2)` or `deconv(4, stride = 2)`",
-                )
+            if (problem := deconv_problem(k, stride, self.defn.name)) is not None:
+                raise self.fail(problem, call.span, DECONV_HINT)
             # Padded so that an n x n map becomes exactly (n stride) x (n stride).
             pad = -(-(k - stride) // 2)
             module = nn.ConvTranspose2d(

@@ -594,14 +594,8 @@ class _Body:
             k = self.positive(call, a, "k", 1)
             stride = self.positive(call, a, "stride", 1)
             out = self.positive(call, a, "out", env["C_out"])
-            if k < stride or (stride == 1 and k % 2 == 0):
-                raise self.fail(
-                    f"`deconv({k}, stride = {stride})` in op `{self.defn.name}` cannot multiply "
-                    f"the size by {stride} exactly",
-                    call.span,
-                    "a transposed convolution needs a kernel at least its stride (an odd one at "
-                    "stride 1): `deconv(2, stride = 2)` or `deconv(4, stride = 2)`",
-                )
+            if (problem := deconv_problem(k, stride, self.defn.name)) is not None:
+                raise self.fail(problem, call.span, DECONV_HINT)
             scale = Fraction(1, stride)
             after = Shape(out, shape.height * stride, shape.width * stride, shape.stride * scale)
             return after, (scale, scale)
@@ -655,6 +649,23 @@ class _Body:
         affine = self.env["affine"]
         inner = self.inference.op(name, shape.channels, out, stride, size, affine, site, self.where)
         return attrs.evolve(inner, stride=shape.stride * stride)
+
+
+DECONV_HINT = (
+    "a transposed convolution needs a kernel at least its stride (an odd one at stride 1): "
+    "`deconv(2, stride = 2)` or `deconv(4, stride = 2)`"
+)
+
+
+def deconv_problem(k: int, stride: int, op: str) -> str | None:
+    """Why `deconv(k, stride = stride)` in op `op` cannot multiply a size by `stride` exactly
+    (None: it can); the shape checks and the builder both refuse with it."""
+    if k < stride or (stride == 1 and k % 2 == 0):
+        return (
+            f"`deconv({k}, stride = {stride})` in op `{op}` cannot multiply the size by "
+            f"{stride} exactly"
+        )
+    return None
 
 
 def _resized(size: int, scale) -> int:
