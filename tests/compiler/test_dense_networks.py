@@ -8,6 +8,7 @@ import json
 
 import pytest
 import torch
+from dense_examples import unet
 from torch.nn import functional
 
 from nasc.compiler import (
@@ -25,27 +26,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 SPACES = ["dcnas", "dcnas_short"]
 
-UNET = """
-op double_conv = conv(3, stride = stride) -> bn -> relu -> conv(3) -> bn -> relu
-op up_conv with resampling = deconv(2, stride = up)
-op seg_out with per_pixel = conv(1, bias = 1)
-
-cell decoder(deep:up_conv, skip) {
-    n1 = concat(deep:skip_connect, skip:skip_connect)
-    n2 = n1:double_conv
-    out n2
-}
-
-network unet(C = 4, classes = 3, size = 16) {
-    input(3, size)
-    enc1 = double_conv(C)
-    enc2 = double_conv(2C, stride = 2)
-    bottom = double_conv(4C, stride = 2)
-    dec2 = decoder @ 2C from bottom, enc2
-    decoder @ C from dec2, enc1
-    head seg_out(classes)
-}
-"""
+UNET = unet(16)
 
 
 def first_kept(space) -> Genotype:
