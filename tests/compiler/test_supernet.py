@@ -45,7 +45,8 @@ SMALL = {
     "fcn_resnet50": {"W": 4, "size": 32},
     "lraspp_mobilenet_v3_large": {"classes": 5, "size": 32},
 }
-# Segmentation spaces end in a per-pixel head: tests/compiler/test_dense_networks.py checks their output.
+# Segmentation spaces end in a per-pixel head: tests/compiler/test_dense_networks.py checks
+# their output.
 DENSE = {"dcnas", "dcnas_short", "fcn_resnet50", "lraspp_mobilenet_v3_large"}
 CLASSIFIERS = sorted(set(SMALL) - DENSE)
 NB201_REFERENCE = (
