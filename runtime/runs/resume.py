@@ -265,7 +265,7 @@ def check_run_config(saved, where: Path, cls, needs: tuple[str, ...] = ()) -> No
                 f"{where}: the value of `{name}` in `defines` must be an integer, not {value!r}",
                 hint="restore the file, or start a new search",
             )
-    for key in ("subset", "world_size"):
+    for key in ("subset", "image_size", "world_size"):
         value = saved.get(key)
         if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
             raise NascUsageError(
@@ -315,6 +315,13 @@ def resume_changes(
             f"--subset {args.subset}: this run used subset = {saved.get('subset')!r}, and "
             "the data cannot change on resume",
             hint=f"resume without --subset, or start a new {noun} with it",
+        )
+    image_size = getattr(args, "image_size", None)
+    if image_size is not None and image_size != saved.get("image_size"):
+        raise NascUsageError(
+            f"--image-size {image_size}: this run read its data at image_size = "
+            f"{saved.get('image_size')!r}, and the data cannot change on resume",
+            hint=f"resume without --image-size, or start a new {noun} with it",
         )
     if args.defines and dict(args.defines) != {
         k: v for k, v in saved["defines"].items() if k in args.defines

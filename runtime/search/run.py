@@ -161,6 +161,7 @@ class SearchPlan:
     data_spec: str
     subset: int | None
     task: Task
+    image_size: int | None = None  # `--image-size`: the size folders (and shapes) are read at
     origin: str | None = None  # where the space came from, as config.json records it
     run: RunDir | None = None  # a resumed run's directory (rank 0)
     saved: dict | None = None  # a resumed run's config.json
@@ -259,6 +260,7 @@ def _read_resumed(request, overrides: dict, dist_, where: Path, run) -> SearchPl
         data_spec=saved["data"],
         subset=saved.get("subset"),
         task=get_task(saved.get("task", DEFAULT_TASK)),
+        image_size=saved.get("image_size"),
         run=run,
         saved=saved,
         changes=changes,
@@ -310,6 +312,7 @@ def new_plan(request, overrides: dict) -> SearchPlan:
         data_spec=request.data,
         subset=request.subset,
         task=get_task(request.task),
+        image_size=request.image_size,
         origin=str(request.space),
     )
 
@@ -338,7 +341,7 @@ def check_plan(plan: SearchPlan, request) -> None:
 def load_bound_data(plan: SearchPlan, request):
     """Phase 3: the data, as the task loads it (a subset where asked), with what it fixes of
     the network bound into the plan's -D values (a new search's; a resume's are recorded)."""
-    data = plan.task.load(plan.data_spec, request.cache_dir, request.image_size)
+    data = plan.task.load(plan.data_spec, request.cache_dir, plan.image_size)
     if plan.subset:
         data = plan.task.subset(data, plan.subset)
     data = plan.task.mix(data, plan.config.seed)  # no batch sees the order files were found in
@@ -397,6 +400,7 @@ def write_run_config(run: RunDir, plan: SearchPlan, request, dist_, device) -> N
             "defines": plan.defines,
             "data": plan.data_spec,
             "subset": plan.subset,
+            "image_size": plan.image_size,
             "task": plan.task.name,
             "config": plan.config.to_json(),
             "world_size": dist_.world if dist_ else 1,

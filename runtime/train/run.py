@@ -289,6 +289,7 @@ class TrainingPlan:
     data_spec: str
     subset: int | None
     task: Task
+    image_size: int | None = None  # `--image-size`: the size folders (and shapes) are read at
     preset: str | None = None
     plugins: list[str] = attrs.field(factory=list)
     run: RunDir | None = None
@@ -318,6 +319,7 @@ def resumed_training(request, overrides: dict) -> TrainingPlan:
             data_spec=saved["data"],
             subset=saved.get("subset"),
             task=get_task(saved.get("task", DEFAULT_TASK)),
+            image_size=saved.get("image_size"),
             run=run,
             saved=saved,
             changes=changes,
@@ -349,6 +351,7 @@ def new_training(request, overrides: dict) -> TrainingPlan:
         data_spec=request.data,
         subset=request.subset,
         task=get_task(request.task),
+        image_size=request.image_size,
         preset=preset_name,
         plugins=plugins,
     )
@@ -357,7 +360,7 @@ def new_training(request, overrides: dict) -> TrainingPlan:
 def load_training_data(plan: TrainingPlan, request, overrides: dict, events: RunEvents):
     """Phase 2: the data, as the task loads it; for a new run, what it fixes of the network
     bound, the augmentation fitted to it (a note says so), and the architecture's text."""
-    data = plan.task.load(plan.data_spec, request.cache_dir, request.image_size)
+    data = plan.task.load(plan.data_spec, request.cache_dir, plan.image_size)
     if plan.subset:
         data = plan.task.subset(data, plan.subset)
     if plan.saved is None:
@@ -410,6 +413,7 @@ def build_trainer(plan: TrainingPlan, request, data, device, events: RunEvents) 
                 "defines": plan.defines,
                 "data": plan.data_spec,
                 "subset": plan.subset,
+                "image_size": plan.image_size,
                 "task": plan.task.name,
                 "config": config.to_json(),
                 "plugins": plugins_recorded(plan.plugins),

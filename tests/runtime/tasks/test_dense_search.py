@@ -8,7 +8,8 @@ import json
 import pytest
 import torch
 
-from nasc import export, search
+from nasc import export, search, train
+from nasc.dsl import NascUsageError
 from nasc.runtime.cli import main
 
 TINY = dict(
@@ -62,3 +63,33 @@ def test_a_single_stage_dense_search_keeps_its_supernet(strategy, tmp_path):
     images = torch.rand(2, 3, 32, 32)
     assert kept(images).shape == (2, 5, 32, 32)
     assert torch.equal(export(found.run_dir, "module")(images), kept(images))
+
+
+def test_a_resumed_search_reads_its_data_at_the_recorded_image_size(tmp_path):
+    """`--image-size` is recorded in config.json: a resume reads the data at that size without
+    the flag (its network takes 16 x 16 images), and refuses another size."""
+    first = search("dcnas", strategy="darts-1st", epochs=2, image_size=16, runs_dir=tmp_path,
+                   **TINY)  # fmt: skip
+    run = first.run_dir
+    assert json.loads((run / "config.json").read_text())["image_size"] == 16
+    with pytest.raises(NascUsageError, match="--image-size 24"):
+        search(resume=run, image_size=24, device="cpu")
+    (run / "checkpoints" / "ckpt-00002.pt").unlink()  # as if killed during epoch 2
+    resumed = search(resume=run, device="cpu")
+    assert [m["epoch"] for m in resumed.metrics if m.get("event") == "epoch"][-1] == 2
+    network = export(run, "module")
+    network.eval()
+    with torch.no_grad():
+        assert network(torch.rand(1, 3, 16, 16)).shape == (1, 5, 16, 16)
+
+
+def test_a_training_run_records_its_image_size_and_refuses_another_on_resume(tmp_path):
+    """`nasc train --image-size 16` records the size in config.json; a resume with another size
+    is refused before any data is read."""
+    found = search("dcnas", strategy="darts-1st", epochs=1, image_size=16, runs_dir=tmp_path,
+                   **TINY)  # fmt: skip
+    trained = train(found, epochs=1, image_size=16, runs_dir=tmp_path, preset="nb201",
+                    **{k: v for k, v in TINY.items() if k != "defines"})  # fmt: skip
+    assert json.loads((trained.run_dir / "config.json").read_text())["image_size"] == 16
+    with pytest.raises(NascUsageError, match="--image-size 24"):
+        train(resume=trained.run_dir, image_size=24, device="cpu")
