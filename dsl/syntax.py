@@ -89,6 +89,9 @@ class _ToAst(CircuitTransformer, Transformer):
     def neg(self, meta, operand):
         return ast.Neg(operand=operand, span=self._s(meta))
 
+    def width_set(self, meta, *values):
+        return ast.WidthSet(values=[v for v in values if v is not None], span=self._s(meta))
+
     # ---- top level
     def preset(self, meta, name):
         return ast.PresetDecl(name=str(name), span=self._s(meta))
@@ -111,6 +114,15 @@ class _ToAst(CircuitTransformer, Transformer):
         for arg in args:
             if arg is None:
                 continue
+            widths = ast.width_sets(arg)
+            if widths:
+                raise NasSyntaxError(
+                    f"a choice among widths in the candidate `{name}`",
+                    span=widths[0].span or self._s(meta),
+                    path=f"ops.{name}",
+                    hint="a candidate's arguments are fixed integers; to search an op parameter, "
+                    f"place the op as a block with the choice in its call: `{name}(C, {{3, 6}}, 5)`",
+                )
             refs = ast.expr_names(arg)
             if refs:
                 # A candidate is named by its arguments (`mbconv(6,5)`), so they are fixed
