@@ -32,8 +32,8 @@ import math
 
 import attrs
 import torch
-import torch.nn.functional as F
 from torch import nn
+from torch.nn import functional
 
 from nasc.dsl import NascUsageError
 from nasc.dsl.ast import chosen_widths
@@ -89,7 +89,7 @@ class SliceableConv2d(nn.Conv2d):
                 hint="width choices slice plain and depthwise convolutions",
             )
         bias = self.bias[: weight.shape[0]] if self.bias is not None else None
-        out = F.conv2d(x, weight, bias, self.stride, self.padding, self.dilation, groups)
+        out = functional.conv2d(x, weight, bias, self.stride, self.padding, self.dilation, groups)
         return _mixed(self, out, 1)
 
 
@@ -110,7 +110,7 @@ class SliceableBatchNorm2d(nn.BatchNorm2d):
                 factor = 1.0 / float(self.num_batches_tracked)
         batch_stats = self.training or (self.running_mean is None and self.running_var is None)
         keep = not self.training or self.track_running_stats
-        out = F.batch_norm(
+        out = functional.batch_norm(
             x,
             self.running_mean[:c] if keep and self.running_mean is not None else None,
             self.running_var[:c] if keep and self.running_var is not None else None,
@@ -133,7 +133,7 @@ class SliceableLinear(nn.Linear):
         if fin == self.in_features and fout == self.out_features:
             return _mixed(self, super().forward(x), -1)
         bias = self.bias[:fout] if self.bias is not None else None
-        return _mixed(self, F.linear(x, self.weight[:fout, :fin], bias), -1)
+        return _mixed(self, functional.linear(x, self.weight[:fout, :fin], bias), -1)
 
 
 # The layers a width supernet slices, by their class: the parameterised layers of the op library.

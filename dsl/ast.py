@@ -95,14 +95,16 @@ Expr = Union[Num, Decimal, Ref, BinOp, Neg, WidthSet]
 
 # The width each width choice takes while a network is resolved (`chosen_widths`); a choice that
 # is not named takes its largest width, which is what the supernet is built at.
-_CHOSEN: contextvars.ContextVar[Mapping[str, int]] = contextvars.ContextVar("widths", default={})
+_CHOSEN: contextvars.ContextVar[Mapping[str, int] | None] = contextvars.ContextVar(
+    "widths", default=None
+)
 
 
 @contextlib.contextmanager
 def chosen_widths(widths: Mapping[str, int]) -> Iterator[None]:
     """Evaluate width choices at these widths (by label) inside the block: the macro resolved at
     one width of each choice, as the compiler and the genotype checks need it."""
-    token = _CHOSEN.set({**_CHOSEN.get(), **widths})
+    token = _CHOSEN.set({**(_CHOSEN.get() or {}), **widths})
     try:
         yield
     finally:
@@ -191,7 +193,7 @@ def evaluate(
         return -evaluate(expr.operand, env, what=what, path=path)
     if isinstance(expr, WidthSet):
         values = [evaluate(value, env, what=what, path=path) for value in expr.values]
-        chosen = _CHOSEN.get().get(expr.label) if expr.label is not None else None
+        chosen = (_CHOSEN.get() or {}).get(expr.label) if expr.label is not None else None
         if chosen is None:
             return max(values)
         if chosen not in values:

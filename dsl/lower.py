@@ -70,7 +70,8 @@ def label_width_sets(network: ast.NetworkDecl) -> ast.NetworkDecl:
     the others `width1`, `width2`, ... in the order of the statements and their arguments."""
     params = [
         attrs.evolve(
-            param, default=ast.map_width_sets(param.default, _labelled(lambda: param.name))
+            param,
+            default=ast.map_width_sets(param.default, _labelled(lambda name=param.name: name)),
         )
         for param in network.params
     ]
@@ -82,7 +83,10 @@ def label_width_sets(network: ast.NetworkDecl) -> ast.NetworkDecl:
         return f"width{count}"
 
     change = _labelled(number)
-    body = [map_item_exprs(item, lambda expr: ast.map_width_sets(expr, change)) for item in network.body]
+    body = [
+        map_item_exprs(item, lambda expr: ast.map_width_sets(expr, change))
+        for item in network.body
+    ]
     return attrs.evolve(network, params=params, body=body)
 
 

@@ -120,8 +120,9 @@ class _ToAst(CircuitTransformer, Transformer):
                     f"a choice among widths in the candidate `{name}`",
                     span=widths[0].span or self._s(meta),
                     path=f"ops.{name}",
-                    hint="a candidate's arguments are fixed integers; to search an op parameter, "
-                    f"place the op as a block with the choice in its call: `{name}(C, {{3, 6}}, 5)`",
+                    hint="a candidate's arguments are fixed integers; to search an op "
+                    "parameter, place the op as a block with the choice in its call: "
+                    f"`{name}(C, {{3, 6}}, 5)`",
                 )
             refs = ast.expr_names(arg)
             if refs:
