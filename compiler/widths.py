@@ -446,3 +446,34 @@ def sliced(source: torch.Tensor, shape: torch.Size) -> torch.Tensor | None:
     if source.dim() != len(shape) or any(s < t for s, t in zip(source.shape, shape)):
         return None
     return source[tuple(slice(0, size) for size in shape)].clone()
+
+
+def channel_groups(supernet, label: str) -> dict[int, list[tuple[str, int, int, float]]]:
+    """Per stage whose output the width choice `label` sizes, the channel group each live width
+    adds over the next smaller live one: (width, first channel, end, the weight the mixture
+    gives those channels), in the order of the widths.
+
+    IS-DARTS measures a width's information on its group (docs/isdarts.md); the group is divided
+    by its weight first, so the mixture's scaling does not count.
+    """
+    widths = supernet.widths
+    live = sorted(widths.live()[label])
+    running = {name: max(found) for name, found in widths.live().items() if found}
+    weights = widths.weights.get(label)
+    groups: dict[int, list[tuple[str, int, int, float]]] = {}
+    sizes = {
+        width: widths.plan({**running, label: width}).stages for width in live
+    }
+    for index, stage in enumerate(sizes[live[-1]]):
+        ends = [sizes[width][index].out_channels for width in live]
+        if len(set(ends)) < len(ends) or stage.kind == "head" or index not in widths.depends:
+            continue
+        found, start = [], 0
+        for position, (width, end) in enumerate(zip(live, ends)):
+            scale = 1.0
+            if weights is not None:
+                scale = float(weights[position:].sum())
+            found.append((str(width), start, end, scale))
+            start = end
+        groups[index] = found
+    return groups
