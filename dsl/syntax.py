@@ -90,7 +90,15 @@ class _ToAst(CircuitTransformer, Transformer):
         return ast.Neg(operand=operand, span=self._s(meta))
 
     def width_set(self, meta, *values):
-        return ast.WidthSet(values=[v for v in values if v is not None], span=self._s(meta))
+        values = [value for value in values if value is not None]
+        if len(values) < 2:
+            raise NasSyntaxError(
+                "unexpected `{`: one width in braces",
+                span=self._s(meta),
+                hint="a width is an expression after `@`, without braces: `c @ 2C`, "
+                "`choose {a, b} @ 2C`; a choice among widths lists two or more: `c @ {8, 16}`",
+            )
+        return ast.WidthSet(values=values, span=self._s(meta))
 
     # ---- top level
     def preset(self, meta, name):
