@@ -13,6 +13,7 @@ from .circuits import CircuitTransformer
 from .diagnose import syntax_error, too_deep
 from .errors import NascError, NasSyntaxError, Span
 from .grammar import parser
+from .mistakes import ONE_WIDTH_HINT
 from .mistakes import COMMON_MISTAKES
 
 # Integers in a space are widths, depths and counts. Longer literals are refused here (Python also
@@ -95,8 +96,7 @@ class _ToAst(CircuitTransformer, Transformer):
             raise NasSyntaxError(
                 "unexpected `{`: one width in braces",
                 span=self._s(meta),
-                hint="a width is an expression after `@`, without braces: `c @ 2C`, "
-                "`choose {a, b} @ 2C`; a choice among widths lists two or more: `c @ {8, 16}`",
+                hint=ONE_WIDTH_HINT,
             )
         return ast.WidthSet(values=values, span=self._s(meta))
 

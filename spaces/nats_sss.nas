@@ -10,14 +10,17 @@
 #   C4  the second residual reduction block, reading C3 channels;
 #   C5  the third cell, reading C4 channels; the head (BN, ReLU, pooling, linear) reads C5.
 # The widths are entangled: every candidate slices one set of weights built at 64 channels.
+# With no `preset` line, `nasc search` uses the default (NAS-Bench-201's) settings.
 
-preset nb201
+# The cell's skip from its input (xautodl's skip_connect): the identity when the cell keeps the
+# width, else a 1x1 convolution and a BN (its FactorizedReduce at stride 1, without ReLU).
+op nats_skip = if C_in == C_out then identity else (conv(1, bias = 1 - affine) -> bn)
 
 # |nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|
 cell nats_cell(x) {
     n1 = x:nor_conv_3x3
     n2 = x:nor_conv_3x3 + n1:nor_conv_3x3
-    n3 = x:skip_connect + n1:nor_conv_3x3 + n2:nor_conv_3x3
+    n3 = x:nats_skip + n1:nor_conv_3x3 + n2:nor_conv_3x3
     out n3
 }
 
