@@ -682,10 +682,6 @@ def gdas_main(args) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
-
 # --- choices among widths: spaces/nats_sss.nas ----------------------------------------------
 
 # The widths one masked run keeps (`nasc` blocks string), and the largest network of the space.
@@ -795,3 +791,7 @@ def widths_main(args) -> int:
         )
     print(f"load average at the end {os.getloadavg()[0]:.1f}")
     return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -63,6 +63,16 @@ def _check_width_choices(space: SpaceIR) -> None:
                 path=base,
                 hint="list the widths in one set: `{8, 16, 32}`",
             )
+        chosen = [ref for value in choice.set.values for ref in expr_names(value)]
+        chosen = [ref for ref in chosen if ref.name in labels]
+        if chosen:
+            raise NasSemanticError(
+                f"the width choice `{choice.label}` reads `{chosen[0].name}`, itself a choice "
+                "among widths",
+                span=chosen[0].span or choice.set.span,
+                path=base,
+                hint="list fixed widths, or expressions of parameters that are not choices",
+            )
         seen = set()
         for value in choice.set.values:
             width = evaluate(value, env, what=f"a width of `{choice.label}`", path=base)

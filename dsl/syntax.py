@@ -13,8 +13,7 @@ from .circuits import CircuitTransformer
 from .diagnose import syntax_error, too_deep
 from .errors import NascError, NasSyntaxError, Span
 from .grammar import parser
-from .mistakes import ONE_WIDTH_HINT
-from .mistakes import COMMON_MISTAKES
+from .mistakes import COMMON_MISTAKES, ONE_WIDTH_HINT
 
 # Integers in a space are widths, depths and counts. Longer literals are refused here (Python also
 # refuses to convert more than 4300 digits), and `ast.evaluate` bounds what arithmetic makes.

@@ -90,10 +90,12 @@ def test_a_genotype_fixes_the_widths_and_prints_back(catalog):
 
 def test_the_printer_writes_a_space_with_width_choices_back(catalog):
     """A space with inline and parameter width sets survives print and parse unchanged."""
-    text = CELL + network("resblock({16, 2C}, stride = 2)\n    c @ {8, 24}", params="C = {8, 16}")
+    text = CELL + network(
+        "resblock({16, 2D}, stride = 2)\n    c @ {8, 24}", params="C = {8, 16}, D = 8"
+    )
     space = parse_space(text, "w.nas", catalog=catalog)
     printed = format_space(space)
-    assert "{16, 2C}" in printed and "C = {8, 16}" in printed
+    assert "{16, 2D}" in printed and "C = {8, 16}" in printed
     assert parse_space(printed, "again.nas", catalog=catalog) == space
 
 
@@ -117,6 +119,12 @@ def test_a_width_parameter_in_a_repeat_count_is_refused(catalog):
     """A parameter that is a choice among widths cannot count repeats."""
     error = refused(network("repeat W resblock(C)", params="C = 16, W = {1, 2}"), catalog, "`W`")
     assert "repeat counts" in error.hint
+
+
+def test_a_width_set_reading_a_width_parameter_is_refused(catalog):
+    """`{C, 2C}` with `C = {8, 16}` would change with C's decision: refused at the `C`."""
+    error = refused(network("resblock({C, 2C})", params="C = {8, 16}"), catalog, "reads `C`")
+    assert error.span.line == 4
 
 
 def test_one_width_in_braces_is_not_a_choice(catalog):
