@@ -91,7 +91,7 @@ def test_a_genotype_fixes_the_widths_and_prints_back(catalog):
 def test_the_printer_writes_a_space_with_width_choices_back(catalog):
     """A space with inline and parameter width sets survives print and parse unchanged."""
     text = CELL + network(
-        "resblock({16, 2D}, stride = 2)\n    c @ {8, 24}", params="C = {8, 16}, D = 8"
+        "resblock({16, 2D}, stride = 2)\n    c @ {8, 24}", params="C = {8, 16}, D = 16"
     )
     space = parse_space(text, "w.nas", catalog=catalog)
     printed = format_space(space)
