@@ -464,7 +464,15 @@ class Supernet(nn.Module):
         return [p for p in self.parameters() if id(p) not in arch]
 
     def num_parameters(self) -> int:
-        """Weights of the network (architecture parameters and the unused aux head excluded)."""
+        """Weights of the network (architecture parameters and the unused aux head excluded).
+
+        With choices among widths, the weights the current masks run: each layer's slice at the
+        largest live width of every choice (one live width: the network of those widths), and
+        of an op built in several structures, the one that runs.
+        """
+        if self.widths is not None:
+            self._sync()
+            return self.widths.live_parameters()
         return sum(p.numel() for p in self.weights())
 
     def cells(self) -> list[CellModule]:

@@ -381,6 +381,18 @@ class Widths:
             channels = layer.out_width or out_size(layer)
             layer.__dict__["width_mix"] = _Mix(self.weights, label, sizes, channels)
 
+    def live_parameters(self) -> int:
+        """The weights that run under the current masks: a stage the widths size counts as its
+        build at the running widths (`meta`), any other stage as it is."""
+        live = self.live()
+        plan = self.plan({label: max(widths) for label, widths in live.items() if widths})
+        total = 0
+        for index, module in enumerate(self.net.stages):
+            if index in self.depends:
+                module = self.meta(plan.stages[index])
+            total += sum(p.numel() for p in module.parameters())
+        return total
+
     def set_weights(self) -> None:
         """Before a forward: the weight of every live width of every mixed choice."""
         arch = self.net.arch

@@ -12,12 +12,23 @@
 # The widths are entangled: every candidate slices one set of weights built at 64 channels.
 # With no `preset` line, `nasc search` uses the default (NAS-Bench-201's) settings.
 
-# The cell's skip from its input (xautodl's skip_connect): the identity when the cell keeps the
-# width, else a 1x1 convolution and a BN (its FactorizedReduce at stride 1, without ReLU).
-op nats_skip = if C_in == C_out then identity else (conv(1, bias = 1 - affine) -> bn)
+# The cell's skip from its input in the second and third cells, whose input width is another
+# choice: a 1x1 convolution and a BN (xautodl's FactorizedReduce at stride 1, without ReLU).
+# xautodl uses the identity when the two widths happen to agree (1 pair in 8); here the
+# projection stays, so that one entangled projection serves every pair of widths.
+op nats_skip = conv(1, bias = 1 - affine) -> bn
 
 # |nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|
+# The first cell reads the stem at its own width, so its skip is the identity.
 cell nats_cell(x) {
+    n1 = x:nor_conv_3x3
+    n2 = x:nor_conv_3x3 + n1:nor_conv_3x3
+    n3 = x:skip_connect + n1:nor_conv_3x3 + n2:nor_conv_3x3
+    out n3
+}
+
+# The same cell where the input width is another choice than the cell's.
+cell nats_cell_proj(x) {
     n1 = x:nor_conv_3x3
     n2 = x:nor_conv_3x3 + n1:nor_conv_3x3
     n3 = x:nats_skip + n1:nor_conv_3x3 + n2:nor_conv_3x3
@@ -38,8 +49,8 @@ network nats_sss(
     stem conv3x3_bn(C1)
     nats_cell @ C1
     resblock(C2, stride = 2)
-    nats_cell @ C3
+    nats_cell_proj @ C3
     resblock(C4, stride = 2)
-    nats_cell @ C5
+    nats_cell_proj @ C5
     head bn_relu_pool_linear(classes)
 }

@@ -120,3 +120,28 @@ network net(classes = 10) {
     net = compile_space(parse_space(text, "w.nas", catalog=catalog))
     plain = compile_space(parse_space(largest, "p.nas", catalog=catalog))
     assert net.num_parameters() == plain.num_parameters()
+
+
+def test_an_op_whose_structure_changes_with_the_width_gets_a_module_per_shape(catalog):
+    """`skip_connect` at 16 -> 16 is the identity and at 16 -> 8 a projection: each masked
+    width runs its own structure and equals its fixed network."""
+    text = """
+network net(classes = 10) {
+    input(3, 8)
+    stem conv3x3_bn(16)
+    skip_connect({8, 16})
+    head bn_relu_pool_linear(classes)
+}
+"""
+    space = parse_space(text, "s.nas", catalog=catalog)
+    net = compile_space(space, seed=0)
+    net.arch.set_mixing("sum")
+    x = torch.randn(2, 3, 8, 8)
+    for width in (8, 16):
+        genotype = decided(space, width1=width)
+        net.arch.restrict(genotype)
+        fixed = export_network(space, genotype, supernet=net).eval()
+        net.eval()
+        with torch.no_grad():
+            assert torch.allclose(net(x), fixed(x), atol=1e-5)
+        assert net.num_parameters() == fixed.num_parameters()
