@@ -5,6 +5,7 @@ supernets as IS-DARTS shrinks them, against the standalone subnets they shrink t
     python benchmarks/supernet_step.py --quick         # a smoke run of about a minute
     python benchmarks/supernet_step.py --device cuda --repeats 30
     python benchmarks/supernet_step.py --space macro_choice      # one space
+    python benchmarks/supernet_step.py --widths --quick          # the NATS size space's widths
 
 A step is forward, backward and an SGD step (Nesterov momentum, weight decay) on one fixed batch
 of random images. Every configuration runs in a fresh subprocess with the same thread count, the
@@ -530,10 +531,20 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="only GDAS' weight step against the subnet of NB201 cell A (and DARTS' supernet)",
     )
+    parser.add_argument(
+        "--widths",
+        action="store_true",
+        help="the NATS size space: masked to one width per layer against the standalone network "
+        "of those widths (paired), and the all-live step against the largest network",
+    )
+    parser.add_argument("--widths-child", help=argparse.SUPPRESS)
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--pair", help=argparse.SUPPRESS)
     parser.add_argument("--gdas-child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.widths_child:
+        print(json.dumps(measure_widths(json.loads(args.widths_child))))
+        return 0
     if args.child or args.pair or args.gdas_child:
         work = measure if args.child else measure_pair if args.pair else measure_gdas
         print(json.dumps(work(json.loads(args.child or args.pair or args.gdas_child))))
@@ -547,6 +558,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.gdas:
         return gdas_main(args)
+    if args.widths:
+        return widths_main(args)
     print(
         f"supernet training step: batch {args.batch}, {args.size}x{args.size} images, "
         f"device {args.device}, {args.threads} threads, {args.warmup} warm-up and 3 to "
@@ -667,6 +680,117 @@ def gdas_main(args) -> int:
         f"{result['fixed_code_regenerations']} times)"
     )
     return 0
+
+
+# --- choices among widths: spaces/nats_sss.nas ----------------------------------------------
+
+# The widths one masked run keeps (`nasc` blocks string), and the largest network of the space.
+NATS_WIDTHS = "C1=16 C2=24 C3=32 C4=48 C5=64"
+NATS_LARGEST = "C1=64 C2=64 C3=64 C4=64 C5=64"
+
+
+def measure_widths(config: dict) -> dict:
+    """In a child: `pair` alternates steps (ABBA) of the supernet masked to `arch` (sliced
+    entangled weights) and the standalone network of those widths; `alone` times one network
+    (`arch` None: the supernet with every width live, softmax mixing) and its peak memory."""
+    from nasc.compiler import compile_space, export_network
+    from nasc.dsl import parse_arch
+
+    bench = Bench(dict(config, space="nats_sss", final=config["arch"] or NATS_LARGEST))
+    torch = bench.torch
+    baseline = resident_bytes()
+
+    def supernet(arch):
+        torch.manual_seed(0)
+        net = compile_space(bench.space, bench.overrides, bench.options, seed=0)
+        if arch is None:
+            net.arch.set_mixing("softmax")
+        else:
+            net.arch.restrict(parse_arch(bench.space, arch))
+            net.arch.set_mixing("mean")
+        return net.to(bench.device).train()
+
+    if config["mode"] == "alone":
+        if config.get("standalone"):
+            torch.manual_seed(0)
+            net = export_network(bench.space, bench.final, bench.overrides, bench.options)
+            net = net.to(bench.device).train()
+        else:
+            net = supernet(config["arch"])
+        step = bench.stepper(net)
+        for _ in range(config["warmup"]):
+            step()
+        times = []
+        began = time.perf_counter()
+        while not bench.enough(len(times), began):
+            times.append(step())
+        return {
+            "median_ms": 1e3 * statistics.median(times),
+            "rss_mb": (peak_resident_bytes() - baseline) / 2**20,
+            "parameters": net.num_parameters(),
+        }
+    masked = bench.stepper(supernet(config["arch"]))
+    torch.manual_seed(0)
+    alone = export_network(bench.space, bench.final, bench.overrides, bench.options)
+    alone = bench.stepper(alone.to(bench.device).train())
+    for _ in range(config["warmup"]):
+        masked()
+        alone()
+    pairs: list[tuple[float, float]] = []
+    began = time.perf_counter()
+    while not bench.enough(len(pairs), began):
+        if len(pairs) % 2 == 0:
+            first = masked()
+            pairs.append((first, alone()))
+        else:
+            second = alone()
+            pairs.append((masked(), second))
+    return {
+        "supernet_ms": 1e3 * statistics.median(a for a, _ in pairs),
+        "subnet_ms": 1e3 * statistics.median(b for _, b in pairs),
+        "ratio": statistics.median(a / b for a, b in pairs),
+        "pairs": len(pairs),
+    }
+
+
+def widths_main(args) -> int:
+    """The NATS size space's rows: one child process per row."""
+    common = dict(child_settings(args, args.warmup), overrides={})
+    print(
+        f"nats_sss training step: batch {args.batch}, {args.size}x{args.size} images, device "
+        f"{args.device}, {args.threads} threads; masked widths {NATS_WIDTHS}; load average "
+        f"{os.getloadavg()[0]:.1f}"
+    )
+    failed = False
+    pair = run_child(
+        "widths-child", dict(common, mode="pair", arch=NATS_WIDTHS, repeats=max(9, args.repeats))
+    )
+    if "error" in pair:
+        failed = True
+        print(f"  masked pair failed: {pair['error']}")
+    else:
+        verdict = "ok" if pair["ratio"] <= 1.15 else "ABOVE TARGET"
+        print(
+            f"  masked to {NATS_WIDTHS} / standalone network of those widths = "
+            f"{pair['ratio']:.3f} (target <= 1.15: {verdict}; paired medians "
+            f"{pair['supernet_ms']:.1f} / {pair['subnet_ms']:.1f} ms over {pair['pairs']} pairs)"
+        )
+    rows = [
+        ("all widths live, entangled (softmax channel masks)", dict(arch=None)),
+        ("largest network (64 everywhere), standalone", dict(arch=NATS_LARGEST, standalone=1)),
+    ]
+    for name, extra in rows:
+        result = run_child("widths-child", dict(common, mode="alone", **extra))
+        if "error" in result:
+            failed = True
+            print(f"  {name}: failed: {result['error']}")
+            continue
+        print(
+            f"  {name:52} {result['median_ms']:8.1f} ms/step  peak RSS +{result['rss_mb']:.0f} "
+            f"MB  {result['parameters']:,} weights"
+        )
+    print(f"load average at the end {os.getloadavg()[0]:.1f}")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

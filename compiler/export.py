@@ -13,6 +13,7 @@ from nasc.dsl import Genotype, NascUsageError, SpaceIR, apply_genotype, format_s
 from nasc.dsl.ir import BLOCK_EDGE
 
 from .supernet import CompileOptions, Supernet, compile_space
+from .widths import carried_state, sliced
 
 
 def _carried_state(supernet: Supernet, genotype: Genotype) -> dict:
@@ -56,6 +57,14 @@ def export_network(
     if supernet is not None:
         source = _carried_state(supernet, genotype)
         target = network.state_dict()
+        if supernet.widths is not None:
+            # Entangled widths: the chosen widths' slices of the shared weights.
+            source = carried_state(supernet, genotype, source)
+            for key, value in target.items():
+                if torch.is_tensor(value) and key in source and source[key].shape != value.shape:
+                    cut = sliced(source[key], value.shape)
+                    if cut is not None:
+                        source[key] = cut
         # Tensors must match in shape; other entries (the arch state's mixing mode) just carry.
         mismatched = [
             key

@@ -25,6 +25,7 @@ from .modules import FactorizedReduce, Fuse, Identity
 from .ops import catalog, get_op
 from .passes import DEFAULT_PASSES, PASSES
 from .probe import check_python_ops
+from .widths import Widths
 
 
 @attrs.frozen(kw_only=True)
@@ -296,31 +297,9 @@ class Supernet(nn.Module):
         self.plan = plan
         self.options = options
         self.arch = ArchState(space, generator, options.edge_normalisation)
-        self.stages = nn.ModuleList()
-        for stage in plan.stages:
-            if stage.kind == "cell":
-                module = CellModule(space.cell(stage.name), stage, options, space.opdefs)
-            elif stage.kind == "aux" and not options.auxiliary:
-                module = nn.Identity()  # keeps stage indices aligned; never called
-            elif (
-                stage.kind == "aux"
-                and get_op(stage.name, space.opdefs).sizes
-                and (stage.in_size not in get_op(stage.name, space.opdefs).sizes)
-            ):
-                sizes = get_op(stage.name, space.opdefs).sizes
-                raise NascUsageError(
-                    f"the auxiliary head `{stage.name}` reads {stage.in_size}x{stage.in_size} "
-                    f"features at stage {stage.index}; it works at "
-                    f"{' or '.join(f'{s}x{s}' for s in sizes)}",
-                    hint="train without it (--auxiliary-weight 0), or on images of the size the "
-                    "network was designed for",
-                )
-            else:
-                # Stems, blocks and heads sit outside the cells: their BNs are always affine.
-                module = get_op(stage.name, space.opdefs).build(
-                    stage.in_channels[0], stage.width, stage.stride, True
-                )
-            self.stages.append(module)
+        self.stages = nn.ModuleList(self.build_stage(stage) for stage in plan.stages)
+        # Choices among widths: entangled weights sliced to the live widths (compiler/widths.py).
+        self.widths = Widths(self) if space.width_choices else None
         # oneDNN's backward of a strided 1x1 conv on channels-last input with few input channels
         # corrupts the heap (docs/compiler.md); FactorizedReduce runs its own on NCHW, and a
         # network with any other runs NCHW throughout.
@@ -332,6 +311,33 @@ class Supernet(nn.Module):
         self._graphs: dict[str, Graph] = {}
         self.recompile()
 
+    def build_stage(self, stage) -> nn.Module:
+        """The module of one placed stage (a cell, or a stem, block or head op)."""
+        space, options = self.space, self.options
+        if stage.kind == "cell":
+            module = CellModule(space.cell(stage.name), stage, options, space.opdefs)
+        elif stage.kind == "aux" and not options.auxiliary:
+            module = nn.Identity()  # keeps stage indices aligned; never called
+        elif (
+            stage.kind == "aux"
+            and get_op(stage.name, space.opdefs).sizes
+            and (stage.in_size not in get_op(stage.name, space.opdefs).sizes)
+        ):
+            sizes = get_op(stage.name, space.opdefs).sizes
+            raise NascUsageError(
+                f"the auxiliary head `{stage.name}` reads {stage.in_size}x{stage.in_size} "
+                f"features at stage {stage.index}; it works at "
+                f"{' or '.join(f'{s}x{s}' for s in sizes)}",
+                hint="train without it (--auxiliary-weight 0), or on images of the size the "
+                "network was designed for",
+            )
+        else:
+            # Stems, blocks and heads sit outside the cells: their BNs are always affine.
+            module = get_op(stage.name, space.opdefs).build(
+                stage.in_channels[0], stage.width, stage.stride, True
+            )
+        return module
+
     def recompile(self) -> None:
         """Regenerate the forward code from the current masks and mixing mode. Cell types whose
         code is the same share one function, printed once (the others name it)."""
@@ -339,9 +345,15 @@ class Supernet(nn.Module):
         programs = {}
         plain = {}
         passes = self.options.passes
+        if self.widths is not None:
+            # Sliced layers run one call per op: fused steps would read their whole weights.
+            passes = ()
+            self.widths.apply()
         groups: dict[str, list[tuple[Cell, int, str]]] = {}  # by body: (cell, partial, source)
         self._graphs = {}
         for cell in self.space.used_cells():
+            if cell.widths:  # a choice among widths sizes layers; it has no code of its own
+                continue
             instances = [m for m in self.cells() if m.cell_type == cell.name]
             partial = self.options.partial_channels if cell.block is None else 1
             graph = codegen.cell_graph(
@@ -427,6 +439,8 @@ class Supernet(nn.Module):
 
     def forward(self, image: torch.Tensor):
         self._sync()
+        if self.widths is not None:
+            self.widths.set_weights()
         mode = self.options.cuda_compile
         # A hook on an op (IS-DARTS' measurement, the latency profile) must see each candidate
         # compute its own output: compiled code and CUDA graph replays call no hooks, so a
@@ -450,7 +464,15 @@ class Supernet(nn.Module):
         return [p for p in self.parameters() if id(p) not in arch]
 
     def num_parameters(self) -> int:
-        """Weights of the network (architecture parameters and the unused aux head excluded)."""
+        """Weights of the network (architecture parameters and the unused aux head excluded).
+
+        With choices among widths, the weights the current masks run: each layer's slice at the
+        largest live width of every choice (one live width: the network of those widths), and
+        of an op built in several structures, the one that runs.
+        """
+        if self.widths is not None:
+            self._sync()
+            return self.widths.live_parameters()
         return sum(p.numel() for p in self.weights())
 
     def cells(self) -> list[CellModule]:

@@ -6,7 +6,10 @@ the printer can write them back and `-D` overrides can change the parameters the
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import re
+from collections.abc import Iterator, Mapping
 from typing import Union
 
 import attrs
@@ -71,13 +74,73 @@ class Neg:
     span: Span | None = _span_field()
 
 
-Expr = Union[Num, Decimal, Ref, BinOp, Neg]
+@attrs.frozen(kw_only=True)
+class WidthSet:
+    """`{8, 16, 24}`: a choice among widths where the language takes a width (docs/language.md,
+    section 23). It is searched like a block choice; outside a search it takes its largest value.
+
+    Attributes:
+        values: the candidate widths, integer expressions of the network's parameters.
+        label: the choice's name: the parameter whose default it is (`network n(C1 = {8, 16})`),
+            else `width1`, `width2`, ... in the order of the network's statements (set when the
+            file is lowered).
+    """
+
+    values: tuple[Expr, ...] = attrs.field(converter=_tuple)
+    label: str | None = None
+    span: Span | None = _span_field()
+
+
+Expr = Union[Num, Decimal, Ref, BinOp, Neg, WidthSet]
+
+# The width each width choice takes while a network is resolved (`chosen_widths`); a choice that
+# is not named takes its largest width, which is what the supernet is built at.
+_CHOSEN: contextvars.ContextVar[Mapping[str, int] | None] = contextvars.ContextVar(
+    "widths", default=None
+)
+
+
+@contextlib.contextmanager
+def chosen_widths(widths: Mapping[str, int]) -> Iterator[None]:
+    """Evaluate width choices at these widths (by label) inside the block: the macro resolved at
+    one width of each choice, as the compiler and the genotype checks need it."""
+    token = _CHOSEN.set({**(_CHOSEN.get() or {}), **widths})
+    try:
+        yield
+    finally:
+        _CHOSEN.reset(token)
+
+
+def width_sets(expr: Expr | None) -> list[WidthSet]:
+    """The width choices written inside an expression, outermost first."""
+    if isinstance(expr, WidthSet):
+        return [expr, *(inner for value in expr.values for inner in width_sets(value))]
+    if isinstance(expr, BinOp):
+        return width_sets(expr.left) + width_sets(expr.right)
+    if isinstance(expr, Neg):
+        return width_sets(expr.operand)
+    return []
+
+
+def map_width_sets(expr: Expr | None, change) -> Expr | None:
+    """The expression with every width choice replaced by `change(choice)`."""
+    if isinstance(expr, WidthSet):
+        return change(expr)
+    if isinstance(expr, BinOp):
+        return attrs.evolve(
+            expr, left=map_width_sets(expr.left, change), right=map_width_sets(expr.right, change)
+        )
+    if isinstance(expr, Neg):
+        return attrs.evolve(expr, operand=map_width_sets(expr.operand, change))
+    return expr
 
 
 def expr_names(expr: Expr) -> list[Ref]:
     """The parameter references inside an expression, in reading order."""
     if isinstance(expr, Ref):
         return [expr]
+    if isinstance(expr, WidthSet):
+        return [ref for value in expr.values for ref in expr_names(value)]
     if isinstance(expr, BinOp):
         return expr_names(expr.left) + expr_names(expr.right)
     if isinstance(expr, Neg):
@@ -128,6 +191,19 @@ def evaluate(
         return env[expr.name]
     if isinstance(expr, Neg):
         return -evaluate(expr.operand, env, what=what, path=path)
+    if isinstance(expr, WidthSet):
+        values = [evaluate(value, env, what=what, path=path) for value in expr.values]
+        chosen = (_CHOSEN.get() or {}).get(expr.label) if expr.label is not None else None
+        if chosen is None:
+            return max(values)
+        if chosen not in values:
+            raise NasSemanticError(
+                f"{chosen} is not a width of the choice `{expr.label}` in {what}",
+                span=expr.span,
+                path=path,
+                hint=f"its widths: {', '.join(map(str, values))}",
+            )
+        return chosen
     left = evaluate(expr.left, env, what=what, path=path)
     right = evaluate(expr.right, env, what=what, path=path)
     if expr.op == "+":

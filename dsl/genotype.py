@@ -16,7 +16,7 @@ from pathlib import Path
 
 import attrs
 
-from .ast import CallDecl, MacroDecl, Num, split_op_name
+from .ast import CallDecl, MacroDecl, Num, WidthSet, map_width_sets, split_op_name
 from .errors import NascUsageError
 from .ir import BLOCK_EDGE, Cell, Edge, SpaceIR
 
@@ -164,6 +164,8 @@ def apply_genotype(space: SpaceIR, genotype: Genotype) -> SpaceIR:
         cells.append(attrs.evolve(cell, nodes=nodes, edges=edges, keeps=()))
     used = {edge.choice for cell in cells for edge in cell.edges if edge.is_choice}
     network = attrs.evolve(space.network, items=_fixed_items(space, genotype))
+    if space.width_choices:
+        network = _fixed_widths(network, genotype)
     return attrs.evolve(
         space,
         cells=cells,
@@ -202,6 +204,24 @@ def _fixed_items(space: SpaceIR, genotype: Genotype) -> list:
     return items
 
 
+def _fixed_widths(network, genotype: Genotype):
+    """The network with every choice among widths replaced by its chosen width."""
+    from .lower import map_item_exprs
+
+    def chosen(found: WidthSet):
+        (width,) = genotype.cells[found.label][BLOCK_EDGE]
+        return Num(value=int(width), span=found.span)
+
+    params = [
+        attrs.evolve(param, default=map_width_sets(param.default, chosen))
+        for param in network.params
+    ]
+    items = [
+        map_item_exprs(item, lambda expr: map_width_sets(expr, chosen)) for item in network.items
+    ]
+    return attrs.evolve(network, params=params, items=items)
+
+
 # One decision of a blocks string: `stage1_1=skip_connect` or `stage1_1=mbconv(6,5)`.
 _BLOCK = r"\w+=\w+(\([0-9]+(,[0-9]+)*\))?"
 
@@ -219,6 +239,7 @@ def genotype_from_blocks(space: SpaceIR, text: str) -> Genotype:
         NascUsageError: an unknown decision or candidate, a decision left out or named twice.
     """
     decisions = {cell.name: cell for choice in space.block_choices for cell in choice.cells}
+    decisions.update({choice.label: choice.cell for choice in space.width_choices})
     others = [cell.name for cell in space.used_cells() if cell.choices and cell.block is None]
     if others:
         raise NascUsageError(
@@ -242,11 +263,13 @@ def genotype_from_blocks(space: SpaceIR, text: str) -> Genotype:
 
 
 def blocks_string(space: SpaceIR, genotype: Genotype) -> str:
-    """The chosen block of every block-choice decision: `stage1=resblock stage2_1=skip_connect`."""
+    """The chosen block of every block-choice decision and the chosen width of every choice among
+    widths: `stage1=resblock stage2_1=skip_connect C1=16`."""
+    cells = [cell for choice in space.block_choices for cell in choice.cells]
+    cells += [choice.cell for choice in space.width_choices]
     return " ".join(
         f"{cell.name}={'+'.join(genotype.cells.get(cell.name, {}).get(BLOCK_EDGE, ())) or '-'}"
-        for choice in space.block_choices
-        for cell in choice.cells
+        for cell in cells
     )
 
 
@@ -407,7 +430,7 @@ def format_darts(genotype: dict[str, list]) -> str:
 def genotype_strings(space: SpaceIR, genotype: Genotype) -> dict[str, str]:
     """The NB201 string and the DARTS genotype, for the shapes the space has."""
     strings = {}
-    if space.block_choices:
+    if space.block_choices or space.width_choices:
         strings["blocks"] = blocks_string(space, genotype)
     try:
         strings["nb201"] = nb201_string(space, genotype)
@@ -512,7 +535,9 @@ def parse_arch(space: SpaceIR, arch: str) -> Genotype:
     if text.startswith("|"):
         return genotype_from_nb201(space, text)
     blocks = _tight_args(text)
-    if re.fullmatch(rf"{_BLOCK}(\s+{_BLOCK})*", blocks) and space.block_choices:
+    if re.fullmatch(rf"{_BLOCK}(\s+{_BLOCK})*", blocks) and (
+        space.block_choices or space.width_choices
+    ):
         return genotype_from_blocks(space, blocks)
     if text in KNOWN_DARTS_GENOTYPES or text.startswith("Genotype"):
         return genotype_from_darts(space, text)

@@ -14,7 +14,17 @@ from collections.abc import Iterable, Mapping
 
 import attrs
 
-from .ast import CallDecl, MacroDecl, Num, OpDef, ParamDecl, evaluate, expr_names
+from .ast import (
+    CallDecl,
+    MacroDecl,
+    Num,
+    OpDef,
+    ParamDecl,
+    WidthSet,
+    evaluate,
+    expr_names,
+    width_sets,
+)
 from .errors import NasSemanticError, Span
 
 COMBINERS = ("sum", "product", "concat")
@@ -162,7 +172,8 @@ class Cell:
 
     `block` names the block choice of the network that made the cell (one decision of a
     `choose` statement); its ops are built as blocks are, with affine BatchNorms. None for the
-    cells a file declares.
+    cells a file declares. `widths` marks the cell of a choice among widths (`WidthChoice`): its
+    candidates are widths (`"16"`), which the compiler applies to the layers they size, not ops.
     """
 
     name: str
@@ -174,6 +185,7 @@ class Cell:
     flags: tuple[str, ...] = attrs.field(default=(), converter=lambda v: tuple(sorted(set(v))))
     keeps: tuple[Keep, ...] = attrs.field(default=(), converter=_tuple)
     block: str | None = None
+    widths: bool = False
     span: Span | None = _span_field()
     output_span: Span | None = _span_field()
     flag_spans: Mapping[str, Span] = attrs.field(factory=dict, eq=False, repr=False)
@@ -304,8 +316,11 @@ class BlockChoice:
         return block_cell(f"{self.label}_{instance + 1}", self.label, self.candidates, self.stride)
 
 
-def block_cell(name: str, label: str, candidates: Iterable[str], stride: int) -> Cell:
-    """The one-edge cell type that holds one decision of a block choice."""
+def block_cell(
+    name: str, label: str, candidates: Iterable[str], stride: int, widths: bool = False
+) -> Cell:
+    """The one-edge cell type that holds one decision of a block choice (or, with `widths`, of a
+    choice among widths)."""
     return Cell(
         name=name,
         inputs=[Input(name=BLOCK_INPUT)],
@@ -315,7 +330,30 @@ def block_cell(name: str, label: str, candidates: Iterable[str], stride: int) ->
         flags=("reduction",) if stride == 2 else (),
         keeps=[Keep(k=1, per="edge")],
         block=label,
+        widths=widths,
     )
+
+
+@attrs.frozen(kw_only=True)
+class WidthChoice:
+    """A choice among widths (`{8, 16, 24}`), with its decision.
+
+    Attributes:
+        label: the parameter whose default it is, else `width1`, `width2`, ...
+        widths: the candidate widths with the parameters' defaults, in the order written.
+        sets: where it is written (one set; the parameter's uses all share its decision).
+        cell: the one-edge cell type that holds its decision; its candidates are the widths as
+            text (`"16"`), so masks, architecture weights and genotypes treat it as any choice.
+    """
+
+    label: str
+    widths: tuple[int, ...] = attrs.field(converter=_tuple)
+    set: WidthSet
+    cell: Cell
+
+    @property
+    def largest(self) -> int:
+        return max(self.widths)
 
 
 @attrs.frozen(kw_only=True)
@@ -360,6 +398,8 @@ class SpaceIR:
     def cell(self, name: str) -> Cell:
         """A cell type by name: one the file declares, or the decision of a block choice."""
         found = next((cell for cell in self.cells if cell.name == name), None)
+        if found is None:
+            found = next((c.cell for c in self.width_choices if c.cell.name == name), None)
         if found is None:
             found = next(
                 (
@@ -423,6 +463,40 @@ class SpaceIR:
             )
         return tuple(choices)
 
+    @functools.cached_property
+    def width_choices(self) -> tuple[WidthChoice, ...]:
+        """The network's choices among widths, parameters first, then in statement order.
+
+        Their widths are evaluated with the parameters' defaults (a set may read them,
+        `{C, 2C}`); `checks` refuses sets that are not positive, distinct integers.
+        """
+        found = [s for param in self.network.params for s in width_sets(param.default)]
+        for item in self.network.items:
+            exprs = [*item.args, item.repeat, item.width, item.stride, item.at]
+            if item.call is not None:
+                exprs += [*item.call.args, *(value for _, value in item.call.kwargs)]
+            found += [s for expr in exprs for s in width_sets(expr)]
+        if not found:
+            return ()
+        env = resolve_params(self)
+        choices = {}
+        for written in found:
+            if written.label is None or written.label in choices:
+                continue
+            widths = [
+                evaluate(value, env, what=f"a width of `{written.label}`", path=self.name)
+                for value in written.values
+            ]
+            cell = block_cell(written.label, written.label, map(str, widths), 1, widths=True)
+            choices[written.label] = WidthChoice(
+                label=written.label, widths=widths, set=written, cell=cell
+            )
+        return tuple(choices.values())
+
+    def width_choice(self, label: str) -> WidthChoice:
+        """The choice among widths named `label`."""
+        return next(choice for choice in self.width_choices if choice.label == label)
+
     def block_choice(self, item: MacroDecl) -> BlockChoice:
         """The block choice of a `choose` statement of this network."""
         return next(choice for choice in self.block_choices if choice.item is item)
@@ -440,6 +514,8 @@ class SpaceIR:
             elif item.kind == "choice":
                 for cell in self.block_choice(item).cells:
                     cells.setdefault(cell.name, cell)
+        for choice in self.width_choices:
+            cells.setdefault(choice.cell.name, choice.cell)
         return tuple(cells.values())
 
     @property
@@ -570,6 +646,7 @@ __all__ = [
     "ParamDecl",
     "SpaceIR",
     "Subset",
+    "WidthChoice",
     "count_value",
     "format_count",
     "resolve_params",

@@ -7,6 +7,8 @@ terms from one source into one node merge into one edge). Every other check is
 
 from __future__ import annotations
 
+import attrs
+
 from . import ast, ir
 from .errors import NasSemanticError
 
@@ -48,7 +50,7 @@ def lower(module: ast.Module) -> ir.SpaceIR:
         for decl in opset_decls
     )
     set_names = {opset.name: opset for opset in opsets}
-    network = networks[0]
+    network = label_width_sets(networks[0])
     cells = tuple(_lower_cell(network.name, decl, set_names) for decl in cell_decls)
     return ir.SpaceIR(
         opsets=opsets,
@@ -61,6 +63,57 @@ def lower(module: ast.Module) -> ir.SpaceIR:
         file=module.file,
         opdefs=opdefs,
     )
+
+
+def label_width_sets(network: ast.NetworkDecl) -> ast.NetworkDecl:
+    """Name every choice among widths: a parameter's default by the parameter (`C1 = {8, 16}`),
+    the others `width1`, `width2`, ... in the order of the statements and their arguments."""
+    params = [
+        attrs.evolve(
+            param,
+            default=ast.map_width_sets(param.default, _labelled(lambda name=param.name: name)),
+        )
+        for param in network.params
+    ]
+    count = 0
+
+    def number() -> str:
+        nonlocal count
+        count += 1
+        return f"width{count}"
+
+    change = _labelled(number)
+    body = [
+        map_item_exprs(item, lambda expr: ast.map_width_sets(expr, change))
+        for item in network.body
+    ]
+    return attrs.evolve(network, params=params, body=body)
+
+
+def _labelled(name):
+    """A width-set change that gives an unnamed set the label `name()` (nested sets are left to
+    the checks, which refuse them)."""
+
+    def change(found: ast.WidthSet) -> ast.WidthSet:
+        return found if found.label is not None else attrs.evolve(found, label=name())
+
+    return change
+
+
+def map_item_exprs(item: ast.MacroDecl, change) -> ast.MacroDecl:
+    """A statement with `change` applied to each of its expressions, in reading order."""
+    updates = {}
+    if item.call is not None:
+        args = [change(arg) for arg in item.call.args]
+        kwargs = [(key, change(value)) for key, value in item.call.kwargs]
+        updates["call"] = attrs.evolve(item.call, args=args, kwargs=kwargs)
+    for field in ("repeat", "width", "stride", "at"):
+        value = getattr(item, field)
+        if value is not None:
+            updates[field] = change(value)
+    if item.args:
+        updates["args"] = [change(arg) for arg in item.args]
+    return attrs.evolve(item, **updates)
 
 
 def _lower_cell(space: str, decl: ast.CellDecl, opsets: dict[str, ir.OpSet]) -> ir.Cell:

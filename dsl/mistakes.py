@@ -6,6 +6,12 @@ from __future__ import annotations
 # matched against these by the parser state it fails in (`diagnose._match_mistake`), so a new file
 # that fails the same way gets the same hint. The tests parse every example here and check its
 # hint.
+# Braces after `@` hold a choice among widths (two or more); one width in braces is a mistake.
+ONE_WIDTH_HINT = (
+    "a width is an expression after `@`, without braces: `c @ 2C`, `choose {a, b} @ 2C`; "
+    "braces hold the candidates of a block choice, or two or more widths to choose among: "
+    "`c @ {8, 16}`"
+)
 COMMON_MISTAKES: dict[str, list[str]] = {
     "missing `=` in op set: write `ops NAME = {op, op}`": [
         "ops nb201 {none, skip_connect}",
@@ -118,8 +124,7 @@ COMMON_MISTAKES: dict[str, list[str]] = {
         "network n(C = 16) { choose {a 8} @ C }",
         "network n(C = 16) { choose {a @ 8} }",
     ],
-    "a width is an expression after `@`, without braces: `c @ 2C`, "
-    "`choose {a, b} @ 2C`; braces hold the candidates of a block choice": [
+    ONE_WIDTH_HINT: [
         "network n(C = 16) { choose {a, b} @ {8} }",
         "network n(C = 16) { c @ {C} }",
     ],

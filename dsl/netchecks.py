@@ -3,11 +3,94 @@ the calls of stems, blocks and heads, cells placed by name, and block choices.""
 
 from __future__ import annotations
 
-from .ast import Num
+from .ast import Num, evaluate, expr_names, width_sets
 from .errors import NasSemanticError
-from .ir import OpInfo, SpaceIR
+from .ir import OpInfo, SpaceIR, resolve_params
 from .opcheck import check_op, known_list, suggest
 from .printer import format_expr
+
+WIDTH_HINT = (
+    "a choice among widths stands where a width is taken: a block's arguments (`resblock({16, "
+    "32}, stride = 2)`), a cell's width (`c @ {8, 16}`), a block choice's width, or a "
+    "parameter's default that those use (`network n(C = {8, 16})`); repeat counts, strides, "
+    "resolutions and the input are fixed integers"
+)
+
+
+def _check_width_choices(space: SpaceIR) -> None:
+    """Choices among widths: two or more distinct positive widths, no set inside a set, and
+    only where a width is taken (not a repeat count, a stride, an `at`, the input)."""
+    network = space.network
+    base = f"{space.name}.network"
+    labels = set()
+    for param in network.params:
+        for found in width_sets(param.default):
+            if found.label != param.name:
+                raise NasSemanticError(
+                    f"a choice among widths inside a choice among widths, in `{param.name}`",
+                    span=found.span,
+                    path=f"{space.name}.params.{param.name}",
+                    hint="list the widths in one set: `{8, 16, 32}`",
+                )
+            labels.add(param.name)
+    for item in network.items:
+        fixed = [("the input's shape", arg) for arg in item.args]
+        fixed += [("a repeat count", item.repeat), ("a stride", item.stride), ("`at`", item.at)]
+        if item.call is not None:
+            fixed += [("a stride", v) for k, v in item.call.kwargs if k == "stride"]
+        if item.kind == "head" and item.call is not None:
+            fixed += [("a head's class count", arg) for arg in item.call.args]
+        for what, expr in fixed:
+            if expr is None:
+                continue
+            found = width_sets(expr)
+            refs = [ref for ref in expr_names(expr) if ref.name in labels]
+            if found or refs:
+                name = f"`{refs[0].name}` (a choice among widths)" if refs else "a width choice"
+                raise NasSemanticError(
+                    f"{name} in {what}",
+                    span=(found[0].span if found else refs[0].span) or item.span,
+                    path=base,
+                    hint=WIDTH_HINT,
+                )
+    env = resolve_params(space)
+    for choice in space.width_choices:
+        nested = [inner for value in choice.set.values for inner in width_sets(value)]
+        if nested:
+            raise NasSemanticError(
+                f"a choice among widths inside the choice `{choice.label}`",
+                span=nested[0].span,
+                path=base,
+                hint="list the widths in one set: `{8, 16, 32}`",
+            )
+        chosen = [ref for value in choice.set.values for ref in expr_names(value)]
+        chosen = [ref for ref in chosen if ref.name in labels]
+        if chosen:
+            raise NasSemanticError(
+                f"the width choice `{choice.label}` reads `{chosen[0].name}`, itself a choice "
+                "among widths",
+                span=chosen[0].span or choice.set.span,
+                path=base,
+                hint="list fixed widths, or expressions of parameters that are not choices",
+            )
+        seen = set()
+        for value in choice.set.values:
+            width = evaluate(value, env, what=f"a width of `{choice.label}`", path=base)
+            if width < 1:
+                raise NasSemanticError(
+                    f"the width choice `{choice.label}` lists {width}, not a positive width",
+                    span=getattr(value, "span", None) or choice.set.span,
+                    path=base,
+                    hint="widths are channel counts: positive integers",
+                )
+            if width in seen:
+                raise NasSemanticError(
+                    f"the width choice `{choice.label}` lists {width} twice",
+                    span=getattr(value, "span", None) or choice.set.span,
+                    path=base,
+                    hint="list each width once",
+                )
+            seen.add(width)
 
 
 def _check_statements(space: SpaceIR, items, phase: str | None) -> None:
@@ -69,6 +152,7 @@ def check_network(space: SpaceIR, catalog) -> None:
         seen.add(param.name)
     for phase in ("search", "train") if network.phased else (None,):
         _check_statements(space, network.items_for(phase or "search"), phase)
+    _check_width_choices(space)
     cells = {cell.name for cell in space.cells}
     _check_block_choices(space, catalog, cells)
     for item in network.items:

@@ -17,6 +17,8 @@ def format_expr(expr: ast.Expr) -> str:
         return expr.text
     if isinstance(expr, ast.Ref):
         return expr.name
+    if isinstance(expr, ast.WidthSet):
+        return "{" + ", ".join(format_expr(value) for value in expr.values) + "}"
     if isinstance(expr, ast.Neg):
         inner = format_expr(expr.operand)
         return f"-{inner}" if _precedence(expr.operand) >= 3 else f"-({inner})"

@@ -13,7 +13,7 @@ from .circuits import CircuitTransformer
 from .diagnose import syntax_error, too_deep
 from .errors import NascError, NasSyntaxError, Span
 from .grammar import parser
-from .mistakes import COMMON_MISTAKES
+from .mistakes import COMMON_MISTAKES, ONE_WIDTH_HINT
 
 # Integers in a space are widths, depths and counts. Longer literals are refused here (Python also
 # refuses to convert more than 4300 digits), and `ast.evaluate` bounds what arithmetic makes.
@@ -89,6 +89,16 @@ class _ToAst(CircuitTransformer, Transformer):
     def neg(self, meta, operand):
         return ast.Neg(operand=operand, span=self._s(meta))
 
+    def width_set(self, meta, *values):
+        values = [value for value in values if value is not None]
+        if len(values) < 2:
+            raise NasSyntaxError(
+                "unexpected `{`: one width in braces",
+                span=self._s(meta),
+                hint=ONE_WIDTH_HINT,
+            )
+        return ast.WidthSet(values=values, span=self._s(meta))
+
     # ---- top level
     def preset(self, meta, name):
         return ast.PresetDecl(name=str(name), span=self._s(meta))
@@ -111,6 +121,16 @@ class _ToAst(CircuitTransformer, Transformer):
         for arg in args:
             if arg is None:
                 continue
+            widths = ast.width_sets(arg)
+            if widths:
+                raise NasSyntaxError(
+                    f"a choice among widths in the candidate `{name}`",
+                    span=widths[0].span or self._s(meta),
+                    path=f"ops.{name}",
+                    hint="a candidate's arguments are fixed integers; to search an op "
+                    "parameter, place the op as a block with the choice in its call: "
+                    f"`{name}(C, {{3, 6}}, 5)`",
+                )
             refs = ast.expr_names(arg)
             if refs:
                 # A candidate is named by its arguments (`mbconv(6,5)`), so they are fixed

@@ -55,6 +55,7 @@ def describe(
             cell.name: _cell_facts(cell, plan) for cell in space.used_cells() if cell.block is None
         },
         "choices": {choice.label: _choice_facts(choice) for choice in space.block_choices},
+        "widths": {choice.label: list(choice.widths) for choice in space.width_choices},
         "macro": [
             {
                 "index": stage.index,
@@ -173,6 +174,10 @@ def render(facts: dict, console: Console) -> None:
         console.print(_cell_panel(name, cell))
     if facts.get("choices"):
         console.print(_choices_table(facts["choices"]))
+    for label, widths in facts.get("widths", {}).items():
+        console.print(
+            f"[bold]widths[/bold] {label} = {{{', '.join(map(str, widths))}}}  (keep 1, entangled)"
+        )
     console.print(_macro_table(facts["macro"]))
 
 

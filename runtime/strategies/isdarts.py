@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from nasc.dsl import Genotype, NascUsageError, SpaceIR
+from nasc.dsl.ir import BLOCK_EDGE
 from nasc.runtime.hardware.distributed import check_same, sum_tensor
 from nasc.runtime.runs.faults import die_at
 from nasc.runtime.strategies.registry import (
@@ -233,6 +234,7 @@ def measure(net: Supernet, batches, dist=None) -> dict[str, dict[tuple[str, str]
                 module = measured_module(cell.edges[edge][op])
                 owners[id(module)] = (cell.cell_type, edge, op)
                 handles.append(module.register_forward_hook(hook))
+    handles += _width_hooks(net, sums, counts, owners)
     was_training = net.training
     net.eval()
     try:
@@ -259,6 +261,32 @@ def measure(net: Supernet, batches, dist=None) -> dict[str, dict[tuple[str, str]
         cell: {member: sum(values) / len(values) for member, values in members.items()}
         for cell, members in per_instance.items()
     }
+
+
+def _width_hooks(net: Supernet, sums: dict, counts: dict, owners: dict) -> list:
+    """Hooks that measure the widths of every choice among widths with more than one live: a
+    width's F is that of the channel group it adds over the next smaller live width, on the
+    output of every stage the choice sizes (`nasc.compiler.widths.channel_groups`), divided by
+    the weight the mixture gives the group. Owners are keyed by (stage, width) pairs."""
+    if net.widths is None:
+        return []
+    from nasc.compiler.widths import channel_groups
+
+    net.widths.set_weights()
+    handles = []
+    for choice in net.widths.choices:
+        for index, groups in channel_groups(net, choice.label).items():
+            for width, start, end, scale in groups:
+                key = (choice.label, index, width)
+                owners[key] = (choice.label, BLOCK_EDGE, width)
+
+                def hook(module, inputs, output, key=key, start=start, end=end, scale=scale):
+                    total, count = information_sums(output[:, start:end] / max(scale, 1e-12))
+                    sums[key] = sums.get(key, 0.0) + total.sum()
+                    counts[key] = counts.get(key, 0) + count.sum()
+
+                handles.append(net.stages[index].register_forward_hook(hook))
+    return handles
 
 
 # The reference code's candidate lists (NB201's and DARTS', which agree on their common ops),
@@ -335,7 +363,8 @@ def shrink(
             names = [(table.edges[r], table.candidates[r][c]) for r, c in members]
             alive = [m for m in names if m in live]
             count = discard_count(len(alive), k, step, steps)
-            f = scores[cell]
+            # A width choice that sizes no stage's output has nothing measured: +inf each.
+            f = {m: math.inf for m in alive} | scores.get(cell, {})
             ranked = sorted(alive, key=lambda m: (-_order_value(f[m]), tie_key(table, *m)))
             chosen = set(ranked[:count])
             discarded.extend(chosen)

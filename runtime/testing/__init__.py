@@ -36,9 +36,19 @@ from nasc.runtime.testing.strategies import (
     shrink_sequences,
     spaces,
 )
+from nasc.runtime.testing.widths import (
+    WIDTH_PROPERTIES,
+    check_width_masks,
+    check_width_round_trip,
+    check_widths_only_lose,
+)
 
 __all__ = [
     "PROPERTIES",
+    "WIDTH_PROPERTIES",
+    "check_width_masks",
+    "check_width_round_trip",
+    "check_widths_only_lose",
     "PropertyFailure",
     "PropertyResult",
     "Report",

@@ -44,6 +44,7 @@ SMALL = {
     "dcnas_short": {"C": 4, "size": 32},
     "fcn_resnet50": {"W": 4, "size": 32},
     "lraspp_mobilenet_v3_large": {"classes": 5, "size": 32},
+    "nats_sss": {"size": 8},
 }
 # Segmentation spaces end in a per-pixel head: tests/compiler/test_dense_networks.py checks
 # their output.
