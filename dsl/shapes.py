@@ -21,7 +21,16 @@ from . import ast
 from .errors import NasSemanticError, Span
 from .ir import SpaceIR
 from .macro import IMAGE, MAX_SIZE, Plan, Stage, halve
-from .opdefs import PRIMITIVES, Primitive, argument, prelude
+from .opdefs import (
+    EITHER_PRIMITIVES,
+    MAP_HINT,
+    PRIMITIVES,
+    SEQUENCE_HINT,
+    SEQUENCE_PRIMITIVES,
+    Primitive,
+    argument,
+    prelude,
+)
 
 # Said of a product whose factors differ in size.
 PRODUCT_HINT = (
@@ -36,7 +45,9 @@ class Shape:
     """A feature map (or, `flat`, a vector) partway through an op: channels, height, width, and
     the stride taken so far (followed along the height, as the compiler does; a fraction after
     an upsampling); `pooled` for a gate, a map that `global_pool` made 1x1 (kept through
-    convolutions, BNs and activations), which a `product` multiplies with a map of any size."""
+    convolutions, BNs and activations), which a `product` multiplies with a map of any size;
+    `sequence` for a sequence of tokens (B, length, features), held as channels = features,
+    height = length and width 1."""
 
     channels: int
     height: int
@@ -44,6 +55,7 @@ class Shape:
     stride: Fraction | int = 1
     flat: bool = False
     pooled: bool = False
+    sequence: bool = False
 
 
 @attrs.frozen
@@ -76,6 +88,8 @@ class Placement:
         affines: the `affine` values it is built with (a search supernet's cells are not affine).
         site: where the `.nas` file places it, for errors.
         up: the factor by which it upsamples (an adapter that reads a coarser output).
+        stage: the index of the stem, block or head it is (None for an op in or before a cell).
+        reads: the index of the stage whose output a stem, block or head reads.
     """
 
     op: str
@@ -87,6 +101,8 @@ class Placement:
     affines: tuple[int, ...]
     site: Site
     up: int = 1
+    stage: int | None = None
+    reads: int | None = None
 
 
 def placements(space: SpaceIR, plan: Plan) -> Iterator[Placement]:
@@ -107,6 +123,8 @@ def placements(space: SpaceIR, plan: Plan) -> Iterator[Placement]:
             head=head,
             affines=(0, 1),
             site=site,
+            stage=stage.index,
+            reads=stage.inputs[0] if stage.inputs else None,
         )
 
 
@@ -120,23 +138,38 @@ def check_shapes(space: SpaceIR, plan: Plan, catalog: Mapping | None) -> None:
     if catalog is None:
         return
     inference = _Inference(space)
-    seen = set()
+    seen: dict[tuple, Shape] = {}
+    outputs: dict[int, Shape] = {}  # what each stem and block gives: a sequence goes on
     for place in placements(space, plan):
+        given = outputs.get(place.reads) if place.stage is not None else None
+        given = given if given is not None and given.sequence else None
         key = (place.op, place.c_in, place.c_out, place.stride, place.size, place.affines)
-        key += (place.up,)
-        if key in seen:  # checked at an earlier place: the same shapes give the same result
-            continue
-        seen.add(key)
-        for affine in place.affines:
-            inference.place(
-                place.op,
-                place.c_in,
-                place.c_out,
-                place.stride,
-                place.size,
-                affine,
-                place.site,
-                place.up,
+        key += (place.up, given)
+        if key not in seen:  # else checked at an earlier place: the same shapes, the same result
+            for affine in place.affines:
+                seen[key] = inference.place(
+                    place.op,
+                    place.c_in,
+                    place.c_out,
+                    place.stride,
+                    place.size,
+                    affine,
+                    place.site,
+                    place.up,
+                    given,
+                )
+        if place.stage is not None:
+            outputs[place.stage] = seen[key]
+    for stage in plan.stages:
+        tokens = [i for i in stage.inputs if i in outputs and outputs[i].sequence]
+        if stage.kind == "cell" and tokens:
+            raise NasSemanticError(
+                f"the cell `{stage.name}` reads {describe(outputs[tokens[0]])} from "
+                f"`{plan.stages[tokens[0]].name}`, where a cell reads feature maps",
+                span=stage.span,
+                path=f"{space.name}.network.{stage.name}",
+                hint="after a patch embedding, place ops that read tokens (an encoder block of "
+                "`layer_norm`, `attention` and `mlp`), then a head that pools them",
             )
 
 
@@ -225,10 +258,13 @@ class _Inference:
         affine: int,
         site: Site,
         up: int = 1,
-    ) -> None:
+        given: Shape | None = None,
+    ) -> Shape:
         """Check the op `name` (canonical) placed at `stride` (or upsampling by `up`) on a
-        `size` x `size` map."""
-        self.op(name, c_in, c_out, stride, (size, size), affine, site, where=site.path, up=up)
+        `size` x `size` map, or on the sequence `given`, and return what it gives."""
+        return self.op(
+            name, c_in, c_out, stride, (size, size), affine, site, site.path, up=up, given=given
+        )
 
     def op(
         self,
@@ -241,8 +277,10 @@ class _Inference:
         site: Site,
         where: str,
         up: int = 1,
+        given: Shape | None = None,
     ) -> Shape:
-        """The shape an op gives, checked against its place; ops without a body obey the rule."""
+        """The shape an op gives, checked against its place; ops without a body obey the rule.
+        `given` is the sequence of tokens it reads, if it reads one rather than a map."""
         base, values = ast.split_op_name(name)
         defn = self.defs.get(base)
         expected = Shape(
@@ -250,12 +288,14 @@ class _Inference:
         )
         if defn is None or len(values) != len(defn.params):
             return expected
-        key = (name, c_in, c_out, stride, size, affine, up)
+        key = (name, c_in, c_out, stride, size, affine, up, given)
         if key not in self.done:
             env = {**dict(zip(defn.params, values)), "C_in": c_in, "C_out": c_out}
             env.update(stride=stride, affine=affine, up=up)
             body = _Body(self, defn, env, site, where)
-            self.done[key] = body.finish(body.walk(defn.body, Shape(c_in, *size)), size)
+            # A sequence read from the stage before: its stride counts from here.
+            start = Shape(c_in, *size) if given is None else attrs.evolve(given, stride=1)
+            self.done[key] = body.finish(body.walk(defn.body, start), size)
         return self.done[key]
 
 
@@ -319,6 +359,14 @@ class _Body:
                 "end the body with a step that makes C_out channels, e.g. `conv(1)`",
             )
         if self.defn.role == "head":
+            if shape.sequence:
+                raise self.fail(
+                    f"the head `{name}` does not end in class scores: it gives "
+                    f"{describe(shape)}",
+                    self.defn.span,
+                    "pool the tokens before the classifier: `token_pool(first = 1) -> linear` "
+                    "(the class token) or `token_pool -> linear` (their mean)",
+                )
             if not shape.flat:
                 raise self.fail(
                     f"the head `{name}` does not end in class scores: it gives a "
@@ -344,6 +392,8 @@ class _Body:
                 else "upsample by the op's `up` in one step, e.g. `bilinear(up)`",
             )
         stride, up = env["stride"], env["up"]
+        if shape.sequence:  # a sequence has as many tokens as its ops make (they say how many)
+            return shape
         wanted = (halve(size[0], stride) * up, halve(size[1], stride) * up)
         if (shape.height, shape.width) != wanted:
             raise self._size_error(shape, size, wanted)
@@ -352,6 +402,14 @@ class _Body:
     def _finish_per_pixel(self, shape: Shape) -> Shape:
         """A per-pixel head ends in a map with one channel per class, of any size."""
         name, classes = self.defn.name, self.env["C_out"]
+        if shape.sequence:
+            raise self.fail(
+                f"the per-pixel head `{name}` ends in {describe(shape)} where a map of class "
+                "scores is needed",
+                self.defn.span,
+                "a head that reads tokens pools them (`token_pool -> linear`) and is marked "
+                "`with head`",
+            )
         if shape.flat:
             raise self.fail(
                 f"the per-pixel head `{name}` ends in a flat vector (after `gap`) where a map of "
@@ -433,6 +491,17 @@ class _Body:
                     node.span,
                     "make both branches end with the same channels and stride",
                 )
+        if cut.sequence or out.sequence:
+            if (cut.height, cut.sequence) != (out.height, out.sequence):
+                what = "its input" if node.shortcut is None else "the shortcut"
+                raise self.fail(
+                    f"a residual in op `{self.defn.name}` adds {what}, {describe(cut)}, to its "
+                    f"body's {describe(out)}",
+                    node.span,
+                    "a residual over tokens adds sequences of one length: keep `class_token` "
+                    "and `patch_embed` out of its branches",
+                )
+            return out
         if (cut.height, cut.width) != (out.height, out.width):
             what = "its input" if node.shortcut is None else "the shortcut"
             raise self.fail(
@@ -509,10 +578,12 @@ class _Body:
         primitive = PRIMITIVES.get(call.name)
         if primitive is None:
             return self.nested(call, shape)
+        self.reads(call, shape)
         args = self.args(call, primitive.params, primitive)
         after, (down, across) = self.primitive(call, args, shape)
         wanted = (_resized(shape.height, down), _resized(shape.width, across))
-        if self.deviation is None and not after.flat and (after.height, after.width) != wanted:
+        grid = not (after.flat or after.sequence)
+        if self.deviation is None and grid and (after.height, after.width) != wanted:
             self.deviation = _Deviation(call=call, before=shape, after=after, args=args)
         if min(after.height, after.width) < 1:
             raise self.fail(
@@ -522,6 +593,24 @@ class _Body:
                 "the map is too small for this kernel: pad it or place the op earlier",
             )
         return after
+
+    def reads(self, call: ast.OpCall, shape: Shape) -> None:
+        """Refuse a primitive that reads a feature map given a sequence of tokens, or the
+        reverse."""
+        name, op = call.name, self.defn.name
+        if shape.sequence and name not in SEQUENCE_PRIMITIVES | EITHER_PRIMITIVES:
+            raise self.fail(
+                f"`{name}` in op `{op}` reads a feature map, but it is given {describe(shape)}",
+                call.span,
+                SEQUENCE_HINT,
+            )
+        if not (shape.sequence or shape.flat) and name in SEQUENCE_PRIMITIVES:
+            raise self.fail(
+                f"`{name}` in op `{op}` reads a sequence of tokens, but it is given "
+                f"{describe(shape)}",
+                call.span,
+                MAP_HINT,
+            )
 
     def positive(self, call: ast.OpCall, args: Mapping[str, int], key, default, minimum=1):
         value = args.get(key, default)
@@ -624,7 +713,7 @@ class _Body:
                 call.span,
                 "BatchNorm divides by sqrt(variance + eps): write e.g. `bn(eps = 0.001)`",
             )
-        if name == "linear":
+        if name == "linear" and not shape.sequence:
             if not shape.flat:
                 raise self.fail(
                     f"`linear` in op `{self.defn.name}` reads a feature map",
@@ -633,7 +722,82 @@ class _Body:
                 )
             out = self.positive(call, a, "out", env["C_out"])
             return Shape(out, 1, 1, shape.stride, flat=True), (1, 1)
+        if name in SEQUENCE_PRIMITIVES or name in ("patch_embed", "linear"):
+            return self.tokens(call, a, shape)
         return shape, (1, 1)  # bn, the activations, identity: the shape is unchanged
+
+    # --- transformers (issue 26): the primitives of token sequences
+
+    def tokens(
+        self, call: ast.OpCall, a: Mapping[str, int], shape: Shape
+    ) -> tuple[Shape, tuple[int, int]]:
+        """The shape a primitive of token sequences gives (after `reads` let it read `shape`)."""
+        c, name, op, length = shape.channels, call.name, self.defn.name, shape.height
+        if name == "patch_embed":
+            patch = self.positive(call, a, "patch", 1)
+            out = self.positive(call, a, "out", self.env["C_out"])
+            if shape.height % patch or shape.width % patch:
+                raise self.fail(
+                    f"`patch_embed({patch})` in op `{op}` cannot cut a {shape.height}x"
+                    f"{shape.width} map into {patch}x{patch} patches",
+                    call.span,
+                    "take a patch size that divides the image size (or an image size that is a "
+                    "multiple of the patch size)",
+                )
+            tokens = (shape.height // patch) * (shape.width // patch)
+            after = Shape(out, tokens, 1, shape.stride * patch, sequence=True)
+            return after, (patch, patch)
+        if name == "class_token":
+            return attrs.evolve(shape, height=length + 1), (1, 1)
+        if name == "pos_embed":
+            wanted = self.positive(call, a, "length", 1)
+            if wanted != length:
+                raise self.fail(
+                    f"`pos_embed({wanted})` in op `{op}` is given a sequence of {length} tokens",
+                    call.span,
+                    f"a positional embedding holds one vector per token: write `pos_embed"
+                    f"({length})` here (the patches, plus one after `class_token`)",
+                )
+            return shape, (1, 1)
+        if name == "layer_norm":
+            if a.get("eps", 1) <= 0:
+                raise self.fail(
+                    f"`eps` of `layer_norm` in op `{op}` must be positive, not {a['eps']}",
+                    call.span,
+                    "LayerNorm divides by sqrt(variance + eps): write e.g. "
+                    "`layer_norm(eps = 1e-6)`",
+                )
+            return shape, (1, 1)
+        if name == "attention":
+            heads = self.positive(call, a, "heads", 1)
+            if "head_dim" in a:
+                self.positive(call, a, "head_dim", 1)
+            elif c % heads:
+                raise self.fail(
+                    f"`attention({heads})` in op `{op}` cannot split {c} features into {heads} "
+                    "heads",
+                    call.span,
+                    "take a head count that divides the width, or give each head's width: "
+                    "`attention(heads, head_dim = 64)`",
+                )
+            if not 0 <= a.get("dropout", 0) < 1:
+                raise self.fail(
+                    f"`dropout` of `attention` in op `{op}` must be in [0, 1), not "
+                    f"{a['dropout']}",
+                    call.span,
+                    "write e.g. `attention(12, dropout = 0.1)`",
+                )
+            return shape, (1, 1)
+        if name == "mlp":
+            ratio = self.positive(call, a, "ratio", 4)
+            self.positive(call, a, "hidden", ratio * c)
+            out = self.positive(call, a, "out", self.env["C_out"])
+            return attrs.evolve(shape, channels=out), (1, 1)
+        if name == "linear":
+            out = self.positive(call, a, "out", self.env["C_out"])
+            return attrs.evolve(shape, channels=out), (1, 1)
+        # token_pool: the class token or the mean of the tokens, a flat vector
+        return Shape(c, 1, 1, shape.stride, flat=True), (1, 1)
 
     def nested(self, call: ast.OpCall, shape: Shape) -> Shape:
         """Another op inside this one: its parameters, then `out` and `stride`."""
@@ -646,8 +810,10 @@ class _Body:
         name = ast.op_name(call.name, [a[p] for p in params])
         site = Site(call.span, f"op.{self.defn.name}.{call.name}") if self.own else self.site
         size = (shape.height, shape.width)
-        affine = self.env["affine"]
-        inner = self.inference.op(name, shape.channels, out, stride, size, affine, site, self.where)
+        affine, given = self.env["affine"], shape if shape.sequence else None
+        inner = self.inference.op(
+            name, shape.channels, out, stride, size, affine, site, self.where, given=given
+        )
         return attrs.evolve(inner, stride=shape.stride * stride)
 
 
@@ -666,6 +832,16 @@ def deconv_problem(k: int, stride: int, op: str) -> str | None:
             f"{stride} exactly"
         )
     return None
+
+
+def describe(shape: Shape) -> str:
+    """A shape in words, for errors: `a sequence of 197 tokens of 768 features`, `a 32x32 map of
+    16 channels` or `a flat vector of 10 features`."""
+    if shape.sequence:
+        return f"a sequence of {shape.height} tokens of {shape.channels} features"
+    if shape.flat:
+        return f"a flat vector of {shape.channels} features"
+    return f"a {shape.height}x{shape.width} map of {shape.channels} channels"
 
 
 def _resized(size: int, scale) -> int:
