@@ -422,7 +422,7 @@ class Builder:
             return PositionEmbedding(positive("length", 1), c), tokens
         if name == "layer_norm":
             return nn.LayerNorm(c, eps=a.get("eps", 1e-5)), tokens
-        if name == "attention":
+        if name == "self_attention":
             heads = positive("heads", 1)
             head_dim = positive("head_dim", c // heads)
             return SelfAttention(c, heads, head_dim, a.get("dropout", 0.0)), tokens

@@ -156,7 +156,7 @@ PRIMITIVES: dict[str, Primitive] = {
             doc="LayerNorm over each token's features (`eps`, a decimal, 1e-5 unless given)",
         ),
         Primitive(
-            name="attention",
+            name="self_attention",
             params=("heads", "head_dim", "dropout"),
             required=("heads",),
             reals=("dropout",),
@@ -182,14 +182,14 @@ PRIMITIVES: dict[str, Primitive] = {
 # --- transformers (issue 26): which primitives read a sequence of tokens. The others read a
 # feature map, except these, which read either (`linear` acts on each token's features).
 SEQUENCE_PRIMITIVES = frozenset(
-    {"class_token", "pos_embed", "layer_norm", "attention", "mlp", "token_pool"}
+    {"class_token", "pos_embed", "layer_norm", "self_attention", "mlp", "token_pool"}
 )
 EITHER_PRIMITIVES = frozenset(
     {"relu", "relu6", "hardswish", "hardsigmoid", "sigmoid", "tanh", "gelu", "identity", "linear"}
 )
 # Said of a map-only step given a sequence, and of a sequence step given a map.
 SEQUENCE_HINT = (
-    "a sequence of tokens is read by layer_norm, attention, mlp, linear, class_token, pos_embed, "
+    "a sequence of tokens is read by layer_norm, self_attention, mlp, linear, class_token, pos_embed, "
     "token_pool and the activations; a head pools it with `token_pool` before `linear`"
 )
 MAP_HINT = "turn the map into a sequence of tokens first, e.g. `patch_embed(16)` (16x16 patches)"

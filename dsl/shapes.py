@@ -169,7 +169,7 @@ def check_shapes(space: SpaceIR, plan: Plan, catalog: Mapping | None) -> None:
                 span=stage.span,
                 path=f"{space.name}.network.{stage.name}",
                 hint="after a patch embedding, place ops that read tokens (an encoder block of "
-                "`layer_norm`, `attention` and `mlp`), then a head that pools them",
+                "`layer_norm`, `self_attention` and `mlp`), then a head that pools them",
             )
 
 
@@ -495,8 +495,8 @@ class _Body:
             if (cut.height, cut.sequence) != (out.height, out.sequence):
                 what = "its input" if node.shortcut is None else "the shortcut"
                 raise self.fail(
-                    f"a residual in op `{self.defn.name}` adds {what}, {describe(cut)}, to its "
-                    f"body's {describe(out)}",
+                    f"a residual in op `{self.defn.name}` adds {what} ({describe(cut)}) to its "
+                    f"body's output ({describe(out)})",
                     node.span,
                     "a residual over tokens adds sequences of one length: keep `class_token` "
                     "and `patch_embed` out of its branches",
@@ -768,24 +768,24 @@ class _Body:
                     "`layer_norm(eps = 1e-6)`",
                 )
             return shape, (1, 1)
-        if name == "attention":
+        if name == "self_attention":
             heads = self.positive(call, a, "heads", 1)
             if "head_dim" in a:
                 self.positive(call, a, "head_dim", 1)
             elif c % heads:
                 raise self.fail(
-                    f"`attention({heads})` in op `{op}` cannot split {c} features into {heads} "
+                    f"`self_attention({heads})` in op `{op}` cannot split {c} features into {heads} "
                     "heads",
                     call.span,
                     "take a head count that divides the width, or give each head's width: "
-                    "`attention(heads, head_dim = 64)`",
+                    "`self_attention(heads, head_dim = 64)`",
                 )
             if not 0 <= a.get("dropout", 0) < 1:
                 raise self.fail(
-                    f"`dropout` of `attention` in op `{op}` must be in [0, 1), not "
+                    f"`dropout` of `self_attention` in op `{op}` must be in [0, 1), not "
                     f"{a['dropout']}",
                     call.span,
-                    "write e.g. `attention(12, dropout = 0.1)`",
+                    "write e.g. `self_attention(12, dropout = 0.1)`",
                 )
             return shape, (1, 1)
         if name == "mlp":

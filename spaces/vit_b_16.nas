@@ -11,7 +11,7 @@ op vit_embed(tokens) with stride 16 = patch_embed(16) -> class_token -> pos_embe
 # The encoder block (pre-norm): attention over the tokens, then an MLP on each token, each
 # after a layer norm and each added to its input.
 op encoder_block(heads, mlp_dim) =
-    residual(layer_norm(eps = 1e-6) -> attention(heads))
+    residual(layer_norm(eps = 1e-6) -> self_attention(heads))
     -> residual(layer_norm(eps = 1e-6) -> mlp(hidden = mlp_dim))
 
 # The head: the encoder's last layer norm, the class token, a linear classifier.

@@ -97,7 +97,7 @@ def test_small_vit_equals_torchvisions_vision_transformer():
 
 BLOCK = """
 op encoder_block(heads, mlp_dim) =
-    residual(layer_norm -> attention(heads))
+    residual(layer_norm -> self_attention(heads))
     -> residual(layer_norm -> mlp(hidden = mlp_dim))
 
 network one_block(D = 32, heads = 4, mlp_dim = 48, size = 8) {
