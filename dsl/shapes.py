@@ -774,8 +774,8 @@ class _Body:
                 self.positive(call, a, "head_dim", 1)
             elif c % heads:
                 raise self.fail(
-                    f"`self_attention({heads})` in op `{op}` cannot split {c} features into {heads} "
-                    "heads",
+                    f"`self_attention({heads})` in op `{op}` cannot split {c} features into "
+                    f"{heads} heads",
                     call.span,
                     "take a head count that divides the width, or give each head's width: "
                     "`self_attention(heads, head_dim = 64)`",

@@ -4,10 +4,10 @@ of input is refused where it is written."""
 
 from __future__ import annotations
 
+from test_shapes import refused
+
 from nasc.dsl import parse_space
 from nasc.runtime.catalog import language_catalog
-
-from test_shapes import refused
 
 VIT = """
 op embed(tokens) with stride 4 = {embed}
@@ -101,7 +101,8 @@ def test_a_prelude_block_after_the_embedding_is_refused_at_its_use():
 
 
 def test_a_head_count_that_does_not_divide_the_width_is_refused():
-    """`self_attention(5)` over 32 features has no whole head width: refused with the head_dim way."""
+    """`self_attention(5)` over 32 features has no whole head width: refused, with the hint to
+    give `head_dim`."""
     text = vit().replace("block(D, 4)", "block(D, 5)")
     error = refused(
         text,
