@@ -162,7 +162,7 @@ def check_shapes(space: SpaceIR, plan: Plan, catalog: Mapping | None) -> None:
             outputs[place.stage] = seen[key]
     for stage in plan.stages:
         tokens = [i for i in stage.inputs if i in outputs and outputs[i].sequence]
-        if stage.kind == "cell" and tokens:
+        if stage.kind == "cell" and tokens and space.cell(stage.name).block is None:
             raise NasSemanticError(
                 f"the cell `{stage.name}` reads {describe(outputs[tokens[0]])} from "
                 f"`{plan.stages[tokens[0]].name}`, where a cell reads feature maps",
@@ -216,8 +216,10 @@ def _cell_placements(space: SpaceIR, plan: Plan, stage: Stage) -> Iterator[Place
         stride = 2 if cell.reduction and from_input else 1
         size = stage.in_size if from_input else stage.out_size
         c_in = stage.node_channels[edge.source]
+        # A block choice reads what the stage before it gives, a sequence of tokens too.
+        block = {"stage": stage.index, "reads": stage.inputs[0]} if choice is not None else {}
         for op, site in _op_sites(space, cell, edge, choice, stage.span):
-            yield Placement(op, c_in, stage.width, stride, size, False, affines, site)
+            yield Placement(op, c_in, stage.width, stride, size, False, affines, site, **block)
 
 
 def _op_sites(space: SpaceIR, cell, edge, choice, fallback):
