@@ -21,16 +21,8 @@ from . import ast
 from .errors import NasSemanticError, Span
 from .ir import SpaceIR
 from .macro import IMAGE, MAX_SIZE, Plan, Stage, halve
-from .opdefs import (
-    EITHER_PRIMITIVES,
-    MAP_HINT,
-    PRIMITIVES,
-    SEQUENCE_HINT,
-    SEQUENCE_PRIMITIVES,
-    Primitive,
-    argument,
-    prelude,
-)
+from .opdefs import PRIMITIVES, SEQUENCE_PRIMITIVES, Primitive, argument, prelude
+from .tokens import check_reads, describe, token_step
 
 # Said of a product whose factors differ in size.
 PRODUCT_HINT = (
@@ -580,7 +572,7 @@ class _Body:
         primitive = PRIMITIVES.get(call.name)
         if primitive is None:
             return self.nested(call, shape)
-        self.reads(call, shape)
+        check_reads(self, call, shape)
         args = self.args(call, primitive.params, primitive)
         after, (down, across) = self.primitive(call, args, shape)
         wanted = (_resized(shape.height, down), _resized(shape.width, across))
@@ -595,24 +587,6 @@ class _Body:
                 "the map is too small for this kernel: pad it or place the op earlier",
             )
         return after
-
-    def reads(self, call: ast.OpCall, shape: Shape) -> None:
-        """Refuse a primitive that reads a feature map given a sequence of tokens, or the
-        reverse."""
-        name, op = call.name, self.defn.name
-        if shape.sequence and name not in SEQUENCE_PRIMITIVES | EITHER_PRIMITIVES:
-            raise self.fail(
-                f"`{name}` in op `{op}` reads a feature map, but it is given {describe(shape)}",
-                call.span,
-                SEQUENCE_HINT,
-            )
-        if not (shape.sequence or shape.flat) and name in SEQUENCE_PRIMITIVES:
-            raise self.fail(
-                f"`{name}` in op `{op}` reads a sequence of tokens, but it is given "
-                f"{describe(shape)}",
-                call.span,
-                MAP_HINT,
-            )
 
     def positive(self, call: ast.OpCall, args: Mapping[str, int], key, default, minimum=1):
         value = args.get(key, default)
@@ -725,81 +699,8 @@ class _Body:
             out = self.positive(call, a, "out", env["C_out"])
             return Shape(out, 1, 1, shape.stride, flat=True), (1, 1)
         if name in SEQUENCE_PRIMITIVES or name in ("patch_embed", "linear"):
-            return self.tokens(call, a, shape)
+            return token_step(self, call, a, shape)
         return shape, (1, 1)  # bn, the activations, identity: the shape is unchanged
-
-    # --- transformers (issue 26): the primitives of token sequences
-
-    def tokens(
-        self, call: ast.OpCall, a: Mapping[str, int], shape: Shape
-    ) -> tuple[Shape, tuple[int, int]]:
-        """The shape a primitive of token sequences gives (after `reads` let it read `shape`)."""
-        c, name, op, length = shape.channels, call.name, self.defn.name, shape.height
-        if name == "patch_embed":
-            patch = self.positive(call, a, "patch", 1)
-            out = self.positive(call, a, "out", self.env["C_out"])
-            if shape.height % patch or shape.width % patch:
-                raise self.fail(
-                    f"`patch_embed({patch})` in op `{op}` cannot cut a {shape.height}x"
-                    f"{shape.width} map into {patch}x{patch} patches",
-                    call.span,
-                    "take a patch size that divides the image size (or an image size that is a "
-                    "multiple of the patch size)",
-                )
-            tokens = (shape.height // patch) * (shape.width // patch)
-            after = Shape(out, tokens, 1, shape.stride * patch, sequence=True)
-            return after, (patch, patch)
-        if name == "class_token":
-            return attrs.evolve(shape, height=length + 1), (1, 1)
-        if name == "pos_embed":
-            wanted = self.positive(call, a, "length", 1)
-            if wanted != length:
-                raise self.fail(
-                    f"`pos_embed({wanted})` in op `{op}` is given a sequence of {length} tokens",
-                    call.span,
-                    f"a positional embedding holds one vector per token: write `pos_embed"
-                    f"({length})` here (the patches, plus one after `class_token`)",
-                )
-            return shape, (1, 1)
-        if name == "layer_norm":
-            if a.get("eps", 1) <= 0:
-                raise self.fail(
-                    f"`eps` of `layer_norm` in op `{op}` must be positive, not {a['eps']}",
-                    call.span,
-                    "LayerNorm divides by sqrt(variance + eps): write e.g. "
-                    "`layer_norm(eps = 1e-6)`",
-                )
-            return shape, (1, 1)
-        if name == "self_attention":
-            heads = self.positive(call, a, "heads", 1)
-            if "head_dim" in a:
-                self.positive(call, a, "head_dim", 1)
-            elif c % heads:
-                raise self.fail(
-                    f"`self_attention({heads})` in op `{op}` cannot split {c} features into "
-                    f"{heads} heads",
-                    call.span,
-                    "take a head count that divides the width, or give each head's width: "
-                    "`self_attention(heads, head_dim = 64)`",
-                )
-            if not 0 <= a.get("dropout", 0) < 1:
-                raise self.fail(
-                    f"`dropout` of `self_attention` in op `{op}` must be in [0, 1), not "
-                    f"{a['dropout']}",
-                    call.span,
-                    "write e.g. `self_attention(12, dropout = 0.1)`",
-                )
-            return shape, (1, 1)
-        if name == "mlp":
-            ratio = self.positive(call, a, "ratio", 4)
-            self.positive(call, a, "hidden", ratio * c)
-            out = self.positive(call, a, "out", self.env["C_out"])
-            return attrs.evolve(shape, channels=out), (1, 1)
-        if name == "linear":
-            out = self.positive(call, a, "out", self.env["C_out"])
-            return attrs.evolve(shape, channels=out), (1, 1)
-        # token_pool: the class token or the mean of the tokens, a flat vector
-        return Shape(c, 1, 1, shape.stride, flat=True), (1, 1)
 
     def nested(self, call: ast.OpCall, shape: Shape) -> Shape:
         """Another op inside this one: its parameters, then `out` and `stride`."""
@@ -834,16 +735,6 @@ def deconv_problem(k: int, stride: int, op: str) -> str | None:
             f"{stride} exactly"
         )
     return None
-
-
-def describe(shape: Shape) -> str:
-    """A shape in words, for errors: `a sequence of 197 tokens of 768 features`, `a 32x32 map of
-    16 channels` or `a flat vector of 10 features`."""
-    if shape.sequence:
-        return f"a sequence of {shape.height} tokens of {shape.channels} features"
-    if shape.flat:
-        return f"a flat vector of {shape.channels} features"
-    return f"a {shape.height}x{shape.width} map of {shape.channels} channels"
 
 
 def _resized(size: int, scale) -> int:
