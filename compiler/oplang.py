@@ -428,7 +428,7 @@ class Builder:
             return SelfAttention(c, heads, head_dim, a.get("dropout", 0.0)), tokens
         if name == "mlp":
             hidden = positive("hidden", positive("ratio", 4) * c)
-            out = positive("out", env["C_out"])
+            out = positive("out", c)  # back to the tokens' width, as attention
             return MLP(c, hidden, out), Shape(out, shape.stride, sequence=True)
         if name == "token_pool":
             return TokenPool(bool(a.get("first", 0))), Shape(c, shape.stride, flat=True)

@@ -168,7 +168,8 @@ PRIMITIVES: dict[str, Primitive] = {
             name="mlp",
             params=("ratio", "hidden", "out"),
             doc="Linear -> GELU -> Linear on each token: `hidden` features in between (default "
-            "ratio * C_in, ratio 4 unless given), then `out` (default C_out)",
+            "ratio * C_in, ratio 4 unless given), then `out` (default C_in, the tokens' width, "
+            "as self_attention gives)",
         ),
         Primitive(
             name="token_pool",

@@ -110,7 +110,7 @@ def token_step(
     if name == "mlp":
         ratio = body.positive(call, a, "ratio", 4)
         body.positive(call, a, "hidden", ratio * c)
-        out = body.positive(call, a, "out", body.env["C_out"])
+        out = body.positive(call, a, "out", c)
         return attrs.evolve(shape, channels=out), (1, 1)
     if name == "linear":
         out = body.positive(call, a, "out", body.env["C_out"])
