@@ -50,6 +50,7 @@ def test_vit_b_16_has_torchvisions_parameter_count():
     assert shapes == [value.shape for _, value in vit_tensors(reference)]
 
 
+@pytest.mark.slow
 def test_vit_b_16_outputs_equal_torchvisions_with_its_weights():
     """With torchvision's ViT-B/16 weights copied in by order, eval outputs at 224x224 agree to
     1e-5 on one random image."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 
 from nasc.compiler import CompileOptions, catalog, compile_space
@@ -24,6 +25,7 @@ def test_vit_tiny_checks_and_shows_its_block_choices(capsys):
     assert facts["architectures"] == 16 and not facts["fixed"]
 
 
+@pytest.mark.slow
 def test_vit_tiny_searches_on_the_digits_and_exports_a_fixed_transformer(tmp_path, capsys):
     """A tiny IS-DARTS search on 64 digits finds one block per decision; its `arch.nas` is a
     fixed network with those blocks, which compiles and classifies 8x8 grey images."""
