@@ -32,6 +32,7 @@ from .modules import (
     Zero,
 )
 from .registry import OPS, OpEntry, unknown_op
+from .tokens import MLP, ClassToken, PatchEmbed, PositionEmbedding, SelfAttention, TokenPool
 
 __all__ = ["Builder", "Product", "Residual", "defined_entry", "register_prelude"]
 
@@ -39,12 +40,15 @@ __all__ = ["Builder", "Product", "Residual", "defined_entry", "register_prelude"
 @attrs.frozen
 class Shape:
     """Where a body stands while it is built: channels, the stride so far (a fraction after an
-    upsampling), flattened or not, and `pooled` for a gate that `global_pool` made 1x1."""
+    upsampling), flattened or not, and `pooled` for a gate that `global_pool` made 1x1;
+    `sequence` for tokens, False after a step that gives a map, None where not known (the op's
+    input: the language's shape checks have checked what it reads)."""
 
     channels: int
     stride: Fraction | int = 1
     flat: bool = False
     pooled: bool = False
+    sequence: bool | None = False
 
 
 class Builder:
@@ -95,7 +99,8 @@ class Builder:
         }[cond.op]
 
     def build(self) -> nn.Module:
-        module, shape = self.body(self.defn.body, Shape(channels=self.env["C_in"]))
+        start = Shape(channels=self.env["C_in"], sequence=None)
+        module, shape = self.body(self.defn.body, start)
         c_out, stride = self.env["C_out"], self.env["stride"]
         if self.defn.per_pixel:
             if shape.flat or shape.channels != c_out:
@@ -394,6 +399,9 @@ class Builder:
             return nn.AdaptiveAvgPool2d(1), Shape(c, shape.stride, flat=True)
         if name == "global_pool":
             return GlobalPool(), Shape(c, shape.stride, pooled=True)
+        if name == "linear" and shape.sequence is not False:  # tokens, or the op's own input
+            out = positive("out", env["C_out"])
+            return nn.Linear(c, out, bias=bool(a.get("bias", 1))), attrs.evolve(shape, channels=out)
         if name == "linear":
             if not shape.flat:
                 raise self.fail(
@@ -403,6 +411,27 @@ class Builder:
                 )
             out = positive("out", env["C_out"])
             return nn.Linear(c, out, bias=bool(a.get("bias", 1))), Shape(out, shape.stride, True)
+        # --- transformers (issue 26): token sequences (B, length, features)
+        tokens = Shape(c, shape.stride, sequence=True)
+        if name == "patch_embed":
+            patch, out = positive("patch", 1), positive("out", env["C_out"])
+            return PatchEmbed(c, out, patch), Shape(out, shape.stride * patch, sequence=True)
+        if name == "class_token":
+            return ClassToken(c), tokens
+        if name == "pos_embed":
+            return PositionEmbedding(positive("length", 1), c), tokens
+        if name == "layer_norm":
+            return nn.LayerNorm(c, eps=a.get("eps", 1e-5)), tokens
+        if name == "self_attention":
+            heads = positive("heads", 1)
+            head_dim = positive("head_dim", c // heads)
+            return SelfAttention(c, heads, head_dim, a.get("dropout", 0.0)), tokens
+        if name == "mlp":
+            hidden = positive("hidden", positive("ratio", 4) * c)
+            out = positive("out", c)  # back to the tokens' width, as attention
+            return MLP(c, hidden, out), Shape(out, shape.stride, sequence=True)
+        if name == "token_pool":
+            return TokenPool(bool(a.get("first", 0))), Shape(c, shape.stride, flat=True)
         raise AssertionError(f"primitive `{name}` has no builder")
 
     def nested(self, call: ast.OpCall, shape: Shape) -> tuple[nn.Module, Shape]:
@@ -413,7 +442,7 @@ class Builder:
         stride = fixed or a.get("stride", 1)
         build = self.resolve(ast.op_name(call.name, [a[p] for p in params]))[0]
         module = build(shape.channels, out, stride, bool(self.env["affine"]), self.track)
-        return module, Shape(out, shape.stride * stride)
+        return module, Shape(out, shape.stride * stride, sequence=None)  # tokens or a map
 
 
 # --- defined ops as registry entries ------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .opdefs import MAP_HINT, SEQUENCE_HINT
+
 # Labelled common mistakes: each hint comes with files that make the mistake. A failing parse is
 # matched against these by the parser state it fails in (`diagnose._match_mistake`), so a new file
 # that fails the same way gets the same hint. The tests parse every example here and check its
@@ -247,6 +249,30 @@ def _dense(
     return _DENSE.format(inputs=inputs, terms=terms, body=body, size=size, head=head)
 
 
+# A small vision transformer (docs/language.md section 24) whose embedding, block or head makes
+# a mistake with token sequences.
+_TOKENS = """
+op embed with stride 4 = {embed}
+op block = {block}
+op pool_head with head = {head}
+
+network vit(D = 16) {{
+    input(3, 16)
+    stem embed(D)
+    block(D)
+    head pool_head(10)
+}}
+"""
+
+
+def _tokens(
+    embed: str = "patch_embed(4) -> class_token -> pos_embed(17)",
+    block: str = "residual(layer_norm -> self_attention(2)) -> residual(layer_norm -> mlp(2))",
+    head: str = "layer_norm -> token_pool(first = 1) -> linear",
+) -> str:
+    return _TOKENS.format(embed=embed, block=block, head=head)
+
+
 # Labelled mistakes that the checks find, not the parser (dense networks, docs/language.md section
 # 22): each hint comes with files that make the mistake. The tests load every example and check
 # that it is refused, located, with exactly this hint.
@@ -346,5 +372,15 @@ SEMANTIC_MISTAKES: dict[str, list[str]] = {
         _dense(inputs="x", terms="x:s", body="fuse @ C").replace(
             "conv(3, out = C_in) -> bn", "deconv(1, out = C_in, stride = 2) -> bn"
         ),
+    ],
+    # Token sequences (docs/language.md section 24): a map step given tokens, a token step given
+    # a map, a head that does not pool its tokens, a positional embedding of another length.
+    SEQUENCE_HINT: [_tokens(block="residual(layer_norm -> mlp(2)) -> bn")],
+    MAP_HINT: [_tokens(embed="layer_norm -> patch_embed(4) -> class_token -> pos_embed(17)")],
+    "pool the tokens before the classifier: `token_pool(first = 1) -> linear` (the class token) "
+    "or `token_pool -> linear` (their mean)": [_tokens(head="layer_norm -> linear")],
+    "a positional embedding holds one vector per token: write `pos_embed(17)` here (the patches, "
+    "plus one after `class_token`)": [
+        _tokens(embed="patch_embed(4) -> class_token -> pos_embed(16)")
     ],
 }

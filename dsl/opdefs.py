@@ -130,8 +130,71 @@ PRIMITIVES: dict[str, Primitive] = {
             params=("out", "bias"),
             doc="fully connected layer to `out` features (default C_out); bias unless bias = 0",
         ),
+        # --- transformers (issue 26): token sequences (B, length, features)
+        Primitive(
+            name="patch_embed",
+            params=("patch", "out"),
+            required=("patch",),
+            doc="patch embedding: a patch x patch convolution of stride patch (with bias) to `out` "
+            "features (default C_out), its pixels read row by row as a sequence of tokens",
+        ),
+        Primitive(
+            name="class_token",
+            doc="a learned class token (zeros at first) put before the tokens: one token more",
+        ),
+        Primitive(
+            name="pos_embed",
+            params=("length",),
+            required=("length",),
+            doc="a learned positional embedding of `length` tokens added to the sequence (the "
+            "checks say the length where it differs)",
+        ),
+        Primitive(
+            name="layer_norm",
+            params=("eps",),
+            reals=("eps",),
+            doc="LayerNorm over each token's features (`eps`, a decimal, 1e-5 unless given)",
+        ),
+        Primitive(
+            name="self_attention",
+            params=("heads", "head_dim", "dropout"),
+            required=("heads",),
+            reals=("dropout",),
+            doc="multi-head self-attention: `heads` heads of `head_dim` features each (default "
+            "C_in / heads), one query-key-value projection and an output projection back to "
+            "C_in features; `dropout` on the attention weights (a decimal, 0 unless given)",
+        ),
+        Primitive(
+            name="mlp",
+            params=("ratio", "hidden", "out"),
+            doc="Linear -> GELU -> Linear on each token: `hidden` features in between (default "
+            "ratio * C_in, ratio 4 unless given), then `out` (default C_in, the tokens' width, "
+            "as self_attention gives)",
+        ),
+        Primitive(
+            name="token_pool",
+            params=("first",),
+            doc="a sequence to a flat vector: its first token (the class token) when first = 1, "
+            "else the mean of the tokens",
+        ),
     )
 }
+
+# --- transformers (issue 26): which primitives read a sequence of tokens. The others read a
+# feature map, except these, which read either (`linear` acts on each token's features).
+SEQUENCE_PRIMITIVES = frozenset(
+    {"class_token", "pos_embed", "layer_norm", "self_attention", "mlp", "token_pool"}
+)
+EITHER_PRIMITIVES = frozenset(
+    {"relu", "relu6", "hardswish", "hardsigmoid", "sigmoid", "tanh", "gelu", "identity", "linear"}
+)
+# Said of a map-only step given a sequence, and of a sequence step given a map.
+SEQUENCE_HINT = (
+    "a sequence of tokens is read by layer_norm, self_attention, mlp, linear, class_token, "
+    "pos_embed, token_pool and the activations; a head pools it with `token_pool` before "
+    "`linear`"
+)
+MAP_HINT = "turn the map into a sequence of tokens first, e.g. `patch_embed(16)` (16x16 patches)"
 
 
 def _path(defn: ast.OpDef) -> str:
@@ -252,7 +315,7 @@ def check_definitions(
         for flag, value in defn.flags:
             if flag in ("head", "per_pixel", "resampling") and value is None:
                 continue
-            if flag == "stride" and value in (2, 4, 8):
+            if flag == "stride" and value in (2, 4, 8, 16, 32):
                 continue
             raise NasSemanticError(
                 f"unknown op flag `{flag}{'' if value is None else f' {value}'}`",
@@ -260,7 +323,8 @@ def check_definitions(
                 path=path,
                 hint="op flags are `head` (the op ends in class scores), `per_pixel` (a head "
                 "that ends in a map of class scores), `resampling` (an adapter for any "
-                "power-of-two scale) and `stride 2|4|8` (a stem that reduces on its own)",
+                "power-of-two scale) and `stride 2|4|8|16|32` (a stem that reduces on its own, "
+                "e.g. a patch embedding)",
             )
         if len(set(defn.params)) != len(defn.params):
             raise NasSemanticError(

@@ -21,7 +21,8 @@ from . import ast
 from .errors import NasSemanticError, Span
 from .ir import SpaceIR
 from .macro import IMAGE, MAX_SIZE, Plan, Stage, halve
-from .opdefs import PRIMITIVES, Primitive, argument, prelude
+from .opdefs import PRIMITIVES, SEQUENCE_PRIMITIVES, Primitive, argument, prelude
+from .tokens import check_reads, describe, token_step
 
 # Said of a product whose factors differ in size.
 PRODUCT_HINT = (
@@ -36,7 +37,9 @@ class Shape:
     """A feature map (or, `flat`, a vector) partway through an op: channels, height, width, and
     the stride taken so far (followed along the height, as the compiler does; a fraction after
     an upsampling); `pooled` for a gate, a map that `global_pool` made 1x1 (kept through
-    convolutions, BNs and activations), which a `product` multiplies with a map of any size."""
+    convolutions, BNs and activations), which a `product` multiplies with a map of any size;
+    `sequence` for a sequence of tokens (B, length, features), held as channels = features,
+    height = length and width 1."""
 
     channels: int
     height: int
@@ -44,6 +47,7 @@ class Shape:
     stride: Fraction | int = 1
     flat: bool = False
     pooled: bool = False
+    sequence: bool = False
 
 
 @attrs.frozen
@@ -76,6 +80,8 @@ class Placement:
         affines: the `affine` values it is built with (a search supernet's cells are not affine).
         site: where the `.nas` file places it, for errors.
         up: the factor by which it upsamples (an adapter that reads a coarser output).
+        stage: the index of the stem, block or head it is (None for an op in or before a cell).
+        reads: the index of the stage whose output a stem, block or head reads.
     """
 
     op: str
@@ -87,6 +93,8 @@ class Placement:
     affines: tuple[int, ...]
     site: Site
     up: int = 1
+    stage: int | None = None
+    reads: int | None = None
 
 
 def placements(space: SpaceIR, plan: Plan) -> Iterator[Placement]:
@@ -107,6 +115,8 @@ def placements(space: SpaceIR, plan: Plan) -> Iterator[Placement]:
             head=head,
             affines=(0, 1),
             site=site,
+            stage=stage.index,
+            reads=stage.inputs[0] if stage.inputs else None,
         )
 
 
@@ -120,23 +130,38 @@ def check_shapes(space: SpaceIR, plan: Plan, catalog: Mapping | None) -> None:
     if catalog is None:
         return
     inference = _Inference(space)
-    seen = set()
+    seen: dict[tuple, Shape] = {}
+    outputs: dict[int, Shape] = {}  # what each stem and block gives: a sequence goes on
     for place in placements(space, plan):
+        given = outputs.get(place.reads) if place.stage is not None else None
+        given = given if given is not None and given.sequence else None
         key = (place.op, place.c_in, place.c_out, place.stride, place.size, place.affines)
-        key += (place.up,)
-        if key in seen:  # checked at an earlier place: the same shapes give the same result
-            continue
-        seen.add(key)
-        for affine in place.affines:
-            inference.place(
-                place.op,
-                place.c_in,
-                place.c_out,
-                place.stride,
-                place.size,
-                affine,
-                place.site,
-                place.up,
+        key += (place.up, given)
+        if key not in seen:  # else checked at an earlier place: the same shapes, the same result
+            for affine in place.affines:
+                seen[key] = inference.place(
+                    place.op,
+                    place.c_in,
+                    place.c_out,
+                    place.stride,
+                    place.size,
+                    affine,
+                    place.site,
+                    place.up,
+                    given,
+                )
+        if place.stage is not None:
+            outputs[place.stage] = seen[key]
+    for stage in plan.stages:
+        tokens = [i for i in stage.inputs if i in outputs and outputs[i].sequence]
+        if stage.kind == "cell" and tokens and space.cell(stage.name).block is None:
+            raise NasSemanticError(
+                f"the cell `{stage.name}` reads {describe(outputs[tokens[0]])} from "
+                f"`{plan.stages[tokens[0]].name}`, where a cell reads feature maps",
+                span=stage.span,
+                path=f"{space.name}.network.{stage.name}",
+                hint="after a patch embedding, place ops that read tokens (an encoder block of "
+                "`layer_norm`, `self_attention` and `mlp`), then a head that pools them",
             )
 
 
@@ -183,8 +208,10 @@ def _cell_placements(space: SpaceIR, plan: Plan, stage: Stage) -> Iterator[Place
         stride = 2 if cell.reduction and from_input else 1
         size = stage.in_size if from_input else stage.out_size
         c_in = stage.node_channels[edge.source]
+        # A block choice reads what the stage before it gives, a sequence of tokens too.
+        block = {"stage": stage.index, "reads": stage.inputs[0]} if choice is not None else {}
         for op, site in _op_sites(space, cell, edge, choice, stage.span):
-            yield Placement(op, c_in, stage.width, stride, size, False, affines, site)
+            yield Placement(op, c_in, stage.width, stride, size, False, affines, site, **block)
 
 
 def _op_sites(space: SpaceIR, cell, edge, choice, fallback):
@@ -225,10 +252,13 @@ class _Inference:
         affine: int,
         site: Site,
         up: int = 1,
-    ) -> None:
+        given: Shape | None = None,
+    ) -> Shape:
         """Check the op `name` (canonical) placed at `stride` (or upsampling by `up`) on a
-        `size` x `size` map."""
-        self.op(name, c_in, c_out, stride, (size, size), affine, site, where=site.path, up=up)
+        `size` x `size` map, or on the sequence `given`, and return what it gives."""
+        return self.op(
+            name, c_in, c_out, stride, (size, size), affine, site, site.path, up=up, given=given
+        )
 
     def op(
         self,
@@ -241,8 +271,10 @@ class _Inference:
         site: Site,
         where: str,
         up: int = 1,
+        given: Shape | None = None,
     ) -> Shape:
-        """The shape an op gives, checked against its place; ops without a body obey the rule."""
+        """The shape an op gives, checked against its place; ops without a body obey the rule.
+        `given` is the sequence of tokens it reads, if it reads one rather than a map."""
         base, values = ast.split_op_name(name)
         defn = self.defs.get(base)
         expected = Shape(
@@ -250,12 +282,14 @@ class _Inference:
         )
         if defn is None or len(values) != len(defn.params):
             return expected
-        key = (name, c_in, c_out, stride, size, affine, up)
+        key = (name, c_in, c_out, stride, size, affine, up, given)
         if key not in self.done:
             env = {**dict(zip(defn.params, values)), "C_in": c_in, "C_out": c_out}
             env.update(stride=stride, affine=affine, up=up)
             body = _Body(self, defn, env, site, where)
-            self.done[key] = body.finish(body.walk(defn.body, Shape(c_in, *size)), size)
+            # A sequence read from the stage before: its stride counts from here.
+            start = Shape(c_in, *size) if given is None else attrs.evolve(given, stride=1)
+            self.done[key] = body.finish(body.walk(defn.body, start), size)
         return self.done[key]
 
 
@@ -319,6 +353,14 @@ class _Body:
                 "end the body with a step that makes C_out channels, e.g. `conv(1)`",
             )
         if self.defn.role == "head":
+            if shape.sequence:
+                raise self.fail(
+                    f"the head `{name}` does not end in class scores: it gives "
+                    f"{describe(shape)}",
+                    self.defn.span,
+                    "pool the tokens before the classifier: `token_pool(first = 1) -> linear` "
+                    "(the class token) or `token_pool -> linear` (their mean)",
+                )
             if not shape.flat:
                 raise self.fail(
                     f"the head `{name}` does not end in class scores: it gives a "
@@ -344,6 +386,8 @@ class _Body:
                 else "upsample by the op's `up` in one step, e.g. `bilinear(up)`",
             )
         stride, up = env["stride"], env["up"]
+        if shape.sequence:  # a sequence has as many tokens as its ops make (they say how many)
+            return shape
         wanted = (halve(size[0], stride) * up, halve(size[1], stride) * up)
         if (shape.height, shape.width) != wanted:
             raise self._size_error(shape, size, wanted)
@@ -352,6 +396,14 @@ class _Body:
     def _finish_per_pixel(self, shape: Shape) -> Shape:
         """A per-pixel head ends in a map with one channel per class, of any size."""
         name, classes = self.defn.name, self.env["C_out"]
+        if shape.sequence:
+            raise self.fail(
+                f"the per-pixel head `{name}` ends in {describe(shape)} where a map of class "
+                "scores is needed",
+                self.defn.span,
+                "a head that reads tokens pools them (`token_pool -> linear`) and is marked "
+                "`with head`",
+            )
         if shape.flat:
             raise self.fail(
                 f"the per-pixel head `{name}` ends in a flat vector (after `gap`) where a map of "
@@ -433,6 +485,17 @@ class _Body:
                     node.span,
                     "make both branches end with the same channels and stride",
                 )
+        if cut.sequence or out.sequence:
+            if (cut.height, cut.sequence) != (out.height, out.sequence):
+                what = "its input" if node.shortcut is None else "the shortcut"
+                raise self.fail(
+                    f"a residual in op `{self.defn.name}` adds {what} ({describe(cut)}) to its "
+                    f"body's output ({describe(out)})",
+                    node.span,
+                    "a residual over tokens adds sequences of one length: keep `class_token` "
+                    "and `patch_embed` out of its branches",
+                )
+            return out
         if (cut.height, cut.width) != (out.height, out.width):
             what = "its input" if node.shortcut is None else "the shortcut"
             raise self.fail(
@@ -509,10 +572,12 @@ class _Body:
         primitive = PRIMITIVES.get(call.name)
         if primitive is None:
             return self.nested(call, shape)
+        check_reads(self, call, shape)
         args = self.args(call, primitive.params, primitive)
         after, (down, across) = self.primitive(call, args, shape)
         wanted = (_resized(shape.height, down), _resized(shape.width, across))
-        if self.deviation is None and not after.flat and (after.height, after.width) != wanted:
+        grid = not (after.flat or after.sequence)
+        if self.deviation is None and grid and (after.height, after.width) != wanted:
             self.deviation = _Deviation(call=call, before=shape, after=after, args=args)
         if min(after.height, after.width) < 1:
             raise self.fail(
@@ -624,7 +689,7 @@ class _Body:
                 call.span,
                 "BatchNorm divides by sqrt(variance + eps): write e.g. `bn(eps = 0.001)`",
             )
-        if name == "linear":
+        if name == "linear" and not shape.sequence:
             if not shape.flat:
                 raise self.fail(
                     f"`linear` in op `{self.defn.name}` reads a feature map",
@@ -633,6 +698,8 @@ class _Body:
                 )
             out = self.positive(call, a, "out", env["C_out"])
             return Shape(out, 1, 1, shape.stride, flat=True), (1, 1)
+        if name in SEQUENCE_PRIMITIVES or name in ("patch_embed", "linear"):
+            return token_step(self, call, a, shape)
         return shape, (1, 1)  # bn, the activations, identity: the shape is unchanged
 
     def nested(self, call: ast.OpCall, shape: Shape) -> Shape:
@@ -646,8 +713,10 @@ class _Body:
         name = ast.op_name(call.name, [a[p] for p in params])
         site = Site(call.span, f"op.{self.defn.name}.{call.name}") if self.own else self.site
         size = (shape.height, shape.width)
-        affine = self.env["affine"]
-        inner = self.inference.op(name, shape.channels, out, stride, size, affine, site, self.where)
+        affine, given = self.env["affine"], shape if shape.sequence else None
+        inner = self.inference.op(
+            name, shape.channels, out, stride, size, affine, site, self.where, given=given
+        )
         return attrs.evolve(inner, stride=shape.stride * stride)
 
 

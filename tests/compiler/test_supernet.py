@@ -45,6 +45,8 @@ SMALL = {
     "fcn_resnet50": {"W": 4, "size": 32},
     "lraspp_mobilenet_v3_large": {"classes": 5, "size": 32},
     "nats_sss": {"size": 8},
+    "vit_b_16": {"D": 16, "heads": 2, "mlp_dim": 32, "classes": 10, "size": 32},
+    "vit_tiny": {"D": 8, "N": 2, "size": 8},
 }
 # Segmentation spaces end in a per-pixel head: tests/compiler/test_dense_networks.py checks
 # their output.
