@@ -13,6 +13,8 @@ from torch.nn import functional
 
 def zeros(like: torch.Tensor, channels: int, stride: int) -> torch.Tensor:
     """A zero feature map for a node whose every edge is `none` or masked out."""
+    if like.dim() == 2:  # one time step of a sequence: (batch, features)
+        return like.new_zeros((like.shape[0], channels))
     height = (like.shape[2] + stride - 1) // stride
     width = (like.shape[3] + stride - 1) // stride
     return like.new_zeros((like.shape[0], channels, height, width))

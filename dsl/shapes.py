@@ -21,7 +21,12 @@ from . import ast
 from .errors import NasSemanticError, Span
 from .ir import SpaceIR
 from .macro import IMAGE, MAX_SIZE, Plan, Stage, halve
-from .opdefs import PRIMITIVES, Primitive, argument, prelude
+from .opdefs import PRIMITIVES, Primitive, argument, library
+
+# The primitives of sequences (docs/language.md, section 25), which `_Body.sequence_step` shapes.
+SEQUENCE_PRIMITIVES = (
+    *("dense", "embedding", "dropout", "neg", "conv1d", "maxpool1d", "avgpool1d", "bn1d"),
+)
 
 # Said of a product whose factors differ in size.
 PRODUCT_HINT = (
@@ -44,6 +49,7 @@ class Shape:
     stride: Fraction | int = 1
     flat: bool = False
     pooled: bool = False
+    sequence: bool = False
 
 
 @attrs.frozen
@@ -87,6 +93,7 @@ class Placement:
     affines: tuple[int, ...]
     site: Site
     up: int = 1
+    sequence: bool = False  # it reads (batch, length, features), or one step's (batch, features)
 
 
 def placements(space: SpaceIR, plan: Plan) -> Iterator[Placement]:
@@ -107,6 +114,7 @@ def placements(space: SpaceIR, plan: Plan) -> Iterator[Placement]:
             head=head,
             affines=(0, 1),
             site=site,
+            sequence=plan.sequence,
         )
 
 
@@ -123,7 +131,7 @@ def check_shapes(space: SpaceIR, plan: Plan, catalog: Mapping | None) -> None:
     seen = set()
     for place in placements(space, plan):
         key = (place.op, place.c_in, place.c_out, place.stride, place.size, place.affines)
-        key += (place.up,)
+        key += (place.up, place.sequence)
         if key in seen:  # checked at an earlier place: the same shapes give the same result
             continue
         seen.add(key)
@@ -137,6 +145,7 @@ def check_shapes(space: SpaceIR, plan: Plan, catalog: Mapping | None) -> None:
                 affine,
                 place.site,
                 place.up,
+                place.sequence,
             )
 
 
@@ -176,7 +185,9 @@ def _cell_placements(space: SpaceIR, plan: Plan, stage: Stage) -> Iterator[Place
             continue
         size = plan.size if source == IMAGE else plan.stages[source].out_size
         site = Site(item.adapter_span or item.span or stage.span, f"{base}.{item.name}")
-        yield Placement(item.adapter, c_in, stage.width, stride, size, False, affines, site, up)
+        yield Placement(
+            item.adapter, c_in, stage.width, stride, size, False, affines, site, up, plan.sequence
+        )
     inputs = set(cell.input_names)
     for edge in cell.edges:
         from_input = edge.source in inputs
@@ -184,7 +195,9 @@ def _cell_placements(space: SpaceIR, plan: Plan, stage: Stage) -> Iterator[Place
         size = stage.in_size if from_input else stage.out_size
         c_in = stage.node_channels[edge.source]
         for op, site in _op_sites(space, cell, edge, choice, stage.span):
-            yield Placement(op, c_in, stage.width, stride, size, False, affines, site)
+            yield Placement(
+                op, c_in, stage.width, stride, size, False, affines, site, sequence=plan.sequence
+            )
 
 
 def _op_sites(space: SpaceIR, cell, edge, choice, fallback):
@@ -210,7 +223,7 @@ class _Inference:
     """Works out op bodies for concrete sizes, remembering what it has checked."""
 
     def __init__(self, space: SpaceIR):
-        self.defs = {defn.name: defn for defn in prelude()}
+        self.defs = {defn.name: defn for defn in library()}
         self.defs.update((defn.name, defn) for defn in space.opdefs)
         self.own = {defn.name for defn in space.opdefs}
         self.done: dict[tuple, Shape] = {}
@@ -225,10 +238,12 @@ class _Inference:
         affine: int,
         site: Site,
         up: int = 1,
+        sequence: bool = False,
     ) -> None:
         """Check the op `name` (canonical) placed at `stride` (or upsampling by `up`) on a
-        `size` x `size` map."""
-        self.op(name, c_in, c_out, stride, (size, size), affine, site, where=site.path, up=up)
+        `size` x `size` map (a sequence's `size` x 1)."""
+        size2 = (size, 1) if sequence else (size, size)
+        self.op(name, c_in, c_out, stride, size2, affine, site, site.path, up, sequence)
 
     def op(
         self,
@@ -241,21 +256,27 @@ class _Inference:
         site: Site,
         where: str,
         up: int = 1,
+        sequence: bool = False,
     ) -> Shape:
         """The shape an op gives, checked against its place; ops without a body obey the rule."""
         base, values = ast.split_op_name(name)
         defn = self.defs.get(base)
         expected = Shape(
-            c_out, halve(size[0], stride) * up, halve(size[1], stride) * up, Fraction(stride, up)
+            c_out,
+            halve(size[0], stride) * up,
+            halve(size[1], stride) * up,
+            Fraction(stride, up),
+            sequence=sequence,
         )
         if defn is None or len(values) != len(defn.params):
             return expected
-        key = (name, c_in, c_out, stride, size, affine, up)
+        key = (name, c_in, c_out, stride, size, affine, up, sequence)
         if key not in self.done:
             env = {**dict(zip(defn.params, values)), "C_in": c_in, "C_out": c_out}
             env.update(stride=stride, affine=affine, up=up)
             body = _Body(self, defn, env, site, where)
-            self.done[key] = body.finish(body.walk(defn.body, Shape(c_in, *size)), size)
+            start = Shape(c_in, *size, sequence=sequence)
+            self.done[key] = body.finish(body.walk(defn.body, start), size)
         return self.done[key]
 
 
@@ -319,7 +340,7 @@ class _Body:
                 "end the body with a step that makes C_out channels, e.g. `conv(1)`",
             )
         if self.defn.role == "head":
-            if not shape.flat:
+            if not (shape.flat or shape.sequence):
                 raise self.fail(
                     f"the head `{name}` does not end in class scores: it gives a "
                     f"{shape.height}x{shape.width} map",
@@ -500,7 +521,7 @@ class _Body:
         }
 
     def call(self, call: ast.OpCall, shape: Shape) -> Shape:
-        if shape.flat and call.name not in ("linear", "identity"):
+        if shape.flat and call.name not in ("linear", "identity", "dense", "dropout"):
             raise self.fail(
                 f"`{call.name}` follows `gap` in op `{self.defn.name}`",
                 call.span,
@@ -633,7 +654,49 @@ class _Body:
                 )
             out = self.positive(call, a, "out", env["C_out"])
             return Shape(out, 1, 1, shape.stride, flat=True), (1, 1)
+        if name in SEQUENCE_PRIMITIVES:
+            return self.sequence_step(call, a, shape)
         return shape, (1, 1)  # bn, the activations, identity: the shape is unchanged
+
+    def sequence_step(
+        self, call: ast.OpCall, a: Mapping[str, int], shape: Shape
+    ) -> tuple[Shape, tuple[int, int]]:
+        """The primitives of sequences (docs/language.md, section 25): they read a sequence, one
+        of its steps, or a flat vector; never an image's feature map."""
+        name, env = call.name, self.env
+        if not (shape.sequence or shape.flat) and name not in ("dropout", "neg"):
+            raise self.fail(
+                f"`{name}` in op `{self.defn.name}` reads an image's feature map, not a sequence",
+                call.span,
+                "sequence primitives work in networks that read sequences (`input "
+                "tokens(vocabulary)` or `input sequence(features)`); on feature maps use "
+                "`conv(1)` for a dense layer, `conv(k)` and `maxpool(k)` over space",
+            )
+        if name == "dense":
+            out = self.positive(call, a, "out", env["C_out"])
+            return attrs.evolve(shape, channels=out), (1, 1)
+        if name == "embedding":
+            out = self.positive(call, a, "out", env["C_out"])
+            return attrs.evolve(shape, channels=out), (1, 1)
+        if name == "dropout":
+            if not 0 <= a.get("p", 0.5) < 1:
+                raise self.fail(
+                    f"`p` of `dropout` in op `{self.defn.name}` must lie in [0, 1), not {a['p']}",
+                    call.span,
+                    "write a probability, e.g. `dropout(0.25)`",
+                )
+            return shape, (1, 1)
+        if name in ("neg", "bn1d"):
+            return shape, (1, 1)
+        k = self.positive(call, a, "k", 1)
+        stride = self.positive(call, a, "stride", 1)
+        if name == "conv1d":
+            out = self.positive(call, a, "out", env["C_out"])
+            dilation = self.positive(call, a, "dilation", 1)
+            length = _conv_size(shape.height, k, stride, dilation)
+            return Shape(out, length, 1, shape.stride * stride, sequence=True), (stride, 1)
+        length = _pool_size(shape.height, k, stride, k // 2, False)
+        return Shape(shape.channels, length, 1, shape.stride * stride, sequence=True), (stride, 1)
 
     def nested(self, call: ast.OpCall, shape: Shape) -> Shape:
         """Another op inside this one: its parameters, then `out` and `stride`."""
@@ -647,7 +710,9 @@ class _Body:
         site = Site(call.span, f"op.{self.defn.name}.{call.name}") if self.own else self.site
         size = (shape.height, shape.width)
         affine = self.env["affine"]
-        inner = self.inference.op(name, shape.channels, out, stride, size, affine, site, self.where)
+        inner = self.inference.op(
+            name, shape.channels, out, stride, size, affine, site, self.where, 1, shape.sequence
+        )
         return attrs.evolve(inner, stride=shape.stride * stride)
 
 
