@@ -33,7 +33,9 @@ def drop_path(x: torch.Tensor, probability: float, training: bool) -> torch.Tens
     if not training or probability <= 0.0:
         return x
     keep = 1.0 - probability
-    mask = torch.empty((x.shape[0], 1, 1, 1), dtype=x.dtype, device=x.device).bernoulli_(keep)
+    # One draw per sample, whatever the sample's shape (a map, or a step's vector).
+    shape = (x.shape[0],) + (1,) * (x.dim() - 1)
+    mask = torch.empty(shape, dtype=x.dtype, device=x.device).bernoulli_(keep)
     return x / keep * mask
 
 

@@ -147,3 +147,35 @@ def test_darts_rnn_searches_the_grammar_corpus_and_exports(tmp_path, strategy):
                          runs_dir=tmp_path, epochs=1, batch_size=4)  # fmt: skip
     records = [json.loads(line) for line in (trained.run_dir / "metrics.jsonl").open()]
     assert records[-1]["test_ppl"] > 1
+
+
+LM_SEARCH = [
+    "search", "spaces/darts_rnn.nas", "--task", "language-model", "--data", "grammar,bptt=4",
+    "--subset", "8", "-D", "units=4", "--epochs", "3", "--shrink-steps", "2",
+    "--shrink-interval", "1", "--batch-size", "4", "--measure-samples", "4",
+    "--measure-on", "train-sample", "--seed", "1", "--quiet",
+]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_a_killed_language_model_search_resumes_to_the_same_result(tmp_path):
+    """Killed at the start of its last epoch, a search of DARTS' recurrent space resumes from
+    its checkpoint to the genotype and perplexities of the run that was never stopped."""
+    import signal
+
+    from tiny_search import lines, nasc as run_nasc
+
+    whole = run_nasc([*LM_SEARCH, "--runs-dir", str(tmp_path / "whole")])
+    assert whole.returncode == 0, whole.stderr
+    killed = run_nasc([*LM_SEARCH, "--runs-dir", str(tmp_path / "part")],
+                      env={"NASC_FAULT": "kill@3.1"})  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    [run] = (tmp_path / "part").iterdir()
+    resumed = run_nasc(["search", "--resume", str(run), "--quiet"])
+    assert resumed.returncode == 0, resumed.stderr
+    [reference] = (tmp_path / "whole").iterdir()
+    done = json.loads((run / "result.json").read_text())
+    assert done["genotype"] == json.loads((reference / "result.json").read_text())["genotype"]
+    ppl = [line["test_ppl"] for line in lines(run) if line.get("event") == "epoch"]
+    want = [line["test_ppl"] for line in lines(reference) if line.get("event") == "epoch"]
+    assert ppl == pytest.approx(want, rel=1e-6)
