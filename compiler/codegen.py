@@ -53,6 +53,7 @@ __all__ = [
 ]
 
 _counter = itertools.count()
+OUT = "out_"  # a recurrent cell's output, which its states may carry (a reserved name)
 
 
 def compile_source(source: str, name: str, tag: str):
@@ -206,8 +207,16 @@ def _statement(node: Node) -> list[str]:
     if isinstance(expr, Output):
         values = [_expr(value) for value in expr.values]
         if expr.concat:
-            return [f"    return torch.cat([{', '.join(values)}], dim=1)"]
-        return [f"    return {values[0]}"]
+            value = f"torch.cat([{', '.join(values)}], dim=1)"
+        elif expr.mean:
+            value = f"torch.stack([{', '.join(values)}]).mean(0)"
+        else:
+            value = values[0]
+        if not expr.states:
+            return [f"    return {value}"]
+        # A recurrent cell returns its output and its next states (`next h = ...`).
+        states = [OUT if state == "out" else _expr(state) for state in expr.states]
+        return [f"    {OUT} = {value}", f"    return {OUT}, ({', '.join(states)},)"]
     if isinstance(expr, Fused):
         helper, extra = ("_conv", ", lanes=True" if expr.lanes else "")
         if expr.kind == "bn":

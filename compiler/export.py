@@ -12,7 +12,7 @@ import torch
 from nasc.dsl import Genotype, NascUsageError, SpaceIR, apply_genotype, format_space
 from nasc.dsl.ir import BLOCK_EDGE
 
-from .supernet import CompileOptions, Supernet, compile_space
+from .supernet import CompileOptions, Supernet, compile_space, example_input
 from .widths import carried_state, sliced
 
 
@@ -85,13 +85,18 @@ def fixed_source(space: SpaceIR, genotype: Genotype, header: str | None = None) 
     return format_space(apply_genotype(space, genotype), header=header)
 
 
+TRACE_LENGTH = 35  # the steps a traced network of sequences reads (DARTS' bptt)
+
+
 def export_torchscript(network: Supernet, path: str | Path) -> Path:
-    """Trace the network in eval mode at its input size and save it as TorchScript."""
+    """Trace the network in eval mode at its input size and save it as TorchScript (a network
+    of sequences is traced on sequences of `TRACE_LENGTH` steps: the trace unrolls the steps, so
+    it reads sequences of that length)."""
     plan = network.plan
     was_training = network.training
     network.eval()
     device = next(network.parameters()).device
-    example = torch.zeros(2, plan.channels, plan.size, plan.size, device=device)
+    example = example_input(plan, 2, TRACE_LENGTH, device=device)
     try:
         with torch.no_grad(), warnings.catch_warnings():
             # TorchScript is what the evaluation tools of the DARTS family load; this PyTorch

@@ -201,10 +201,13 @@ class Dead:
 
 @attrs.frozen
 class Output:
-    """The cell's output: one value, or several concatenated."""
+    """The cell's output: one value, several concatenated, or (`mean`) their mean; and for a
+    recurrent cell its next states, each a value or the string `out` (the output itself)."""
 
     values: tuple[object, ...]
     concat: bool = False
+    mean: bool = False
+    states: tuple[object, ...] = ()
 
 
 EXPRESSIONS = (

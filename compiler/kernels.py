@@ -13,6 +13,8 @@ from torch.nn import functional
 
 def zeros(like: torch.Tensor, channels: int, stride: int) -> torch.Tensor:
     """A zero feature map for a node whose every edge is `none` or masked out."""
+    if like.dim() == 2:  # one time step of a sequence: (batch, features)
+        return like.new_zeros((like.shape[0], channels))
     height = (like.shape[2] + stride - 1) // stride
     width = (like.shape[3] + stride - 1) // stride
     return like.new_zeros((like.shape[0], channels, height, width))
@@ -31,7 +33,9 @@ def drop_path(x: torch.Tensor, probability: float, training: bool) -> torch.Tens
     if not training or probability <= 0.0:
         return x
     keep = 1.0 - probability
-    mask = torch.empty((x.shape[0], 1, 1, 1), dtype=x.dtype, device=x.device).bernoulli_(keep)
+    # One draw per sample, whatever the sample's shape (a map, or a step's vector).
+    shape = (x.shape[0],) + (1,) * (x.dim() - 1)
+    mask = torch.empty(shape, dtype=x.dtype, device=x.device).bernoulli_(keep)
     return x / keep * mask
 
 

@@ -50,7 +50,7 @@ from .ops import get_op
 # Names a user's name must not become: the generated code's own, and Python's.
 _RESERVED = frozenset(
     [*keyword.kwlist, *keyword.softkwlist, *dir(builtins), *GLOBALS]
-    + ["self", "w", "e", "image", "logits", "forward"]
+    + ["self", "w", "e", "image", "logits", "forward", "out_"]
 )
 
 
@@ -112,7 +112,9 @@ def build(cell: Cell, defs: tuple = (), drop: bool = False) -> Graph:
             for edge in cell.edges_into(node.name)
         )
         nodes.append(Node((var[node.name],), Combine(node.name, node.combine, edges)))
-    nodes.append(Node((), Output(tuple(Var(var[n]) for n in cell.output), bool(cell.concat))))
+    states = tuple("out" if node == "out" else Var(var[node]) for _, node in cell.states)
+    values = tuple(Var(var[n]) for n in cell.output)
+    nodes.append(Node((), Output(values, bool(cell.concat), cell.mean, states)))
     return Graph(
         cell=cell.name,
         function=f"cell_{identifier(cell.name)}",
@@ -265,13 +267,16 @@ def materialise_zeros(graph: Graph, cell: Cell, defs: tuple = ()) -> Graph:
         like = last
     for node in graph.nodes:
         if node.kind == "output":
-            values = tuple(
-                Zeros(like, dead[v.name], stride)
-                if isinstance(v, Var) and v.name in dead
-                else v
-                for v in node.expr.values
+            values, states = (
+                tuple(
+                    Zeros(like, dead[v.name], stride)
+                    if isinstance(v, Var) and v.name in dead
+                    else v
+                    for v in items
+                )
+                for items in (node.expr.values, node.expr.states)
             )
-            node = attrs.evolve(node, expr=attrs.evolve(node.expr, values=values))
+            node = attrs.evolve(node, expr=attrs.evolve(node.expr, values=values, states=states))
         else:
             for name in sorted(node.reads() & dead.keys()):
                 nodes.append(Node((name,), Zeros(like, dead.pop(name), stride)))

@@ -27,6 +27,8 @@ class Zero(nn.Module):
         self.stride = stride
 
     def forward(self, x):
+        if x.dim() < 4:  # a vector (B, F) or a sequence (B, L, F): features on the last axis
+            return x.new_zeros((*x.shape[:-1], self.C_out))
         height = (x.shape[2] + self.stride - 1) // self.stride
         width = (x.shape[3] + self.stride - 1) // self.stride
         return x.new_zeros((x.shape[0], self.C_out, height, width))
@@ -187,3 +189,52 @@ class Fuse(nn.ModuleList):
         for adapter, output in zip(self[1:], outputs[1:], strict=True):
             total = total + adapter(output)
         return total
+
+
+# --- sequences (docs/language.md, section 25) ----------------------------------------------------
+
+
+class Neg(nn.Module):
+    """The input negated: with a sum node or a residual, a difference."""
+
+    def forward(self, x):
+        return -x
+
+
+class FeatureNorm(nn.BatchNorm1d):
+    """BatchNorm over the features on the last axis: of vectors (B, F) or of every time step of
+    a sequence (B, L, F)."""
+
+    def forward(self, x):
+        if x.dim() == 3:
+            return super().forward(x.transpose(1, 2)).transpose(1, 2)
+        if x.dim() != 2:
+            raise RuntimeError(f"bn1d reads vectors or sequences, not a {x.dim()}-d tensor")
+        return super().forward(x)
+
+
+class TimeConv(nn.Module):
+    """A 1-D convolution over the time axis of a sequence (B, L, F), padded to keep L at
+    stride 1 (odd kernels)."""
+
+    def __init__(self, c_in: int, c_out: int, k: int, stride: int, dilation: int, bias: bool):
+        super().__init__()
+        pad = dilation * (k - 1) // 2
+        self.conv = nn.Conv1d(c_in, c_out, k, stride, pad, dilation, bias=bias)
+
+    def forward(self, x):
+        return self.conv(x.transpose(1, 2)).transpose(1, 2)
+
+
+class TimePool(nn.Module):
+    """Max or average pooling over the time axis of a sequence (B, L, F), padded by k // 2."""
+
+    def __init__(self, kind: str, k: int, stride: int):
+        super().__init__()
+        if kind == "max":
+            self.pool = nn.MaxPool1d(k, stride, k // 2)
+        else:
+            self.pool = nn.AvgPool1d(k, stride, k // 2, count_include_pad=False)
+
+    def forward(self, x):
+        return self.pool(x.transpose(1, 2)).transpose(1, 2)

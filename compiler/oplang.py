@@ -18,23 +18,32 @@ from torch import nn
 
 from nasc.dsl import NascUsageError, NasSemanticError, ast
 from nasc.dsl.ast import split_op_name
-from nasc.dsl.opdefs import PRIMITIVES, argument, info_of, prelude
+from nasc.dsl.opdefs import PRIMITIVES, argument, info_of, library, prelude
 from nasc.dsl.shapes import DECONV_HINT, deconv_problem
 
 from .modules import (
     FactorizedReduce,
+    FeatureNorm,
     GlobalPool,
     Identity,
+    Neg,
     Pooled,
     Product,
     Residual,
     SqueezeExcite,
+    TimeConv,
+    TimePool,
     Zero,
 )
 from .registry import OPS, OpEntry, unknown_op
 from .tokens import MLP, ClassToken, PatchEmbed, PositionEmbedding, SelfAttention, TokenPool
 
 __all__ = ["Builder", "Product", "Residual", "defined_entry", "register_prelude"]
+
+# The primitives of sequences, which also follow a flat vector (docs/language.md, section 25).
+SEQUENCE_STEPS = (
+    *("dense", "embedding", "dropout", "neg", "conv1d", "maxpool1d", "avgpool1d", "bn1d"),
+)
 
 
 @attrs.frozen
@@ -49,6 +58,7 @@ class Shape:
     flat: bool = False
     pooled: bool = False
     sequence: bool | None = False
+    steps: bool = False  # features on the last axis (after `dense`): a head's scores per step
 
 
 class Builder:
@@ -125,7 +135,7 @@ class Builder:
                 self.defn.span,
                 "pass the op's stride to one step, e.g. `conv(3, stride = stride)`",
             )
-        if self.defn.role == "head" and not shape.flat:
+        if self.defn.role == "head" and not (shape.flat or shape.steps):
             raise self.fail(
                 f"the head `{self.defn.name}` does not end in class scores",
                 self.defn.span,
@@ -256,7 +266,7 @@ class Builder:
         }
 
     def call(self, call: ast.OpCall, shape: Shape) -> tuple[nn.Module, Shape]:
-        if shape.flat and call.name not in ("linear", "identity"):
+        if shape.flat and call.name not in ("linear", "identity", *SEQUENCE_STEPS):
             raise self.fail(
                 f"`{call.name}` follows `gap` in op `{self.defn.name}`",
                 call.span,
@@ -432,7 +442,43 @@ class Builder:
             return MLP(c, hidden, out), Shape(out, shape.stride, sequence=True)
         if name == "token_pool":
             return TokenPool(bool(a.get("first", 0))), Shape(c, shape.stride, flat=True)
+        if name in SEQUENCE_STEPS:
+            return self.sequence_step(call, a, shape, positive)
         raise AssertionError(f"primitive `{name}` has no builder")
+
+    def sequence_step(self, call, a, shape: Shape, positive) -> tuple[nn.Module, Shape]:
+        """The primitives of sequences (docs/language.md, section 25)."""
+        name, c = call.name, shape.channels
+        if name == "dense":
+            out = positive("out", self.env["C_out"])
+            module = nn.Linear(c, out, bias=bool(a.get("bias", 1)))
+            return module, Shape(out, shape.stride, shape.flat, steps=True)
+        if name == "embedding":
+            out = positive("out", self.env["C_out"])
+            return nn.Embedding(c, out), Shape(out, shape.stride, steps=True)
+        if name == "dropout":
+            p = a.get("p", 0.5)
+            if not 0 <= p < 1:
+                raise self.fail(
+                    f"`p` of `dropout` in op `{self.defn.name}` must lie in [0, 1), not {p}",
+                    call.span,
+                    "write a probability, e.g. `dropout(0.25)`",
+                )
+            return nn.Dropout(p), shape
+        if name == "neg":
+            return Neg(), shape
+        if name == "bn1d":
+            affine = bool(a.get("affine", self.env["affine"]))
+            return FeatureNorm(c, affine=affine, track_running_stats=self.track), shape
+        if name == "conv1d":
+            k, stride = positive("k", 1), positive("stride", 1)
+            out = positive("out", self.env["C_out"])
+            dilation = positive("dilation", 1)
+            module = TimeConv(c, out, k, stride, dilation, bool(a.get("bias", 0)))
+            return module, Shape(out, shape.stride * stride, steps=True)
+        k, stride = positive("k", 1), positive("stride", 1)
+        module = TimePool("max" if name == "maxpool1d" else "avg", k, stride)
+        return module, Shape(c, shape.stride * stride, steps=True)
 
     def nested(self, call: ast.OpCall, shape: Shape) -> tuple[nn.Module, Shape]:
         """Another op inside this one: its parameters, then `out` and `stride`."""
@@ -476,7 +522,7 @@ def defined_entry(name: str, defs: tuple[ast.OpDef, ...] = ()) -> OpEntry | None
         base, values = split_op_name(name)
     except ValueError:
         return None
-    by_name = {defn.name: defn for defn in prelude()}
+    by_name = {defn.name: defn for defn in library()}
     by_name.update((defn.name, defn) for defn in defs)
     defn = by_name.get(base)
     if defn is None:

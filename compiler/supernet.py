@@ -243,6 +243,59 @@ class CellModule(nn.Module):
         return f"cell_type={self.cell_type}, width={self.width}"
 
 
+class RecurrentCellModule(CellModule):
+    """One placed recurrent cell (docs/language.md, section 25): the cell's generated step,
+    unrolled over the time axis of its inputs, (batch, length, features), carrying its states
+    (`next h = h1`) from step t - 1 to step t. Its output is the sequence of the step outputs.
+
+    Attributes:
+        initial: the states at the first step, in the order of the cell's `next` statements,
+            or None for zeros (as torch's recurrent layers start); language modelling carries
+            the last batch's final states over, detached (truncated backpropagation).
+        final: the states after the last step of the latest forward.
+        carry: start each forward from the previous one's final states, detached (truncated
+            backpropagation through time), when both ran in the same mode (training or
+            evaluation) on the same batch size; from zeros otherwise.
+    """
+
+    def __init__(self, cell: Cell, stage: Stage, options: CompileOptions, defs: tuple = ()):
+        super().__init__(cell, stage, options, defs)
+        self.positions = cell.step_inputs
+        self.state_slots = tuple(cell.input_names.index(name) for name in cell.state_names)
+        self.state_channels = tuple(stage.node_channels[name] for name in cell.state_names)
+        self.initial: tuple[torch.Tensor, ...] | None = None
+        self.final: tuple[torch.Tensor, ...] | None = None
+        self.carry = False
+        self._carried: tuple[bool, tuple[torch.Tensor, ...]] | None = None
+
+    def forward(self, *inputs):
+        *sequences, weights = inputs
+        batch, length = sequences[0].shape[:2]
+        states = self.initial
+        if states is None and self.carry and self._carried is not None:
+            mode, carried = self._carried
+            if mode == self.training and carried[0].shape[0] == batch:
+                states = carried
+        if states is None:
+            states = tuple(sequences[0].new_zeros(batch, c) for c in self.state_channels)
+        arguments: list = [None] * (len(self.positions) + len(self.state_slots))
+        outputs = []
+        for t in range(length):
+            for position, sequence in zip(self.positions, sequences):
+                arguments[position] = sequence[:, t]
+            for slot, state in zip(self.state_slots, states):
+                arguments[slot] = state
+            out, states = super().forward(*arguments, weights)
+            outputs.append(out)
+        self.final = states
+        if self.carry:
+            self._carried = (self.training, tuple(state.detach() for state in states))
+        return torch.stack(outputs, dim=1)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + ", recurrent"
+
+
 def check_partial_channels(space, overrides: Mapping[str, int] | None, k: int) -> None:
     """Refuse a `--partial-channels K` that some choice edge of the search supernet cannot take,
     from the macro plan alone: before data is loaded or weights are built."""
@@ -300,10 +353,13 @@ class Supernet(nn.Module):
         self.stages = nn.ModuleList(self.build_stage(stage) for stage in plan.stages)
         # Choices among widths: entangled weights sliced to the live widths (compiler/widths.py).
         self.widths = Widths(self) if space.width_choices else None
+        tie_weights(self)
         # oneDNN's backward of a strided 1x1 conv on channels-last input with few input channels
         # corrupts the heap (docs/compiler.md); FactorizedReduce runs its own on NCHW, and a
         # network with any other runs NCHW throughout.
-        self.channels_last = options.channels_last and not strided_pointwise_convs(self)
+        self.channels_last = (
+            options.channels_last and not plan.sequence and not strided_pointwise_convs(self)
+        )
         self._compiled_version = -1
         self._forward = None
         self._cuda_forward = None  # `torch.compile` of `_forward`, built on first CUDA use
@@ -315,7 +371,9 @@ class Supernet(nn.Module):
         """The module of one placed stage (a cell, or a stem, block or head op)."""
         space, options = self.space, self.options
         if stage.kind == "cell":
-            module = CellModule(space.cell(stage.name), stage, options, space.opdefs)
+            cell = space.cell(stage.name)
+            kind = RecurrentCellModule if cell.recurrent else CellModule
+            module = kind(cell, stage, options, space.opdefs)
         elif stage.kind == "aux" and not options.auxiliary:
             module = nn.Identity()  # keeps stage indices aligned; never called
         elif (
@@ -492,6 +550,36 @@ class Supernet(nn.Module):
         return state
 
 
+def tie_weights(net: Supernet) -> None:
+    """Share the embedding's weight with a head marked `tied` (docs/language.md, section 25).
+
+    Raises:
+        NascUsageError: the network has no embedding, or its size differs from the head's.
+    """
+    for stage, module in zip(net.plan.stages, net.stages):
+        if stage.kind not in ("head", "aux") or not get_op(stage.name, net.space.opdefs).info.tied:
+            continue
+        embeddings = [m for m in net.stages.modules() if isinstance(m, nn.Embedding)]
+        linears = [m for m in module.modules() if isinstance(m, nn.Linear)]
+        where = f"the head `{stage.name}` of `{net.space.name}`"
+        if not embeddings or len(linears) != 1:
+            raise NascUsageError(
+                f"{where} is `tied`, but the network has no embedding or the head no single "
+                "dense layer",
+                hint="tie a head that is one `dense` to a network that starts with `embedding`",
+            )
+        embedding, linear = embeddings[0], linears[0]
+        if embedding.weight.shape != linear.weight.shape:
+            tokens, width = embedding.weight.shape
+            raise NascUsageError(
+                f"{where} is `tied` to an embedding of {tokens} tokens x {width} features, but "
+                f"maps {linear.in_features} features to {linear.out_features} scores",
+                hint="a tied decoder reads as many features as the embedding makes, and scores "
+                "each token of the vocabulary: place the last cell at the embedding's width",
+            )
+        linear.weight = embedding.weight
+
+
 def strided_pointwise_convs(net: nn.Module) -> list[str]:
     """The 1x1 convolutions with a stride, outside FactorizedReduce (which guards its own)."""
     guarded = {
@@ -533,6 +621,16 @@ def compile_space(
     return Supernet(space, plan, options, generator)
 
 
+def example_input(plan: Plan, batch: int = 2, length: int = 1, device=None) -> torch.Tensor:
+    """Zeros of the network's input: images (batch, channels, size, size), token ids
+    (batch, length) or sequences of vectors (batch, length, features)."""
+    if plan.tokens:
+        return torch.zeros(batch, length, dtype=torch.long, device=device)
+    if plan.sequence:
+        return torch.zeros(batch, length, plan.channels, device=device)
+    return torch.zeros(batch, plan.channels, plan.size, plan.size, device=device)
+
+
 def count_flops(net: nn.Module, channels: int, size: int) -> int:
     """Multiply-accumulates of convolutions and linear layers for one image (as NAS papers
     report FLOPs), measured by running the network once in eval mode."""
@@ -563,9 +661,15 @@ def count_flops(net: nn.Module, channels: int, size: int) -> int:
     was_training = net.training
     net.eval()
     device = next(net.parameters()).device
+    plan = getattr(net, "plan", None)
+    example = (
+        example_input(plan, 2, device=device)
+        if plan is not None and plan.sequence
+        else torch.zeros(2, channels, size, size, device=device)
+    )
     try:
         with torch.no_grad():
-            net(torch.zeros(2, channels, size, size, device=device))
+            net(example)
     finally:
         for handle in handles:
             handle.remove()

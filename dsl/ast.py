@@ -353,6 +353,18 @@ class OpDef:
     def stride(self) -> int | None:
         return next((value for name, value in self.flags if name == "stride"), None)
 
+    @property
+    def sequence(self) -> bool:
+        """An op of sequence networks (`with sequence`): it keeps its input's width, so it
+        belongs on the edges of recurrent cells rather than anywhere a width changes."""
+        return any(name == "sequence" for name, _ in self.flags)
+
+    @property
+    def tied(self) -> bool:
+        """A head whose dense layer shares the weight of the network's embedding (`with head,
+        tied`: tied input and output embeddings, as language models are trained)."""
+        return any(name == "tied" for name, _ in self.flags)
+
 
 def op_name(name: str, values: tuple[int, ...] | list[int]) -> str:
     """The canonical name of a parametric op with its arguments: `mbconv(6,5)`."""
@@ -447,11 +459,23 @@ class KeepDecl:
 
 @attrs.frozen(kw_only=True)
 class OutputDecl:
-    """`out NAME` or `out concat(NAME, ...)`."""
+    """`out NAME`, `out concat(NAME, ...)` or `out mean(NAME, ...)` (`mean`: the nodes'
+    element-wise mean, as DARTS' recurrent cell ends)."""
 
     nodes: tuple[str, ...] = attrs.field(converter=_tuple)
     concat: bool
     span: Span | None = _span_field()
+    mean: bool = False
+
+
+@attrs.frozen(kw_only=True)
+class NextDecl:
+    """`next STATE = NODE`: the node's value becomes the state input's at the next time step."""
+
+    state: str
+    node: str
+    span: Span | None = _span_field()
+    node_span: Span | None = _span_field()
 
 
 @attrs.frozen(kw_only=True)
@@ -462,7 +486,9 @@ class CellDecl:
     inputs: tuple[CellInput, ...] = attrs.field(converter=_tuple)
     flags: tuple[str, ...] = attrs.field(converter=_tuple)
     flag_spans: tuple[Span | None, ...] = attrs.field(converter=_tuple, eq=False, repr=False)
-    body: tuple[NodeDecl | KeepDecl | OutputDecl, ...] = attrs.field(converter=_tuple)
+    body: tuple[NodeDecl | KeepDecl | OutputDecl | NextDecl, ...] = attrs.field(
+        converter=_tuple
+    )
     span: Span | None = _span_field()
 
 

@@ -13,7 +13,7 @@ from .ir import CELL_FLAGS, Cell, OpInfo, SpaceIR
 from .macro import instantiate
 from .netchecks import check_network
 from .opcheck import check_op, known_list, suggest
-from .opdefs import check_definitions, info_of
+from .opdefs import check_definitions, info_of, sequence_catalog
 from .shapes import check_shapes
 
 KEEP_RULES = ("edge", "node")
@@ -24,6 +24,8 @@ def with_definitions(space: SpaceIR, catalog: Mapping[str, OpInfo] | None):
     if catalog is None:
         check_definitions(space.opdefs, None)
         return None
+    # The sequence library's ops are nasc's too (docs/language.md, section 25).
+    catalog = {**catalog, **sequence_catalog()}
     builtin = frozenset(catalog)
     merged = {**catalog, **{defn.name: info_of(defn) for defn in space.opdefs}}
     check_definitions(space.opdefs, merged, builtin)
@@ -158,6 +160,7 @@ def _check_cell(space: SpaceIR, cell: Cell, catalog) -> None:
             hint="define at least one node, e.g. `n1 = x:nb201`",
         )
     _check_output(space, cell)  # first: without a valid `out`, every node looks unused
+    _check_states(space, cell)
     _check_edges(space, cell, catalog, order)
     _check_keeps(space, cell)
 
@@ -235,7 +238,11 @@ def _check_edges(space: SpaceIR, cell: Cell, catalog, order: dict[str, int]) -> 
                 path=f"{base}.{node.name}",
                 hint="a node reads at least one input or earlier node",
             )
-        if node.name not in inputs_used and node.name not in cell.output:
+        if (
+            node.name not in inputs_used
+            and node.name not in cell.output
+            and all(node.name != carried for _, carried in cell.states)
+        ):
             raise NasSemanticError(
                 f"node `{node.name}` is never used: no node reads it and `out` leaves it out",
                 span=node.span,
@@ -285,6 +292,61 @@ def _check_output(space: SpaceIR, cell: Cell) -> None:
             span=cell.output_span or cell.span,
             path=f"{base}.out",
             hint="list each node once in `out concat(...)`",
+        )
+
+
+def _check_states(space: SpaceIR, cell: Cell) -> None:
+    """`next STATE = NODE`: the state is an input of the cell, carried once, from a node (or
+    the output, `out`); at least one input is left for the sequence to feed."""
+    base = f"{space.name}.{cell.name}"
+    seen: set[str] = set()
+    nodes = set(cell.node_names)
+    for (state, node), span in zip(cell.states, cell.state_spans or (None,) * len(cell.states)):
+        path = f"{base}.next.{state}"
+        if state not in cell.input_names:
+            what = "a node" if state in nodes else "undefined"
+            raise NasSemanticError(
+                f"`next {state}` names a state that is not an input of cell `{cell.name}` "
+                f"(`{state}` is {what})",
+                span=span or cell.span,
+                path=path,
+                hint=f"a state is an input the cell reads at step t from step t - 1: add it to "
+                f"the inputs, `cell {cell.name}({', '.join((*cell.input_names, state))})`",
+            )
+        if state in seen:
+            raise NasSemanticError(
+                f"the state `{state}` of cell `{cell.name}` is carried twice",
+                span=span or cell.span,
+                path=path,
+                hint="write one `next` per state",
+            )
+        seen.add(state)
+        if node != "out" and node not in nodes:
+            what = "an input" if node in cell.input_names else "undefined"
+            raise NasSemanticError(
+                f"`next {state} = {node}` carries `{node}`, which is {what}",
+                span=span or cell.span,
+                path=path,
+                hint=f"a state takes the value of a node at the end of the step "
+                f"({', '.join(cell.node_names)}), or of the cell's output: `next {state} = out`",
+            )
+        item = next(item for item in cell.inputs if item.name == state)
+        if item.adapter is not None:
+            adapter = item.adapter
+            raise NasSemanticError(
+                f"the state `{state}` of cell `{cell.name}` has an adapter",
+                span=item.adapter_span or span or cell.span,
+                path=path,
+                hint=f"a state is carried as it is: write `{state}`, not `{state}:{adapter}`",
+            )
+    if cell.states and len(cell.states) == len(cell.inputs):
+        raise NasSemanticError(
+            f"every input of the recurrent cell `{cell.name}` is a state, so the sequence feeds "
+            "nothing",
+            span=cell.state_spans[0] if cell.state_spans else cell.span,
+            path=base,
+            hint=f"add the input at step t first: `cell {cell.name}(x, "
+            f"{', '.join(cell.input_names)})`",
         )
 
 

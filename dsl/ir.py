@@ -69,6 +69,8 @@ class OpInfo:
     params: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
     per_pixel: bool = False
     resampling: bool = False
+    tied: bool = False  # a head that shares the embedding's weight (docs/language.md, 25)
+    sequence: bool = False  # an op of sequences: `with sequence`, or a dense layer, conv1d, ...
 
 
 @attrs.frozen(kw_only=True)
@@ -189,6 +191,29 @@ class Cell:
     span: Span | None = _span_field()
     output_span: Span | None = _span_field()
     flag_spans: Mapping[str, Span] = attrs.field(factory=dict, eq=False, repr=False)
+    # Sequences (docs/language.md, section 25): the output as the mean of its nodes, and the
+    # states a recurrent cell carries, as (state input, node whose value it takes next step).
+    mean: bool = False
+    states: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=_tuple)
+    state_spans: tuple[Span | None, ...] = attrs.field(
+        default=(), converter=_tuple, eq=False, repr=False
+    )
+
+    @property
+    def recurrent(self) -> bool:
+        """The cell carries states from one time step to the next (`next h = n`)."""
+        return bool(self.states)
+
+    @functools.cached_property
+    def state_names(self) -> tuple[str, ...]:
+        """The inputs that are states, read at step t from the cell's step t - 1."""
+        return tuple(state for state, _ in self.states)
+
+    @functools.cached_property
+    def step_inputs(self) -> tuple[int, ...]:
+        """The positions of the inputs that the network feeds (every input but the states)."""
+        states = set(self.state_names)
+        return tuple(i for i, item in enumerate(self.inputs) if item.name not in states)
 
     @property
     def reduction(self) -> bool:

@@ -122,6 +122,7 @@ def _lower_cell(space: str, decl: ast.CellDecl, opsets: dict[str, ir.OpSet]) -> 
     edges: dict[tuple[str, str], dict] = {}
     keeps: list[ir.Keep] = []
     outputs: list[ast.OutputDecl] = []
+    states: list[ast.NextDecl] = []
     named: set[str] = set()
     for statement in decl.body:
         if isinstance(statement, ast.NodeDecl):
@@ -146,6 +147,8 @@ def _lower_cell(space: str, decl: ast.CellDecl, opsets: dict[str, ir.OpSet]) -> 
                     per_span=statement.per_span,
                 )
             )
+        elif isinstance(statement, ast.NextDecl):
+            states.append(statement)
         else:
             outputs.append(statement)
     if len(outputs) > 1:
@@ -168,6 +171,9 @@ def _lower_cell(space: str, decl: ast.CellDecl, opsets: dict[str, ir.OpSet]) -> 
         edges=[ir.Edge(**fields) for fields in edges.values()],
         output=output.nodes if output else (),
         concat=output.concat if output else False,
+        mean=output.mean if output else False,
+        states=[(item.state, item.node) for item in states],
+        state_spans=[item.span for item in states],
         flags=decl.flags,
         keeps=keeps,
         span=decl.span,

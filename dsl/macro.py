@@ -17,7 +17,7 @@ import attrs
 from .ast import ALL, evaluate, op_name
 from .errors import NasSemanticError, Span
 from .ir import Cell, OpInfo, SpaceIR, resolve_params
-from .opdefs import info_of, prelude
+from .opdefs import info_of, library
 
 IMAGE = -1  # the index that stands for the network's input image
 MAX_STAGES = 10_000  # far more than any real network; keeps a huge repeat count from hanging lint
@@ -88,6 +88,10 @@ class Plan:
     channels: int
     size: int
     stages: tuple[Stage, ...]
+    # The network reads sequences (`input tokens(V)` or `input sequence(F)`): every stage's
+    # output is (batch, length, features), its size 1 (the length is the data's).
+    sequence: bool = False
+    tokens: bool = False
 
     def cells_of(self, name: str) -> tuple[Stage, ...]:
         return tuple(stage for stage in self.stages if stage.kind == "cell" and stage.name == name)
@@ -193,7 +197,7 @@ def _info(space: SpaceIR, catalog, name: str | None) -> OpInfo | None:
     if catalog is not None and name in catalog:
         return catalog[name]
     base = name.split("(")[0]
-    defn = next((d for d in (*space.opdefs, *prelude()) if d.name == base), None)
+    defn = next((d for d in (*space.opdefs, *library()) if d.name == base), None)
     return info_of(defn) if defn is not None else None
 
 
@@ -223,13 +227,20 @@ def _check_decisions(space: SpaceIR, decisions, params: Mapping[str, int]) -> No
 
 def cell_channels(cell: Cell, in_channels: tuple[int, ...], width: int) -> dict[str, int]:
     """Channels of every input (after its adapter) and node of a cell placed at `width`;
-    `in_channels` holds the incoming channels of each input."""
-    channels = {
-        item.name: (width if item.adapter else c) for item, c in zip(cell.inputs, in_channels)
-    }
+    `in_channels` holds the incoming channels of each input the network feeds (a recurrent
+    cell's state has the channels of the node it carries, or of the output)."""
+    fed = [cell.inputs[i] for i in cell.step_inputs]
+    channels = {item.name: (width if item.adapter else c) for item, c in zip(fed, in_channels)}
     for node in cell.nodes:
         into = len(cell.edges_into(node.name))
         channels[node.name] = width * into if node.combine == "concat" else width
+    out = channels[cell.output[0]] if cell.mean or not cell.concat else None
+    for state, node in cell.states:
+        channels[state] = (
+            channels[node]
+            if node != "out"
+            else out or sum(channels[name] for name in cell.output)
+        )
     return channels
 
 
@@ -264,7 +275,12 @@ def instantiate(
             _place_call(space, params, catalog, layout, item)
         _name_output(space, layout, item)
     return Plan(
-        params=params, channels=layout.channels, size=layout.size, stages=tuple(layout.stages)
+        params=params,
+        channels=layout.channels,
+        size=layout.size,
+        stages=tuple(layout.stages),
+        sequence=layout.sequence is not None,
+        tokens=layout.sequence == "tokens",
     )
 
 
@@ -281,6 +297,7 @@ class _Layout:
     named: dict[str, tuple[int, int, int] | None] = attrs.Factory(dict)
     phase: str | None = None
     placed_from: int = 0  # the number of stages before the statement being placed
+    sequence: str | None = None  # `tokens` or `sequence` for a network that reads sequences
 
     def current(self) -> tuple[int, int, int]:
         """The last output of the main path, or the input image."""
@@ -324,6 +341,10 @@ def _value(
 def _read_input(space: SpaceIR, params: Mapping[str, int], items) -> _Layout:
     """The layout before any stage: the channels and size of the `input` statement."""
     item = next(item for item in items if item.kind == "input")
+    if item.label is not None:  # `input tokens(vocabulary)`, `input sequence(features)`
+        what = "vocabulary" if item.label == "tokens" else "features"
+        channels = _value(space, params, item.args[0], f"the input's {what}", item.span)
+        return _Layout(channels=channels, size=1, sequence=item.label)
     channels = _value(space, params, item.args[0], "the input's channels", item.span)
     size = _value(space, params, item.args[1], "the input's size", item.span)
     return _Layout(channels=channels, size=size)
@@ -443,8 +464,9 @@ def _place_cells(space: SpaceIR, params: Mapping[str, int], catalog, layout: _La
 
 
 def _cell_feeds(space: SpaceIR, cell: Cell, layout: _Layout, item) -> list[list]:
-    """Per input of the cell, the outputs it reads: (stage index, channels, size, span)."""
-    k = len(cell.inputs)
+    """Per input of the cell that the network feeds (a recurrent cell's states are its own), the
+    outputs it reads: (stage index, channels, size, span)."""
+    k = len(cell.step_inputs)
     if item is None or not item.sources:
         feeding = layout.outputs[-k:] if layout.outputs else [layout.current()]
         feeding = [feeding[0]] * (k - len(feeding)) + feeding
@@ -457,7 +479,8 @@ def _cell_feeds(space: SpaceIR, cell: Cell, layout: _Layout, item) -> list[list]
             span=item.source_spans[0] if item.source_spans else item.span,
             path=f"{space.name}.network.{cell.name}",
             hint=f"name one source per input of `{cell.name}`, in the order of "
-            f"`{cell.name}({', '.join(cell.input_names)})`",
+            f"`{cell.name}({', '.join(cell.input_names[i] for i in cell.step_inputs)})`"
+            + (" (its states are carried, not read)" if cell.recurrent else ""),
         )
     feeds = []
     for position, name in enumerate(item.sources):
@@ -485,8 +508,10 @@ def _cell_stage(
     index = len(layout.stages)
     feeds = _cell_feeds(space, cell, layout, item)
     fused = []
-    for slot, input_ in enumerate(cell.inputs):
-        if item is not None and item.sources and item.sources[slot] == ALL:
+    steps = cell.step_inputs  # feed i reaches input steps[i] (a recurrent cell's states: none)
+    for position, slot in enumerate(steps):
+        input_ = cell.inputs[slot]
+        if item is not None and item.sources and item.sources[position] == ALL:
             if input_.adapter is None:
                 raise NasSemanticError(
                     f"input `{input_.name}` of cell `{cell.name}` reads `from all`, whose "
@@ -503,10 +528,10 @@ def _cell_stage(
         base = layout.current()[2]
     else:
         base = feeds[-1][-1][2]
-    reads = [(slot, size, span) for slot, feed in enumerate(feeds) for _, _, size, span in feed]
+    reads = [(steps[i], size, span) for i, feed in enumerate(feeds) for _, _, size, span in feed]
     scales = _read_scales(space, catalog, cell, reads, base, index, item_span)
     flat = [read for feed in feeds for read in feed]
-    slots = tuple(slot for slot, feed in enumerate(feeds) for _ in feed)
+    slots = tuple(steps[i] for i, feed in enumerate(feeds) for _ in feed)
     slot_channels = tuple(feed[-1][1] for feed in feeds)
     node_channels = cell_channels(cell, slot_channels, width)
     ups = tuple(up for _, up in scales)
@@ -519,7 +544,9 @@ def _cell_stage(
         in_size=base,
         width=width,
         stride=2 if cell.reduction else 1,
-        out_channels=sum(node_channels[name] for name in cell.output),
+        out_channels=node_channels[cell.output[0]]
+        if cell.mean
+        else sum(node_channels[name] for name in cell.output),
         out_size=halve(base, 2) if cell.reduction else base,
         input_strides=tuple(stride for stride, _ in scales),
         input_ups=ups if any(up > 1 for up in ups) else (),

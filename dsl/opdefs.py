@@ -177,6 +177,51 @@ PRIMITIVES: dict[str, Primitive] = {
             doc="a sequence to a flat vector: its first token (the class token) when first = 1, "
             "else the mean of the tokens",
         ),
+        # --- sequences (docs/language.md, section 25)
+        Primitive(
+            name="dense",
+            params=("out", "bias"),
+            doc="dense (fully connected) layer on the last axis, a vector's or each time step's "
+            "features, to `out` (default C_out); bias unless bias = 0",
+        ),
+        Primitive(
+            name="embedding",
+            params=("out",),
+            doc="a table of one vector of `out` features (default C_out) per token of the "
+            "vocabulary (C_in): token ids to vectors",
+        ),
+        Primitive(
+            name="dropout",
+            params=("p",),
+            reals=("p",),
+            doc="dropout: zero each element with probability p (a decimal), scaling the rest",
+        ),
+        Primitive(name="neg", doc="the input negated, -x: with a sum, a difference"),
+        Primitive(
+            name="bn1d",
+            params=("affine",),
+            doc="BatchNorm over the features of vectors or time steps (affine as the op's "
+            "`affine`): DARTS' recurrent search normalises every node so",
+        ),
+        Primitive(
+            name="conv1d",
+            params=("k", "out", "stride", "dilation", "bias"),
+            required=("k",),
+            doc="1-D convolution over the time axis of a sequence: kernel k, out features "
+            "(default C_out), stride, dilation, bias (0 or 1); padded to keep the length",
+        ),
+        Primitive(
+            name="maxpool1d",
+            params=("k", "stride"),
+            required=("k",),
+            doc="max pooling over the time axis of a sequence (padding k // 2)",
+        ),
+        Primitive(
+            name="avgpool1d",
+            params=("k", "stride"),
+            required=("k",),
+            doc="average pooling over the time axis of a sequence (padding k // 2, not counted)",
+        ),
     )
 }
 
@@ -195,6 +240,11 @@ SEQUENCE_HINT = (
     "`linear`"
 )
 MAP_HINT = "turn the map into a sequence of tokens first, e.g. `patch_embed(16)` (16x16 patches)"
+
+
+# The primitives that read only sequences (docs/language.md, section 25): an op built of one is
+# marked `OpInfo.sequence`, for networks that read `input tokens(...)` or `input sequence(...)`.
+SEQUENCE_ONLY = ("dense", "embedding", "conv1d", "maxpool1d", "avgpool1d", "bn1d")
 
 
 def _path(defn: ast.OpDef) -> str:
@@ -274,6 +324,9 @@ def info_of(defn: ast.OpDef) -> OpInfo:
         params=defn.params,
         per_pixel=defn.per_pixel,
         resampling=defn.resampling,
+        tied=defn.tied,
+        sequence=defn.sequence
+        or any(call.name in SEQUENCE_ONLY for call in walk_calls(defn.body)),
     )
 
 
@@ -313,7 +366,7 @@ def check_definitions(
             )
         seen[defn.name] = defn
         for flag, value in defn.flags:
-            if flag in ("head", "per_pixel", "resampling") and value is None:
+            if flag in ("head", "per_pixel", "resampling", "tied", "sequence") and value is None:
                 continue
             if flag == "stride" and value in (2, 4, 8, 16, 32):
                 continue
@@ -323,8 +376,9 @@ def check_definitions(
                 path=path,
                 hint="op flags are `head` (the op ends in class scores), `per_pixel` (a head "
                 "that ends in a map of class scores), `resampling` (an adapter for any "
-                "power-of-two scale) and `stride 2|4|8|16|32` (a stem that reduces on its own, "
-                "e.g. a patch embedding)",
+                "power-of-two scale), `stride 2|4|8|16|32` (a stem that reduces on its own, e.g. "
+                "a patch embedding), `tied` (a head that shares the embedding's weight) and "
+                "`sequence` (an op of recurrent cells that keeps its input's width)",
             )
         if len(set(defn.params)) != len(defn.params):
             raise NasSemanticError(
@@ -473,6 +527,36 @@ def prelude() -> tuple[ast.OpDef, ...]:
         error.source = text
         raise
     return defs
+
+
+@functools.lru_cache(maxsize=1)
+def sequence_library() -> tuple[ast.OpDef, ...]:
+    """The op library of sequences (`dsl/sequences.nas`, docs/language.md section 25), parsed
+    and checked once against the prelude."""
+    from .syntax import parse_module
+
+    text = resources.files("nasc.dsl").joinpath("sequences.nas").read_text(encoding="utf-8")
+    try:
+        module = parse_module(text, "<sequences>")
+        defs = tuple(item for item in module.items if isinstance(item, ast.OpDef))
+        if len(defs) != len(module.items):
+            raise NasSemanticError("the sequence library holds only `op` definitions")
+        catalog = {**prelude_catalog(), **{defn.name: info_of(defn) for defn in defs}}
+        check_definitions(defs, catalog, frozenset(prelude_catalog()))
+    except NascError as error:
+        error.source = text
+        raise
+    return defs
+
+
+def library() -> tuple[ast.OpDef, ...]:
+    """Every op definition shipped with nasc: the prelude's and the sequence library's."""
+    return (*prelude(), *sequence_library())
+
+
+def sequence_catalog() -> dict[str, OpInfo]:
+    """The sequence library's ops as the language sees them."""
+    return {defn.name: info_of(defn) for defn in sequence_library()}
 
 
 def prelude_catalog() -> dict[str, OpInfo]:

@@ -77,8 +77,12 @@ def format_cell(cell: Cell) -> str:
     if cell.output:
         if cell.concat:
             lines.append(f"    out concat({', '.join(cell.output)})")
+        elif cell.mean:
+            lines.append(f"    out mean({', '.join(cell.output)})")
         else:
             lines.append(f"    out {cell.output[0]}")
+    for state, node in cell.states:
+        lines.append(f"    next {state} = {node}")
     lines.append("}")
     return "\n".join(lines)
 
@@ -114,6 +118,9 @@ def format_network(network: Network) -> str:
         indent = f"    {item.phase} " if item.phase else "    "
         if item.name is not None:
             indent += f"{item.name} = "
+        if item.kind == "input" and item.label is not None:  # tokens or sequence
+            lines.append(f"{indent}input {item.label}({format_expr(item.args[0])})")
+            continue
         if item.kind == "input":
             lines.append(f"{indent}input({format_expr(item.args[0])}, {format_expr(item.args[1])})")
             continue

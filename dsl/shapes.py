@@ -21,8 +21,14 @@ from . import ast
 from .errors import NasSemanticError, Span
 from .ir import SpaceIR
 from .macro import IMAGE, MAX_SIZE, Plan, Stage, halve
-from .opdefs import PRIMITIVES, SEQUENCE_PRIMITIVES, Primitive, argument, prelude
+from .opdefs import PRIMITIVES, SEQUENCE_PRIMITIVES, Primitive, argument, library
 from .tokens import check_reads, describe, token_step
+
+# The primitives of sequences over time (docs/language.md, section 25), which
+# `_Body.sequence_step` shapes; the token primitives of transformers are `SEQUENCE_PRIMITIVES`.
+TIME_PRIMITIVES = (
+    *("dense", "embedding", "dropout", "neg", "conv1d", "maxpool1d", "avgpool1d", "bn1d"),
+)
 
 # Said of a product whose factors differ in size.
 PRODUCT_HINT = (
@@ -95,6 +101,7 @@ class Placement:
     up: int = 1
     stage: int | None = None
     reads: int | None = None
+    sequence: bool = False  # it reads (batch, length, features), or one step's (batch, features)
 
 
 def placements(space: SpaceIR, plan: Plan) -> Iterator[Placement]:
@@ -117,6 +124,7 @@ def placements(space: SpaceIR, plan: Plan) -> Iterator[Placement]:
             site=site,
             stage=stage.index,
             reads=stage.inputs[0] if stage.inputs else None,
+            sequence=plan.sequence,
         )
 
 
@@ -129,14 +137,14 @@ def check_shapes(space: SpaceIR, plan: Plan, catalog: Mapping | None) -> None:
     """
     if catalog is None:
         return
-    inference = _Inference(space)
+    inference = _Inference(space, plan.sequence)
     seen: dict[tuple, Shape] = {}
     outputs: dict[int, Shape] = {}  # what each stem and block gives: a sequence goes on
     for place in placements(space, plan):
         given = outputs.get(place.reads) if place.stage is not None else None
-        given = given if given is not None and given.sequence else None
+        given = given if given is not None and given.sequence and not plan.sequence else None
         key = (place.op, place.c_in, place.c_out, place.stride, place.size, place.affines)
-        key += (place.up, given)
+        key += (place.up, given, place.sequence)
         if key not in seen:  # else checked at an earlier place: the same shapes, the same result
             for affine in place.affines:
                 seen[key] = inference.place(
@@ -149,12 +157,14 @@ def check_shapes(space: SpaceIR, plan: Plan, catalog: Mapping | None) -> None:
                     place.site,
                     place.up,
                     given,
+                    place.sequence,
                 )
         if place.stage is not None:
             outputs[place.stage] = seen[key]
     for stage in plan.stages:
         tokens = [i for i in stage.inputs if i in outputs and outputs[i].sequence]
-        if stage.kind == "cell" and tokens and space.cell(stage.name).block is None:
+        cell_type = space.cell(stage.name) if stage.kind == "cell" else None
+        if cell_type is not None and tokens and cell_type.block is None and not plan.sequence:
             raise NasSemanticError(
                 f"the cell `{stage.name}` reads {describe(outputs[tokens[0]])} from "
                 f"`{plan.stages[tokens[0]].name}`, where a cell reads feature maps",
@@ -201,7 +211,10 @@ def _cell_placements(space: SpaceIR, plan: Plan, stage: Stage) -> Iterator[Place
             continue
         size = plan.size if source == IMAGE else plan.stages[source].out_size
         site = Site(item.adapter_span or item.span or stage.span, f"{base}.{item.name}")
-        yield Placement(item.adapter, c_in, stage.width, stride, size, False, affines, site, up)
+        yield Placement(
+            item.adapter, c_in, stage.width, stride, size, False, affines, site, up,
+            sequence=plan.sequence,
+        )
     inputs = set(cell.input_names)
     for edge in cell.edges:
         from_input = edge.source in inputs
@@ -211,7 +224,10 @@ def _cell_placements(space: SpaceIR, plan: Plan, stage: Stage) -> Iterator[Place
         # A block choice reads what the stage before it gives, a sequence of tokens too.
         block = {"stage": stage.index, "reads": stage.inputs[0]} if choice is not None else {}
         for op, site in _op_sites(space, cell, edge, choice, stage.span):
-            yield Placement(op, c_in, stage.width, stride, size, False, affines, site, **block)
+            yield Placement(
+                op, c_in, stage.width, stride, size, False, affines, site, sequence=plan.sequence,
+                **block,
+            )
 
 
 def _op_sites(space: SpaceIR, cell, edge, choice, fallback):
@@ -236,8 +252,9 @@ def _op_sites(space: SpaceIR, cell, edge, choice, fallback):
 class _Inference:
     """Works out op bodies for concrete sizes, remembering what it has checked."""
 
-    def __init__(self, space: SpaceIR):
-        self.defs = {defn.name: defn for defn in prelude()}
+    def __init__(self, space: SpaceIR, time: bool = False):
+        self.time = time  # a network over time (`input tokens/sequence`): its sequences are steps
+        self.defs = {defn.name: defn for defn in library()}
         self.defs.update((defn.name, defn) for defn in space.opdefs)
         self.own = {defn.name for defn in space.opdefs}
         self.done: dict[tuple, Shape] = {}
@@ -253,11 +270,14 @@ class _Inference:
         site: Site,
         up: int = 1,
         given: Shape | None = None,
+        sequence: bool = False,
     ) -> Shape:
         """Check the op `name` (canonical) placed at `stride` (or upsampling by `up`) on a
-        `size` x `size` map, or on the sequence `given`, and return what it gives."""
+        `size` x `size` map (a time sequence's `size` x 1), or on the sequence of tokens
+        `given`, and return what it gives."""
+        size2 = (size, 1) if sequence else (size, size)
         return self.op(
-            name, c_in, c_out, stride, (size, size), affine, site, site.path, up=up, given=given
+            name, c_in, c_out, stride, size2, affine, site, site.path, up, given, sequence
         )
 
     def op(
@@ -272,23 +292,32 @@ class _Inference:
         where: str,
         up: int = 1,
         given: Shape | None = None,
+        sequence: bool = False,
     ) -> Shape:
         """The shape an op gives, checked against its place; ops without a body obey the rule.
         `given` is the sequence of tokens it reads, if it reads one rather than a map."""
         base, values = ast.split_op_name(name)
         defn = self.defs.get(base)
         expected = Shape(
-            c_out, halve(size[0], stride) * up, halve(size[1], stride) * up, Fraction(stride, up)
+            c_out,
+            halve(size[0], stride) * up,
+            halve(size[1], stride) * up,
+            Fraction(stride, up),
+            sequence=sequence,
         )
         if defn is None or len(values) != len(defn.params):
             return expected
-        key = (name, c_in, c_out, stride, size, affine, up, given)
+        key = (name, c_in, c_out, stride, size, affine, up, given, sequence)
         if key not in self.done:
             env = {**dict(zip(defn.params, values)), "C_in": c_in, "C_out": c_out}
             env.update(stride=stride, affine=affine, up=up)
             body = _Body(self, defn, env, site, where)
-            # A sequence read from the stage before: its stride counts from here.
-            start = Shape(c_in, *size) if given is None else attrs.evolve(given, stride=1)
+            # A sequence of tokens read from the stage before: its stride counts from here.
+            start = (
+                Shape(c_in, *size, sequence=sequence)
+                if given is None
+                else attrs.evolve(given, stride=1)
+            )
             self.done[key] = body.finish(body.walk(defn.body, start), size)
         return self.done[key]
 
@@ -353,7 +382,7 @@ class _Body:
                 "end the body with a step that makes C_out channels, e.g. `conv(1)`",
             )
         if self.defn.role == "head":
-            if shape.sequence:
+            if shape.sequence and not self.inference.time:
                 raise self.fail(
                     f"the head `{name}` does not end in class scores: it gives "
                     f"{describe(shape)}",
@@ -361,7 +390,7 @@ class _Body:
                     "pool the tokens before the classifier: `token_pool(first = 1) -> linear` "
                     "(the class token) or `token_pool -> linear` (their mean)",
                 )
-            if not shape.flat:
+            if not (shape.flat or shape.sequence):
                 raise self.fail(
                     f"the head `{name}` does not end in class scores: it gives a "
                     f"{shape.height}x{shape.width} map",
@@ -563,7 +592,7 @@ class _Body:
         }
 
     def call(self, call: ast.OpCall, shape: Shape) -> Shape:
-        if shape.flat and call.name not in ("linear", "identity"):
+        if shape.flat and call.name not in ("linear", "identity", "dense", "dropout"):
             raise self.fail(
                 f"`{call.name}` follows `gap` in op `{self.defn.name}`",
                 call.span,
@@ -572,7 +601,8 @@ class _Body:
         primitive = PRIMITIVES.get(call.name)
         if primitive is None:
             return self.nested(call, shape)
-        check_reads(self, call, shape)
+        if call.name not in TIME_PRIMITIVES:  # sequence_step checks what those read
+            check_reads(self, call, shape)
         args = self.args(call, primitive.params, primitive)
         after, (down, across) = self.primitive(call, args, shape)
         wanted = (_resized(shape.height, down), _resized(shape.width, across))
@@ -698,9 +728,51 @@ class _Body:
                 )
             out = self.positive(call, a, "out", env["C_out"])
             return Shape(out, 1, 1, shape.stride, flat=True), (1, 1)
+        if name in TIME_PRIMITIVES:
+            return self.sequence_step(call, a, shape)
         if name in SEQUENCE_PRIMITIVES or name in ("patch_embed", "linear"):
             return token_step(self, call, a, shape)
         return shape, (1, 1)  # bn, the activations, identity: the shape is unchanged
+
+    def sequence_step(
+        self, call: ast.OpCall, a: Mapping[str, int], shape: Shape
+    ) -> tuple[Shape, tuple[int, int]]:
+        """The primitives of sequences (docs/language.md, section 25): they read a sequence, one
+        of its steps, or a flat vector; never an image's feature map."""
+        name, env = call.name, self.env
+        if not (shape.sequence or shape.flat) and name not in ("dropout", "neg"):
+            raise self.fail(
+                f"`{name}` in op `{self.defn.name}` reads an image's feature map, not a sequence",
+                call.span,
+                "sequence primitives work in networks that read sequences (`input "
+                "tokens(vocabulary)` or `input sequence(features)`); on feature maps use "
+                "`conv(1)` for a dense layer, `conv(k)` and `maxpool(k)` over space",
+            )
+        if name == "dense":
+            out = self.positive(call, a, "out", env["C_out"])
+            return attrs.evolve(shape, channels=out), (1, 1)
+        if name == "embedding":
+            out = self.positive(call, a, "out", env["C_out"])
+            return attrs.evolve(shape, channels=out), (1, 1)
+        if name == "dropout":
+            if not 0 <= a.get("p", 0.5) < 1:
+                raise self.fail(
+                    f"`p` of `dropout` in op `{self.defn.name}` must lie in [0, 1), not {a['p']}",
+                    call.span,
+                    "write a probability, e.g. `dropout(0.25)`",
+                )
+            return shape, (1, 1)
+        if name in ("neg", "bn1d"):
+            return shape, (1, 1)
+        k = self.positive(call, a, "k", 1)
+        stride = self.positive(call, a, "stride", 1)
+        if name == "conv1d":
+            out = self.positive(call, a, "out", env["C_out"])
+            dilation = self.positive(call, a, "dilation", 1)
+            length = _conv_size(shape.height, k, stride, dilation)
+            return Shape(out, length, 1, shape.stride * stride, sequence=True), (stride, 1)
+        length = _pool_size(shape.height, k, stride, k // 2, False)
+        return Shape(shape.channels, length, 1, shape.stride * stride, sequence=True), (stride, 1)
 
     def nested(self, call: ast.OpCall, shape: Shape) -> Shape:
         """Another op inside this one: its parameters, then `out` and `stride`."""
@@ -713,9 +785,11 @@ class _Body:
         name = ast.op_name(call.name, [a[p] for p in params])
         site = Site(call.span, f"op.{self.defn.name}.{call.name}") if self.own else self.site
         size = (shape.height, shape.width)
-        affine, given = self.env["affine"], shape if shape.sequence else None
+        affine, time = self.env["affine"], self.inference.time
+        given = shape if shape.sequence and not time else None
         inner = self.inference.op(
-            name, shape.channels, out, stride, size, affine, site, self.where, given=given
+            name, shape.channels, out, stride, size, affine, site, self.where, 1, given,
+            shape.sequence and time,
         )
         return attrs.evolve(inner, stride=shape.stride * stride)
 

@@ -278,6 +278,17 @@ class _ToAst(CircuitTransformer, Transformer):
             span=self._s(meta),
         )
 
+    def out_mean(self, meta, *names):
+        names = [name for name in names if name is not None]
+        return ast.OutputDecl(
+            nodes=[str(name) for name in names], concat=False, mean=True, span=self._s(meta)
+        )
+
+    def next_state(self, meta, state, node):
+        return ast.NextDecl(
+            state=str(state), node=str(node), span=self._s(state), node_span=self._s(node)
+        )
+
     def empty(self, meta):
         return None
 
@@ -311,6 +322,16 @@ class _ToAst(CircuitTransformer, Transformer):
 
     def input_stmt(self, meta, channels, size):
         return ast.MacroDecl(kind="input", args=[channels, size], span=self._s(meta))
+
+    def input_kind(self, meta, kind, size):
+        if str(kind) not in ("tokens", "sequence"):
+            raise NasSyntaxError(
+                f"unknown input `{kind}`",
+                span=self._s(kind),
+                hint="a network reads images, `input(channels, size)`, token sequences, "
+                "`input tokens(vocabulary)`, or sequences of vectors, `input sequence(features)`",
+            )
+        return ast.MacroDecl(kind="input", args=[size], label=str(kind), span=self._s(meta))
 
     def _call_stmt(kind):  # noqa: N805 - a factory for the four call statements below
         def method(self, meta, call, reads=None):

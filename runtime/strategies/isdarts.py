@@ -190,7 +190,10 @@ def information_sums(output: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     over a batch divided by the counts are the mean of `information` over the samples (up to
     rounding).
     """
-    x = output.detach().float().flatten(2)  # (B, C, pixels), for any number of spatial axes
+    x = output.detach().float()
+    # (B, C, pixels), for any number of spatial axes; a recurrent cell's op gives one step's
+    # state vectors (B, C), each a pixel, so its calls over the steps add up like pixels.
+    x = x.unsqueeze(-1) if x.dim() == 2 else x.flatten(2)
     channels = x.shape[1]
     centred = x - x.sum(dim=1, keepdim=True) / channels
     squares = (centred * centred).sum(dim=1) - centred.sum(dim=1).pow(2) / channels

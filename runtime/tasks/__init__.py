@@ -3,12 +3,14 @@ the network's head must produce, the loss, the metrics, how a prediction is draw
 
 `get_task(name)` finds a registered task; `@register_task("name")` on a `Task` subclass adds one
 (see `base.Task`). Image classification (`classification`) is the first and the default;
-semantic segmentation (`segmentation`) scores a label per pixel.
+semantic segmentation (`segmentation`) scores a label per pixel; language modelling
+(`language-model`) scores the next token of a stream.
 """
 
 from nasc.runtime.tasks import (  # noqa: F401 - registers the built-in tasks
     circuits,
     classification,
+    language_model,
     segmentation,
 )
 from nasc.runtime.tasks.base import Task, TaskLoss

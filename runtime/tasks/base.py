@@ -27,8 +27,8 @@ class Task:
         metric: the metric that reports call accuracy: records carry `train_<metric>` and
             `test_<metric>`, result.json's `final_test_acc` is its last `test_<metric>` (and,
             for a metric other than `acc`, `final_test_<metric>` too, with `metric` naming
-            it), and the best epoch of a training run is the one where it is largest (higher
-            is better).
+            it), and the best epoch of a training run is the one where it is largest (or
+            smallest, where `higher_is_better` is False).
         metric_label: how reports and the command line name the metric ("accuracy", "mIoU").
         sums: the names of the per-batch sums that `batch_sums` returns and `metrics` reads
             (a checkpoint taken inside an epoch keeps them). A sum is a tensor of any fixed
@@ -38,6 +38,7 @@ class Task:
     name: ClassVar[str] = "base"
     metric: ClassVar[str] = "acc"
     metric_label: ClassVar[str] = "accuracy"
+    higher_is_better: ClassVar[bool] = True  # False: the best epoch has the least (perplexity)
     sums: ClassVar[tuple[str, ...]] = ()
     words: ClassVar[dict[str, str]] = DATA_PARAMS  # how errors name each of `facts`
 

@@ -128,7 +128,8 @@ class Trainer(RunRecords):
         self._checked = False  # the network's output is checked against the task once
         self.criterion = TaskLoss(self.task, config.label_smoothing)
         self.epoch = 0
-        self.best = -math.inf  # the best test metric so far (the task's, higher is better)
+        # The best test metric so far (the task's, higher is better unless it says otherwise).
+        self.best = -math.inf if self.task.higher_is_better else math.inf
         self.metric_lines = 0
         self.metric_records: list[dict] = []  # kept in checkpoints: metrics.jsonl is rebuilt
         self.seconds = 0.0  # time spent on the epochs checkpointed so far, over every session
@@ -242,8 +243,8 @@ class Trainer(RunRecords):
             self._check_diverged(record)
             self.epoch += 1
             score = record[f"test_{self.task.metric}"]
-            improved = score > self.best
-            self.best = max(self.best, score)
+            improved = score > self.best if self.task.higher_is_better else score < self.best
+            self.best = score if improved else self.best
             record[f"best_test_{self.task.metric}"] = self.best
             self._log(record)
             self.seconds += time.perf_counter() - started

@@ -171,7 +171,7 @@ def fit_augmentation(config: TrainConfig, data, given: Mapping[str, Any], warn) 
     Raises:
         NascUsageError: a given cutout that covers the whole image.
     """
-    if config.cutout == 0:
+    if config.cutout == 0 or not hasattr(data, "size"):  # no images (token streams): no cutout
         return config
     size = data.size
     if given.get("cutout") is not None:
