@@ -30,7 +30,7 @@ op fc = dense
 op fc_nobias = dense(bias = 0)
 
 # Token ids to vectors: a table of C_out features for each of the C_in tokens of the vocabulary.
-op embed = embedding
+op word_embed = embedding
 
 # Scores per time step, a dense layer to C_out (the vocabulary): a language model's decoder.
 op decoder with head = dense

@@ -601,7 +601,8 @@ class _Body:
         primitive = PRIMITIVES.get(call.name)
         if primitive is None:
             return self.nested(call, shape)
-        if call.name not in TIME_PRIMITIVES:  # sequence_step checks what those read
+        # The token checks; a network over time, and sequence_step, check what theirs read.
+        if not self.inference.time and call.name not in TIME_PRIMITIVES:
             check_reads(self, call, shape)
         args = self.args(call, primitive.params, primitive)
         after, (down, across) = self.primitive(call, args, shape)

@@ -65,7 +65,7 @@ cell darts_rnn(x, h) {
 
 network darts_rnn(vocab = 100, units = 32) {
     input tokens(vocab)
-    stem embed(units)
+    stem word_embed(units)
     darts_rnn @ units
     head tied_decoder(vocab)
 }
