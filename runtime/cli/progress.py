@@ -160,22 +160,27 @@ def accuracy_lines(result: dict) -> list[str]:
     after discretisation, and the found cell's own where a table knows it."""
     lines = []
     label = result.get("metric_label", "accuracy")
+    unit = result.get("metric_unit", "%")
     supernet = result.get("supernet_test_acc") or {}
     if supernet.get("before_discretisation") is not None or supernet.get("discretised"):
         parts = []
         if supernet.get("before_discretisation") is not None:
             parts.append(
-                f"{supernet['before_discretisation']:.2f}% before discretisation "
+                f"{supernet['before_discretisation']:.2f}{unit} before discretisation "
                 f"(epoch {supernet.get('before_epoch')})"
             )
         if supernet.get("discretised") is not None:
-            parts.append(f"{supernet['discretised']:.2f}% discretised to the found architecture")
+            parts.append(
+                f"{supernet['discretised']:.2f}{unit} discretised to the found architecture"
+            )
         lines.append(
             f"supernet test {label} (shared weights, not trained from scratch): "
             + ", ".join(parts)
         )
     elif result.get("final_test_acc") is not None:
-        lines.append(f"supernet test {label} (last epoch): {result['final_test_acc']:.2f}%")
+        lines.append(
+            f"supernet test {label} (last epoch): {result['final_test_acc']:.2f}{unit}"
+        )
     accuracy = result.get("nb201_accuracy")
     if accuracy:
         ranks = result.get("nb201_rank") or {}

@@ -645,24 +645,26 @@ def _html(run_dir: Path, config: dict, result: dict, drawn: dict, extra: dict) -
     for key in ("blocks", "nb201", "darts"):
         if key in result:
             summary.append(_row(key, result[key]))
+    unit = result.get("metric_unit", "%")
     supernet = result.get("supernet_test_acc") or {}
     if supernet.get("before_discretisation") is not None:
         summary.append(
             _row(
                 f"supernet test {label} before discretisation (shared weights)",
-                f"{supernet['before_discretisation']:.2f}% (epoch {supernet.get('before_epoch')})",
+                f"{supernet['before_discretisation']:.2f}{unit} "
+                f"(epoch {supernet.get('before_epoch')})",
             )
         )
     if supernet.get("discretised") is not None:
         summary.append(
             _row(
                 f"supernet test {label} discretised to the found architecture (shared weights)",
-                f"{supernet['discretised']:.2f}%",
+                f"{supernet['discretised']:.2f}{unit}",
             )
         )
     if not supernet and result.get("final_test_acc") is not None:
         summary.append(
-            _row(f"supernet test {label} (last epoch)", f"{result['final_test_acc']:.2f}%")
+            _row(f"supernet test {label} (last epoch)", f"{result['final_test_acc']:.2f}{unit}")
         )
     if result.get("nb201_accuracy"):
         ranks = result.get("nb201_rank") or {}

@@ -38,6 +38,7 @@ class Task:
     name: ClassVar[str] = "base"
     metric: ClassVar[str] = "acc"
     metric_label: ClassVar[str] = "accuracy"
+    metric_unit: ClassVar[str] = "%"  # written after the metric's values ("" for perplexity)
     higher_is_better: ClassVar[bool] = True  # False: the best epoch has the least (perplexity)
     sums: ClassVar[tuple[str, ...]] = ()
     words: ClassVar[dict[str, str]] = DATA_PARAMS  # how errors name each of `facts`
@@ -184,6 +185,7 @@ class Task:
         for a metric other than `acc`, the final (and best) value under its own name
         (`final_test_miou`); `final_test_acc` and `best_test_acc` hold them for every task."""
         fields = {"task": self.name, "metric": self.metric, "metric_label": self.metric_label}
+        fields["metric_unit"] = self.metric_unit
         if self.metric != "acc":
             fields[f"final_test_{self.metric}"] = final
             if best is not None:

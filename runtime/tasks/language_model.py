@@ -44,6 +44,7 @@ class LanguageModel(Task):
 
     metric = "ppl"
     metric_label = "perplexity"
+    metric_unit = ""
     higher_is_better = False
     sums = ("nll", "tokens", "correct")
     words = {"classes": "words in its vocabulary", "vocab": "words in its vocabulary"}

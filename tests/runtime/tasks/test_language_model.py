@@ -180,3 +180,19 @@ def test_a_killed_language_model_search_resumes_to_the_same_result(tmp_path):
     ppl = [line["test_ppl"] for line in lines(run) if line.get("event") == "epoch"]
     want = [line["test_ppl"] for line in lines(reference) if line.get("event") == "epoch"]
     assert ppl == pytest.approx(want, rel=1e-6)
+
+
+def test_perplexity_is_printed_without_a_percent_sign():
+    """The search summary writes the task's unit after its metric: nothing after a
+    perplexity, `%` after an accuracy."""
+    from nasc.runtime.cli.progress import accuracy_lines
+    from nasc.runtime.tasks import get_task
+
+    task = get_task("language-model")
+    result = {**task.metric_fields(55.5), "supernet_test_acc": {"discretised": 55.5}}
+    assert accuracy_lines(result) == [
+        "supernet test perplexity (shared weights, not trained from scratch): 55.50 discretised "
+        "to the found architecture"
+    ]
+    images = {**get_task("classification").metric_fields(91.0)}
+    assert "91.00%" in accuracy_lines({**images, "final_test_acc": 91.0})[0]
