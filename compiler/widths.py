@@ -196,9 +196,7 @@ class _Unit:
 
 def _units(stage_module: nn.Module, stage) -> list[_Unit]:
     """The ops of a placed cell (adapters, fused adapters, edge ops), or a whole block."""
-    from .supernet import CellModule
-
-    if isinstance(stage_module, CellModule):
+    if stage.kind == "cell":
         units = [_Unit(f"adapters.{k}", stage_module.adapters, k) for k in stage_module.adapters]
         for name, fuse in stage_module.fuse.items():
             units += [_Unit(f"fuse.{name}.{k}", fuse, k) for k in fuse._modules]

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from .opdefs import MAP_HINT, SEQUENCE_HINT
+# Said of a map-only step given a sequence, and of a sequence step given a map.
+SEQUENCE_HINT = (
+    "a sequence of tokens is read by layer_norm, self_attention, mlp, linear, class_token, "
+    "pos_embed, token_pool and the activations; a head pools it with `token_pool` before "
+    "`linear`"
+)
+MAP_HINT = "turn the map into a sequence of tokens first, e.g. `patch_embed(16)` (16x16 patches)"
 
 # Labelled common mistakes: each hint comes with files that make the mistake. A failing parse is
 # matched against these by the parser state it fails in (`diagnose._match_mistake`), so a new file

@@ -233,13 +233,6 @@ SEQUENCE_PRIMITIVES = frozenset(
 EITHER_PRIMITIVES = frozenset(
     {"relu", "relu6", "hardswish", "hardsigmoid", "sigmoid", "tanh", "gelu", "identity", "linear"}
 )
-# Said of a map-only step given a sequence, and of a sequence step given a map.
-SEQUENCE_HINT = (
-    "a sequence of tokens is read by layer_norm, self_attention, mlp, linear, class_token, "
-    "pos_embed, token_pool and the activations; a head pools it with `token_pool` before "
-    "`linear`"
-)
-MAP_HINT = "turn the map into a sequence of tokens first, e.g. `patch_embed(16)` (16x16 patches)"
 
 
 # The primitives that read only sequences (docs/language.md, section 25): an op built of one is

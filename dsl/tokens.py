@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING
 import attrs
 
 from . import ast
-from .opdefs import EITHER_PRIMITIVES, MAP_HINT, SEQUENCE_HINT, SEQUENCE_PRIMITIVES
+from .mistakes import MAP_HINT, SEQUENCE_HINT
+from .opdefs import EITHER_PRIMITIVES, SEQUENCE_PRIMITIVES
 
 if TYPE_CHECKING:
     from .shapes import Shape
