@@ -27,7 +27,7 @@ WIDTH_PROPERTIES = {
 }
 
 
-def _conv_widths(net, x) -> list[tuple[int, ...]]:
+def conv_output_shapes(net, x) -> list[tuple[int, ...]]:
     """The output shape of every convolution one forward runs, in order."""
     import torch
     from torch import nn
@@ -76,7 +76,7 @@ def check_width_masks(net, genotype: Genotype, overrides=None) -> None:
             f"(largest difference {(mine - theirs).abs().max().item():.3g})",
             span=space.network.span,
         )
-    if _conv_widths(net, x) != _conv_widths(fixed, x):
+    if conv_output_shapes(net, x) != conv_output_shapes(fixed, x):
         raise PropertyFailure(
             prop,
             f"masked to {widths}, the supernet's convolutions run at other widths than the "

@@ -55,13 +55,22 @@ def copy_gates(cell, reference: nn.RNNBase, gates: dict[str, tuple[str, str]]) -
                 layer.bias.copy_(getattr(reference, f"bias_{kind}_l0")[part])
 
 
-@pytest.mark.parametrize("sizes", [(FEATURES, HIDDEN), (3, 12)])
-def test_lstm_has_the_parameters_of_torch_lstm(sizes):
-    """The LSTM cell has torch.nn.LSTM's parameter count, the network that and a decoder's."""
+@pytest.mark.parametrize(
+    "example, reference, sizes",
+    [
+        ("lstm", nn.LSTM, (FEATURES, HIDDEN)),
+        ("lstm", nn.LSTM, (3, 12)),
+        ("gru", nn.GRU, (FEATURES, HIDDEN)),
+        ("gru", nn.GRU, (9, 4)),
+    ],
+)
+def test_recurrent_cells_have_the_parameters_of_torch(example, reference, sizes):
+    """The LSTM and GRU cells have torch.nn.LSTM's and torch.nn.GRU's parameter counts, the
+    networks those and a decoder's."""
     features, hidden = sizes
-    net = network("examples/lstm.nas", features=features, hidden=hidden)
-    lstm = nn.LSTM(features, hidden, batch_first=True)
-    expected = sum(p.numel() for p in lstm.parameters())
+    net = network(f"examples/{example}.nas", features=features, hidden=hidden)
+    layer = reference(features, hidden, batch_first=True)
+    expected = sum(p.numel() for p in layer.parameters())
     assert cell_weights(net) == expected
     decoder = nn.Linear(hidden, features)
     assert net.num_parameters() == expected + sum(p.numel() for p in decoder.parameters())
@@ -84,18 +93,6 @@ def test_lstm_computes_torch_lstm_outputs_and_final_states():
     h, c = cell.final
     torch.testing.assert_close(h, h_n[0], atol=1e-5, rtol=0)
     torch.testing.assert_close(c, c_n[0], atol=1e-5, rtol=0)
-
-
-@pytest.mark.parametrize("sizes", [(FEATURES, HIDDEN), (9, 4)])
-def test_gru_has_the_parameters_of_torch_gru(sizes):
-    """The GRU cell has torch.nn.GRU's parameter count, the network that and a decoder's."""
-    features, hidden = sizes
-    net = network("examples/gru.nas", features=features, hidden=hidden)
-    gru = nn.GRU(features, hidden, batch_first=True)
-    expected = sum(p.numel() for p in gru.parameters())
-    assert cell_weights(net) == expected
-    decoder = nn.Linear(hidden, features)
-    assert net.num_parameters() == expected + sum(p.numel() for p in decoder.parameters())
 
 
 def test_gru_computes_torch_gru_outputs_and_final_state():

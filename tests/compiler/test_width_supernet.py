@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from nasc.compiler import compile_space, export_network
 from nasc.dsl import Genotype, load_space, parse_space
 from nasc.dsl.ir import BLOCK_EDGE
+from nasc.runtime.testing.widths import conv_output_shapes
 
 MBCONV = """
 op mbconv(e, k) = residual(
@@ -30,23 +30,6 @@ def decided(space, **widths) -> Genotype:
     return Genotype({label: {BLOCK_EDGE: (str(width),)} for label, width in widths.items()})
 
 
-def conv_shapes(net, x) -> list[tuple]:
-    """The output shape of every convolution a forward runs, in order."""
-    shapes = []
-    handles = [
-        m.register_forward_hook(lambda m, i, o: shapes.append(tuple(o.shape)))
-        for m in net.modules()
-        if isinstance(m, nn.Conv2d)
-    ]
-    try:
-        with torch.no_grad():
-            net(x)
-    finally:
-        for handle in handles:
-            handle.remove()
-    return shapes
-
-
 def test_a_masked_width_equals_the_network_of_that_width(catalog):
     """NATS size space masked to one width per layer computes what the fixed network of those
     widths computes with the sliced weights, also after BN statistics moved."""
@@ -64,7 +47,7 @@ def test_a_masked_width_equals_the_network_of_that_width(catalog):
     with torch.no_grad():
         assert torch.allclose(net(x), fixed(x), atol=1e-5)
     # Every convolution runs at the fixed network's width: nothing at 64 with zeros.
-    assert conv_shapes(net, x) == conv_shapes(fixed, x)
+    assert conv_output_shapes(net, x) == conv_output_shapes(fixed, x)
 
 
 def test_an_expansion_ratio_and_a_parameter_width_slice_one_block(catalog):
@@ -82,8 +65,8 @@ def test_an_expansion_ratio_and_a_parameter_width_slice_one_block(catalog):
         net.eval()
         with torch.no_grad():
             assert torch.allclose(net(x), fixed(x), atol=1e-5)
-        assert conv_shapes(net, x) == conv_shapes(fixed, x)
-        expanded = [shape[1] for shape in conv_shapes(fixed, x)]
+        assert conv_output_shapes(net, x) == conv_output_shapes(fixed, x)
+        expanded = [shape[1] for shape in conv_output_shapes(fixed, x)]
         assert ratio * c in expanded
 
 
