@@ -62,10 +62,29 @@ def lint_space(
         names[cell.name] = cell
         _check_cell(space, cell, catalog)
     check_network(space, catalog)
+    _check_width_overrides(space, overrides)
     space = space.for_values(overrides)
     for phase in ("search", "train") if space.network.phased else ("search",):
         check_shapes(space, instantiate(space, overrides, catalog, phase=phase), catalog)
     return checked
+
+
+def _check_width_overrides(space: SpaceIR, overrides: Mapping[str, int]) -> None:
+    """Refuse `-D NAME=...` for a parameter whose default is a choice among widths: the search
+    decides it, and the supernet is built from the set."""
+    for choice in space.width_choices:
+        if choice.label not in overrides:
+            continue
+        param = next(p for p in space.network.params if p.name == choice.label)
+        value = overrides[choice.label]
+        raise NasSemanticError(
+            f"-D {choice.label}={value}: `{choice.label}` is a choice among the widths "
+            f"{{{', '.join(map(str, choice.widths))}}}, which the search decides",
+            span=param.span,
+            path=f"{space.name}.params.{choice.label}",
+            hint=f"to fix the width, write `{choice.label} = {value}` in the file in place of "
+            "the set; to search fewer widths, list fewer in the set",
+        )
 
 
 def _check_opsets(space: SpaceIR, catalog) -> None:

@@ -138,3 +138,15 @@ def test_a_candidate_argument_cannot_be_a_width_choice(catalog):
     text = "ops s = {nor_conv_3x3, mbconv({3, 6}, 5)}\n" + network("resblock(C)")
     error = refused(text, catalog, "a choice among widths in the candidate `mbconv`")
     assert "mbconv(C, {3, 6}, 5)" in error.hint
+
+
+def test_a_define_of_a_width_choice_is_refused_at_the_parameter(catalog):
+    """`-D C=12` for a parameter whose default is a choice among widths is refused where the
+    parameter is written, before any network is built (the search decides it)."""
+    text = CELL + network("c @ C", params="C = {8, 16}")
+    message = "-D C=12: `C` is a choice among the widths"
+    with pytest.raises(NascError, match=re.escape(message)) as info:
+        parse_space(text, "w.nas", catalog=catalog, overrides={"C": 12})
+    assert info.value.span.line == CELL.count("\n") + 1
+    assert "`C = 12`" in info.value.hint
+    assert parse_space(text, "w.nas", catalog=catalog, overrides={"classes": 5}).width_choices
